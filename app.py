@@ -48,16 +48,16 @@ def build_app() -> gr.Blocks:
                         "OpenAI-compatible server work without it."
                     )
         with gr.Tabs():
-            with gr.Tab("1. Filter", id="filter") as filter:
-                filter_tab.build(session, filter)
-            with gr.Tab("2. Playground", id="playground") as playground:
-                playground_tab.build(session, playground)
-            with gr.Tab("3. Pipeline", id="pipeline") as pipeline:
-                pipeline_tab.build(session, pipeline)
-            with gr.Tab("4. Argilla", id="argilla") as argilla:
-                argilla_tab.build(session, argilla)
-            with gr.Tab("5. Export", id="export") as export:
-                export_tab.build(session, export)
+            with gr.Tab("1. Filter", id="filter") as tab_filter:
+                filter_tab.build(session, tab_filter)
+            with gr.Tab("2. Playground", id="playground") as tab_playground:
+                playground_tab.build(session, tab_playground)
+            with gr.Tab("3. Pipeline", id="pipeline") as tab_pipeline:
+                pipeline_tab.build(session, tab_pipeline)
+            with gr.Tab("4. Argilla", id="argilla") as tab_argilla:
+                argilla_tab.build(session, tab_argilla)
+            with gr.Tab("5. Export", id="export") as tab_export:
+                export_tab.build(session, tab_export)
     return demo
 
 
