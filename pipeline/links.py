@@ -1,0 +1,67 @@
+"""Links for a language community: open the app with the language (and optionally model and system prompt)
+already chosen, e.g. ``https://huggingface.co/spaces/you/dpo-studio?language=nld&model=Qwen/Qwen2.5-7B-Instruct``.
+
+Only these three public choices travel in a link; nothing secret (no token, no API key, no base URL with
+credentials) is ever put in one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+# Query parameter names, short and readable.
+LANGUAGE = "language"
+MODEL = "model"
+SYSTEM_PROMPT = "system_prompt"
+
+MAX_SYSTEM_PROMPT_CHARS = 2000  # browsers and proxies cut long URLs; a longer prompt is left out of the link
+MAX_VALUE_CHARS = 200
+
+
+@dataclass(frozen=True)
+class SharedChoices:
+    """What a community link pre-selects. Empty strings mean "not given"."""
+
+    language: str = ""
+    model: str = ""
+    system_prompt: str = ""
+
+    def is_empty(self) -> bool:
+        return not (self.language or self.model or self.system_prompt)
+
+
+def build_link(base_url: str, choices: SharedChoices) -> str:
+    """Build a link to ``base_url`` that pre-selects ``choices``.
+
+    Existing query parameters of ``base_url`` are replaced; empty choices are left out. A system prompt longer
+    than ``MAX_SYSTEM_PROMPT_CHARS`` is left out (the link would be cut by browsers).
+
+    >>> build_link("https://x.hf.space/", SharedChoices(language="nld", model="org/m"))
+    'https://x.hf.space/?language=nld&model=org%2Fm'
+    """
+    params: dict[str, str] = {}
+    if choices.language:
+        params[LANGUAGE] = choices.language.strip()
+    if choices.model:
+        params[MODEL] = choices.model.strip()
+    if choices.system_prompt and len(choices.system_prompt) <= MAX_SYSTEM_PROMPT_CHARS:
+        params[SYSTEM_PROMPT] = choices.system_prompt
+    scheme, netloc, path, _query, _fragment = urlsplit(base_url)
+    return urlunsplit((scheme, netloc, path or "/", urlencode(params), ""))
+
+
+def parse_link_params(query: Mapping[str, str]) -> SharedChoices:
+    """Read the choices from a request's query parameters, ignoring unknown ones and over-long values."""
+
+    def value(key: str, limit: int) -> str:
+        raw = query.get(key) or ""
+        raw = raw.strip() if key != SYSTEM_PROMPT else raw
+        return raw if len(raw) <= limit else ""
+
+    return SharedChoices(
+        language=value(LANGUAGE, MAX_VALUE_CHARS),
+        model=value(MODEL, MAX_VALUE_CHARS),
+        system_prompt=value(SYSTEM_PROMPT, MAX_SYSTEM_PROMPT_CHARS),
+    )
