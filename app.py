@@ -20,32 +20,36 @@ INTRO = (
 )
 
 
-def oauth_available() -> bool:
-    """Sign-in works on a Space with ``hf_oauth: true``; locally Gradio mocks it only when an HF token exists."""
-    if os.environ.get("SPACE_ID"):
-        return True
-    try:
-        from huggingface_hub import get_token
-
-        return get_token() is not None
-    except Exception:  # noqa: BLE001 - no token source at all
-        return False
+def in_space() -> bool:
+    return os.environ.get("SYSTEM") == "spaces"
 
 
-def build_app() -> gr.Blocks:
+def login_available() -> tuple[bool, str]:
+    """Whether to show "Sign in with Hugging Face", and if not, the one line that says why.
+
+    On a Space (``hf_oauth: true``) sign-in is real. Locally Gradio mocks it with the machine's HF token, and
+    asks the Hub who that is once at start-up: without a token, or without a Hub to ask, there is no sign-in.
+    """
+    if in_space():
+        return True, ""
+    from pipeline import hub
+
+    return hub.local_login_check()
+
+
+def build_app(show_login: bool = False, login_note: str = "") -> gr.Blocks:
     with gr.Blocks(title=TITLE) as demo:
         session = gr.State(Session())
         with gr.Row():
             with gr.Column(scale=4):
                 gr.Markdown(f"# {TITLE}\n{INTRO}")
             with gr.Column(scale=1, min_width=220):
-                if oauth_available():
+                if show_login:
                     gr.LoginButton()
                 else:
                     gr.Markdown(
-                        "**Not signed in.** Sign-in works when this app runs as a Hugging Face Space. "
-                        "Pushing to the Hub and serverless inference need it; the demo data and a local "
-                        "OpenAI-compatible server work without it."
+                        f"**Sign-in is off here.** {login_note} Pushing to the Hub and serverless inference "
+                        "need it; the demo data and a local OpenAI-compatible server work without it."
                     )
         with gr.Tabs():
             with gr.Tab("1. Filter", id="filter") as tab_filter:
@@ -61,10 +65,14 @@ def build_app() -> gr.Blocks:
     return demo
 
 
-demo = build_app()
-
-if __name__ == "__main__":
+def main() -> None:
+    show_login, note = login_available()
+    demo = build_app(show_login=show_login, login_note=note)
     demo.queue(default_concurrency_limit=8).launch(
         server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
         ssr_mode=False,
     )
+
+
+if __name__ == "__main__":
+    main()
