@@ -1,0 +1,898 @@
+"""The one module that talks to LLM inference (everything else calls these functions).
+
+Three backends behind one interface, all through ``huggingface_hub``'s ``(Async)InferenceClient.chat_completion``:
+
+- ``serverless``: Hugging Face Inference Providers through the HF router, with the signed-in user's token
+  (``provider="auto"`` lets the router choose; or a named provider such as ``"together"``).
+- ``endpoint``: a dedicated Inference Endpoint (or any TGI) URL, with the user's token.
+- ``openai``: any OpenAI-compatible base URL (vLLM, TGI, Ollama, llama.cpp, ...) with an optional API key.
+
+Calls:
+
+- ``await achat(backend, messages, params, token)`` -> ``ChatResult`` (one reply; retries; concurrency-limited).
+  ``AsyncChat`` does the same but keeps one HTTP connection pool open for many calls (the pipeline uses it).
+- ``stream_chat(backend, messages, params, token)`` -> iterator of ``StreamEvent`` (sync; for Gradio
+  generator handlers): text deltas, then one final event with time to first token and tokens per second.
+
+Every failure is an ``InferenceError`` with a human message naming the model, the backend and what to do.
+Transient failures (429 honouring Retry-After, 503 model loading, other 5xx, time-outs, dropped connections,
+malformed replies) are retried with exponential backoff and jitter (tenacity), bounded in attempts and in time;
+400/401/403/404/422 surface at once. A process-wide limiter caps concurrent requests per backend for every caller
+(asyncio tasks on any event loop and threads alike; see ``set_concurrency_limit``).
+
+Tokens are passed per call and never logged, stored or put into messages. When no key is given for an
+``openai``/``endpoint`` backend, no ``Authorization`` header is sent (the machine's own HF token is never sent
+to a third-party URL), and ``serverless`` refuses to run without the user's token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import random
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass, field, replace
+from email.utils import parsedate_to_datetime
+from typing import Any, Literal
+from urllib.parse import urlparse
+
+import httpx2
+from huggingface_hub import AsyncInferenceClient, InferenceClient
+from huggingface_hub.errors import HfHubHTTPError, InferenceTimeoutError, TextGenerationError
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_before_delay,
+)
+
+log = logging.getLogger(__name__)
+
+BackendKind = Literal["serverless", "endpoint", "openai"]
+BACKEND_KINDS: tuple[str, ...] = ("serverless", "endpoint", "openai")
+BACKEND_LABELS: dict[str, str] = {
+    "serverless": "HF Inference Providers (serverless)",
+    "endpoint": "HF Inference Endpoint (dedicated URL)",
+    "openai": "OpenAI-compatible server (vLLM, TGI, Ollama, llama.cpp)",
+}
+# Providers the HF router knows (``auto`` = let the router pick, by your preference order on hf.co/settings).
+PROVIDERS: tuple[str, ...] = (
+    "auto",
+    "cerebras",
+    "cohere",
+    "featherless-ai",
+    "fireworks-ai",
+    "groq",
+    "hf-inference",
+    "hyperbolic",
+    "nebius",
+    "novita",
+    "nscale",
+    "ovhcloud",
+    "publicai",
+    "sambanova",
+    "scaleway",
+    "together",
+)
+# Popular instruction models that serve many languages on Inference Providers (suggestions, not a whitelist).
+SUGGESTED_MODELS: tuple[str, ...] = (
+    "meta-llama/Llama-3.3-70B-Instruct",
+    "meta-llama/Llama-3.1-8B-Instruct",
+    "Qwen/Qwen2.5-72B-Instruct",
+    "Qwen/Qwen3-32B",
+    "google/gemma-3-27b-it",
+    "CohereLabs/aya-expanse-32b",
+    "CohereLabs/aya-expanse-8b",
+    "mistralai/Mistral-Small-3.1-24B-Instruct-2503",
+    "deepseek-ai/DeepSeek-V3-0324",
+    "openai/gpt-oss-120b",
+    "HuggingFaceTB/SmolLM3-3B",
+)
+
+_NO_KEY = "no-key"  # placeholder so huggingface_hub does not fall back to the machine's token; header is dropped
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Public data types
+# ---------------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Backend:
+    """Where a model runs. ``base_url`` is for ``endpoint``/``openai``; ``provider`` for ``serverless``."""
+
+    kind: BackendKind
+    model: str
+    base_url: str = ""
+    provider: str = "auto"
+
+    @property
+    def label(self) -> str:
+        """Short human description, e.g. ``Qwen/Qwen2.5-72B-Instruct via HF Inference Providers (auto)``."""
+        if self.kind == "serverless":
+            return f"{self.model} via HF Inference Providers ({self.provider or 'auto'})"
+        if self.kind == "endpoint":
+            return f"{self.model or 'the endpoint model'} on Inference Endpoint {self.base_url}"
+        return f"{self.model} on {self.base_url}"
+
+    @property
+    def key(self) -> tuple[str, ...]:
+        """Identity used for the concurrency limit: one server (or one serverless model/provider)."""
+        if self.kind == "serverless":
+            return ("serverless", self.provider or "auto", self.model)
+        return (self.kind, _norm_url(self.base_url))
+
+    def validate(self) -> None:
+        """Raise ``InferenceError`` (kind ``bad_request``) if the backend is not usable as given."""
+        if self.kind not in BACKEND_KINDS:
+            raise InferenceError(f"Unknown backend {self.kind!r}: pick one of {', '.join(BACKEND_KINDS)}.",
+                                 kind="bad_request")
+        if self.kind in ("serverless", "openai") and not self.model.strip():
+            raise InferenceError("No model given: type a model id (e.g. Qwen/Qwen2.5-72B-Instruct).",
+                                 kind="bad_request")
+        if self.kind == "serverless" and self.provider and self.provider not in PROVIDERS:
+            raise InferenceError(
+                f"Unknown inference provider {self.provider!r}: pick one of {', '.join(PROVIDERS)}.",
+                kind="bad_request",
+            )
+        if self.kind in ("endpoint", "openai"):
+            parsed = urlparse(self.base_url.strip())
+            if parsed.scheme not in ("http", "https") or not parsed.netloc:
+                raise InferenceError(
+                    f"{BACKEND_LABELS[self.kind]}: {self.base_url!r} is not a URL. Give the server's base URL, "
+                    "e.g. http://localhost:8000/v1 or https://xyz.endpoints.huggingface.cloud.",
+                    kind="bad_request",
+                )
+
+
+@dataclass(frozen=True)
+class GenParams:
+    max_new_tokens: int = 512
+    temperature: float = 0.7
+    top_p: float = 0.95
+    seed: int | None = None
+
+
+@dataclass(frozen=True)
+class ChatResult:
+    text: str
+    finish_reason: str | None
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    elapsed_s: float
+    attempts: int = 1
+
+
+@dataclass(frozen=True)
+class StreamEvent:
+    """``kind="delta"``: ``delta`` is new text, ``text`` all text so far. ``kind="done"``: the final event, with
+    ``ttft_s`` (time to first token, from the call), ``tokens_per_s`` (decode speed after the first token),
+    ``completion_tokens`` and ``finish_reason`` (``"length"`` = cut by max new tokens)."""
+
+    kind: Literal["delta", "done"]
+    delta: str = ""
+    text: str = ""
+    ttft_s: float | None = None
+    tokens_per_s: float | None = None
+    completion_tokens: int | None = None
+    finish_reason: str | None = None
+    elapsed_s: float = 0.0
+
+
+class InferenceError(Exception):
+    """A failed inference call, with a message for people.
+
+    ``kind`` is one of ``auth, forbidden, not_found, bad_request, too_long, rate_limited, unavailable, server,
+    timeout, connection, bad_response``; ``status`` the HTTP status if any; ``retryable`` whether trying again
+    later may help; ``retry_after`` the server's Retry-After in seconds, if it sent one."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        kind: str,
+        status: int | None = None,
+        retryable: bool = False,
+        retry_after: float | None = None,
+        attempts: int = 1,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.kind = kind
+        self.status = status
+        self.retryable = retryable
+        self.retry_after = retry_after
+        self.attempts = attempts
+
+    def __str__(self) -> str:
+        return self.message
+
+    def with_message(self, message: str, **changes: Any) -> InferenceError:
+        fields = dict(kind=self.kind, status=self.status, retryable=self.retryable, retry_after=self.retry_after,
+                      attempts=self.attempts)
+        fields.update(changes)
+        return InferenceError(message, **fields)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Bounded retries: at most ``max_attempts`` tries and ``max_total_s`` seconds (a wait that would cross the
+    budget is not started). Waits grow exponentially from ``base_backoff_s`` up to ``max_backoff_s`` with full
+    jitter; a 429's Retry-After is honoured (waited exactly, if it fits the budget)."""
+
+    max_attempts: int = 5
+    max_total_s: float = 120.0
+    base_backoff_s: float = 1.0
+    max_backoff_s: float = 20.0
+
+    def backoff(self, attempt: int, retry_after: float | None = None) -> float:
+        """Seconds to wait after failed ``attempt`` (1-based)."""
+        if retry_after is not None:
+            return max(0.0, retry_after)
+        cap = min(self.max_backoff_s, self.base_backoff_s * (2 ** (attempt - 1)))
+        return random.uniform(cap / 2, cap)  # "equal jitter": never hammer, never sync up
+
+
+DEFAULT_RETRY = RetryPolicy()
+# The Playground wants a quick answer: fewer, shorter retries.
+INTERACTIVE_RETRY = RetryPolicy(max_attempts=3, max_total_s=30.0, base_backoff_s=0.5, max_backoff_s=5.0)
+NO_RETRY = RetryPolicy(max_attempts=1)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Concurrency limit per backend, shared by every thread and event loop in the process
+# ---------------------------------------------------------------------------------------------------------------
+class _Waiter:
+    __slots__ = ("event", "loop", "future", "granted")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        self.loop = loop
+        self.future: asyncio.Future | None = loop.create_future() if loop is not None else None
+        self.event = threading.Event() if loop is None else None
+        self.granted = False
+
+    def wake(self) -> bool:
+        if self.event is not None:
+            self.event.set()
+            return True
+        try:
+            self.loop.call_soon_threadsafe(_resolve, self.future)  # type: ignore[union-attr]
+            return True
+        except RuntimeError:  # the loop is closed: nobody is waiting any more
+            return False
+
+
+def _resolve(future: asyncio.Future) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+class ConcurrencyLimiter:
+    """A FIFO counting semaphore usable from threads (``slot()``) and from any asyncio loop
+    (``async with aslot()``) at the same time; the count is process-wide. The limit can change at run time."""
+
+    def __init__(self, limit: int) -> None:
+        self._lock = threading.Lock()
+        self._limit = max(1, int(limit))
+        self._used = 0
+        self._waiters: deque[_Waiter] = deque()
+
+    @property
+    def limit(self) -> int:
+        return self._limit
+
+    @property
+    def in_use(self) -> int:
+        return self._used
+
+    @property
+    def waiting(self) -> int:
+        return len(self._waiters)
+
+    def set_limit(self, limit: int) -> None:
+        with self._lock:
+            self._limit = max(1, int(limit))
+            self._grant_locked()
+
+    def _grant_locked(self) -> None:
+        while self._waiters and self._used < self._limit:
+            waiter = self._waiters.popleft()
+            self._used += 1
+            waiter.granted = True
+            if not waiter.wake():
+                self._used -= 1
+                waiter.granted = False
+
+    def release(self) -> None:
+        with self._lock:
+            self._used -= 1
+            self._grant_locked()
+
+    def acquire(self, timeout: float | None = None) -> bool:
+        with self._lock:
+            if self._used < self._limit and not self._waiters:
+                self._used += 1
+                return True
+            waiter = _Waiter()
+            self._waiters.append(waiter)
+        waiter.event.wait(timeout)  # type: ignore[union-attr]
+        with self._lock:
+            if waiter.granted:
+                return True
+            self._waiters.remove(waiter)
+            return False
+
+    async def acquire_async(self) -> None:
+        with self._lock:
+            if self._used < self._limit and not self._waiters:
+                self._used += 1
+                return
+            waiter = _Waiter(asyncio.get_running_loop())
+            self._waiters.append(waiter)
+        try:
+            await waiter.future  # type: ignore[misc]
+        except BaseException:  # cancelled: give the slot back, or leave the queue
+            with self._lock:
+                if waiter.granted:
+                    self._used -= 1
+                    self._grant_locked()
+                else:
+                    try:
+                        self._waiters.remove(waiter)
+                    except ValueError:
+                        pass
+            raise
+
+    @contextmanager
+    def slot(self) -> Iterator[None]:
+        self.acquire()
+        try:
+            yield
+        finally:
+            self.release()
+
+    @asynccontextmanager
+    async def aslot(self):
+        await self.acquire_async()
+        try:
+            yield
+        finally:
+            self.release()
+
+
+def _default_limit(kind: str) -> int:
+    env = os.environ.get("DPO_STUDIO_MAX_CONCURRENCY", "").strip()
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    return 8 if kind == "serverless" else 32
+
+
+_LIMITERS: dict[tuple[str, ...], ConcurrencyLimiter] = {}
+_LIMITERS_LOCK = threading.Lock()
+
+
+def limiter_for(backend: Backend) -> ConcurrencyLimiter:
+    """The process-wide limiter of ``backend`` (created with the default limit on first use)."""
+    key = backend.key
+    with _LIMITERS_LOCK:
+        limiter = _LIMITERS.get(key)
+        if limiter is None:
+            limiter = _LIMITERS[key] = ConcurrencyLimiter(_default_limit(backend.kind))
+        return limiter
+
+
+def set_concurrency_limit(backend: Backend, limit: int) -> None:
+    """At most ``limit`` requests in flight to ``backend`` at once, across the whole process.
+
+    Defaults: 8 per serverless model, 32 per endpoint/OpenAI-compatible server (``DPO_STUDIO_MAX_CONCURRENCY``
+    overrides both). The pipeline sets its own concurrency here before a run."""
+    limiter_for(backend).set_limit(limit)
+
+
+def concurrency_limit(backend: Backend) -> int:
+    return limiter_for(backend).limit
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Errors: from whatever the client raised to one InferenceError with a message that says what to do
+# ---------------------------------------------------------------------------------------------------------------
+_TOO_LONG_HINTS = (
+    "context length",
+    "context window",
+    "maximum context",
+    "too long",
+    "exceed",
+    "max_new_tokens",
+    "input validation error: `inputs` tokens",
+    "reduce the length",
+)
+
+
+def _norm_url(url: str) -> str:
+    return url.strip().rstrip("/")
+
+
+def _is_loopback(url: str) -> bool:
+    host = (urlparse(url).hostname or "").lower()
+    return host in ("localhost", "127.0.0.1", "::1") or host.startswith("127.")
+
+
+def _server_text(response: Any) -> str:
+    """The server's own error message, short (never includes request headers)."""
+    try:
+        text = response.text or ""
+    except Exception:  # noqa: BLE001 - streaming responses may not be readable any more
+        return ""
+    try:
+        obj = json.loads(text)
+        if isinstance(obj, dict):
+            err = obj.get("error", obj.get("message", obj.get("detail", text)))
+            if isinstance(err, dict):
+                err = err.get("message", err)
+            text = str(err)
+    except ValueError:
+        pass
+    text = " ".join(text.split())
+    return text[:300] + ("…" if len(text) > 300 else "")
+
+
+def _retry_after(response: Any) -> float | None:
+    value = None
+    try:
+        value = response.headers.get("retry-after")
+    except Exception:  # noqa: BLE001
+        return None
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError):
+        return None
+
+
+def _where(backend: Backend) -> str:
+    return backend.label
+
+
+def http_error(status: int, backend: Backend, server_text: str = "", retry_after: float | None = None,
+               *, signed_in: bool = True) -> InferenceError:
+    """The ``InferenceError`` for an HTTP error ``status`` from ``backend`` (public for tests and other callers)."""
+    who = _where(backend)
+    said = f" The server said: {server_text}" if server_text else ""
+    model = backend.model or "the model"
+    low = server_text.lower()
+    if status == 401:
+        if backend.kind == "serverless":
+            todo = ("Sign in with Hugging Face (button at the top)." if not signed_in else
+                    "Your sign-in may have expired: sign out and in again.")
+        elif backend.kind == "endpoint":
+            todo = "Sign in with a Hugging Face account that can use this endpoint."
+        else:
+            todo = "Check the API key for this server (leave it empty if the server needs none)."
+        return InferenceError(f"{who}: not authorized (401). {todo}{said}", kind="auth", status=401)
+    if status == 403:
+        todo = (f"If {model} is gated, request access on https://huggingface.co/{model} and try again; check that "
+                "your account may use Inference Providers (and has credits)." if backend.kind == "serverless"
+                else "Check that your account or key may use this server and model.")
+        return InferenceError(f"{who}: access denied (403). {todo}{said}", kind="forbidden", status=403)
+    if status in (404, 405):
+        if backend.kind == "serverless":
+            todo = (f"Check the model id (exact 'owner/name', e.g. Qwen/Qwen2.5-72B-Instruct) and that a provider "
+                    f"serves {model} for chat (see its model page, 'Inference Providers'); or try provider 'auto'.")
+        elif backend.kind == "endpoint":
+            todo = "Check the endpoint URL and that the endpoint is running a chat (TGI/vLLM) model."
+        else:
+            todo = (f"Check the model name ({model!r}; the server's /v1/models lists them) and the base URL: it must "
+                    "point at an OpenAI-compatible server, usually ending in /v1.")
+        return InferenceError(f"{who}: not found ({status}). {todo}{said}", kind="not_found", status=status)
+    if status in (400, 413, 422):
+        if status == 413 or any(hint in low for hint in _TOO_LONG_HINTS):
+            return InferenceError(
+                f"{who}: the prompt is too long for {model} with this many new tokens ({status}). Lower "
+                f"'max new tokens' or shorten the prompt.{said}",
+                kind="too_long", status=status,
+            )
+        return InferenceError(
+            f"{who}: the server rejected the request ({status}). Check the generation settings (max new tokens, "
+            f"temperature, top-p) and the model id.{said}",
+            kind="bad_request", status=status,
+        )
+    if status == 429:
+        wait = f" It asked to wait {retry_after:g} s." if retry_after is not None else ""
+        return InferenceError(
+            f"{who}: rate limited (429).{wait} Wait a bit, lower the concurrency, or check your Inference "
+            f"Providers quota.{said}",
+            kind="rate_limited", status=429, retryable=True, retry_after=retry_after,
+        )
+    if status == 503:
+        return InferenceError(
+            f"{who}: the model is loading or the service is unavailable (503). Try again in a minute.{said}",
+            kind="unavailable", status=503, retryable=True, retry_after=retry_after,
+        )
+    if status >= 500:
+        return InferenceError(
+            f"{who}: server error ({status}). Try again later or pick another model/provider.{said}",
+            kind="server", status=status, retryable=True, retry_after=retry_after,
+        )
+    return InferenceError(f"{who}: the request failed ({status}).{said}", kind="bad_request", status=status)
+
+
+def to_inference_error(exc: BaseException, backend: Backend, *, signed_in: bool = True,
+                       timeout: float | None = None) -> InferenceError:
+    """Map any exception raised while calling ``backend`` to an ``InferenceError``."""
+    if isinstance(exc, InferenceError):
+        return exc
+    who = _where(backend)
+    if isinstance(exc, HfHubHTTPError) and getattr(exc, "response", None) is not None:
+        response = exc.response
+        return http_error(response.status_code, backend, _server_text(response), _retry_after(response),
+                          signed_in=signed_in)
+    if isinstance(exc, (InferenceTimeoutError, httpx2.TimeoutException, TimeoutError, asyncio.TimeoutError)):
+        limit = f" after {timeout:g} s" if timeout else ""
+        return InferenceError(
+            f"{who}: no answer{limit} (time-out). The server may be overloaded or the model loading; try again, or "
+            "lower 'max new tokens'.",
+            kind="timeout", retryable=True,
+        )
+    if isinstance(exc, httpx2.ConnectError):
+        where = backend.base_url or "the Hugging Face router"
+        return InferenceError(
+            f"{who}: cannot connect to {where}. Check the URL and that the server is running.",
+            kind="connection", retryable=True,
+        )
+    if isinstance(exc, (httpx2.TransportError, ConnectionError)):
+        return InferenceError(
+            f"{who}: the connection dropped before the reply was complete ({type(exc).__name__}). Try again.",
+            kind="connection", retryable=True,
+        )
+    if isinstance(exc, TextGenerationError):  # an error event inside a stream
+        text = " ".join(str(exc).split())[:300]
+        kind = "too_long" if any(h in text.lower() for h in _TOO_LONG_HINTS) else "server"
+        return InferenceError(f"{who}: the model reported an error while generating: {text}", kind=kind,
+                              retryable=kind == "server")
+    if isinstance(exc, (json.JSONDecodeError, UnicodeDecodeError, KeyError, IndexError, AttributeError, TypeError)):
+        return InferenceError(
+            f"{who}: the server's reply was not a valid chat completion ({type(exc).__name__}). Check that the URL "
+            "points at an OpenAI-compatible chat server.",
+            kind="bad_response", retryable=True,
+        )
+    if isinstance(exc, ValueError):  # raised by huggingface_hub before sending (unknown provider, model mapping...)
+        text = str(exc)
+        kind = "not_found" if "not supported" in text or "not found" in text.lower() else "bad_request"
+        return InferenceError(f"{who}: {text}", kind=kind)
+    return InferenceError(f"{who}: unexpected error ({type(exc).__name__}: {exc}).", kind="server", retryable=False)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Clients
+# ---------------------------------------------------------------------------------------------------------------
+def _client_kwargs(backend: Backend, token: str | None, timeout: float) -> dict[str, Any]:
+    """Arguments for ``(Async)InferenceClient``. Never sends a machine token to a URL the user typed."""
+    backend.validate()
+    if backend.kind == "serverless":
+        if not token:
+            raise InferenceError(
+                f"{_where(backend)}: sign in with Hugging Face (button at the top) to use serverless inference: it "
+                "runs on your account. Or use a local OpenAI-compatible server.",
+                kind="auth",
+            )
+        return {"provider": backend.provider or "auto", "api_key": token, "timeout": timeout}
+    kwargs: dict[str, Any] = {"base_url": _norm_url(backend.base_url), "timeout": timeout}
+    if backend.kind == "endpoint" and token and not (backend.base_url.startswith("https://")
+                                                     or _is_loopback(backend.base_url)):
+        raise InferenceError(
+            f"{_where(backend)}: endpoint URLs must start with https:// (your token would travel unencrypted).",
+            kind="bad_request",
+        )
+    if token:
+        kwargs["api_key"] = token
+    else:
+        kwargs["api_key"] = _NO_KEY
+        kwargs["headers"] = {"authorization": None}  # dropped by huggingface_hub: no Authorization header at all
+    return kwargs
+
+
+def _request_kwargs(backend: Backend, params: GenParams) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "max_tokens": int(params.max_new_tokens),
+        "temperature": float(params.temperature),
+        "top_p": float(params.top_p),
+    }
+    if params.seed is not None:
+        out["seed"] = int(params.seed)
+    if backend.model:
+        out["model"] = backend.model
+    elif backend.kind == "endpoint":
+        out["model"] = "tgi"
+    return out
+
+
+def check_messages(messages: list[dict]) -> None:
+    """Raise ``InferenceError`` (``bad_request``) for an empty conversation or an empty last user message."""
+    if not messages:
+        raise InferenceError("Nothing to send: the prompt is empty. Type a prompt or pick one from the data.",
+                             kind="bad_request")
+    for message in messages:
+        if not isinstance(message, dict) or "role" not in message or "content" not in message:
+            raise InferenceError("Each message needs a 'role' and a 'content'.", kind="bad_request")
+    last_user = next((m for m in reversed(messages) if m["role"] == "user"), None)
+    if last_user is None or not str(last_user["content"] or "").strip():
+        raise InferenceError("Nothing to send: the prompt is empty. Type a prompt or pick one from the data.",
+                             kind="bad_request")
+
+
+def build_messages(prompt: str, system_prompt: str = "") -> list[dict]:
+    """``[{"role": "system", ...}, {"role": "user", ...}]`` (no system message when it is blank)."""
+    messages = []
+    if system_prompt and system_prompt.strip():
+        messages.append({"role": "system", "content": system_prompt.strip()})
+    messages.append({"role": "user", "content": prompt})
+    return messages
+
+
+def _parse_output(output: Any) -> tuple[str, str | None, int | None, int | None]:
+    choices = output.choices
+    if not choices:
+        raise IndexError("no choices in the reply")
+    choice = choices[0]
+    message = choice.message
+    text = message.content if message is not None else None
+    if text is None:
+        text = ""
+    if not isinstance(text, str):
+        raise TypeError("content is not text")
+    usage = getattr(output, "usage", None)
+    prompt_tokens = getattr(usage, "prompt_tokens", None) if usage is not None else None
+    completion_tokens = getattr(usage, "completion_tokens", None) if usage is not None else None
+    return text, choice.finish_reason, prompt_tokens, completion_tokens
+
+
+def _stop(policy: RetryPolicy):
+    return stop_after_attempt(max(1, policy.max_attempts)) | stop_before_delay(policy.max_total_s)
+
+
+def _wait(policy: RetryPolicy):
+    def wait(state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome is not None else None
+        retry_after = getattr(exc, "retry_after", None) if isinstance(exc, InferenceError) else None
+        return policy.backoff(state.attempt_number, retry_after)
+
+    return wait
+
+
+_RETRYABLE = retry_if_exception(lambda e: isinstance(e, InferenceError) and e.retryable)
+
+
+def _gave_up(error: InferenceError, attempts: int, started: float) -> InferenceError:
+    if attempts <= 1 or not error.retryable:
+        return error
+    took = time.monotonic() - started
+    return error.with_message(f"{error.message} (gave up after {attempts} attempts in {took:.0f} s)",
+                              attempts=attempts)
+
+
+def _log_retry(backend: Backend):
+    def before_sleep(state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome is not None else None
+        kind = getattr(exc, "kind", type(exc).__name__)
+        log.info("retrying %s after %s (attempt %d, waiting %.1f s)", backend.label, kind, state.attempt_number,
+                 state.upcoming_sleep)
+
+    return before_sleep
+
+
+class AsyncChat:
+    """Chat with one backend many times over one connection pool (use in one event loop)::
+
+        async with AsyncChat(backend, token) as chat:
+            result = await chat(messages, params)
+    """
+
+    def __init__(self, backend: Backend, token: str | None, *, retry: RetryPolicy = DEFAULT_RETRY,
+                 timeout: float = 120.0) -> None:
+        self.backend = backend
+        self.retry = retry
+        self.timeout = timeout
+        self._signed_in = bool(token)
+        self._client = AsyncInferenceClient(**_client_kwargs(backend, token, timeout))
+        self._limiter = limiter_for(backend)
+
+    async def __aenter__(self) -> AsyncChat:
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._client.close()
+
+    async def _once(self, messages: list[dict], params: GenParams) -> ChatResult:
+        async with self._limiter.aslot():
+            started = time.perf_counter()
+            try:
+                output = await self._client.chat_completion(messages=messages,
+                                                            **_request_kwargs(self.backend, params))
+                text, finish, prompt_tokens, completion_tokens = _parse_output(output)
+            except Exception as exc:  # noqa: BLE001 - every failure becomes an InferenceError
+                raise to_inference_error(exc, self.backend, signed_in=self._signed_in, timeout=self.timeout) from exc
+            return ChatResult(text, finish, prompt_tokens, completion_tokens, time.perf_counter() - started)
+
+    async def __call__(self, messages: list[dict], params: GenParams = GenParams()) -> ChatResult:
+        check_messages(messages)
+        started = time.monotonic()
+        retrying = AsyncRetrying(stop=_stop(self.retry), wait=_wait(self.retry), retry=_RETRYABLE, reraise=True,
+                                 before_sleep=_log_retry(self.backend))
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    result = await self._once(messages, params)
+                    return replace(result, attempts=attempt.retry_state.attempt_number)
+        except InferenceError as error:
+            raise _gave_up(error, retrying.statistics.get("attempt_number", 1), started) from error
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+async def achat(backend: Backend, messages: list[dict], params: GenParams, token: str | None, *,
+                retry: RetryPolicy = DEFAULT_RETRY, timeout: float = 120.0) -> ChatResult:
+    """One chat completion from ``backend`` (with retries, within the backend's concurrency limit).
+
+    Raises ``InferenceError``. ``token``: the signed-in user's HF token (serverless/endpoint) or the server's API key
+    (openai); ``None`` is fine for servers without auth."""
+    async with AsyncChat(backend, token, retry=retry, timeout=timeout) as chat:
+        return await chat(messages, params)
+
+
+def chat(backend: Backend, messages: list[dict], params: GenParams, token: str | None, *,
+         retry: RetryPolicy = DEFAULT_RETRY, timeout: float = 120.0) -> ChatResult:
+    """Blocking ``achat`` for scripts and threads without an event loop."""
+    return asyncio.run(achat(backend, messages, params, token, retry=retry, timeout=timeout))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Streaming (sync, for Gradio generator handlers)
+# ---------------------------------------------------------------------------------------------------------------
+@dataclass
+class _OpenStream:
+    client: InferenceClient  # keep it referenced while streaming, or the stream closes
+    chunks: Iterator[Any]
+    first: list[str] = field(default_factory=list)
+    first_at: float | None = None
+    finish_reason: str | None = None
+    completion_tokens: int | None = None
+    ended: bool = False  # the stream ended (with a finish reason) before any text
+
+
+def _delta_of(chunk: Any) -> tuple[str, str | None, int | None]:
+    """(text, finish_reason, completion_tokens from usage) of one stream chunk."""
+    usage = getattr(chunk, "usage", None)
+    completion_tokens = getattr(usage, "completion_tokens", None) if usage is not None else None
+    choices = chunk.choices
+    if not choices:  # usage-only chunk
+        return "", None, completion_tokens
+    choice = choices[0]
+    delta = choice.delta
+    text = getattr(delta, "content", None) if delta is not None else None
+    if text is not None and not isinstance(text, str):
+        raise TypeError("delta content is not text")
+    return text or "", choice.finish_reason, completion_tokens
+
+
+def stream_chat(backend: Backend, messages: list[dict], params: GenParams, token: str | None, *,
+                retry: RetryPolicy = INTERACTIVE_RETRY, timeout: float = 60.0) -> Iterator[StreamEvent]:
+    """Stream a chat completion: ``StreamEvent(kind="delta")`` per text piece, then one ``kind="done"``.
+
+    Failures before the first token are retried like ``achat``; after that the stream cannot be replayed, so a
+    dropped, malformed or truncated stream raises ``InferenceError`` (the text so far was already yielded).
+    The backend's concurrency slot is held while streaming and given back when the generator ends or is closed."""
+    check_messages(messages)
+    kwargs = _client_kwargs(backend, token, timeout)
+    request = _request_kwargs(backend, params)
+    signed_in = bool(token)
+    limiter = limiter_for(backend)
+    started = time.perf_counter()
+    started_mono = time.monotonic()
+
+    def open_once() -> _OpenStream:
+        limiter.acquire()
+        try:
+            client = InferenceClient(**kwargs)
+            stream = _OpenStream(client, iter(client.chat_completion(messages=messages, stream=True, **request)))
+            for chunk in stream.chunks:  # read up to the first text, so early failures can be retried
+                text, finish, completion_tokens = _delta_of(chunk)
+                stream.completion_tokens = completion_tokens or stream.completion_tokens
+                if finish:
+                    stream.finish_reason = finish
+                if text:
+                    stream.first.append(text)
+                    stream.first_at = time.perf_counter()
+                    break
+                if finish:
+                    stream.ended = True
+                    break
+            else:
+                stream.ended = True
+            return stream
+        except BaseException as exc:
+            limiter.release()
+            if isinstance(exc, Exception):
+                raise to_inference_error(exc, backend, signed_in=signed_in, timeout=timeout) from exc
+            raise
+
+    retrying = Retrying(stop=_stop(retry), wait=_wait(retry), retry=_RETRYABLE, reraise=True,
+                        before_sleep=_log_retry(backend))
+    try:
+        stream = retrying(open_once)
+    except InferenceError as error:
+        raise _gave_up(error, retrying.statistics.get("attempt_number", 1), started_mono) from error
+
+    # From here on we own one concurrency slot.
+    try:
+        text = "".join(stream.first)
+        pieces = 1 if text else 0
+        finish = stream.finish_reason
+        completion_tokens = stream.completion_tokens
+        if text:
+            yield StreamEvent("delta", delta=text, text=text, elapsed_s=stream.first_at - started)
+        if not stream.ended:
+            try:
+                for chunk in stream.chunks:
+                    delta, chunk_finish, usage_tokens = _delta_of(chunk)
+                    completion_tokens = usage_tokens or completion_tokens
+                    if chunk_finish:
+                        finish = chunk_finish
+                    if delta:
+                        text += delta
+                        pieces += 1
+                        yield StreamEvent("delta", delta=delta, text=text, elapsed_s=time.perf_counter() - started)
+            except Exception as exc:  # noqa: BLE001
+                error = to_inference_error(exc, backend, signed_in=signed_in, timeout=timeout)
+                raise error.with_message(
+                    f"{error.message} (The reply broke off after {pieces} chunk(s) of text; what arrived is shown.)",
+                    retryable=False,
+                ) from exc
+        if finish is None and not stream.ended:
+            raise InferenceError(
+                f"{_where(backend)}: the reply stream ended without finishing (truncated after {pieces} chunk(s) of "
+                "text; what arrived is shown). The server or a proxy cut it off: try again.",
+                kind="bad_response",
+            )
+        elapsed = time.perf_counter() - started
+        tokens = completion_tokens or pieces
+        ttft = (stream.first_at - started) if stream.first_at is not None else None
+        decode_time = elapsed - ttft if ttft is not None else 0.0
+        tps = (tokens - 1) / decode_time if ttft is not None and tokens > 1 and decode_time > 0 else None
+        yield StreamEvent("done", text=text, ttft_s=ttft, tokens_per_s=tps, completion_tokens=tokens,
+                          finish_reason=finish, elapsed_s=elapsed)
+    finally:
+        try:
+            stream.client.close()
+        finally:
+            limiter.release()
+
+
+def list_models(backend: Backend, token: str | None, *, timeout: float = 10.0) -> list[str]:
+    """Model names an OpenAI-compatible server offers (``GET {base_url}/models``); ``[]`` if it does not say."""
+    if backend.kind != "openai":
+        return []
+    backend.validate()
+    url = _norm_url(backend.base_url)
+    if not url.endswith("/v1"):
+        url += "/v1"
+    headers = {"authorization": f"Bearer {token}"} if token else {}
+    try:
+        response = httpx2.get(f"{url}/models", headers=headers, timeout=timeout)
+        response.raise_for_status()
+        data = response.json().get("data", [])
+        return [str(item["id"]) for item in data if isinstance(item, dict) and "id" in item]
+    except Exception:  # noqa: BLE001 - a hint for the UI only
+        return []
