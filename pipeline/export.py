@@ -38,6 +38,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Final
+from urllib.parse import quote
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -1277,7 +1278,7 @@ def card_metadata(result: ExportResult, meta: Mapping[str, Any] | None = None) -
     tags = ["dpo", "orpo", "distilabel"]
     if result.counts.get("from_human"):
         tags.append("argilla")
-    tags += ["dpo-studio", "synthetic", "preference"]
+    tags += ["dpo-studio", "preference"]
     if name:
         tags.append(name.lower())
     out: dict[str, Any] = {
@@ -1340,7 +1341,8 @@ def card_body(result: ExportResult, meta: Mapping[str, Any] | None = None, repo_
     lines += ["", "## How it was made", ""]
     if source:
         lines.append(
-            f"1. **Prompts and human responses** from [`{_md_cell(source)}`](https://huggingface.co/datasets/{source})"
+            f"1. **Prompts and human responses** from [`{_md_cell(source)}`](https://huggingface.co/datasets/"
+            f"{quote(str(source), safe='/')})"
             + (f" (licence: `{_md_cell(license_)}`)" if license_ else "")
             + f", filtered to {_md_cell(name)}."
         )
@@ -1428,3 +1430,93 @@ def card_body(result: ExportResult, meta: Mapping[str, Any] | None = None, repo_
         "- Human responses come from the source dataset as they are.",
     ]
     return "\n".join(lines) + "\n"
+
+
+def render_export_card(result: ExportResult, meta: Mapping[str, Any] | None = None, repo_id: str = "") -> str:
+    """The whole README.md (YAML front matter + body) for the export, via :func:`pipeline.hub.render_card`."""
+    from pipeline import hub
+
+    return hub.render_card(card_metadata(result, meta), card_body(result, meta, repo_id))
+
+
+# --- The Hub -------------------------------------------------------------------------------------------------
+def push_export(
+    result: ExportResult,
+    repo_id: str,
+    token: str | None,
+    *,
+    private: bool = True,
+    meta: Mapping[str, Any] | None = None,
+    overwrite: bool = False,
+) -> str:
+    """Push every split of ``result`` with its card to ``repo_id`` in one commit; returns the dataset's URL.
+
+    :func:`pipeline.hub.push_dataset` refuses (``HubError``) before uploading anything when you are not signed in,
+    cannot write to the namespace, or the repo exists and ``overwrite`` is False.
+    """
+    from pipeline import hub
+
+    repo_id = hub.validate_repo_id(repo_id)
+    card = render_export_card(result, meta, repo_id)
+    return hub.push_dataset(
+        dict(result.splits),
+        repo_id,
+        token,
+        private=private,
+        card=card,
+        overwrite=overwrite,
+        commit_message=f"DPO Studio export: {result.num_rows} preference pairs ({result.format})",
+    )
+
+
+def split_annotation_columns(table: pa.Table) -> tuple[pa.Table, pa.Table | None]:
+    """A raw table that also carries annotation columns (e.g. a merged dataset) → (raw, annotations or None)."""
+    extra = [c for c in schema.ANNOTATION_COLUMNS if c != "id" and c in table.column_names]
+    if not all(c in table.column_names for c in REQUIRED_ANNOTATION_COLUMNS):
+        return table, None
+    ann = table.select(["id", *extra])
+    return table.drop_columns(extra), ann
+
+
+def load_raw_from_hub(
+    dataset_id: str, token: str | None, split: str = "train"
+) -> tuple[pa.Table, pa.Table | None, dict[str, Any]]:
+    """Load raw pipeline results from the Hub: (raw, annotations found in the same table or None, meta for the card).
+
+    Raises ``pipeline.hub.HubError`` for a dataset that cannot be loaded and :class:`ExportError` naming the
+    columns a raw-results dataset needs but this one lacks. ``meta`` comes from the dataset's card
+    (``source_datasets``, ``license``) and its rows (judge model, system prompt).
+    """
+    from pipeline import hub
+
+    table = hub.load_dataset_table(dataset_id, split, token)
+    missing = missing_columns(table, REQUIRED_RAW_COLUMNS)
+    if missing:
+        raise ExportError(
+            f"'{dataset_id}' is not a DPO Studio raw-results dataset: it lacks the column"
+            f"{'s' if len(missing) > 1 else ''} {', '.join(missing)}. Load the dataset pushed by the Pipeline step "
+            "(columns: " + ", ".join(REQUIRED_RAW_COLUMNS) + ")."
+        )
+    raw, ann = split_annotation_columns(table)
+    meta: dict[str, Any] = {"raw_dataset": dataset_id}
+    try:
+        from huggingface_hub import DatasetCard
+
+        card = DatasetCard(hub.download_file(dataset_id, "README.md", token).decode("utf-8")).data.to_dict()
+    except Exception:  # noqa: BLE001 - a dataset without a (valid) card still exports; the card just says less
+        card = {}
+    sources = card.get("source_datasets") or []
+    if isinstance(sources, str):
+        sources = [sources]
+    if sources:
+        meta["source_dataset"] = sources[0]
+    if card.get("license"):
+        lic = card["license"]
+        meta["source_license"] = ", ".join(lic) if isinstance(lic, list) else str(lic)
+    first = raw.slice(0, 1).to_pylist()
+    if first:
+        if first[0].get("judge_model"):
+            meta["judge_model"] = first[0]["judge_model"]
+        if first[0].get("system_prompt"):
+            meta["system_prompt"] = first[0]["system_prompt"]
+    return raw, ann, meta
