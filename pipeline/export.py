@@ -1227,7 +1227,7 @@ def language_tag(code: str) -> str:
 def language_name(code: str, meta: Mapping[str, Any] | None = None) -> str:
     """A readable language name: the one the Filter step recorded, else from langcodes, else the code."""
     meta = meta or {}
-    for key in ("language_name", "language"):
+    for key in ("language_name",):
         value = meta.get(key)
         if isinstance(value, str) and value.strip() and value.strip().lower() != code.lower():
             return value.strip()
@@ -1251,28 +1251,76 @@ def size_category(n: int) -> str:
     return "1M<n<10M"
 
 
-def _meta_models(result: ExportResult, meta: Mapping[str, Any]) -> tuple[list[str], list[str]]:
-    """(generator models, judge models) from the session's raw_meta, else from the pairs."""
-    gens = meta.get("generator_models") or meta.get("models") or []
+def _first_str(*values: Any) -> str:
+    for v in values:
+        if isinstance(v, str) and v.strip():
+            return v.strip()
+    return ""
+
+
+def normalize_meta(meta: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The card's facts from whatever describes the raw results, as flat keys.
+
+    Reads flat keys (``source_dataset``, ``source_license``/``license``, ``language_name``/``language``,
+    ``generator_models``/``models``, ``judge_model``, ``system_prompt``, ``aspect``) and the Pipeline's checkpoint
+    meta shape ``{"settings": RunSettings.describe(), "source": {...}}`` (``source``: ``dataset``/``dataset_id``/
+    ``id``, ``license``, ``language``/``language_name``). Returns those flat keys (missing ones left out).
+    """
+    meta = dict(meta or {})
+    settings = meta.get("settings") if isinstance(meta.get("settings"), Mapping) else {}
+    source = meta.get("source") if isinstance(meta.get("source"), Mapping) else {}
+    out: dict[str, Any] = {}
+    dataset = _first_str(
+        meta.get("source_dataset"), source.get("dataset"), source.get("dataset_id"), source.get("source_dataset"),
+        source.get("id"), meta.get("source") if isinstance(meta.get("source"), str) else None,
+    )
+    if dataset:
+        out["source_dataset"] = dataset
+    lic = meta.get("source_license") or meta.get("license") or source.get("license") or source.get("source_license")
+    if isinstance(lic, list):
+        lic = ", ".join(str(x) for x in lic)
+    if lic:
+        out["source_license"] = str(lic)
+    name = _first_str(meta.get("language_name"), meta.get("language"), source.get("language_name"),
+                      source.get("language"))  # fmt: skip
+    if name:
+        out["language_name"] = name
+    gens = meta.get("generator_models") or meta.get("models") or [
+        g.get("model") for g in settings.get("generators") or [] if isinstance(g, Mapping)
+    ]
     if isinstance(gens, str):
         gens = [gens]
+    out["generator_models"] = [str(g) for g in gens if g]
+    judge_cfg = settings.get("judge") if isinstance(settings.get("judge"), Mapping) else {}
+    judge = _first_str(meta.get("judge_model"), judge_cfg.get("model"))
+    if judge:
+        out["judge_model"] = judge
+    system_prompt = meta.get("system_prompt", settings.get("system_prompt"))
+    if isinstance(system_prompt, str):
+        out["system_prompt"] = system_prompt
+    aspect = _first_str(meta.get("aspect"), settings.get("aspect"))
+    if aspect:
+        out["aspect"] = aspect
+    return out
+
+
+def _meta_models(result: ExportResult, meta: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+    """(generator models, judge models) from the normalised meta, else from the pairs."""
+    gens = list(meta.get("generator_models") or [])
     if not gens:
         seen = {p.chosen_model for p in result.pairs} | {p.rejected_model for p in result.pairs}
         gens = sorted(s for s in seen if s not in (schema.HUMAN, IMPROVED_SOURCE) and not s.startswith("response "))
-    judges = meta.get("judge_model") or meta.get("judge_models") or []
-    if isinstance(judges, str):
-        judges = [judges]
-    return [str(g) for g in gens if g], [str(j) for j in judges if j]
+    judge = meta.get("judge_model")
+    return gens, [judge] if judge else []
 
 
 def card_metadata(result: ExportResult, meta: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The card's YAML front matter: language, licence, task categories, tags, size and source dataset.
 
-    ``meta`` is the session's ``raw_meta`` (keys read: ``source_dataset``, ``source_license``/``license``,
-    ``language_name``/``language``, ``generator_models``/``models``, ``judge_model``, ``system_prompt``).
+    ``meta`` is the session's ``raw_meta`` or the Pipeline's checkpoint meta (see :func:`normalize_meta`).
     The ``argilla`` tag is added only when annotators' answers are in the export.
     """
-    meta = meta or {}
+    meta = normalize_meta(meta)
     tag = language_tag(result.target_language)
     name = language_name(result.target_language, meta)
     tags = ["dpo", "orpo", "distilabel"]
@@ -1288,9 +1336,8 @@ def card_metadata(result: ExportResult, meta: Mapping[str, Any] | None = None) -
         "size_categories": [size_category(result.num_rows)],
         "pretty_name": f"{name} DPO/ORPO preferences" if name else "DPO/ORPO preferences",
     }
-    license_ = meta.get("source_license") or meta.get("license")
-    if license_:
-        out["license"] = str(license_)
+    if meta.get("source_license"):
+        out["license"] = meta["source_license"]
     if meta.get("source_dataset"):
         out["source_datasets"] = [str(meta["source_dataset"])]
     return out
@@ -1314,11 +1361,11 @@ def card_body(result: ExportResult, meta: Mapping[str, Any] | None = None, repo_
     """The card's Markdown: what the dataset is, how it was made (source, models, system prompt, rules and
     counts), its columns, how to load it in TRL, and its limits. Untrusted text (system prompt, model ids) is
     escaped or fenced."""
-    meta = meta or {}
+    meta = normalize_meta(meta)
     name = language_name(result.target_language, meta)
     gens, judges = _meta_models(result, meta)
     source = meta.get("source_dataset") or ""
-    license_ = meta.get("source_license") or meta.get("license") or ""
+    license_ = meta.get("source_license") or ""
     system_prompt = meta.get("system_prompt")
     if system_prompt is None:
         system_prompt = next((p.system_prompt for p in result.pairs if p.system_prompt), "")
@@ -1356,6 +1403,7 @@ def card_body(result: ExportResult, meta: Mapping[str, Any] | None = None, repo_
     lines.append(
         "3. **Ratings** (1–5) of every response by an UltraFeedback LLM judge"
         + (" (" + ", ".join(f"`{_md_cell(j)}`" for j in judges) + ")" if judges else "")
+        + (f", aspect `{_md_cell(meta['aspect'])}`" if meta.get("aspect") else "")
         + ", and the **language** of every response detected with `langid`."
     )
     if result.counts.get("from_human"):

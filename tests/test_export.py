@@ -541,3 +541,20 @@ def test_read_table_errors(tmp_path):
         ex.read_table(bad)
     with pytest.raises(ex.ExportError, match="parquet or .jsonl"):
         ex.read_table(tmp_path / "x.csv")
+
+
+def test_card_reads_the_pipelines_checkpoint_meta():
+    meta = {
+        "fingerprint": "abc",
+        "settings": {"generators": [{"kind": "serverless", "model": "org/gen-a"}, {"model": "org/gen-b"}],
+                     "judge": {"model": "org/the-judge"}, "system_prompt": "Wees kort.", "aspect": "honesty"},
+        "source": {"dataset": "CohereForAI/aya_dataset", "license": "apache-2.0", "language": "Dutch"},
+    }
+    flat = ex.normalize_meta(meta)
+    assert flat == {"source_dataset": "CohereForAI/aya_dataset", "source_license": "apache-2.0",
+                    "language_name": "Dutch", "generator_models": ["org/gen-a", "org/gen-b"],
+                    "judge_model": "org/the-judge", "system_prompt": "Wees kort.", "aspect": "honesty"}
+    result = ex.build_export(table([raw_row("a", ["x", "y"], [5, 1])]))
+    body = ex.card_body(result, meta, "alice/x")
+    assert "`org/gen-a`, `org/gen-b`" in body and "`org/the-judge`" in body and "Wees kort." in body
+    assert ex.card_metadata(result, meta)["license"] == "apache-2.0"
