@@ -33,6 +33,7 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import urlsplit, urlunsplit
 
 import pyarrow as pa
 
@@ -82,11 +83,22 @@ class RunError(Exception):
 # --------------------------------------------------------------------------------------------------------------
 
 
+def public_url(url: str) -> str:
+    """``url`` without user info, query or fragment (where credentials could hide), for cards and checkpoints."""
+    if not url:
+        return ""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
 def _backend_dict(backend: Any) -> dict:
     return {
         "kind": getattr(backend, "kind", ""),
         "model": getattr(backend, "model", ""),
-        "base_url": getattr(backend, "base_url", "") or "",
+        "base_url": public_url(getattr(backend, "base_url", "") or ""),
         "provider": getattr(backend, "provider", "auto") or "auto",
     }
 
