@@ -662,9 +662,43 @@ class _Stop(Exception):
         self.message = message
 
 
-def _scrub(text: str, token: str | None) -> str:
-    if token and token in text:
-        text = text.replace(token, "***")
+class _Secrets:
+    """The run's credentials, kept only in the running coroutine: which one goes to which backend, and scrubbing.
+
+    The HF ``token`` goes to ``serverless`` and ``endpoint`` backends only; an OpenAI-compatible server gets the
+    API key given for its base URL (``api_keys``), or nothing, so the HF token never reaches a third-party URL.
+    """
+
+    __slots__ = ("_token", "_keys")
+
+    def __init__(self, token: str | None, api_keys: dict[str, str] | None) -> None:
+        self._token = token or None
+        self._keys = {_url_key(u): k for u, k in (api_keys or {}).items() if k}
+
+    def for_backend(self, backend: Any) -> str | None:
+        if getattr(backend, "kind", "") == "openai":
+            return self._keys.get(_url_key(getattr(backend, "base_url", "")))
+        return self._token
+
+    def scrub(self, text: str) -> str:
+        for secret in (self._token, *self._keys.values()):
+            if secret and secret in text:
+                text = text.replace(secret, "***")
+        return text
+
+    def __repr__(self) -> str:
+        return "_Secrets(***)"
+
+
+def _url_key(url: str) -> str:
+    return public_url((url or "").strip()).rstrip("/")
+
+
+def _scrub(text: str, secrets: _Secrets | str | None) -> str:
+    if isinstance(secrets, _Secrets):
+        return secrets.scrub(text)
+    if secrets and secrets in text:
+        text = text.replace(secrets, "***")
     return text
 
 
@@ -719,7 +753,7 @@ class _Executor:
         checkpoint: Checkpoint,
         handle: RunHandle,
         chat_fn: ChatFn,
-        token: str | None,
+        secrets: _Secrets,
         on_checkpoint: Callable[[], None] | None,
         checkpoint_every: int,
         detect: Callable[[list[str], str], list[Any]] | None,
@@ -729,7 +763,7 @@ class _Executor:
         self.ckpt = checkpoint
         self.handle = handle
         self.chat = chat_fn
-        self._token = token
+        self._secrets = secrets
         self.on_checkpoint = on_checkpoint
         self.every = max(1, checkpoint_every)
         self.detect = detect
@@ -747,7 +781,7 @@ class _Executor:
     # --- calls ---
     async def _call(self, backend: Any, messages: list[dict], params: Any) -> tuple[Any, int]:
         async with self.calls:
-            result = await self.chat(backend, messages, params, self._token)
+            result = await self.chat(backend, messages, params, self._secrets.for_backend(backend))
         used = (getattr(result, "prompt_tokens", None) or sum(estimate_tokens(m["content"]) for m in messages)) + (
             getattr(result, "completion_tokens", None) or estimate_tokens(getattr(result, "text", "") or "")
         )
@@ -755,7 +789,7 @@ class _Executor:
 
     def _fatal(self, exc: BaseException, backend: Any, what: str) -> None:
         kind, status, message = _error_kind(exc)
-        message = _scrub(message, self._token)
+        message = self._secrets.scrub(message)
         if _is_auth(kind, status):
             raise _Stop(
                 STATE_PAUSED,
@@ -778,7 +812,7 @@ class _Executor:
         except Exception as exc:  # noqa: BLE001 - every failure becomes an explicit row status
             self._fatal(exc, backend, "generation")
             kind, status, message = _error_kind(exc)
-            message = _scrub(message, self._token)
+            message = self._secrets.scrub(message)
             if kind == "too_long":
                 return None, f"{backend.model}: the prompt is longer than the model's context window ({message})", 0
             return None, f"{backend.model}: {message}", 0
@@ -862,7 +896,7 @@ class _Executor:
             "judge_model": s.judge.model,
             "aspect": s.aspect,
             "status": status,
-            "error": _scrub(error, self._token),
+            "error": self._secrets.scrub(error),
         }
         self._write(rec)
         self.handle._record(rec, prior.status if prior is not None else None, tokens)
@@ -879,7 +913,7 @@ class _Executor:
         except Exception as exc:  # noqa: BLE001
             self._fatal(exc, s.judge, "judge")
             kind, status, message = _error_kind(exc)
-            message = _scrub(message, self._token)
+            message = self._secrets.scrub(message)
             if kind == "too_long":
                 message = f"the judge prompt is longer than the judge model's context window ({message})"
             return schema.STATUS_JUDGE_FAILED, f"judge {s.judge.model}: {message}", [None] * n, [None] * n, 0
@@ -937,7 +971,7 @@ class _Executor:
             await asyncio.to_thread(self.on_checkpoint)  # type: ignore[arg-type]
             self.handle.hub_message = ""
         except Exception as exc:  # noqa: BLE001 - a failed checkpoint push must not stop the run
-            self.handle.hub_message = _scrub(f"Hub checkpoint failed: {exc}", self._token)
+            self.handle.hub_message = self._secrets.scrub(f"Hub checkpoint failed: {exc}")
             log.warning("hub checkpoint failed: %s", type(exc).__name__)
 
     # --- main loop ---
@@ -1031,6 +1065,7 @@ async def execute(
     handle: RunHandle,
     *,
     token: str | None = None,
+    api_keys: dict[str, str] | None = None,
     chat_fn: ChatFn | None = None,
     detect: Callable[[list[str], str], list[Any]] | None | str = "default",
     on_checkpoint: Callable[[], None] | None = None,
@@ -1039,7 +1074,9 @@ async def execute(
 ) -> RunHandle:
     """Execute a prepared run in the current event loop; returns the handle once the run has ended.
 
-    ``token`` is used for every call and nowhere else. ``chat_fn`` defaults to :func:`pipeline.inference.achat`.
+    ``token`` (the user's HF token) is sent to serverless/endpoint backends and nowhere else; ``api_keys`` maps an
+    OpenAI-compatible base URL to its key. ``chat_fn(backend, messages, params, key)`` defaults to pooled
+    :class:`pipeline.inference.AsyncChat` clients.
     ``detect(texts, target_code)`` is the language checker (default :func:`pipeline.langdetect.check_many`;
     ``None`` skips it). ``on_checkpoint`` (sync, run in a worker thread) is called every ``checkpoint_every``
     finished rows and once at the end, e.g. to push the checkpoint to the Hub; its failures never stop the run.
@@ -1055,6 +1092,7 @@ async def execute(
         handle._end(STATE_CANCELLED, "Cancelled before it started; nothing was run.")
         return handle
     detector = _default_detect() if detect == "default" else detect
+    secrets = _Secrets(token, api_keys)
     pooled = _PooledChat(settings.concurrency) if chat_fn is None else None
     executor = _Executor(
         handle._todo,
@@ -1062,7 +1100,7 @@ async def execute(
         checkpoint,
         handle,
         chat_fn or pooled,  # type: ignore[arg-type]
-        token,
+        secrets,
         on_checkpoint,
         checkpoint_every,
         detector,  # type: ignore[arg-type]
@@ -1080,7 +1118,7 @@ async def execute(
     except Exception as exc:  # noqa: BLE001 - report, never crash the app
         leaf = _first_leaf(exc)
         log.error("run failed: %s", type(leaf).__name__)
-        handle._end(STATE_FAILED, _scrub(f"The run failed: {type(leaf).__name__}: {leaf}", token))
+        handle._end(STATE_FAILED, secrets.scrub(f"The run failed: {type(leaf).__name__}: {leaf}"))
         return handle
     if state == STATE_DONE:
         snap = handle.snapshot()

@@ -245,26 +245,36 @@ def test_refusals(tmp_path):
         assert h.wait(5)
 
 
-def test_token_never_written(tmp_path):
-    canary = "hf_CANARYtoken1234567890"
+def test_credentials_go_to_the_right_backend_and_are_never_written(tmp_path):
+    hf_token, api_key = "hf_CANARYtoken1234567890", "sk-CANARYkey0987654321"
     rows = make_rows(6)
     ckpt = Checkpoint(tmp_path / "c.jsonl")
+    serverless_judge = Backend("serverless", "org/judge-model")
 
     def leaky(backend, messages, judge):
         if "prompt 3" in messages[-1]["content"] and not judge:
-            raise InferenceError(f"server echoed Bearer {canary}", kind="server", status=500)
+            raise InferenceError(f"server echoed Bearer {api_key}", kind="server", status=500)
+        if "Instruction: prompt 4\n" in messages[-1]["content"].split("## Annotation")[-1]:
+            raise InferenceError(f"router echoed {hf_token}", kind="server", status=500)
         return None
 
-    seen_tokens = []
+    seen: list[tuple[str, str | None]] = []
 
-    async def chat(backend, messages, params, token):
-        seen_tokens.append(token)
-        return await MockChat(fail=leaky)(backend, messages, params, token)
+    async def chat(backend, messages, params, key):
+        seen.append((backend.kind, key))
+        return await MockChat(fail=leaky)(backend, messages, params, key)
 
-    handle = run(rows, settings(), ckpt, chat, token=canary)
-    assert set(seen_tokens) == {canary}  # the token reaches the calls...
-    assert handle.snapshot().counts["generation_failed"] == 1
-    for path in tmp_path.iterdir():  # ...and nothing on disk
-        assert canary not in path.read_text(), path
-    assert canary not in json.dumps(handle.latest_rows())
-    assert canary not in repr(handle.__dict__)
+    handle = run(rows, settings(judge=serverless_judge), ckpt, chat, token=hf_token,
+                 api_keys={GEN_A.base_url + "/": api_key})
+    # the HF token only goes to the HF backend, the server's key only to that server
+    assert {k for kind, k in seen if kind == "openai"} == {api_key}
+    assert {k for kind, k in seen if kind == "serverless"} == {hf_token}
+    counts = handle.snapshot().counts
+    assert counts["generation_failed"] == 1 and counts["judge_failed"] == 1
+    errors = " ".join(handle.table().column("error").to_pylist())
+    assert "***" in errors
+    for path in tmp_path.iterdir():  # nothing on disk
+        text = path.read_text()
+        assert hf_token not in text and api_key not in text, path
+    shown = json.dumps(handle.latest_rows()) + repr(handle.__dict__) + handle.snapshot().message
+    assert hf_token not in shown and api_key not in shown

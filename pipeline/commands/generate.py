@@ -1,16 +1,328 @@
-"""`python -m pipeline generate` (placeholder until its issue lands)."""
+"""`python -m pipeline generate`: the Pipeline step from the command line (same executor as the app).
+
+    python -m pipeline generate filtered.parquet --output runs/dutch \\
+        --model Qwen/Qwen2.5-72B-Instruct --judge-model meta-llama/Llama-3.3-70B-Instruct
+    python -m pipeline generate filtered.parquet --output runs/dutch --backend openai \\
+        --base-url http://localhost:8000/v1 --model my-model --max-rows 100
+    python -m pipeline generate --config run.yaml          # the same settings in a YAML/JSON file
+
+Results go to the output folder as they finish (``checkpoint.jsonl``); rerunning the same command resumes (rows
+already ok are skipped, failed rows are retried). At the end (also after Ctrl-C) the folder holds ``raw.parquet``
+(``schema.RAW_COLUMNS``), ``README.md`` (the dataset card), ``pipeline.py`` (the distilabel recipe) and
+``dpo_studio.json``. ``--push owner/name`` pushes them to the Hub.
+
+Credentials come from the environment only: ``HF_TOKEN`` (or the token saved by ``hf auth login``) for serverless
+and endpoint models and for ``--push``; ``OPENAI_API_KEY`` for OpenAI-compatible servers that need a key.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
+from pathlib import Path
+from typing import Any
+
+CONFIG_KEYS = (
+    "input", "output", "generators", "model", "backend", "base_url", "provider", "judge", "judge_model",
+    "judge_backend", "judge_base_url", "judge_provider", "system_prompt", "system_prompt_file", "aspect",
+    "max_rows", "max_tokens", "max_new_tokens", "temperature", "top_p", "seed", "judge_max_new_tokens",
+    "judge_temperature", "concurrency", "push", "public", "overwrite", "source_dataset", "license",
+)  # fmt: skip
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("generate", help="not available yet")
+    p = sub.add_parser(
+        "generate",
+        help="generate second responses, judge them (UltraFeedback) and check their language",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("input", nargs="?", help="filtered set (.parquet or .jsonl) from `python -m pipeline filter`")
+    p.add_argument("--config", help="YAML or JSON file with the same settings (flags given here win)")
+    p.add_argument("--output", "-o", help="output folder (rerun with the same folder to resume)")
+    g = p.add_argument_group("generator model(s)")
+    g.add_argument("--model", action="append", help="generator model id; repeat for several models")
+    g.add_argument("--backend", choices=("serverless", "endpoint", "openai"),
+                   help="where the generators run (default: openai if --base-url is given, else serverless)")
+    g.add_argument("--base-url", help="endpoint or OpenAI-compatible base URL (e.g. http://localhost:8000/v1)")
+    g.add_argument("--provider", help="serverless provider (default auto)")
+    g.add_argument("--system-prompt", help="system prompt for the generators")
+    g.add_argument("--system-prompt-file", help="read the system prompt from this file")
+    g.add_argument("--max-new-tokens", type=int, help="per response (default 512)")
+    g.add_argument("--temperature", type=float, help="default 0.7")
+    g.add_argument("--top-p", type=float, help="default 0.95")
+    g.add_argument("--seed", type=int)
+    j = p.add_argument_group("judge")
+    j.add_argument("--judge-model", help="judge model id (default: the first generator)")
+    j.add_argument("--judge-backend", choices=("serverless", "endpoint", "openai"), help="default: as generators")
+    j.add_argument("--judge-base-url", help="default: the generators' base URL")
+    j.add_argument("--judge-provider")
+    j.add_argument("--aspect", help="UltraFeedback aspect (default overall-rating)")
+    j.add_argument("--judge-max-new-tokens", type=int)
+    j.add_argument("--judge-temperature", type=float)
+    r = p.add_argument_group("limits")
+    r.add_argument("--max-rows", type=int, help="use only the first N rows of the input")
+    r.add_argument("--max-tokens", type=int, help="token budget of this run (prompt + completion)")
+    r.add_argument("--concurrency", type=int, help="calls in flight at once (default 8)")
+    r.add_argument("--dry-run", action="store_true", help="print the estimate and exit")
+    r.add_argument("--restart", action="store_true", help="discard the results in the output folder first")
+    h = p.add_argument_group("hub")
+    h.add_argument("--push", metavar="OWNER/NAME", help="push the raw dataset to the Hub at the end")
+    h.add_argument("--public", action="store_true", help="make the pushed dataset public (default private)")
+    h.add_argument("--overwrite", action="store_true", help="replace the dataset if it exists")
+    h.add_argument("--source-dataset", help="for the card (default CohereForAI/aya_dataset)")
+    h.add_argument("--license", help="licence of the source data, for the card (default apache-2.0)")
     p.set_defaults(func=_run)
 
 
+class _UsageError(Exception):
+    pass
+
+
+def _load_config(path: str) -> dict:
+    text = Path(path).read_text(encoding="utf-8")
+    if path.endswith(".json"):
+        data = json.loads(text)
+    else:
+        import yaml
+
+        data = yaml.safe_load(text) or {}
+    if not isinstance(data, dict):
+        raise _UsageError(f"{path}: the config must be a mapping of settings.")
+    unknown = sorted(set(data) - set(CONFIG_KEYS))
+    if unknown:
+        raise _UsageError(f"{path}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(CONFIG_KEYS)}.")
+    return data
+
+
+def _settings_from(args: argparse.Namespace) -> dict:
+    """Config file values overridden by the flags that were given."""
+    conf = _load_config(args.config) if args.config else {}
+    for key in CONFIG_KEYS:
+        value = getattr(args, key, None)
+        if key == "model" and value:
+            conf["generators"] = None
+        if value not in (None, False, []):
+            conf[key] = value
+    return conf
+
+
+def _backend(kind: str | None, model: str, base_url: str | None, provider: str | None):
+    from pipeline.inference import Backend, InferenceError
+
+    kind = kind or ("openai" if base_url else "serverless")
+    backend = Backend(kind, (model or "").strip(), (base_url or "").strip(), provider or "auto")
+    try:
+        backend.validate()
+    except InferenceError as exc:
+        raise _UsageError(exc.message) from None
+    return backend
+
+
+def _build_settings(conf: dict):
+    from pipeline.generate import RunSettings
+
+    gens_conf = conf.get("generators")
+    if gens_conf:
+        generators = tuple(
+            _backend(g.get("backend") or g.get("kind"), g.get("model", ""), g.get("base_url"), g.get("provider"))
+            for g in gens_conf
+        )
+    else:
+        models = conf.get("model") or []
+        models = [models] if isinstance(models, str) else list(models)
+        if not models:
+            raise _UsageError("Give a generator model: --model MODEL_ID (repeat it for several models).")
+        generators = tuple(_backend(conf.get("backend"), m, conf.get("base_url"), conf.get("provider")) for m in models)
+    judge_conf = conf.get("judge") or {}
+    first = generators[0]
+    judge = _backend(
+        judge_conf.get("backend") or conf.get("judge_backend") or first.kind,
+        judge_conf.get("model") or conf.get("judge_model") or first.model,
+        judge_conf.get("base_url") or conf.get("judge_base_url") or first.base_url,
+        judge_conf.get("provider") or conf.get("judge_provider") or first.provider,
+    )
+    system_prompt = conf.get("system_prompt") or ""
+    if conf.get("system_prompt_file"):
+        system_prompt = Path(conf["system_prompt_file"]).read_text(encoding="utf-8").strip()
+    kwargs: dict[str, Any] = {"generators": generators, "judge": judge, "system_prompt": system_prompt}
+    for key in ("aspect", "max_rows", "max_tokens", "max_new_tokens", "temperature", "top_p", "seed",
+                "judge_max_new_tokens", "judge_temperature", "concurrency"):  # fmt: skip
+        if conf.get(key) is not None:
+            kwargs[key] = conf[key]
+    return RunSettings(**kwargs)
+
+
+def read_input(path: str):
+    """The filtered set from a .parquet or .jsonl/.json file, as a table with ``schema.FILTERED_COLUMNS``."""
+    import pyarrow as pa
+
+    from pipeline import schema
+
+    p = Path(path)
+    if not p.exists():
+        raise _UsageError(f"{path}: no such file. Make one with `python -m pipeline filter`.")
+    try:
+        if p.suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            table = pq.read_table(p)
+        else:
+            rows = [json.loads(line) for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
+            table = pa.Table.from_pylist(rows)
+    except Exception as exc:  # noqa: BLE001
+        raise _UsageError(f"{path}: cannot read it as Parquet or JSON Lines ({exc}).") from None
+    missing = [c for c in ("prompt", "response") if c not in table.column_names]
+    if missing:
+        raise _UsageError(f"{path}: missing column(s) {', '.join(missing)}; expected {', '.join(schema.FILTERED_COLUMNS)}.")
+    rows = table.to_pylist()
+    out = []
+    for row in rows:
+        prompt, response = str(row.get("prompt") or ""), str(row.get("response") or "")
+        out.append({
+            "id": row.get("id") or schema.row_id(prompt, response),
+            "prompt": prompt,
+            "response": response,
+            "language": str(row.get("language") or ""),
+            "language_code": str(row.get("language_code") or ""),
+            "annotation_type": str(row.get("annotation_type") or ""),
+            "user_id": str(row.get("user_id") or ""),
+        })  # fmt: skip
+    return pa.Table.from_pylist(out, schema=pa.schema([(c, pa.string()) for c in schema.FILTERED_COLUMNS]))
+
+
+def _hf_token() -> str | None:
+    token = os.environ.get("HF_TOKEN")
+    if token:
+        return token
+    try:
+        from huggingface_hub import get_token
+
+        return get_token()
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def _write_outputs(handle, out: Path, meta: dict, data_ref: str) -> Any:
+    import pyarrow.parquet as pq
+
+    from pipeline import recipe, results
+
+    table = handle.table()
+    tmp = out / "raw.parquet.tmp"
+    pq.write_table(table, tmp)
+    tmp.replace(out / "raw.parquet")
+    meta = {**meta, "rows": table.num_rows, "counts": results.counts_by_status(table)}
+    (out / "README.md").write_text(recipe.render_raw_card(meta, table), encoding="utf-8")
+    (out / "pipeline.py").write_text(recipe.render_pipeline_script(meta, data=data_ref), encoding="utf-8")
+    (out / "dpo_studio.json").write_text(json.dumps(meta, ensure_ascii=False, indent=1), encoding="utf-8")
+    return table, meta
+
+
 def _run(args: argparse.Namespace) -> int:
-    print("'generate' is not available yet in this version of DPO Studio.", file=sys.stderr)
-    return 2
+    try:
+        return _main(args)
+    except _UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _main(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from pipeline import generate, hub, recipe
+
+    conf = _settings_from(args)
+    if not conf.get("input"):
+        raise _UsageError("Give the filtered set: python -m pipeline generate FILTERED.parquet --output DIR ...")
+    if not conf.get("output"):
+        raise _UsageError("Give an output folder: --output DIR (rerun with the same folder to resume).")
+    try:
+        settings = _build_settings(conf)
+    except generate.RunError as exc:
+        raise _UsageError(str(exc)) from None
+    rows = read_input(conf["input"])
+    if rows.num_rows == 0:
+        raise _UsageError(f"{conf['input']} has no rows: filter a language with data first.")
+    out = Path(conf["output"])
+    checkpoint = generate.Checkpoint(out / "checkpoint.jsonl")
+    token = _hf_token()
+    api_key = os.environ.get("OPENAI_API_KEY") or None
+    api_keys = {b.base_url: api_key for b in (*settings.generators, settings.judge) if b.kind == "openai" and api_key}
+    needs_token = [b.model for b in (*settings.generators, settings.judge) if b.kind == "serverless"]
+    if needs_token and not token:
+        raise _UsageError(f"{', '.join(needs_token)} run(s) on serverless inference: set HF_TOKEN (or `hf auth login`).")
+    push = conf.get("push")
+    if push and not args.dry_run:
+        try:
+            hub.check_writable(push, token)
+            if hub.repo_exists(push, token) and not conf.get("overwrite"):
+                raise _UsageError(f"{push} already exists on the Hub: pick another name or add --overwrite.")
+        except hub.HubError as exc:
+            raise _UsageError(str(exc)) from None
+
+    try:
+        plan = generate.plan_run(rows, settings, None if args.restart else checkpoint)
+        print(plan.summary(), file=sys.stderr)
+        if args.dry_run:
+            return 0
+        out.mkdir(parents=True, exist_ok=True)
+        languages = {r for r in rows.column("language").to_pylist() if r}
+        codes = {r for r in rows.column("language_code").to_pylist() if r}
+        source = {"dataset": conf.get("source_dataset") or recipe.AYA_DATASET, "split": "train",
+                  "license": conf.get("license") or "apache-2.0", "file": Path(conf["input"]).name}  # fmt: skip
+        handle = generate.start_run(
+            rows, settings, checkpoint, restart=args.restart, token=token, api_keys=api_keys, source=source
+        )
+    except generate.RunError as exc:
+        raise _UsageError(str(exc)) from None
+
+    interrupted = False
+    bar = tqdm(total=plan.total, initial=plan.already_ok, unit="row", desc="generate", file=sys.stderr)
+    try:
+        while not handle.wait(0.25):
+            _update(bar, handle.snapshot())
+    except KeyboardInterrupt:
+        interrupted = True
+        print("\nCancelling: finished rows are kept…", file=sys.stderr)
+        handle.cancel()
+        handle.wait(30)
+    snap = handle.snapshot()
+    _update(bar, snap)
+    bar.close()
+
+    meta = recipe.build_raw_meta(settings, None, source=source,
+                                 language=next(iter(languages)) if len(languages) == 1 else "",
+                                 language_code=next(iter(codes)) if len(codes) == 1 else "")  # fmt: skip
+    table, meta = _write_outputs(handle, out, meta, data_ref=push or str((out / "raw.parquet").resolve()))
+    print(snap.message, file=sys.stderr)
+    if handle.hub_message:
+        print(handle.hub_message, file=sys.stderr)
+    print(f"{table.num_rows} rows in {out / 'raw.parquet'} ({_counts(snap.counts)})", file=sys.stderr)
+    if interrupted or snap.state == generate.STATE_CANCELLED:
+        print("Rerun the same command to resume.", file=sys.stderr)
+        return 130
+    if snap.state != generate.STATE_DONE:
+        return 1
+    if push:
+        try:
+            url = recipe.push_raw(table, meta, push, token, private=not conf.get("public"),
+                                  overwrite=bool(conf.get("overwrite")))  # fmt: skip
+        except hub.HubError as exc:
+            print(f"error: push failed: {exc} The results are kept in {out}.", file=sys.stderr)
+            return 1
+        print(f"Pushed to {url}", file=sys.stderr)
+    return 0
+
+
+def _counts(counts: dict) -> str:
+    return ", ".join(f"{v} {k}" for k, v in counts.items() if v) or "no rows"
+
+
+def _update(bar, snap) -> None:
+    bar.n = snap.done
+    fails = snap.failures
+    bar.set_postfix_str(f"failed={fails} {snap.rows_per_s:.2f} rows/s", refresh=False)
+    bar.refresh()
