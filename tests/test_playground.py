@@ -1,0 +1,212 @@
+"""Playground logic (pipeline.playground) and the tab's handlers, against the fault-injecting server."""
+
+from __future__ import annotations
+
+import csv
+import random
+
+import pyarrow as pa
+import pytest
+
+from pipeline import playground
+from pipeline.inference import Backend, GenParams, RetryPolicy, build_messages
+from pipeline.playground import ColumnRequest, record_vote, run_columns, tally
+from pipeline.state import ModelChoice, Session
+from tests.fixtures.faulty_server import Fault, FakeLLMServer
+
+DUTCH = "Amsterdam is de hoofdstad van Nederland en er wonen ongeveer negenhonderdduizend mensen in de stad."
+ONE_TRY = RetryPolicy(max_attempts=1)
+
+
+def filtered_table(n: int = 5) -> pa.Table:
+    return pa.table({
+        "id": [f"id{i}" for i in range(n)],
+        "prompt": [f"Vraag {i}?" for i in range(n)],
+        "response": [f"Antwoord {i}." for i in range(n)],
+        "language": ["Dutch"] * n,
+        "language_code": ["nld"] * n,
+        "annotation_type": ["original-annotations"] * n,
+        "user_id": ["u"] * n,
+    })
+
+
+class FakeFiltered:  # the shape of pipeline.data.FilteredSet the tab relies on
+    def __init__(self, table):
+        self.table = table
+
+
+# --- data ----------------------------------------------------------------------------------------------------
+def test_target_language_and_sampling_from_the_filtered_set():
+    filtered = FakeFiltered(filtered_table())
+    assert playground.target_language(filtered) == ("Dutch", "nld")
+    assert playground.target_language(None) == ("", "")
+    rows = {playground.sample_row(filtered, random.Random(seed))["id"] for seed in range(30)}
+    assert len(rows) > 1  # random rows, not always the first
+    row = playground.sample_row(filtered, random.Random(1))
+    assert row["prompt"].startswith("Vraag") and row["response"].startswith("Antwoord")
+    assert playground.sample_row(FakeFiltered(filtered_table(0))) is None
+
+
+def test_make_backend_and_seed_parsing():
+    assert playground.make_backend("serverless", "  ") is None
+    assert playground.make_backend("serverless", "org/m", "http://ignored", "together") == Backend(
+        "serverless", "org/m", "", "together")
+    assert playground.make_backend("openai", "m", " http://h:1/v1 ").base_url == "http://h:1/v1"
+    assert playground.make_backend("endpoint", "", "https://x.endpoints.huggingface.cloud").kind == "endpoint"
+    assert playground.parse_seed("") is None and playground.parse_seed(None) is None
+    assert playground.parse_seed(42.0) == 42 and playground.parse_seed("x") is None and playground.parse_seed(-1) is None
+
+
+# --- votes ---------------------------------------------------------------------------------------------------
+def _vote(votes, vote, a="model-a", b="model-b", c=""):
+    return record_vote(votes, vote, prompt="p", system_prompt="s", labels={"A": a, "B": b, "C": c},
+                       responses={"A": "ra", "B": "rb", "C": "rc" if c else ""}, target_code="nld")
+
+
+def test_votes_and_tally():
+    votes: list[dict] = []
+    _vote(votes, "A better")
+    _vote(votes, "A better")
+    _vote(votes, "B better")
+    _vote(votes, "Tie")
+    _vote(votes, "All bad", c="model-c")
+    assert len(votes) == 5 and votes[0]["winner"] == "model-a" and votes[3]["winner"] == ""
+    table = tally(votes).set_index("model")
+    assert table.loc["model-a", ["shown", "wins", "ties", "all_bad", "losses"]].tolist() == [5, 2, 1, 1, 1]
+    assert table.loc["model-b", ["shown", "wins", "ties", "all_bad", "losses"]].tolist() == [5, 1, 1, 1, 2]
+    assert table.loc["model-c", ["shown", "all_bad"]].tolist() == [1, 1]
+    assert table.loc["model-a", "win_rate"] == 0.4
+    assert tally(votes)["model"].iloc[0] == "model-a"  # best first
+    assert list(tally([]).columns) == list(playground.TALLY_COLUMNS)
+
+
+def test_bad_votes_are_refused_with_a_reason():
+    votes: list[dict] = []
+    with pytest.raises(ValueError, match="Pick a vote"):
+        _vote(votes, "")
+    with pytest.raises(ValueError, match="Column C has no answer"):
+        _vote(votes, "C better")
+    with pytest.raises(ValueError, match="Generate answers first"):
+        record_vote(votes, "Tie", prompt="p", system_prompt="", labels={}, responses={})
+    with pytest.raises(ValueError, match="at least two"):
+        _vote(votes, "Tie", b="")
+    assert votes == []
+
+
+def test_votes_csv_round_trip(tmp_path):
+    votes: list[dict] = []
+    _vote(votes, "B better")
+    votes[0]["prompt"] = 'multi\nline, "quoted" <script>x</script>'
+    path = playground.write_votes_csv(votes, tmp_path)
+    with open(path, encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 1
+    assert rows[0]["vote"] == "B better" and rows[0]["winner"] == "model-b"
+    assert rows[0]["prompt"] == votes[0]["prompt"]
+    assert list(rows[0]) == list(playground.VOTE_FIELDS)
+
+
+def test_model_choice_carries_no_secret():
+    choice = playground.model_choice(Backend("openai", "m", "http://127.0.0.1:1/v1"), "Antwoord in het Nederlands.")
+    assert choice == ModelChoice("m", "openai", "http://127.0.0.1:1/v1", "auto", "Antwoord in het Nederlands.")
+
+
+# --- side-by-side streaming ------------------------------------------------------------------------------------
+def test_columns_stream_side_by_side_and_a_failure_stays_in_its_column():
+    with FakeLLMServer(responder=lambda r: DUTCH, token_delay=0.005) as good, FakeLLMServer() as bad:
+        bad.add_faults(Fault.status(404))
+        requests = [
+            ColumnRequest("A", Backend("openai", "m-a", good.base_url)),
+            ColumnRequest("B", Backend("openai", "missing-model", bad.base_url)),
+            ColumnRequest("C", Backend("openai", "m-c", good.base_url)),
+        ]
+        snapshots = list(run_columns(requests, build_messages("Vraag?"), GenParams(), "nld", retry=ONE_TRY))
+    a, b, c = snapshots[-1]
+    assert a.status == "done" and a.text == DUTCH and c.status == "done" and c.text == DUTCH
+    assert a.check.match is True and a.ttft_s is not None and a.tokens_per_s is not None
+    assert b.status == "error" and b.error_kind == "not_found" and "missing-model" in b.error
+    assert "✅ Dutch (nld)" in playground.stats_line(a, "nld")
+    assert "first token" in playground.stats_line(a, "nld")
+    assert playground.stats_line(b, "nld").startswith("⚠️")
+    assert any(s[0].status == "streaming" for s in snapshots)  # text arrived progressively
+
+
+def test_broken_stream_keeps_partial_text_and_unused_columns_stay_idle():
+    with FakeLLMServer(responder=lambda r: DUTCH) as server:
+        server.add_faults(Fault.broken_stream(4))
+        requests = [ColumnRequest("A", Backend("openai", "m", server.base_url)), ColumnRequest("B", None),
+                    ColumnRequest("C", None)]
+        final = list(run_columns(requests, build_messages("Vraag?"), GenParams(), "nld", retry=ONE_TRY))[-1]
+    assert final[0].status == "error" and final[0].error_kind == "connection"
+    assert DUTCH.startswith(final[0].text) and final[0].text
+    assert final[1].status == "idle" and playground.stats_line(final[1], "nld").startswith("Not used")
+
+
+def test_language_badges():
+    from pipeline.langdetect import LanguageCheck
+
+    assert playground.language_badge(LanguageCheck("eng", 0.91, False), "nld") == "❌ English (eng) 91%, not Dutch"
+    assert "not checked" in playground.language_badge(LanguageCheck("vie", 0.9, None), "yor")
+    assert "no target language" in playground.language_badge(None, "")
+
+
+# --- the tab's handlers ----------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def demo():
+    import app
+
+    return app.build_app()
+
+
+def handler(demo, name):
+    return next(f.fn for f in demo.fns.values() if getattr(f, "name", None) == name)
+
+
+def column_args(*columns):
+    out = []
+    for col in columns + (("serverless", "", "", "auto", ""),) * (3 - len(columns)):
+        out += list(col)
+    return out
+
+
+def test_tab_generate_vote_and_use_in_pipeline(demo):
+    generate = handler(demo, "generate")
+    save_vote = handler(demo, "save_vote")
+    use_in_pipeline = handler(demo, "use_in_pipeline")
+    session = Session(filtered=FakeFiltered(filtered_table()))
+    with FakeLLMServer(responder=lambda r: DUTCH) as server:
+        cols = column_args(("openai", "local-a", server.base_url, "auto", ""),
+                           ("serverless", "Qwen/Qwen2.5-72B-Instruct", "", "auto", ""),
+                           ("openai", "local-c", server.base_url, "auto", "sk-typed"))
+        updates = list(generate("Wat is de hoofdstad?", "Antwoord altijd in het {language}.", "nld", 64, 0.7, 0.9,
+                                None, *cols, oauth_token=None))
+        sent = [r.json for r in server.requests]
+        headers = [r.headers for r in server.requests]
+    texts, stats, run = updates[-1][:3], updates[-1][3:6], updates[-1][6]
+    assert texts[0] == DUTCH and texts[2] == DUTCH and texts[1] == ""
+    assert "sign in" in stats[1].lower()  # serverless without sign-in: said in its column...
+    assert "Dutch" in stats[0] and "first token" in stats[0]  # ...while the others went on
+    assert sent[0]["messages"][0] == {"role": "system", "content": "Antwoord altijd in het Dutch."}
+    assert {h.get("authorization") for h in headers} == {None, "Bearer sk-typed"}
+    assert run["labels"]["A"].startswith("local-a") and run["responses"]["C"] == DUTCH
+
+    status, table, download = save_vote(session, "A better", run)
+    assert "1 vote" in status and len(session.votes) == 1 and session.votes[0]["winner"].startswith("local-a")
+    assert table["wins"].sum() == 1
+    assert download["visible"] is True and download["value"].endswith(".csv")
+    assert "sk-typed" not in open(download["value"], encoding="utf-8").read()
+
+    message = use_in_pipeline(session, "C", "Antwoord altijd in het {language}.", "nld", *cols)
+    assert session.model_choice == ModelChoice("local-c", "openai", server.base_url, "auto",
+                                               "Antwoord altijd in het Dutch.")
+    assert "API key again" in message and "sk-typed" not in message
+
+
+def test_tab_sample_and_empty_prompt(demo):
+    sample = handler(demo, "sample")
+    generate = handler(demo, "generate")
+    session = Session(filtered=FakeFiltered(filtered_table()))
+    prompt, human = sample(session)
+    assert prompt.startswith("Vraag") and human.startswith("Antwoord")
+    assert list(generate("  ", "", "nld", 64, 0.7, 0.9, None, *column_args(("openai", "m", "http://127.0.0.1:9/v1",
+                                                                             "auto", ""))), ) == []
