@@ -1109,7 +1109,7 @@ def _bucket(value: float | None) -> str:
 def export_frames(result: ExportResult | Selection) -> dict[str, Any]:
     """pandas DataFrames behind the tab's plots.
 
-    Keys: ``rules`` (rule, rows, outcome: one "kept" row then one per drop rule), ``ratings`` (rating, pairs,
+    Keys: ``rules`` (rule, rows, outcome: one "kept" row then one per rule that dropped rows), ``ratings`` (rating, pairs,
     response: chosen/rejected), ``margins`` (margin, pairs) and ``agreement`` (outcome, rows; empty when no row has
     both a human and a judge preference).
     """
@@ -1117,7 +1117,7 @@ def export_frames(result: ExportResult | Selection) -> dict[str, Any]:
 
     counts, pairs, agreement = result.counts, result.pairs, result.agreement
     rules_rows = [{"rule": "kept", "rows": counts.get("kept", 0), "outcome": "kept"}]
-    rules_rows += [{"rule": r, "rows": counts.get(r, 0), "outcome": "dropped"} for r in DROP_RULES]
+    rules_rows += [{"rule": r, "rows": counts[r], "outcome": "dropped"} for r in DROP_RULES if counts.get(r)]
     ratings = Counter()
     for p in pairs:
         ratings[(_bucket(p.chosen_rating), "chosen")] += 1
@@ -1568,3 +1568,73 @@ def load_raw_from_hub(
         if first[0].get("system_prompt"):
             meta["system_prompt"] = first[0]["system_prompt"]
     return raw, ann, meta
+
+
+# --- For the tab ---------------------------------------------------------------------------------------------
+def default_repo_name(target_language: str, meta: Mapping[str, Any] | None = None) -> str:
+    """A repo name for the export from the language: ``aya-nld-dpo`` for Aya, ``<source>-nld-dpo`` otherwise."""
+    source = normalize_meta(meta).get("source_dataset", "")
+    base = source.split("/")[-1].lower() if source else ""
+    base = "aya" if "aya" in base else re.sub(r"[^a-z0-9]+", "-", base).strip("-")[:40]
+    code = re.sub(r"[^a-z0-9]+", "-", (target_language or "").lower()).strip("-")
+    return "-".join(part for part in (base, code, "dpo") if part)
+
+
+def _last_text(value: Any) -> str:
+    if isinstance(value, list):
+        return _text(value[-1].get("content")) if value and isinstance(value[-1], dict) else ""
+    return _text(value)
+
+
+def _user_text(value: Any) -> str:
+    if isinstance(value, list):
+        users = [m.get("content") for m in value if isinstance(m, dict) and m.get("role") == "user"]
+        return _text(users[-1]) if users else ""
+    return _text(value)
+
+
+PREVIEW_COLUMNS: Final = (
+    "id", "prompt", "chosen", "rejected", "chosen_rating", "rejected_rating", "margin", "preference_source",
+    "chosen_model", "rejected_model",
+)  # fmt: skip
+
+
+def preview_rows(table: pa.Table, limit: int = 50) -> list[list[Any]]:
+    """The first ``limit`` rows as plain values for a preview grid (:data:`PREVIEW_COLUMNS`): the prompt, chosen
+    and rejected texts whatever the format (the user message and the assistant replies of conversations)."""
+    out = []
+    for row in table.slice(0, limit).to_pylist():
+        out.append(
+            [
+                row["id"],
+                _user_text(row["prompt"]) or _user_text(row["chosen"]),
+                _last_text(row["chosen"]),
+                _last_text(row["rejected"]),
+                row["chosen_rating"],
+                row["rejected_rating"],
+                row["margin"],
+                row["preference_source"],
+                row["chosen_model"],
+                row["rejected_model"],
+            ]
+        )
+    return out
+
+
+def input_summary(raw: pa.Table | None, annotations: pa.Table | None = None) -> dict[str, Any]:
+    """What an input holds, for the tab: rows, target languages, statuses and rows with human answers."""
+    if raw is None:
+        return {"rows": 0, "languages": {}, "statuses": {}, "annotated": 0}
+    statuses = Counter(raw.column("status").to_pylist()) if "status" in raw.column_names else Counter()
+    annotated = 0
+    if annotations is not None and annotations.num_rows and "id" in annotations.column_names:
+        ids = set(raw.column("id").to_pylist()) if "id" in raw.column_names else set()
+        n_col = (annotations.column("n_annotators").to_pylist() if "n_annotators" in annotations.column_names
+                 else [1] * annotations.num_rows)  # fmt: skip
+        annotated = len({i for i, n in zip(annotations.column("id").to_pylist(), n_col) if i in ids and (n or 0) > 0})
+    return {
+        "rows": raw.num_rows,
+        "languages": dict(target_languages(raw).most_common()),
+        "statuses": dict(statuses.most_common()),
+        "annotated": annotated,
+    }

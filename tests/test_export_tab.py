@@ -1,0 +1,183 @@
+"""The Export tab's handlers, driven as functions (the app builds; push goes to the fake Hub)."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import gradio as gr
+import pyarrow as pa
+import pytest
+
+from pipeline import export as ex
+from pipeline.state import Session
+from tests.test_export import ann_row, annotations, raw_row
+from ui import export_tab as tab
+from ui.common import SIGN_IN_NEEDED
+
+EVIL = "<img src=x onerror=alert(1)><script>alert(2)</script>"
+ROWS = [
+    raw_row("a", ["Amsterdam.", "Parijs."], [5, 1], prompt="Wat is de hoofdstad van Nederland?"),
+    raw_row("b", ["x", "y", "z"], [2, 5, 1], prompt=f"Noem een letter. {EVIL}"),
+    raw_row("t", ["Ja.", "Nee."], [3, 3], prompt="Klopt dat?"),
+    raw_row("e", [f"Rood. {EVIL}", "Blauw."], [4, 1], prompt="Welke kleur?"),
+]
+DEFAULTS = ("human_then_judge", "best_worst", False, 0, False, True, 0, True)  # the rules' UI defaults
+
+
+def _session() -> Session:
+    s = Session()
+    s.raw = pa.Table.from_pylist(ROWS)
+    s.raw_meta = {"source": {"dataset": "CohereForAI/aya_dataset", "license": "apache-2.0", "language": "Dutch"},
+                  "settings": {"generators": [{"model": "org/model-1"}], "judge": {"model": "org/judge"}}}
+    s.annotations = annotations([ann_row("a", [1.0, 5.0], 1), ann_row("b", [2.0, 4.0, 1.0], 1)])
+    return s
+
+
+def _build(session, source=tab.SRC_SESSION, rules=DEFAULTS, fmt="standard", test_size=0, language="nld"):
+    return tab.on_build(session, source, language, *rules, fmt, False, test_size, 42, "alice", "aya-nld-dpo")
+
+
+def _plain(markdown: str) -> str:
+    """What a reader sees: Markdown backslash escapes removed."""
+    import re
+
+    return re.sub(r"\\(.)", r"\1", markdown)
+
+
+def _profile(name: str) -> gr.OAuthProfile:
+    return gr.OAuthProfile({"name": name, "preferred_username": name, "profile": "", "picture": ""})
+
+
+def _token(token: str) -> gr.OAuthToken:
+    return gr.OAuthToken(token=token, scope="openid profile write-repos", expires_at=0)
+
+
+def test_app_builds_with_the_export_tab():
+    import app
+
+    demo = app.build_app()
+    assert isinstance(demo, gr.Blocks)
+
+
+def test_build_fills_numbers_preview_and_downloads():
+    session = _session()
+    out = _build(session)
+    returned, status, counts, preview, rules_df, ratings_df, margins_df, agreement_upd, files = out
+    assert returned is session and isinstance(session.export, ex.ExportResult)
+    assert "**3 pairs** from 3 of 4 rows" in status and "Tie (equal ratings, or annotators said tie): 1" in status
+    assert "Preferences from annotators: 2; from the judge: 1" in status
+    assert "Judge versus annotators on 2 rows" in status
+    assert ["Rows kept", 3] in counts
+    assert [r[0] for r in preview] == ["a", "b", "e"]
+    assert preview[1][1] == f"Noem een letter. {EVIL}"  # untrusted text goes to the grid as text, unchanged
+    assert dict(zip(rules_df["rule"], rules_df["rows"]))["tie"] == 1
+    assert set(ratings_df["response"]) == {"chosen", "rejected"} and margins_df["pairs"].sum() == 3
+    assert agreement_upd["visible"] is True and agreement_upd["value"]["rows"].sum() == 2
+    names = sorted(Path(f).name for f in files)
+    assert names == ["README.md", "aya-nld-dpo.jsonl", "aya-nld-dpo.parquet"]
+    parquet = next(f for f in files if f.endswith(".parquet"))
+    assert ex.read_table(parquet).to_pylist() == session.export.table.to_pylist()
+    card = Path(next(f for f in files if f.endswith("README.md"))).read_text(encoding="utf-8")
+    assert 'load_dataset("alice/aya-nld-dpo")' in card and "- argilla" in card
+
+
+def test_judge_only_source_ignores_annotations_and_split_files():
+    session = _session()
+    out = _build(session, source=tab.SRC_JUDGE, fmt="conversational", test_size=1)
+    assert "Preferences from annotators: 0; from the judge: 3" in out[1]
+    assert sorted(Path(f).name for f in out[-1]) == [
+        "README.md", "aya-nld-dpo-test.jsonl", "aya-nld-dpo-test.parquet", "aya-nld-dpo-train.jsonl",
+        "aya-nld-dpo-train.parquet",
+    ]  # fmt: skip
+    assert out[7]["visible"] is False  # no agreement plot without human answers
+
+
+def test_every_row_dropped_is_explained():
+    session = _session()
+    rules = ("judge", "best_worst", False, 4.5, False, True, 0, True)
+    out = _build(session, rules=rules)
+    assert _plain(out[1]).startswith("**Nothing to export.** Every row was dropped (4 in the input)")
+    assert "rating margin below the minimum: 3" in out[1] and out[-1] is None and session.export is None
+
+
+def test_no_input_and_mixed_languages():
+    empty = Session()
+    summary = tab.on_refresh(empty, tab.SRC_SESSION, None, None, "")[0]
+    assert "no raw results in this session yet" in summary
+    assert "no raw results" in _build(empty)[1]
+    mixed = _session()
+    mixed.raw = pa.Table.from_pylist([*ROWS, raw_row("f", ["Oui.", "Non."], [5, 1], target="fra")])
+    summary, lang, *_ = tab.on_refresh(mixed, tab.SRC_SESSION, None, None, "")
+    assert "mixes languages" in summary and lang["choices"] == ["nld", "fra"] and lang["value"] is None
+    assert "mixes 2 target languages" in _build(mixed, language=None)[1]
+    assert "**1 pairs**" in _build(mixed, language="fra")[1]
+
+
+def test_untrusted_codes_are_escaped_in_markdown():
+    session = _session()
+    session.raw = pa.Table.from_pylist([raw_row("x", ["a", "b"], [5, 1], target=EVIL)])
+    summary = tab.on_refresh(session, tab.SRC_SESSION, None, None, "")[0]
+    assert "<img" not in summary and "<script" not in summary and "&lt;img" in summary
+
+
+def test_refresh_signed_out_disables_push():
+    out = tab.on_refresh(_session(), tab.SRC_SESSION, None, None, "", None, None)
+    summary, lang, owner, name, push_btn, note, hub_row = out
+    assert "4 rows" in summary and "Annotators answered 2 rows" in summary
+    assert lang["value"] == "nld" and name["value"] == "aya-nld-dpo"
+    assert push_btn["interactive"] is False and note == SIGN_IN_NEEDED and hub_row["visible"] is False
+    assert tab.on_push(_session(), tab.SRC_SESSION, "nld", *DEFAULTS, "standard", False, 0, 42, "alice", "x", True,
+                       False, None, None) == SIGN_IN_NEEDED  # fmt: skip
+
+
+@pytest.fixture()
+def hub(fake_hub):
+    fake_hub.add_user("alice", "hf_alice_tab", orgs={"team": "write", "readers": "read"})
+    fake_hub.add_user("bob", "hf_bob_tab")
+    return fake_hub
+
+
+def test_refresh_signed_in_offers_writable_owners(hub):
+    out = tab.on_refresh(_session(), tab.SRC_SESSION, None, None, "", _profile("alice"), _token("hf_alice_tab"))
+    owner, push_btn, note = out[2], out[4], out[5]
+    assert owner["choices"] == ["alice", "team"] and owner["value"] == "alice"
+    assert push_btn["interactive"] is True and note == ""
+
+
+def test_push_then_load_back(hub):
+    import datasets
+
+    session = _session()
+    name = f"aya-nld-dpo-{uuid.uuid4().hex[:6]}"
+    msg = tab.on_push(session, tab.SRC_SESSION, "nld", *DEFAULTS, "recipe", True, 1, 42, "alice", name, True, False,
+                      _profile("alice"), _token("hf_alice_tab"))  # fmt: skip
+    assert msg.startswith("**Pushed** 3 pairs (private)")
+    loaded = datasets.load_dataset(f"alice/{name}", token="hf_alice_tab")
+    for split, table in session.export.splits.items():
+        assert loaded[split].to_list() == table.to_pylist()
+    assert hub.repo(f"alice/{name}").private
+
+
+def test_push_to_a_target_the_user_cannot_write_is_refused_before_work(hub):
+    session = _session()
+    before = len(hub.requests)
+    for owner in ("bob", "readers"):
+        msg = tab.on_push(session, tab.SRC_SESSION, "nld", *DEFAULTS, "standard", False, 0, 42, owner, "x", True,
+                          False, _profile("alice"), _token("hf_alice_tab"))  # fmt: skip
+        assert msg.startswith("**Not pushed.**") and "cannot write" in msg
+    assert session.export is None  # nothing was built
+    assert not any(m == "POST" for m, _, _ in hub.requests[before:])
+
+
+def test_load_raw_dataset_from_the_hub(hub):
+    repo = f"alice/raw-{uuid.uuid4().hex[:6]}"
+    hub.add_dataset(repo, pa.Table.from_pylist(ROWS), private=True)
+    session = Session()
+    returned, summary, lang = tab.on_load_hub(repo, "train", session, _profile("alice"), _token("hf_alice_tab"))
+    assert returned is session and "4 rows" in summary and lang["value"] == "nld"
+    out = _build(session, source=tab.SRC_HUB)
+    assert "**3 pairs**" in out[1]
+    # bob cannot see alice's private dataset
+    _, summary, _ = tab.on_load_hub(repo, "train", Session(), _profile("bob"), _token("hf_bob_tab"))
+    assert summary.startswith("**Could not load it.**")
