@@ -1532,8 +1532,9 @@ def load_raw_from_hub(
     """Load raw pipeline results from the Hub: (raw, annotations found in the same table or None, meta for the card).
 
     Raises ``pipeline.hub.HubError`` for a dataset that cannot be loaded and :class:`ExportError` naming the
-    columns a raw-results dataset needs but this one lacks. ``meta`` comes from the dataset's card
-    (``source_datasets``, ``license``) and its rows (judge model, system prompt).
+    columns a raw-results dataset needs but this one lacks. ``meta`` is the Pipeline's
+    ``dpo_studio.json`` when the dataset has one, else it comes from the card (``source_datasets``, ``license``)
+    and the rows (judge model, system prompt).
     """
     from pipeline import hub
 
@@ -1546,7 +1547,16 @@ def load_raw_from_hub(
             "(columns: " + ", ".join(REQUIRED_RAW_COLUMNS) + ")."
         )
     raw, ann = split_annotation_columns(table)
-    meta: dict[str, Any] = {"raw_dataset": dataset_id}
+    meta: dict[str, Any] = {}
+    try:  # DPO Studio's Pipeline step pushes its raw_meta as dpo_studio.json next to the data
+        stored = json.loads(hub.download_file(dataset_id, "dpo_studio.json", token).decode("utf-8"))
+        if isinstance(stored, dict):
+            meta.update(stored)
+    except Exception:  # noqa: BLE001 - not a DPO Studio push, or an older one: the card below says less
+        pass
+    meta["raw_dataset"] = dataset_id
+    if meta.get("source") or meta.get("source_dataset"):
+        return raw, ann, meta
     try:
         from huggingface_hub import DatasetCard
 
@@ -1572,12 +1582,17 @@ def load_raw_from_hub(
 
 # --- For the tab ---------------------------------------------------------------------------------------------
 def default_repo_name(target_language: str, meta: Mapping[str, Any] | None = None) -> str:
-    """A repo name for the export from the language: ``aya-nld-dpo`` for Aya, ``<source>-nld-dpo`` otherwise."""
-    source = normalize_meta(meta).get("source_dataset", "")
-    base = source.split("/")[-1].lower() if source else ""
+    """A repo name for the export from the language: ``aya-dutch-dpo`` (the raw set being ``aya-dutch-dpo-raw``);
+    the language code when no name is known; the source's name instead of ``aya`` for other sources."""
+    flat = normalize_meta(meta)
+    source = flat.get("source_dataset", "")
+    base = source.split("/")[-1].lower() if source else "aya"
     base = "aya" if "aya" in base else re.sub(r"[^a-z0-9]+", "-", base).strip("-")[:40]
-    code = re.sub(r"[^a-z0-9]+", "-", (target_language or "").lower()).strip("-")
-    return "-".join(part for part in (base, code, "dpo") if part)
+    name = flat.get("language_name", "")
+    if name.lower() == (target_language or "").lower():
+        name = ""
+    lang = re.sub(r"[^a-z0-9]+", "-", (name or target_language or "").lower()).strip("-")[:40]
+    return "-".join(part for part in (base, lang, "dpo") if part)
 
 
 def _last_text(value: Any) -> str:

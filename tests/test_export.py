@@ -558,3 +558,19 @@ def test_card_reads_the_pipelines_checkpoint_meta():
     body = ex.card_body(result, meta, "alice/x")
     assert "`org/gen-a`, `org/gen-b`" in body and "`org/the-judge`" in body and "Wees kort." in body
     assert ex.card_metadata(result, meta)["license"] == "apache-2.0"
+
+
+def test_card_reads_the_session_raw_meta():
+    # the shape pipeline.recipe.build_raw_meta gives session.raw_meta
+    raw_meta = {
+        "models": ["org/gen-a"], "generators": [{"kind": "serverless", "model": "org/gen-a"}],
+        "system_prompt": "Wees kort.", "judge": {"model": "org/the-judge"}, "judge_model": "org/the-judge",
+        "aspect": "overall-rating", "settings": {"generation": {"max_new_tokens": 512}},
+        "source": {"dataset": "CohereForAI/aya_dataset", "split": "train", "license": "apache-2.0"},
+        "license": "apache-2.0", "language": "Dutch", "language_code": "nld", "rows": 1, "counts": {"ok": 1},
+    }  # fmt: skip
+    flat = ex.normalize_meta(raw_meta)
+    assert flat == {"source_dataset": "CohereForAI/aya_dataset", "source_license": "apache-2.0",
+                    "language_name": "Dutch", "generator_models": ["org/gen-a"], "judge_model": "org/the-judge",
+                    "system_prompt": "Wees kort.", "aspect": "overall-rating"}  # fmt: skip
+    assert ex.default_repo_name("nld", raw_meta) == "aya-dutch-dpo"

@@ -98,6 +98,15 @@ def test_meta_sidecar_and_card(inputs, tmp_path):
     assert "license: apache-2.0" in text and "`org/judge-x`" in text and "Dutch" in text and "Wees kort." in text
 
 
+def test_pipeline_dpo_studio_json_beside_the_input_is_used(inputs, tmp_path):
+    raw, _ = inputs
+    (raw.parent / "dpo_studio.json").write_text(json.dumps({"models": ["org/gen-z"], "judge_model": "org/j",
+                                                            "language": "Dutch"}), encoding="utf-8")  # fmt: skip
+    card = tmp_path / "card.md"
+    assert main(["export", "--input", str(raw), "--output", str(tmp_path / "o.parquet"), "--card", str(card)]) == 0
+    assert "`org/gen-z`" in card.read_text(encoding="utf-8")
+
+
 def test_push_to_the_fake_hub(inputs, tmp_path, fake_hub, monkeypatch):
     import datasets
 

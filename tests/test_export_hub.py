@@ -108,3 +108,19 @@ def test_hub_dataset_with_missing_columns_is_named(hub):
     with pytest.raises(ex.ExportError) as err:
         ex.load_raw_from_hub(repo, "hf_alice_export")
     assert "target_language, response_sources, ratings, language_match, status" in str(err.value)
+
+
+def test_load_raw_from_hub_reads_the_pipelines_dpo_studio_json(hub):
+    import json
+
+    repo = f"alice/raw-{_name()}"
+    meta = {"models": ["org/gen"], "judge_model": "org/judge-y", "system_prompt": "Kort.",
+            "source": {"dataset": "CohereForAI/aya_dataset", "split": "train", "license": "apache-2.0"},
+            "license": "apache-2.0", "language": "Dutch", "language_code": "nld"}  # fmt: skip
+    hub.add_dataset(repo, pa.Table.from_pylist(ROWS), files={"dpo_studio.json": json.dumps(meta)})
+    raw, ann, got = ex.load_raw_from_hub(repo, "hf_alice_export")
+    assert ann is None and got["raw_dataset"] == repo and got["judge_model"] == "org/judge-y"
+    result = ex.build_export(raw)
+    assert ex.default_repo_name(result.target_language, got) == "aya-dutch-dpo"
+    body = ex.card_body(result, got, "alice/aya-dutch-dpo")
+    assert "`org/gen`" in body and "`org/judge-y`" in body and "Kort." in body and "apache-2.0" in body

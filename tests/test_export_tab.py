@@ -35,7 +35,7 @@ def _session() -> Session:
 
 
 def _build(session, source=tab.SRC_SESSION, rules=DEFAULTS, fmt="standard", test_size=0, language="nld"):
-    return tab.on_build(session, source, language, *rules, fmt, False, test_size, 42, "alice", "aya-nld-dpo")
+    return tab.on_build(session, source, language, *rules, fmt, False, test_size, 42, "alice", "aya-dutch-dpo")
 
 
 def _plain(markdown: str) -> str:
@@ -75,11 +75,11 @@ def test_build_fills_numbers_preview_and_downloads():
     assert set(ratings_df["response"]) == {"chosen", "rejected"} and margins_df["pairs"].sum() == 3
     assert agreement_upd["visible"] is True and agreement_upd["value"]["rows"].sum() == 2
     names = sorted(Path(f).name for f in files)
-    assert names == ["README.md", "aya-nld-dpo.jsonl", "aya-nld-dpo.parquet"]
+    assert names == ["README.md", "aya-dutch-dpo.jsonl", "aya-dutch-dpo.parquet"]
     parquet = next(f for f in files if f.endswith(".parquet"))
     assert ex.read_table(parquet).to_pylist() == session.export.table.to_pylist()
     card = Path(next(f for f in files if f.endswith("README.md"))).read_text(encoding="utf-8")
-    assert 'load_dataset("alice/aya-nld-dpo")' in card and "- argilla" in card
+    assert 'load_dataset("alice/aya-dutch-dpo")' in card and "- argilla" in card
 
 
 def test_judge_only_source_ignores_annotations_and_split_files():
@@ -87,8 +87,8 @@ def test_judge_only_source_ignores_annotations_and_split_files():
     out = _build(session, source=tab.SRC_JUDGE, fmt="conversational", test_size=1)
     assert "Preferences from annotators: 0; from the judge: 3" in out[1]
     assert sorted(Path(f).name for f in out[-1]) == [
-        "README.md", "aya-nld-dpo-test.jsonl", "aya-nld-dpo-test.parquet", "aya-nld-dpo-train.jsonl",
-        "aya-nld-dpo-train.parquet",
+        "README.md", "aya-dutch-dpo-test.jsonl", "aya-dutch-dpo-test.parquet", "aya-dutch-dpo-train.jsonl",
+        "aya-dutch-dpo-train.parquet",
     ]  # fmt: skip
     assert out[7]["visible"] is False  # no agreement plot without human answers
 
@@ -125,7 +125,7 @@ def test_refresh_signed_out_disables_push():
     out = tab.on_refresh(_session(), tab.SRC_SESSION, None, None, "", None, None)
     summary, lang, owner, name, push_btn, note, hub_row = out
     assert "4 rows" in summary and "Annotators answered 2 rows" in summary
-    assert lang["value"] == "nld" and name["value"] == "aya-nld-dpo"
+    assert lang["value"] == "nld" and name["value"] == "aya-dutch-dpo"
     assert push_btn["interactive"] is False and note == SIGN_IN_NEEDED and hub_row["visible"] is False
     assert tab.on_push(_session(), tab.SRC_SESSION, "nld", *DEFAULTS, "standard", False, 0, 42, "alice", "x", True,
                        False, None, None) == SIGN_IN_NEEDED  # fmt: skip
@@ -149,7 +149,7 @@ def test_push_then_load_back(hub):
     import datasets
 
     session = _session()
-    name = f"aya-nld-dpo-{uuid.uuid4().hex[:6]}"
+    name = f"aya-dutch-dpo-{uuid.uuid4().hex[:6]}"
     msg = tab.on_push(session, tab.SRC_SESSION, "nld", *DEFAULTS, "recipe", True, 1, 42, "alice", name, True, False,
                       _profile("alice"), _token("hf_alice_tab"))  # fmt: skip
     assert msg.startswith("**Pushed** 3 pairs (private)")

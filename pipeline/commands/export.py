@@ -30,7 +30,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     io_ = p.add_argument_group("input and output")
     io_.add_argument("--input", required=True, help="raw results: .parquet or .jsonl (the Pipeline's output)")
     io_.add_argument("--annotations", help="annotations pulled from Argilla: .parquet or .jsonl (optional)")
-    io_.add_argument("--meta", help="JSON describing the run for the card (default: <input>.meta.json if present)")
+    io_.add_argument("--meta", help="JSON describing the run, for the card (default: the Pipeline's dpo_studio.json "
+                     "beside the input, or <input>.meta.json)")
     io_.add_argument("--output", required=True,
                      help="out.parquet or out.jsonl (with a test split: out-train.* and out-test.*)")  # fmt: skip
     io_.add_argument("--card", help="also write the dataset card (README.md) to this path")
@@ -85,11 +86,18 @@ def _token() -> str | None:
 
 
 def _load_meta(args: argparse.Namespace) -> dict:
-    path = Path(args.meta) if args.meta else Path(args.input).with_name(Path(args.input).name + ".meta.json")
-    if not path.exists():
-        if args.meta:
+    """--meta, else the Pipeline's dpo_studio.json beside the input, else <input>.meta.json, else nothing."""
+    if args.meta:
+        path = Path(args.meta)
+        if not path.exists():
             raise ex.ExportError(f"{path} does not exist.")
-        return {}
+    else:
+        source = Path(args.input)
+        found = [p for p in (source.with_name("dpo_studio.json"), source.with_name(source.name + ".meta.json"))
+                 if p.exists()]  # fmt: skip
+        if not found:
+            return {}
+        path = found[0]
     try:
         meta = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
