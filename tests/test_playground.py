@@ -210,3 +210,32 @@ def test_tab_sample_and_empty_prompt(demo):
     assert prompt.startswith("Vraag") and human.startswith("Antwoord")
     assert list(generate("  ", "", "nld", 64, 0.7, 0.9, None, *column_args(("openai", "m", "http://127.0.0.1:9/v1",
                                                                              "auto", ""))), ) == []
+
+
+class FakeRequest:
+    def __init__(self, **query):
+        self.query_params = query
+
+
+def test_tab_refresh_reads_the_data_language_and_a_community_link_once(demo):
+    refresh = handler(demo, "refresh")
+    session = Session()
+    link = FakeRequest(language="swh", model="CohereLabs/aya-expanse-8b", system_prompt="Jibu kwa Kiswahili.")
+    target, note, _template, data_note, model, system = refresh(session, "", link)
+    assert target["value"] == "swh" and "Swahili" in note
+    assert model["value"] == "CohereLabs/aya-expanse-8b" and system["value"] == "Jibu kwa Kiswahili."
+    assert "No filtered data" in data_note
+    # the link applies once; loaded data decides the language from then on
+    session.filtered = FakeFiltered(filtered_table(3))
+    target, note, template, data_note, model, system = refresh(session, "swh", link)
+    assert target["value"] == "nld" and "3 prompts" in data_note
+    assert "value" not in model and "value" not in system
+    assert template["choices"][0] == "Nederlands (recept)"
+
+
+def test_tab_refresh_marks_unsupported_languages(demo):
+    refresh = handler(demo, "refresh")
+    session = Session(filtered=FakeFiltered(filtered_table(2).set_column(
+        4, "language_code", pa.array(["yor", "yor"])).set_column(3, "language", pa.array(["Yoruba", "Yoruba"]))))
+    target, note, *_ = refresh(session, "", None)
+    assert target["value"] == "yor" and "not checked" in note

@@ -9,7 +9,7 @@ import tempfile
 
 import gradio as gr
 
-from pipeline import inference, langdetect, playground, templates
+from pipeline import inference, langdetect, links, playground, templates
 from pipeline.inference import GenParams
 from pipeline.state import Session
 from ui.common import token_of
@@ -21,6 +21,7 @@ KIND_CHOICES = [
 ]
 DEFAULT_MODELS = ("meta-llama/Llama-3.3-70B-Instruct", "Qwen/Qwen2.5-72B-Instruct", "")
 NO_DATA = "No filtered data yet: type a prompt, or load data in **1. Filter** to sample real prompts."
+_LINK_APPLIED = "playground_link_applied"  # session.extra flag: the link's choices were applied once
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|>~])")
 
 
@@ -29,9 +30,13 @@ def _safe(text: str) -> str:
     return _MD_SPECIAL.sub(r"\\\1", html.escape(text or "", quote=False))
 
 
-def _language_choices() -> list[tuple[str, str]]:
+def _language_choices(extra: tuple[str, str] | None = None) -> list[tuple[str, str]]:
+    """Aya's languages (plus ``extra`` = (name, code) of the loaded data if it is not one of them)."""
+    names = dict(langdetect.AYA_LANGUAGES)
+    if extra and extra[1] and extra[1] not in names:
+        names[extra[1]] = extra[0] or extra[1]
     return [("(none: no language check)", "")] + sorted(
-        ((f"{name} ({code})", code) for code, name in langdetect.AYA_LANGUAGES.items()), key=lambda c: c[0]
+        ((f"{name} ({code})", code) for code, name in names.items()), key=lambda c: c[0]
     )
 
 
@@ -159,16 +164,26 @@ def build(session: gr.State, tab: gr.Tab) -> None:
     use_status = gr.Markdown("")
 
     # --- handlers ---------------------------------------------------------------------------------------------
-    def refresh(sess: Session, current: str):
+    def refresh(sess: Session, current: str, request: gr.Request | None = None):
         name, code = playground.target_language(sess.filtered)
+        # A community link (?language=&model=&system_prompt=) pre-selects once per session.
+        shared = links.parse_link_params(dict(request.query_params) if request is not None else {})
+        first_visit = not sess.extra.get(_LINK_APPLIED)
+        sess.extra[_LINK_APPLIED] = True
+        if first_visit and not code and shared.language:
+            code = shared.language
         code = code or current or ""
+        rows = getattr(getattr(sess.filtered, "table", None), "num_rows", None)
         note = NO_DATA if sess.filtered is None else (
-            f"{sess.filtered.table.num_rows if hasattr(sess.filtered, 'table') else ''} prompts in your "
-            f"filtered data ({_safe(name or langdetect.language_name(code))}).")
-        return (gr.update(value=code), _language_note(code),
-                gr.update(choices=_template_choices(code), value=None), note)
+            f"{rows} prompts in your filtered data ({_safe(name or langdetect.language_name(code))}).")
+        model_update = gr.update(value=shared.model) if first_visit and shared.model else gr.update()
+        prompt_update = (gr.update(value=shared.system_prompt) if first_visit and shared.system_prompt
+                         else gr.update())
+        return (gr.update(choices=_language_choices((name, code)), value=code), _language_note(code),
+                gr.update(choices=_template_choices(code), value=None), note, model_update, prompt_update)
 
-    tab.select(refresh, inputs=[session, target], outputs=[target, target_note, template, data_note])
+    tab.select(refresh, inputs=[session, target],
+               outputs=[target, target_note, template, data_note, columns[0]["model"], system_prompt])
 
     target.change(
         lambda code: (_language_note(code), gr.update(choices=_template_choices(code), value=None)),
