@@ -239,3 +239,25 @@ def test_tab_refresh_marks_unsupported_languages(demo):
         4, "language_code", pa.array(["yor", "yor"])).set_column(3, "language", pa.array(["Yoruba", "Yoruba"]))))
     target, note, *_ = refresh(session, "", None)
     assert target["value"] == "yor" and "not checked" in note
+
+
+def test_generate_streams_through_a_running_app(demo):
+    """The real Gradio server: OAuth token injected as None (not signed in), outputs streamed to a client."""
+    from gradio_client import Client
+
+    demo.queue().launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
+    try:
+        with FakeLLMServer(responder=lambda r: DUTCH, token_delay=0.01) as server:
+            job = Client(demo.local_url, verbose=False).submit(
+                "Wat is de hoofdstad?", "Antwoord in het {language}.", "nld", 64, 0.7, 0.9, None,
+                *column_args(("openai", "m", server.base_url, "auto", ""),
+                             ("serverless", "Qwen/Qwen2.5-72B-Instruct", "", "auto", "")),
+                api_name="/generate",
+            )
+            final = job.result(timeout=60)
+            streamed = job.outputs()
+    finally:
+        demo.close()
+    assert final[0] == DUTCH and final[1] == ""
+    assert "Dutch" in final[3] and "sign in" in final[4]
+    assert len(streamed) > 2  # several updates, not one answer at the end
