@@ -43,6 +43,7 @@ from urllib.parse import quote
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pipeline import agreement as agreement_mod
 from pipeline import schema
 
 # --- Options -------------------------------------------------------------------------------------------------
@@ -748,49 +749,22 @@ def no_rows_message(counts: Mapping[str, int]) -> str:
 
 
 # --- Judge versus human agreement ----------------------------------------------------------------------------
-def _judge_choice(ratings: list[float | None], cands: list[int]) -> int | None:
-    """Index of the judge's best response, -1 for a tie at the top, None if fewer than two rated."""
-    rated = [c for c in cands if ratings[c] is not None]
-    if len(rated) < 2:
-        return None
-    top = max(ratings[c] for c in rated)
-    best = [c for c in rated if abs(ratings[c] - top) <= _EPS]
-    return best[0] if len(best) == 1 else -1
-
-
 def _human_choice(ann: Mapping[str, Any], cands: list[int], n: int) -> int | None:
+    """The annotators' best response among the non-empty ones (-1 tie), from their vote or else their ratings."""
     pref = _pref_index(ann)
     if pref is not None and (pref == -1 or pref in cands):
         return pref
-    hr = [_num(r) for r in _aligned(ann.get("human_ratings"), n)]
-    return _judge_choice(hr, cands)
-
-
-def cohens_kappa(pairs: Sequence[tuple[Any, Any]]) -> float | None:
-    """Cohen's kappa of two raters over paired labels; None with no pairs, 1.0 when both always say the same."""
-    if not pairs:
-        return None
-    n = len(pairs)
-    observed = sum(1 for a, b in pairs if a == b) / n
-    ca, cb = Counter(a for a, _ in pairs), Counter(b for _, b in pairs)
-    expected = sum(ca[k] * cb.get(k, 0) for k in ca) / (n * n)
-    if abs(1 - expected) <= _EPS:
-        return 1.0 if observed >= 1 - _EPS else 0.0
-    return (observed - expected) / (1 - expected)
+    return agreement_mod.preference_from_ratings(_aligned(ann.get("human_ratings"), n), cands)
 
 
 def judge_human_agreement(rows: Sequence[Mapping[str, Any]], anns: Mapping[str, Mapping[str, Any]]) -> dict:
-    """How often the judge's preferred response is the annotators' (rows where both said something).
+    """How often the judge's preferred response is the annotators', over the rows where both gave one.
 
-    Returns ``{"rows": n, "agree": k, "share": k/n or None, "kappa": Cohen's kappa or None, "outcomes":
-    {"judge agrees": .., "judge disagrees": .., "judge says tie, humans do not": .., "humans say tie, judge does
-    not": ..}}``; a tie is a label like the others (both tie = agreement).
+    The figures come from :func:`pipeline.agreement.judge_human_agreement` (shared with the Argilla tab):
+    ``{"rows", "agree", "share", "kappa" (Cohen's), "outcomes": {outcome: count}}``; a tie is a label like the
+    others. Only non-empty responses count as candidates on both sides.
     """
-    labels: list[tuple[int, int]] = []
-    outcomes: Counter = Counter(
-        {"judge agrees": 0, "judge disagrees": 0, "judge says tie, humans do not": 0,
-         "humans say tie, judge does not": 0}
-    )
+    pairs: list[tuple[int | None, int | None]] = []
     seen: set[str] = set()
     for row in rows:
         rid = _text(row.get("id"))
@@ -803,27 +777,9 @@ def judge_human_agreement(rows: Sequence[Mapping[str, Any]], anns: Mapping[str, 
         if not _human_answered(ann, n):
             continue
         cands = [i for i, r in enumerate(responses) if not _blank(r)]
-        human = _human_choice(ann, cands, n)
-        judge = _judge_choice([_num(r) for r in _aligned(row.get("ratings"), n)], cands)
-        if human is None or judge is None:
-            continue
-        labels.append((human, judge))
-        if human == judge:
-            outcomes["judge agrees"] += 1
-        elif judge == -1:
-            outcomes["judge says tie, humans do not"] += 1
-        elif human == -1:
-            outcomes["humans say tie, judge does not"] += 1
-        else:
-            outcomes["judge disagrees"] += 1
-    agree = outcomes["judge agrees"]
-    return {
-        "rows": len(labels),
-        "agree": agree,
-        "share": agree / len(labels) if labels else None,
-        "kappa": cohens_kappa(labels),
-        "outcomes": dict(outcomes),
-    }
+        judge = agreement_mod.preference_from_ratings(_aligned(row.get("ratings"), n), cands)
+        pairs.append((judge, _human_choice(ann, cands, n)))
+    return agreement_mod.judge_human_agreement(pairs)
 
 
 # --- Formats -------------------------------------------------------------------------------------------------

@@ -457,12 +457,6 @@ def test_agreement_hand_computed():
     assert ag["kappa"] == pytest.approx((0.5 - 0.375) / (1 - 0.375))
 
 
-def test_cohens_kappa_edges():
-    assert ex.cohens_kappa([]) is None
-    assert ex.cohens_kappa([(1, 1), (1, 1)]) == 1.0
-    assert ex.cohens_kappa([(0, 1), (1, 0)]) == pytest.approx(-1.0)
-
-
 def test_export_frames_numbers():
     rows = [raw_row("a", ["x", "y"], [5, 1]), raw_row("b", ["x2", "y2"], [4, 3]), raw_row("t", ["p", "q"], [2, 2])]
     result = ex.build_export(table(rows))

@@ -15,6 +15,7 @@ import gradio as gr
 
 from pipeline import export as ex
 from pipeline import hub
+from pipeline.agreement import OUTCOMES
 from pipeline.state import Session
 from ui.common import SIGN_IN_NEEDED, token_of, username_of
 
@@ -395,7 +396,7 @@ def build_tab(session: gr.State, tab: gr.Tab) -> dict[str, Any]:
         c["plot_ratings"] = gr.BarPlot(x="rating", y="pairs", color="response", y_lim=[0, None],
                                        title="Ratings of chosen and rejected responses")  # fmt: skip
         c["plot_agreement"] = gr.BarPlot(x="outcome", y="rows", title="Judge versus annotators", visible=False,
-                                         y_lim=[0, None])  # fmt: skip
+                                         y_lim=[0, None], sort=list(OUTCOMES))  # fmt: skip
     with gr.Accordion("Counts", open=False):
         c["counts"] = gr.Dataframe(headers=["", "rows"], datatype=["str", "number"], interactive=False,
                                    wrap=True)  # fmt: skip
