@@ -567,8 +567,7 @@ class FilteredSet:
         return f"{namespace}/{self.source.short_name}-{self.language_code}"
 
     def summary(self) -> str:
-        demo = " (demo data)" if self.is_demo else ""
-        return f"{self.rows:,} {self.language} rows from {self.source.label}{demo}"
+        return f"{self.rows:,} {self.language} rows from {self.source.label}"
 
     def to_dict(self) -> dict[str, Any]:
         """Everything but the table (for cards, checkpoints and logs)."""

@@ -26,6 +26,7 @@ __all__ = [
     "HubUnreachable",
     "HubUser",
     "whoami",
+    "local_token",
     "validate_repo_id",
     "check_writable",
     "repo_exists",
@@ -177,6 +178,15 @@ def _call(fn: Callable[[], T], *, repo_id: str, token: str | None, action: str) 
         return fn()
     except Exception as exc:  # noqa: BLE001 - every client failure becomes a HubError with a clear message
         raise _explain(exc, repo_id=repo_id, token=token, action=action) from exc
+
+
+def local_token() -> str | None:
+    """The token of this machine (``HF_TOKEN`` or the one saved by ``hf auth login``), for the CLI only.
+
+    The app never uses it: there every call gets the signed-in user's OAuth token."""
+    from huggingface_hub import get_token
+
+    return get_token()
 
 
 # --- identity and names -------------------------------------------------------------------------------------------

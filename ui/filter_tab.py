@@ -1,10 +1,359 @@
-"""The Filter tab (placeholder until its issue lands)."""
+"""The Filter tab: load Aya (or another prompt/response dataset, or the demo data), keep one language, push it.
+
+UI glue only: loading, filtering, cards and pushing live in :mod:`pipeline.data` and :mod:`pipeline.hub`.
+The loaded source is shared read-only by all sessions (cached in ``pipeline.data``); this session keeps a
+reference in ``session.extra["filter"]`` and the current filtered set in ``session.filtered``.
+"""
 
 from __future__ import annotations
 
+import html
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
 import gradio as gr
+import pandas as pd
+
+from pipeline import data, hub
+from pipeline.state import Session
+from ui.common import SIGN_IN_NEEDED, token_of, username_of
+
+SRC_AYA = f"Aya ({data.AYA_ID})"
+SRC_HUB = "Another dataset on the Hub"
+SRC_DEMO = "Demo data (bundled, no network)"
+SOURCES = (SRC_AYA, SRC_HUB, SRC_DEMO)
+_KEY = "filter"  # session.extra[_KEY] = {"source": data.Source, "default_name": str}
+PREVIEW_ROWS = 50
+PREVIEW_HEADERS = ["prompt", "response", "language_code", "annotation_type", "id"]
+
+INTRO = (
+    "**Step 1 — choose your language.** Load the human-written [Aya](https://huggingface.co/datasets/"
+    f"{data.AYA_ID}) prompts and answers (or another prompt/response dataset), keep one language and clean it. "
+    "The result stays in this session for the next tabs; you can also download it or push it to your account."
+)
+
+
+def _md(text: Any) -> str:
+    """Untrusted text (dataset ids, column names, messages quoting them) made inert for Markdown."""
+    return re.sub(r"([\\`*_{}\[\]()#+!|~<>])", r"\\\1", html.escape(str(text), quote=False))
+
+
+def _state(session: Session) -> dict:
+    return session.extra.setdefault(_KEY, {})
+
+
+def _source(session: Session) -> data.Source | None:
+    return _state(session).get("source")
+
+
+# --- load ---------------------------------------------------------------------------------------------------------
+def source_spec(choice: str, dataset_id: str, split: str, config: str, prompt_col: str, response_col: str,
+                language_col: str, all_rows_language: str) -> data.SourceSpec:  # fmt: skip
+    """The SourceSpec for the form's values."""
+    if choice == SRC_DEMO:
+        return data.SourceSpec.demo()
+    if choice == SRC_AYA:
+        return data.SourceSpec.aya()
+    return data.SourceSpec.hub_dataset(
+        dataset_id, split or "train", prompt_col=prompt_col or "", response_col=response_col or "",
+        language_col=language_col or "", language=all_rows_language or "", config=(config or "").strip() or None,
+    )  # fmt: skip
+
+
+def _load_status(src: data.Source) -> str:
+    info = src.info
+    lines = []
+    if info.note:
+        lines.append(f"⚠️ **{_md(info.note)}**")
+    if info.is_demo:
+        lines.append(f"**Loaded: {_md(data.DEMO_LABEL)}** — {info.rows:,} rows in {len(src.offsets)} languages. "
+                     "Demo rows are for trying the app, not for training a model.")  # fmt: skip
+    else:
+        lic = f", licence {_md(info.license)}" if info.license else ""
+        private = " (private)" if info.private else ""
+        lines.append(f"**Loaded:** {_md(info.label)}{private} — {info.rows:,} rows in {len(src.offsets)} "
+                     f"languages{lic}.")  # fmt: skip
+    if info.dropped_empty:
+        lines.append(f"{info.dropped_empty:,} rows with an empty prompt or response were skipped.")
+    lines.append("Now choose a language below.")
+    return "\n\n".join(lines)
+
+
+def _language_choices(src: data.Source) -> list[tuple[str, str]]:
+    return [(f"{name} ({code}) — {src.offsets[code][1]:,} rows", code) for name, code in src.languages()]
+
+
+def _table_frames(src: data.Source) -> tuple[pd.DataFrame, pd.DataFrame]:
+    lt = src.language_table().to_pandas()
+    lt["mean_prompt_chars"] = lt["mean_prompt_chars"].astype(int)
+    lt["mean_response_chars"] = lt["mean_response_chars"].astype(int)
+    plot = lt[["language", "rows"]].copy()
+    return lt, plot
+
+
+def on_load(choice: str, dataset_id: str, split: str, config: str, prompt_col: str, response_col: str,
+            language_col: str, all_rows_language: str, language: str | None, session: Session,
+            oauth_token: gr.OAuthToken | None = None) -> tuple:  # fmt: skip
+    """Load the chosen source (shared cache) for this user. Returns
+    (session, status, language table, bar plot data, language dropdown, annotation types)."""
+    token = token_of(oauth_token)
+    spec = source_spec(choice, dataset_id, split, config, prompt_col, response_col, language_col, all_rows_language)
+    try:
+        if spec.kind == "hub" and not spec.dataset_id:
+            raise data.DataError("Enter a dataset id like 'owner/name' (as in its URL on the Hub).")
+        src = data.load_source(spec, token)
+    except (hub.HubError, data.DataError) as e:
+        gr.Warning(str(e))
+        keep = gr.update()
+        return session, f"**Could not load the dataset.** {_md(e)}", keep, keep, keep, keep
+    _state(session)["source"] = src
+    session.filtered = None
+    lt, plot = _table_frames(src)
+    choices = _language_choices(src)
+    value = None
+    if language:
+        try:
+            value = src.resolve_language(language).code
+        except data.DataError:
+            value = None
+    ann = src.annotation_types()
+    return (
+        session,
+        _load_status(src),
+        lt,
+        plot,
+        gr.update(choices=choices, value=value, interactive=True),
+        gr.update(choices=ann, value=[], visible=bool(ann)),
+    )
+
+
+# --- filter -------------------------------------------------------------------------------------------------------
+def _int(value: Any) -> int:
+    try:
+        return max(0, int(value or 0))
+    except (TypeError, ValueError):
+        return 0
+
+
+def filter_spec(language: str | None, annotation_types: list[str] | None, min_prompt: Any, max_prompt: Any,
+                min_response: Any, max_response: Any, dedup: bool, sample: Any, seed: Any) -> data.FilterSpec:  # fmt: skip
+    return data.FilterSpec(
+        language=language or "", annotation_types=tuple(annotation_types or ()),
+        min_prompt_chars=_int(min_prompt), max_prompt_chars=_int(max_prompt),
+        min_response_chars=_int(min_response), max_response_chars=_int(max_response),
+        dedup=bool(dedup), sample=_int(sample), seed=_int(seed),
+    )  # fmt: skip
+
+
+def _push_state(session: Session, profile: gr.OAuthProfile | None) -> tuple[dict, str]:
+    """(push button update, note) for the current set and sign-in."""
+    fs = session.filtered
+    if username_of(profile) is None:
+        return gr.update(interactive=False), f"Pushing: {SIGN_IN_NEEDED} Downloads work without signing in."
+    if fs is None or fs.rows == 0:
+        return gr.update(interactive=False), "Pushing needs at least one row: choose a language and loosen the filters."
+    return gr.update(interactive=True), ""
+
+
+def on_filter(language: str | None, annotation_types: list[str] | None, min_prompt: Any, max_prompt: Any,
+              min_response: Any, max_response: Any, dedup: bool, sample: Any, seed: Any, repo_name: str,
+              session: Session, profile: gr.OAuthProfile | None = None) -> tuple:  # fmt: skip
+    """Apply the filters (milliseconds) and keep the result in the session. Returns
+    (session, count, preview, repo name, push button, push note)."""
+    src = _source(session)
+    empty = pd.DataFrame(columns=PREVIEW_HEADERS)
+    if src is None:
+        session.filtered = None
+        btn, note = _push_state(session, profile)
+        return session, "Load a dataset first (button above).", empty, gr.update(), btn, note
+    if not language:
+        session.filtered = None
+        btn, note = _push_state(session, profile)
+        return session, "**Choose a language** to see how many rows you get.", empty, gr.update(), btn, note
+    try:
+        spec = filter_spec(language, annotation_types, min_prompt, max_prompt, min_response, max_response, dedup,
+                           sample, seed)  # fmt: skip
+        fs = data.filter_source(src, spec)
+    except data.DataError as e:
+        session.filtered = None
+        btn, note = _push_state(session, profile)
+        return session, f"**{_md(e)}**", empty, gr.update(), btn, note
+    session.filtered = fs if fs.rows else None
+    total = src.offsets.get(fs.language_code, (0, 0, 0))[1]
+    demo = " (demo data)" if fs.is_demo else ""
+    if fs.rows:
+        count = (f"**{fs.rows:,} rows** of {_md(fs.language)} (`{_md(fs.language_code)}`){demo} after filters, "
+                 f"out of {total:,}. This set is ready for the next tabs.")  # fmt: skip
+    else:
+        count = (f"**0 rows** of {_md(fs.language)} (`{_md(fs.language_code)}`) pass these filters (out of {total:,}). "
+                 "Loosen the length limits or the annotation types; pushing is disabled.")  # fmt: skip
+    repo_update = gr.update()
+    user = username_of(profile)
+    if user:
+        st = _state(session)
+        default = fs.default_repo_name(user).split("/", 1)[1]
+        if not (repo_name or "").strip() or repo_name.strip() == st.get("default_name"):
+            repo_update = gr.update(value=default)
+        st["default_name"] = default
+    btn, note = _push_state(session, profile)
+    return session, count, data.preview_frame(fs.table, PREVIEW_ROWS), repo_update, btn, note
+
+
+# --- push and downloads -------------------------------------------------------------------------------------------
+def _owners(profile: gr.OAuthProfile | None, oauth_token: gr.OAuthToken | None) -> list[str]:
+    user = username_of(profile)
+    if user is None:
+        return []
+    token = token_of(oauth_token)
+    if token:
+        try:
+            return hub.whoami(token).namespaces
+        except hub.HubError:
+            pass
+    return [user]
+
+
+def on_tab_select(session: Session, owner: str | None, profile: gr.OAuthProfile | None = None,
+                  oauth_token: gr.OAuthToken | None = None) -> tuple:  # fmt: skip
+    """Refresh sign-in dependent parts: (owner dropdown, push button, push note)."""
+    owners = _owners(profile, oauth_token)
+    value = owner if owner in owners else (owners[0] if owners else None)
+    btn, note = _push_state(session, profile)
+    return gr.update(choices=owners, value=value, interactive=bool(owners)), btn, note
+
+
+def on_push(owner: str | None, repo_name: str, private: bool, overwrite: bool, session: Session,
+            profile: gr.OAuthProfile | None = None, oauth_token: gr.OAuthToken | None = None) -> str:  # fmt: skip
+    """Push the session's filtered set to ``owner/repo_name``. Returns a status message."""
+    token = token_of(oauth_token)
+    user = username_of(profile)
+    if user is None or token is None:
+        return f"**Not pushed.** {SIGN_IN_NEEDED}"
+    fs: data.FilteredSet | None = session.filtered
+    if fs is None or fs.rows == 0:
+        return "**Not pushed.** There are no rows to push: choose a language and loosen the filters."
+    owner = (owner or user).strip()
+    name = (repo_name or "").strip() or fs.default_repo_name(owner).split("/", 1)[1]
+    repo_id = f"{owner}/{name}"
+    try:
+        url = data.push_filtered(fs, repo_id, token, private=bool(private), overwrite=bool(overwrite))
+    except (hub.HubError, data.DataError) as e:
+        return f"**Not pushed.** {_md(e)}"
+    visibility = "private" if private else "public"
+    demo = " These are demo rows, and the card says so." if fs.is_demo else ""
+    return (f"**Pushed** {fs.rows:,} rows ({visibility}) to [{_md(repo_id)}]({html.escape(url, quote=True)}) "
+            f"with a dataset card.{demo}")  # fmt: skip
+
+
+def on_download(session: Session) -> tuple:
+    """Write the filtered set as Parquet and JSON Lines for download. Returns (files, status)."""
+    fs: data.FilteredSet | None = session.filtered
+    if fs is None or fs.rows == 0:
+        return None, "Nothing to download yet: choose a language with at least one row."
+    folder = Path(tempfile.mkdtemp(prefix="dpo-studio-filter-"))
+    stem = f"{fs.source.short_name}-{fs.language_code}"
+    files = [str(data.write_parquet(fs.table, folder / f"{stem}.parquet")),
+             str(data.write_jsonl(fs.table, folder / f"{stem}.jsonl"))]  # fmt: skip
+    (folder / "README.md").write_text(data.filter_card(fs), encoding="utf-8")
+    files.append(str(folder / "README.md"))
+    return files, f"{fs.rows:,} rows ready to download (Parquet, JSON Lines and the dataset card)."
+
+
+def on_source_change(choice: str) -> dict:
+    return gr.update(visible=choice == SRC_HUB)
+
+
+# --- layout -------------------------------------------------------------------------------------------------------
+def build_tab(session: gr.State, tab: gr.Tab) -> dict[str, Any]:
+    """Build the components; returns them by name (tests drive them)."""
+    d = data.FilterSpec(language="")
+    c: dict[str, Any] = {}
+    gr.Markdown(INTRO)
+    with gr.Row():
+        c["source"] = gr.Radio(list(SOURCES), value=SRC_AYA, label="Source", scale=4)
+        c["load"] = gr.Button("Load", variant="primary", scale=1)
+    with gr.Group(visible=False) as c["hub_group"]:
+        with gr.Row():
+            c["dataset_id"] = gr.Textbox(label="Dataset id", placeholder="owner/name", scale=3)
+            c["split"] = gr.Textbox(value="train", label="Split", scale=1)
+            c["config"] = gr.Textbox(label="Configuration (if any)", scale=1)
+        with gr.Row():
+            c["prompt_col"] = gr.Textbox(value="prompt", label="Prompt column")
+            c["response_col"] = gr.Textbox(value="response", label="Response column")
+            c["language_col"] = gr.Textbox(label="Language column (names or codes; empty if none)")
+            c["all_rows_language"] = gr.Textbox(label="…or the language of all rows", placeholder="e.g. Dutch")
+    c["load_status"] = gr.Markdown("Choose a source and click **Load**. Aya is about 200,000 rows; the demo data "
+                                   "loads instantly and needs no network.")  # fmt: skip
+    with gr.Accordion("Languages in the dataset", open=False):
+        with gr.Row():
+            c["lang_table"] = gr.Dataframe(
+                headers=["language", "code", "rows", "mean_prompt_chars", "mean_response_chars"],
+                datatype=["str", "str", "number", "number", "number"], interactive=False, max_height=400,
+                label="Rows and mean lengths (characters) per language",
+            )  # fmt: skip
+            c["lang_plot"] = gr.BarPlot(x="language", y="rows", sort="-y", title="Rows per language",
+                                        y_lim=[0, None], x_label_angle=-60, height=400)  # fmt: skip
+
+    with gr.Row():
+        c["language"] = gr.Dropdown([], label="Language (required)", allow_custom_value=True, interactive=False,
+                                    filterable=True, scale=2)  # fmt: skip
+        c["annotation_types"] = gr.CheckboxGroup([], label="Annotation types (none ticked = all)", visible=False,
+                                                 scale=2)  # fmt: skip
+    with gr.Row():
+        c["min_prompt"] = gr.Number(value=0, minimum=0, precision=0, label="Min prompt length (chars)")
+        c["max_prompt"] = gr.Number(value=0, minimum=0, precision=0, label="Max prompt length (0 = none)")
+        c["min_response"] = gr.Number(value=0, minimum=0, precision=0, label="Min response length (chars)")
+        c["max_response"] = gr.Number(value=0, minimum=0, precision=0, label="Max response length (0 = none)")
+    with gr.Row():
+        c["dedup"] = gr.Checkbox(value=d.dedup, label="Drop duplicate prompts (keep the first)")
+        c["sample"] = gr.Number(value=0, minimum=0, precision=0, label="Random sample of at most N rows (0 = all)")
+        c["seed"] = gr.Number(value=d.seed, minimum=0, precision=0, label="Sample seed")
+    c["count"] = gr.Markdown("Load a dataset first.")
+    c["preview"] = gr.Dataframe(headers=PREVIEW_HEADERS, datatype=["str"] * len(PREVIEW_HEADERS), interactive=False,
+                                wrap=True, max_height=450, label=f"Preview (first {PREVIEW_ROWS} rows)",
+                                column_widths=["35%", "45%", "6%", "8%", "6%"])  # fmt: skip
+
+    with gr.Row():
+        with gr.Column():
+            gr.Markdown("**Download** (no sign-in needed)")
+            c["download"] = gr.Button("Prepare Parquet + JSON Lines")
+            c["files"] = gr.File(label="Files", file_count="multiple", interactive=False)
+            c["download_status"] = gr.Markdown()
+        with gr.Column():
+            gr.Markdown("**Push to the Hub** (your account)")
+            with gr.Row():
+                c["owner"] = gr.Dropdown([], label="Owner", interactive=False, allow_custom_value=False)
+                c["repo_name"] = gr.Textbox(label="Dataset name", placeholder="aya-nld")
+            with gr.Row():
+                c["private"] = gr.Checkbox(value=True, label="Private")
+                c["overwrite"] = gr.Checkbox(value=False, label="Overwrite if it exists")
+            c["push"] = gr.Button("Push to the Hub", interactive=False)
+            c["push_note"] = gr.Markdown(f"Pushing: {SIGN_IN_NEEDED}")
+            c["push_status"] = gr.Markdown()
+
+    c["source"].change(on_source_change, [c["source"]], [c["hub_group"]])
+    load_in = [c["source"], c["dataset_id"], c["split"], c["config"], c["prompt_col"], c["response_col"],
+               c["language_col"], c["all_rows_language"], c["language"], session]  # fmt: skip
+    load_out = [session, c["load_status"], c["lang_table"], c["lang_plot"], c["language"], c["annotation_types"]]
+    filter_in = [c["language"], c["annotation_types"], c["min_prompt"], c["max_prompt"], c["min_response"],
+                 c["max_response"], c["dedup"], c["sample"], c["seed"], c["repo_name"], session]  # fmt: skip
+    filter_out = [session, c["count"], c["preview"], c["repo_name"], c["push"], c["push_note"]]
+    select_in, select_out = [session, c["owner"]], [c["owner"], c["push"], c["push_note"]]
+    c["load"].click(on_load, load_in, load_out).then(on_filter, filter_in, filter_out).then(
+        on_tab_select, select_in, select_out
+    )
+    for name in ("language", "annotation_types", "dedup"):
+        c[name].change(on_filter, filter_in, filter_out)
+    for name in ("min_prompt", "max_prompt", "min_response", "max_response", "sample", "seed"):
+        c[name].change(on_filter, filter_in, filter_out, trigger_mode="always_last")
+    tab.select(on_tab_select, select_in, select_out)
+    c["download"].click(on_download, [session], [c["files"], c["download_status"]])
+    c["push"].click(on_push, [c["owner"], c["repo_name"], c["private"], c["overwrite"], session], [c["push_status"]])
+    return c
 
 
 def build(session: gr.State, tab: gr.Tab) -> None:
-    """Build the tab inside `tab`; `tab.select(...)` can refresh it from the session when the user opens it."""
-    gr.Markdown("**Coming next.** This step is not available in this version yet.")
+    """Build the tab inside ``tab``; ``tab.select`` refreshes it from the session when the user opens it."""
+    build_tab(session, tab)
