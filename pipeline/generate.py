@@ -722,9 +722,11 @@ class _PooledChat:
     """The default chat function: one ``pipeline.inference.AsyncChat`` (one connection pool) per backend for the
     whole run, inside the run's event loop. Raises the process-wide per-backend limit to the run's concurrency."""
 
-    def __init__(self, concurrency: int) -> None:
+    def __init__(self, concurrency: int, retry: Any = None, timeout: float = 120.0) -> None:
         self._chats: dict[Any, Any] = {}
         self._concurrency = concurrency
+        self._retry = retry
+        self._timeout = timeout
 
     async def __call__(self, backend: Any, messages: list[dict], params: Any, token: str | None) -> Any:
         from pipeline import inference
@@ -733,7 +735,9 @@ class _PooledChat:
         if chat is None:
             if inference.concurrency_limit(backend) < self._concurrency:
                 inference.set_concurrency_limit(backend, self._concurrency)
-            chat = self._chats[backend] = inference.AsyncChat(backend, token)
+            chat = self._chats[backend] = inference.AsyncChat(
+                backend, token, retry=self._retry or inference.DEFAULT_RETRY, timeout=self._timeout
+            )
         return await chat(messages, params)
 
     async def aclose(self) -> None:
@@ -1022,6 +1026,17 @@ def _default_detect() -> Callable[[list[str], str], list[Any]]:
     return langdetect.check_many
 
 
+def check_checkpoint(settings: RunSettings, checkpoint: Checkpoint) -> None:
+    """Raise :class:`RunError` if ``checkpoint`` holds results made with other settings (resuming would mix them)."""
+    meta = checkpoint.read_meta()
+    if checkpoint.exists() and meta.get("fingerprint") not in (None, settings.fingerprint()):
+        raise RunError(
+            f"{checkpoint.path.parent.name}/{checkpoint.path.name} holds results of a run with other settings "
+            "(models, system prompt, judge or sampling). Choose another output, or start over (--restart in the "
+            "CLI) to discard them."
+        )
+
+
 def prepare_run(rows: Any, settings: RunSettings, checkpoint: Checkpoint, *, restart: bool = False) -> RunHandle:
     """Check ``checkpoint`` against ``settings``, list the rows to run and return a handle ready to execute.
 
@@ -1030,12 +1045,7 @@ def prepare_run(rows: Any, settings: RunSettings, checkpoint: Checkpoint, *, res
     """
     if restart:
         checkpoint.delete()
-    meta = checkpoint.read_meta()
-    if checkpoint.exists() and meta.get("fingerprint") not in (None, settings.fingerprint()):
-        raise RunError(
-            f"{checkpoint.path} holds results of a run with other settings (models, system prompt, judge or "
-            "sampling). Choose another output, or start over to discard them."
-        )
+    check_checkpoint(settings, checkpoint)
     index = checkpoint.index()
     plan = plan_run(rows, settings, index=index)
     if plan.total == 0:
@@ -1071,6 +1081,8 @@ async def execute(
     on_checkpoint: Callable[[], None] | None = None,
     checkpoint_every: int = 100,
     source: dict | None = None,
+    retry: Any = None,
+    timeout: float = 120.0,
 ) -> RunHandle:
     """Execute a prepared run in the current event loop; returns the handle once the run has ended.
 
@@ -1080,6 +1092,7 @@ async def execute(
     ``detect(texts, target_code)`` is the language checker (default :func:`pipeline.langdetect.check_many`;
     ``None`` skips it). ``on_checkpoint`` (sync, run in a worker thread) is called every ``checkpoint_every``
     finished rows and once at the end, e.g. to push the checkpoint to the Hub; its failures never stop the run.
+    ``retry`` (a ``pipeline.inference.RetryPolicy``) and ``timeout`` (seconds per call) tune the default client.
     """
     handle._loop = asyncio.get_running_loop()
     handle._task = asyncio.current_task()
@@ -1093,7 +1106,7 @@ async def execute(
         return handle
     detector = _default_detect() if detect == "default" else detect
     secrets = _Secrets(token, api_keys)
-    pooled = _PooledChat(settings.concurrency) if chat_fn is None else None
+    pooled = _PooledChat(settings.concurrency, retry, timeout) if chat_fn is None else None
     executor = _Executor(
         handle._todo,
         settings,

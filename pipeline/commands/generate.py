@@ -264,6 +264,8 @@ def _main(args: argparse.Namespace) -> int:
             raise _UsageError(str(exc)) from None
 
     try:
+        if not args.restart:
+            generate.check_checkpoint(settings, checkpoint)
         plan = generate.plan_run(rows, settings, None if args.restart else checkpoint)
         print(plan.summary(), file=sys.stderr)
         if args.dry_run:
