@@ -83,6 +83,7 @@ DROP_RULES: Final = (
     "duplicate_id",
     "other_language",
     "generation_failed",
+    "discarded",
     "no_human_answer",
     "judge_failed",
     "empty_prompt",
@@ -98,6 +99,7 @@ RULE_LABELS: Final = {
     "duplicate_id": "Duplicate id (the first row with an id is kept)",
     "other_language": "Target language other than the exported one",
     "generation_failed": "Generation failed",
+    "discarded": "Discarded by annotators (more discarded it than answered)",
     "no_human_answer": "No human answer (preference source: human only)",
     "judge_failed": "Judge failed or its reply could not be parsed (and no human answer)",
     "empty_prompt": "Empty prompt",
@@ -183,6 +185,8 @@ class ExportRules:
             judge's where annotators gave none); ``None`` = no minimum.
         dedupe_prompts: keep one row per prompt (whitespace-normalised): the one with a human preference, then the
             larger margin, then the first.
+        drop_discarded: drop rows that more annotators discarded in Argilla than answered (the annotations'
+            optional ``n_discarded`` column). Not applied with ``preference_source="judge"``.
     """
 
     preference_source: str = SOURCE_HUMAN_THEN_JUDGE
@@ -193,6 +197,7 @@ class ExportRules:
     drop_language_mismatch: bool = True
     min_chosen_rating: float | None = None
     dedupe_prompts: bool = True
+    drop_discarded: bool = True
 
     def __post_init__(self) -> None:
         if self.preference_source not in PREFERENCE_SOURCES:
@@ -219,6 +224,7 @@ class ExportRules:
             ("Minimum rating of the chosen response",
              "none" if self.min_chosen_rating is None else f"{float(self.min_chosen_rating):g}"),
             ("Duplicate prompts", "collapsed to one row" if self.dedupe_prompts else "kept"),
+            ("Rows discarded by annotators", "dropped" if self.drop_discarded else "kept"),
             ("Failed generations, failed or unparseable judge (without a human answer)", "dropped"),
         ]
 
@@ -480,6 +486,8 @@ def _row_pairs(
         return [], "generation_failed"
     responses = list(row.get("responses") or [])
     n = len(responses)
+    if ann and rules.drop_discarded and int(ann.get("n_discarded") or 0) > int(ann.get("n_annotators") or 0):
+        return [], "discarded"
     human = _human_answered(ann, n) and rules.preference_source != SOURCE_JUDGE
     if rules.preference_source == SOURCE_HUMAN and not human:
         return [], "no_human_answer"

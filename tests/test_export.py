@@ -282,6 +282,16 @@ def test_improved_response_equal_to_the_original_is_ignored():
     assert (p.chosen, p.rejected) == ("model", "mens")
 
 
+def test_rows_discarded_by_annotators():
+    rows = [raw_row("d", ["a", "b"], [5, 1]), raw_row("k", ["c", "d"], [5, 1])]
+    anns = [dict(ann_row("d", [None, None], None, n=0), n_discarded=2),
+            dict(ann_row("k", [5.0, 1.0], 0, n=2), n_discarded=1)]  # fmt: skip
+    sel = ex.select_pairs(table(rows), pa.Table.from_pylist(anns))
+    assert [p.id for p in sel.pairs] == ["k"] and sel.counts["discarded"] == 1
+    kept = ex.select_pairs(table(rows), pa.Table.from_pylist(anns), ex.ExportRules(drop_discarded=False))
+    assert [p.id for p in kept.pairs] == ["d", "k"] and kept.pairs[0].preference_source == "judge"
+
+
 def test_annotation_problems_are_counted():
     rows = [raw_row("h", ["a", "b"], [5, 1])]
     anns = [ann_row("h", [5.0, 1.0], 0, n=1), ann_row("h", [1.0, 5.0], 1, n=3), ann_row("zz", [1.0, 2.0], 1)]
@@ -568,3 +578,19 @@ def test_card_reads_the_session_raw_meta():
                     "language_name": "Dutch", "generator_models": ["org/gen-a"], "judge_model": "org/the-judge",
                     "system_prompt": "Wees kort.", "aspect": "overall-rating"}  # fmt: skip
     assert ex.default_repo_name("nld", raw_meta) == "aya-dutch-dpo"
+
+
+def test_the_other_steps_typed_tables_export():
+    """Raw results typed as the Pipeline writes them and annotations typed as the Argilla pull writes them."""
+    from pipeline.argilla_io import annotations_schema
+    from pipeline.generate import raw_schema
+
+    rows = [raw_row("a", ["mens", "model"], [5, 2]), raw_row("u", ["ènìyàn", "àwòṣe"], [None, 4],
+            match=[None, None], langs=[None, None])]  # fmt: skip
+    raw = pa.Table.from_pylist(rows, schema=raw_schema())
+    anns = [dict(ann_row("a", [2.0, 4.0], 1), judge_ratings=[5.0, 2.0], judge_preference=0, n_discarded=0)]
+    ann = pa.Table.from_pylist(anns, schema=annotations_schema())
+    sel = ex.select_pairs(raw, ann)
+    assert [(p.id, p.chosen, p.preference_source) for p in sel.pairs] == [("a", "model", "human")]
+    assert sel.counts["too_few_responses"] == 1  # "u" has one rating only
+    assert sel.agreement["rows"] == 1 and sel.agreement["agree"] == 0

@@ -22,7 +22,7 @@ ROWS = [
     raw_row("t", ["Ja.", "Nee."], [3, 3], prompt="Klopt dat?"),
     raw_row("e", [f"Rood. {EVIL}", "Blauw."], [4, 1], prompt="Welke kleur?"),
 ]
-DEFAULTS = ("human_then_judge", "best_worst", False, 0, False, True, 0, True)  # the rules' UI defaults
+DEFAULTS = ("human_then_judge", "best_worst", False, 0, False, True, 0, True, True)  # the rules' UI defaults
 
 
 def _session() -> Session:
@@ -95,7 +95,7 @@ def test_judge_only_source_ignores_annotations_and_split_files():
 
 def test_every_row_dropped_is_explained():
     session = _session()
-    rules = ("judge", "best_worst", False, 4.5, False, True, 0, True)
+    rules = ("judge", "best_worst", False, 4.5, False, True, 0, True, True)
     out = _build(session, rules=rules)
     assert _plain(out[1]).startswith("**Nothing to export.** Every row was dropped (4 in the input)")
     assert "rating margin below the minimum: 3" in out[1] and out[-1] is None and session.export is None

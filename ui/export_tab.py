@@ -150,7 +150,8 @@ def on_load_hub(
     return session, _summary_md(session, SRC_HUB), lang_update
 
 
-def _rules(pref, pairing, improved, min_margin, keep_ties, drop_lang, min_chosen, dedupe) -> ex.ExportRules:
+def _rules(pref, pairing, improved, min_margin, keep_ties, drop_lang, min_chosen, dedupe,
+           drop_discarded) -> ex.ExportRules:  # fmt: skip
     min_chosen = float(min_chosen or 0)
     return ex.ExportRules(
         preference_source=pref,
@@ -161,6 +162,7 @@ def _rules(pref, pairing, improved, min_margin, keep_ties, drop_lang, min_chosen
         drop_language_mismatch=bool(drop_lang),
         min_chosen_rating=min_chosen if min_chosen > 0 else None,
         dedupe_prompts=bool(dedupe),
+        drop_discarded=bool(drop_discarded),
     )
 
 
@@ -255,6 +257,7 @@ def on_build(
     drop_lang: bool,
     min_chosen: float,
     dedupe: bool,
+    drop_discarded: bool,
     fmt: str,
     include_system: bool,
     test_size: float,
@@ -263,7 +266,7 @@ def on_build(
     repo_name: str,
 ) -> tuple:
     """Build the export with the rules shown; fill the numbers, plots, preview and downloads."""
-    rule_values = (pref, pairing, improved, min_margin, keep_ties, drop_lang, min_chosen, dedupe)
+    rule_values = (pref, pairing, improved, min_margin, keep_ties, drop_lang, min_chosen, dedupe, drop_discarded)
     try:
         result, meta = _run_export(session, source, language, rule_values, fmt, include_system, test_size, seed)
     except ex.ExportError as e:
@@ -299,6 +302,7 @@ def on_push(
     drop_lang: bool,
     min_chosen: float,
     dedupe: bool,
+    drop_discarded: bool,
     fmt: str,
     include_system: bool,
     test_size: float,
@@ -328,7 +332,7 @@ def on_push(
     except hub.HubError as e:
         gr.Warning(str(e))
         return f"**Not pushed.** {_md(e)}"
-    rule_values = (pref, pairing, improved, min_margin, keep_ties, drop_lang, min_chosen, dedupe)
+    rule_values = (pref, pairing, improved, min_margin, keep_ties, drop_lang, min_chosen, dedupe, drop_discarded)
     try:
         result, meta = _run_export(session, source, language, rule_values, fmt, include_system, test_size, seed)
         url = ex.push_export(result, repo_id, token, private=bool(private), meta=meta, overwrite=bool(overwrite))
@@ -371,6 +375,7 @@ def build_tab(session: gr.State, tab: gr.Tab) -> dict[str, Any]:
             c["drop_lang"] = gr.Checkbox(value=d.drop_language_mismatch,
                                          label="Drop pairs whose chosen response is in another language")  # fmt: skip
             c["dedupe"] = gr.Checkbox(value=d.dedupe_prompts, label="Collapse duplicate prompts")
+            c["drop_discarded"] = gr.Checkbox(value=d.drop_discarded, label="Drop rows annotators discarded")
             c["improved"] = gr.Checkbox(value=d.use_improved_response,
                                         label="Use annotators' improved responses as chosen")  # fmt: skip
         gr.Markdown(
@@ -431,8 +436,8 @@ def build_tab(session: gr.State, tab: gr.Tab) -> dict[str, Any]:
     c["source"].change(on_refresh, refresh_in, refresh_out)
     c["hub_load"].click(on_load_hub, [c["hub_id"], c["hub_split"], session], [session, c["summary"], c["language"]])
     build_in = [session, c["source"], c["language"], c["pref"], c["pairing"], c["improved"], c["min_margin"],
-                c["keep_ties"], c["drop_lang"], c["min_chosen"], c["dedupe"], c["fmt"], c["include_system"],
-                c["test_size"], c["seed"], c["owner"], c["repo_name"]]  # fmt: skip
+                c["keep_ties"], c["drop_lang"], c["min_chosen"], c["dedupe"], c["drop_discarded"], c["fmt"],
+                c["include_system"], c["test_size"], c["seed"], c["owner"], c["repo_name"]]  # fmt: skip
     build_out = [session, c["status"], c["counts"], c["preview"], c["plot_rules"], c["plot_ratings"],
                  c["plot_margins"], c["plot_agreement"], c["downloads"]]  # fmt: skip
     c["build"].click(on_build, build_in, build_out)

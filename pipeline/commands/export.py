@@ -58,6 +58,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     rules.add_argument("--min-chosen-rating", type=float, default=None, help="minimum rating of the chosen response")
     rules.add_argument("--keep-duplicate-prompts", action="store_true",
                        help="keep every row of a repeated prompt (collapsed to one by default)")
+    rules.add_argument("--keep-discarded", action="store_true",
+                       help="keep rows that more annotators discarded than answered (dropped by default)")
 
     split = p.add_argument_group("split")
     split.add_argument("--test-size", type=float, default=None,
@@ -136,6 +138,7 @@ def run(args: argparse.Namespace) -> int:
             drop_language_mismatch=not args.keep_language_mismatch,
             min_chosen_rating=args.min_chosen_rating,
             dedupe_prompts=not args.keep_duplicate_prompts,
+            drop_discarded=not args.keep_discarded,
         )
         meta = _load_meta(args)
         raw = ex.read_table(args.input)
