@@ -804,6 +804,7 @@ def stream_chat(backend: Backend, messages: list[dict], params: GenParams, token
 
     def open_once() -> _OpenStream:
         limiter.acquire()
+        client = None
         try:
             client = InferenceClient(**kwargs)
             stream = _OpenStream(client, iter(client.chat_completion(messages=messages, stream=True, **request)))
@@ -819,10 +820,17 @@ def stream_chat(backend: Backend, messages: list[dict], params: GenParams, token
                 if finish:
                     stream.ended = True
                     break
-            else:
-                stream.ended = True
+            else:  # the body ended before any text and without a finish reason
+                raise InferenceError(
+                    f"{_where(backend)}: the reply ended before any text, without a finish signal. The server "
+                    "failed to generate; with llama.cpp this usually means the prompt is longer than the model's "
+                    "context: shorten the prompt or lower 'max new tokens'.",
+                    kind="bad_response", retryable=True,
+                )
             return stream
         except BaseException as exc:
+            if client is not None:
+                client.close()  # closes a failed response still held by the client
             limiter.release()
             if isinstance(exc, Exception):
                 raise to_inference_error(exc, backend, signed_in=signed_in, timeout=timeout) from exc

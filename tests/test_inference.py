@@ -240,6 +240,22 @@ def test_stream_failing_before_the_first_token_is_retried(faulty_server):
     assert faulty_server.chat_requests == 3
 
 
+def test_stream_ending_before_any_text_is_an_error(faulty_server):
+    faulty_server.add_faults(*[Fault.truncated_stream(0)] * 2)
+    with pytest.raises(InferenceError) as info:
+        list(stream_chat(backend_of(faulty_server), MESSAGES, GenParams(), None,
+                         retry=RetryPolicy(max_attempts=2, base_backoff_s=0.01, max_backoff_s=0.01)))
+    assert info.value.kind == "bad_response" and "before any text" in info.value.message
+    assert faulty_server.chat_requests == 2  # retried once, then gave up
+
+
+def test_stream_too_long_is_explained(faulty_server):
+    faulty_server.add_faults(Fault.status(400, message="Requested tokens (3000) exceed context window of 2048"))
+    with pytest.raises(InferenceError) as info:
+        list(stream_chat(backend_of(faulty_server), MESSAGES, GenParams(), None))
+    assert info.value.kind == "too_long" and "exceed context window" in info.value.message
+
+
 def test_stream_client_error_surfaces_at_once(faulty_server):
     faulty_server.add_faults(Fault.status(404))
     with pytest.raises(InferenceError) as info:

@@ -49,10 +49,16 @@ def test_two_models_side_by_side_with_language_check(llm_servers):
 
 
 def test_prompt_too_long_for_the_context(llm_server):
+    long_prompt = build_messages("word " * 2500)
     with pytest.raises(InferenceError) as info:
-        asyncio.run(achat(llm_server.backend(), build_messages("word " * 2500), PARAMS, None))
+        asyncio.run(achat(llm_server.backend(), long_prompt, PARAMS, None))
     assert info.value.kind == "too_long"
     assert "max new tokens" in info.value.message and llm_server.model in info.value.message
+    # llama.cpp's server answers a too-long *streaming* request with 200 and an empty body: still an error
+    with pytest.raises(InferenceError) as info:
+        list(stream_chat(llm_server.backend(), long_prompt, PARAMS, None))
+    assert info.value.kind == "bad_response"
+    assert "shorten the prompt" in info.value.message
 
 
 def test_wrong_path_is_not_an_llm_server(llm_server):
