@@ -104,6 +104,19 @@ def _is_connection_error(exc: BaseException) -> bool:
     return False
 
 
+def _server_status(exc: BaseException) -> int | None:
+    """The 5xx status in ``exc``'s chain, if the failure was the Hub's."""
+    e: BaseException | None = exc
+    for _ in range(10):
+        if e is None:
+            return None
+        status = _status(e)
+        if status is not None and status >= 500:
+            return status
+        e = e.__cause__ or e.__context__
+    return None
+
+
 def _status(exc: BaseException) -> int | None:
     from huggingface_hub.errors import HfHubHTTPError
 
@@ -125,6 +138,12 @@ def _explain(exc: BaseException, *, repo_id: str, token: str | None, action: str
     if isinstance(exc, HubError):
         return exc
     if _is_connection_error(exc):
+        status = _server_status(exc)
+        if status is not None:
+            return HubUnreachable(
+                f"The Hugging Face Hub had a problem (HTTP {status}) while trying to {action}. Nothing was changed "
+                "by this step; try again in a few minutes."
+            )
         return HubUnreachable(
             f"Could not reach the Hugging Face Hub ({endpoint()}) to {action}. "
             "Check your network connection and try again."
@@ -271,9 +290,13 @@ def render_card(metadata: dict, body: str) -> str:
 
 def _with_configs(card: str, splits: list[str]) -> str:
     """Declare the splits in the card (``configs``) so any split name loads with ``datasets.load_dataset``."""
+    import yaml
     from huggingface_hub import DatasetCard
 
-    parsed = DatasetCard(card) if card.lstrip().startswith("---") else DatasetCard(f"---\n{{}}\n---\n{card}")
+    try:
+        parsed = DatasetCard(card) if card.lstrip().startswith("---") else DatasetCard(f"---\n{{}}\n---\n{card}")
+    except (yaml.YAMLError, ValueError) as e:
+        raise HubError(f"The dataset card's metadata is not valid YAML: {_short(e)}") from e
     meta = parsed.data.to_dict()
     if not meta.get("configs"):
         meta["configs"] = [

@@ -207,3 +207,21 @@ def test_requests_are_logged(hub):
     before = len(hub.requests)
     HfApi().whoami(token="hf_bob_write")
     assert hub.requests[before:] == [("GET", "/api/whoami-v2", "bob")]
+
+
+def test_delete_repo_and_fault_injection(hub):
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import HfHubHTTPError
+
+    api = HfApi()
+    repo = f"alice/{_name()}"
+    api.create_repo(repo, repo_type="dataset", token="hf_alice_write")
+    with pytest.raises(HfHubHTTPError):
+        api.delete_repo(repo, repo_type="dataset", token="hf_bob_write")
+    assert hub.exists(repo)
+    hub.fail_next("GET", r"/api/whoami-v2", status=503)
+    with pytest.raises(HfHubHTTPError) as err:
+        api.whoami(token="hf_alice_write")
+    assert err.value.response.status_code == 503
+    api.delete_repo(repo, repo_type="dataset", token="hf_alice_write")
+    assert not hub.exists(repo)
