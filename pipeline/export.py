@@ -168,7 +168,8 @@ class ExportRules:
     """How pairs are chosen and which rows are kept. Every field has a default; each rule's drops are counted.
 
     Attributes:
-        preference_source: ``"human_then_judge"`` (annotators where anyone answered, the judge elsewhere),
+        preference_source: ``"human_then_judge"`` (annotators where their answers make a pair: a vote, or
+            ratings of two responses; the judge elsewhere),
             ``"judge"`` (ignore annotations) or ``"human"`` (only rows annotators answered).
         pairing: ``"best_worst"`` (one pair per prompt: best against worst) or ``"all_pairs"`` (every pair of
             responses whose margin reaches ``min_margin``; only differs from best/worst with 3+ responses).
@@ -504,9 +505,11 @@ def _row_pairs(
     if human:
         assert ann is not None
         cand_pairs, best_idx, reason = _human_candidates(cands, ann, judge, n, rules)
-        if reason:
+        if reason and rules.preference_source == SOURCE_HUMAN_THEN_JUDGE and not judge_broken:
+            human = False  # the answers do not make a pair (e.g. one response rated, no vote): the judge decides
+        elif reason:
             return [], reason
-    else:
+    if not human:
         rated = [c for c in cands if judge[c] is not None]
         if len(rated) < 2:
             return [], "too_few_responses"
@@ -1399,7 +1402,7 @@ def card_body(result: ExportResult, meta: Mapping[str, Any] | None = None, repo_
         "| `prompt`, `chosen`, `rejected` | the preference pair (see the format above) |",
         "| `id` | the source row's id (with `-<chosen>-<rejected>` indices when a prompt gives several pairs) |",
         "| `chosen_rating`, `rejected_rating`, `margin` | ratings (1–5; annotators' mean where they rated) and their "
-        "difference |",
+        "difference (negative when the annotators' vote and their mean ratings disagree; the vote decides) |",
         "| `tie` | the two responses were rated equal |",
         "| `preference_source` | `human` (annotators) or `judge` |",
         "| `n_annotators`, `agreement` | how many annotators answered; the share that agreed with the majority |",

@@ -240,6 +240,15 @@ def test_judge_is_the_fallback_where_nobody_answered():
     assert sel.counts["from_human"] == 1 and sel.counts["from_judge"] == 1
 
 
+def test_unusable_human_answer_falls_back_to_the_judge():
+    rows = [raw_row("p", ["a", "b"], [1, 5])]
+    anns = [ann_row("p", [4.0, None], None, n=1)]  # one response rated, no vote: no pair from the humans
+    p = only(select(rows, anns))
+    assert p.preference_source == "judge" and p.chosen == "b"
+    assert select(rows + [FILLER], anns + [ann_row("filler", [5.0, 1.0], 0)],
+                  preference_source="human").counts["too_few_responses"] == 1  # fmt: skip
+
+
 def test_judge_only_ignores_annotations():
     p = only(select([raw_row("h", ["a", "b"], [5, 1])], [ann_row("h", [1.0, 5.0], 1)], preference_source="judge"))
     assert p.preference_source == "judge" and p.chosen == "a" and p.n_annotators == 0
