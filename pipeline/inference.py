@@ -118,8 +118,8 @@ class Backend:
         if self.kind == "serverless":
             return f"{self.model} via HF Inference Providers ({self.provider or 'auto'})"
         if self.kind == "endpoint":
-            return f"{self.model or 'the endpoint model'} on Inference Endpoint {self.base_url}"
-        return f"{self.model} on {self.base_url}"
+            return f"{self.model or 'the endpoint model'} on Inference Endpoint {display_url(self.base_url)}"
+        return f"{self.model} on {display_url(self.base_url)}"
 
     @property
     def key(self) -> tuple[str, ...]:
@@ -414,6 +414,19 @@ _TOO_LONG_HINTS = (
 )
 
 
+def display_url(url: str) -> str:
+    """``url`` without user info, query or fragment (where credentials could hide), for messages and labels."""
+    parts = urlparse((url or "").strip())
+    if not parts.scheme or not parts.hostname:
+        return (url or "").strip()
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    host = parts.hostname + (f":{port}" if port else "")
+    return f"{parts.scheme}://{host}{parts.path}".rstrip("/")
+
+
 def _norm_url(url: str) -> str:
     return url.strip().rstrip("/")
 
@@ -545,7 +558,7 @@ def to_inference_error(exc: BaseException, backend: Backend, *, signed_in: bool 
             kind="timeout", retryable=True,
         )
     if isinstance(exc, httpx2.ConnectError):
-        where = backend.base_url or "the Hugging Face router"
+        where = display_url(backend.base_url) or "the Hugging Face router"
         return InferenceError(
             f"{who}: cannot connect to {where}. Check the URL and that the server is running.",
             kind="connection", retryable=True,

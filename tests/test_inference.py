@@ -339,3 +339,12 @@ def test_limiter_raising_the_limit_wakes_waiters():
     thread.join()
     assert limiter.in_use == 2
     assert limiter.acquire(timeout=0.01) is False
+
+
+def test_credentials_in_a_base_url_never_reach_messages():
+    backend = Backend("openai", "m", "http://user:s3cret@127.0.0.1:1/v1?key=abc")
+    assert "s3cret" not in backend.label and "abc" not in backend.label
+    assert backend.label == "m on http://127.0.0.1:1/v1"
+    with pytest.raises(InferenceError) as info:
+        run(achat(backend, MESSAGES, GenParams(), None, retry=NO_RETRY))
+    assert "s3cret" not in info.value.message and "abc" not in info.value.message
