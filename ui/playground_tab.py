@@ -30,6 +30,11 @@ def _safe(text: str) -> str:
     return _MD_SPECIAL.sub(r"\\\1", html.escape(text or "", quote=False))
 
 
+def _stats_html(text: str) -> str:
+    """A column's status line as inert HTML: escaped text (no tags, no Markdown, no auto-links)."""
+    return f'<div style="font-size:0.9em;line-height:1.4">{html.escape(text or "")}</div>'
+
+
 def _language_choices(extra: tuple[str, str] | None = None) -> list[tuple[str, str]]:
     """Aya's languages (plus ``extra`` = (name, code) of the loaded data if it is not one of them)."""
     names = dict(langdetect.AYA_LANGUAGES)
@@ -62,7 +67,7 @@ def _column_ui(letter: str, default_model: str) -> dict:
             value=default_model or None,
             allow_custom_value=True,
             label="Model id" + (" (leave empty to skip)" if letter != "A" else ""),
-            info="Any chat model id, e.g. owner/name; suggestions below.",
+            info="Any chat model id (owner/name), or pick a suggestion.",
         )
         kind = gr.Dropdown(choices=KIND_CHOICES, value="serverless", label="Runs on")
         provider = gr.Dropdown(choices=list(inference.PROVIDERS), value="auto", label="Provider",
@@ -124,7 +129,7 @@ def build(session: gr.State, tab: gr.Tab) -> None:
     )
 
     with gr.Row():
-        sample_btn = gr.Button("🎲 Random prompt from the data")
+        sample_btn = gr.Button("Random prompt from the data")
         data_note = gr.Markdown(NO_DATA)
     with gr.Row():
         prompt = gr.Textbox(label="Prompt", lines=4, placeholder="Type a prompt, or sample one from your data.",
@@ -145,7 +150,7 @@ def build(session: gr.State, tab: gr.Tab) -> None:
             with gr.Column(min_width=260):
                 outputs_text.append(gr.Textbox(label=f"Answer {letter}", lines=12, max_lines=30,
                                                interactive=False))
-                outputs_stats.append(gr.Markdown(""))
+                outputs_stats.append(gr.HTML(""))
         with gr.Column(min_width=260):
             human = gr.Textbox(label="Human answer (from the data)", lines=12, max_lines=30, interactive=False)
 
@@ -237,14 +242,14 @@ def build(session: gr.State, tab: gr.Tab) -> None:
         params = GenParams(int(max_new), float(temp), float(top), playground.parse_seed(seed_value))
         snapshot = []
         for snapshot in playground.run_columns(requests, messages, params, code):
-            yield (*[s.text for s in snapshot], *[_safe(playground.stats_line(s, code)) for s in snapshot],
+            yield (*[s.text for s in snapshot], *[_stats_html(playground.stats_line(s, code)) for s in snapshot],
                    gr.update())
         run = {
             "prompt": prompt_text, "system_prompt": system_rendered, "target": code,
             "labels": {s.letter: s.label for s in snapshot},
             "responses": {s.letter: s.text for s in snapshot},
         }
-        yield (*[s.text for s in snapshot], *[_safe(playground.stats_line(s, code)) for s in snapshot], run)
+        yield (*[s.text for s in snapshot], *[_stats_html(playground.stats_line(s, code)) for s in snapshot], run)
 
     gen_event = generate_btn.click(
         generate,
