@@ -1,0 +1,153 @@
+"""The Filter tab's handlers, driven as Gradio calls them (with OAuth profile/token or None), against the fake Hub."""
+
+from __future__ import annotations
+
+import uuid
+
+import gradio as gr
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from pipeline import data
+from pipeline.state import Session
+from tests.test_filter_hub import AYA_CARD, demo_raw
+from ui import filter_tab as ft
+
+
+def profile(name: str) -> gr.OAuthProfile:
+    return gr.OAuthProfile({"name": name, "preferred_username": name, "profile": "", "picture": ""})
+
+
+def token(value: str) -> gr.OAuthToken:
+    return gr.OAuthToken(token=value, scope="openid profile write-repos", expires_at=2_000_000_000)
+
+
+@pytest.fixture()
+def hubdata(fake_hub):
+    data.clear_cache()
+    fake_hub.add_user("alice", "hf_alice", orgs=["langcommunity"])
+    fake_hub.add_dataset(data.AYA_ID, demo_raw(), card=AYA_CARD)
+    yield fake_hub
+    data.clear_cache()
+
+
+def load(session: Session, choice: str = ft.SRC_AYA, oauth=None, language: str | None = None, **hub_fields):
+    fields = {"dataset_id": "", "split": "train", "config": "", "prompt_col": "prompt", "response_col": "response",
+              "language_col": "", "all_rows_language": ""} | hub_fields  # fmt: skip
+    return ft.on_load(choice, *fields.values(), language, session, oauth)
+
+
+def filt(session: Session, language, prof=None, repo_name="", **kw):
+    v = {"annotation_types": [], "min_prompt": 0, "max_prompt": 0, "min_response": 0, "max_response": 0,
+         "dedup": True, "sample": 0, "seed": 42} | kw  # fmt: skip
+    return ft.on_filter(language, *v.values(), repo_name, session, prof)
+
+
+def test_app_builds_with_the_filter_tab():
+    import app
+
+    demo = app.build_app()
+    assert isinstance(demo, gr.Blocks)
+    labels = {getattr(b, "label", None) for b in demo.blocks.values()}
+    assert {"Language (required)", "Dataset name", "Preview (first 50 rows)"} <= labels
+
+
+def test_load_aya_shows_languages_and_stores_nothing_per_user_but_a_reference(hubdata):
+    s = Session()
+    s, status, lt, plot, lang_update, ann_update = load(s)
+    assert "Loaded:" in status and data.AYA_ID.replace("_", "\\_") in status
+    assert isinstance(lt, pd.DataFrame) and list(lt.columns) == ["language", "code", "rows", "mean_prompt_chars",
+                                                                  "mean_response_chars"]  # fmt: skip
+    assert lt.iloc[0]["code"] == "nld" and plot["rows"].sum() == lt["rows"].sum()
+    assert ("Dutch (nld) — 38 rows", "nld") in lang_update["choices"]
+    assert ann_update["choices"] == ["original-annotations", "re-annotations"]
+    assert s.extra["filter"]["source"] is data.load_source(data.SourceSpec.aya(), None)  # the shared copy
+
+
+def test_filters_update_count_preview_and_session(hubdata):
+    s = Session()
+    s, *_ = load(s)
+    s, count, preview, repo, btn, note = filt(s, "nld")
+    assert "**37 rows** of Dutch" in count and "out of 38" in count
+    assert isinstance(s.filtered, data.FilteredSet) and s.filtered.rows == 37
+    assert list(preview.columns) == ft.PREVIEW_HEADERS and len(preview) == 37
+    assert btn["interactive"] is False and "Sign in" in note  # not signed in: push disabled, says why
+    s, count, preview, repo, btn, note = filt(s, "Dutch", profile("alice"), min_response=150)
+    assert s.filtered.rows < 37 and f"**{s.filtered.rows} rows**" in count
+    assert repo["value"] == "aya-nld" and btn["interactive"] is True and note == ""
+    s, count, _, repo, btn, note = filt(s, "nld", profile("alice"), repo_name="my-own-name", min_prompt=10_000)
+    assert "**0 rows**" in count and "pushing is disabled" in count
+    assert s.filtered is None and btn["interactive"] is False
+    assert repo == gr.update()  # the user's own name is kept
+
+
+def test_unknown_language_and_bad_filters(hubdata):
+    s = Session()
+    s, *_ = load(s)
+    s, count, *_ = filt(s, "Dutsh")
+    assert "Did you mean: Dutch" in count and s.filtered is None
+    s, count, *_ = filt(s, "nl", min_prompt=50, max_prompt=10)
+    assert "is above the maximum" in count
+    s, count, *_ = filt(s, None)
+    assert "Choose a language" in count
+    s2, count, *_ = filt(Session(), "nl")
+    assert "Load a dataset first" in count
+
+
+def test_push_from_the_tab(hubdata):
+    s = Session()
+    s, *_ = load(s)
+    s, *_ = filt(s, "fr", profile("alice"), sample=5)
+    assert "Sign in" in ft.on_push("alice", "aya-fra", True, False, s, None, None)
+    name = f"aya-fra-{uuid.uuid4().hex[:6]}"
+    msg = ft.on_push("langcommunity", name, True, False, s, profile("alice"), token("hf_alice"))
+    assert msg.startswith("**Pushed** 5 rows (private)"), msg
+    assert hubdata.read_table(f"langcommunity/{name}").num_rows == 5
+    again = ft.on_push("langcommunity", name, True, False, s, profile("alice"), token("hf_alice"))
+    assert "Not pushed" in again and "already exists" in again and "overwrite" in again
+    bad = ft.on_push("alice", "bad name!", True, False, s, profile("alice"), token("hf_alice"))
+    assert "Not pushed" in bad and "not a valid repo name" in bad
+    s.filtered = None
+    assert "no rows to push" in ft.on_push("alice", "x", True, False, s, profile("alice"), token("hf_alice"))
+
+
+def test_owner_choices_from_whoami(hubdata):
+    owner, btn, note = ft.on_tab_select(Session(), None, profile("alice"), token("hf_alice"))
+    assert owner["choices"] == ["alice", "langcommunity"] and owner["value"] == "alice"
+    owner, btn, note = ft.on_tab_select(Session(), None, None, None)
+    assert owner["choices"] == [] and btn["interactive"] is False and "Sign in" in note
+
+
+def test_downloads(hubdata, tmp_path):
+    s = Session()
+    s, *_ = load(s, choice=ft.SRC_DEMO)
+    files, status = ft.on_download(s)
+    assert files is None and "Nothing to download" in status
+    s, *_ = filt(s, "ja")
+    files, status = ft.on_download(s)
+    assert [f.rsplit(".", 1)[1] for f in files] == ["parquet", "jsonl", "md"]
+    assert pq.read_table(files[0]).to_pylist() == s.filtered.table.to_pylist()
+    assert "demo" in open(files[2], encoding="utf-8").read().lower()
+
+
+def test_demo_source_and_hub_errors_in_the_tab(hubdata):
+    s = Session()
+    s, status, *_ = load(s, choice=ft.SRC_DEMO)
+    assert "demo data" in status.lower() and "not for training" in status
+    s, status, lt, *_ = load(s, choice=ft.SRC_HUB, dataset_id="nobody/nothing", language_col="lang")
+    assert "Could not load the dataset" in status and "was not found" in status and lt == gr.update()
+    s, status, *_ = load(s, choice=ft.SRC_HUB, dataset_id="")
+    assert "Enter a dataset id" in status
+    s, status, *_ = load(s, choice=ft.SRC_HUB, dataset_id=data.AYA_ID, prompt_col="question", language_col="language")
+    assert "no column 'question' for the prompt" in status
+    with hubdata.unreachable():
+        s, status, *_ = load(s, choice=ft.SRC_AYA)
+    assert "Could not reach the Hugging Face Hub" in status and "demo data" in status
+    assert s.extra["filter"]["source"].info.is_demo
+
+
+def test_untrusted_text_is_escaped_in_status():
+    src = data.demo_source(note="<script>alert(1)</script> [x](javascript:alert(1))")
+    status = ft._load_status(src)
+    assert "<script>" not in status and "](javascript" not in status
