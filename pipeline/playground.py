@@ -270,10 +270,12 @@ def record_vote(
     labels: dict[str, str],
     responses: dict[str, str],
     target_code: str = "",
+    run_id: str = "",
 ) -> dict:
     """Append one vote to ``votes`` (the session's list) and return it.
 
-    ``labels``/``responses`` map column letters to the model label and reply ("" for unused columns). Raises
+    ``labels``/``responses`` map column letters to the model label and reply ("" for unused columns). A second
+    vote with the same ``run_id`` (same generation) replaces the first: one vote per prompt. Raises
     ``ValueError`` with a message for people: no vote chosen, nothing generated yet, or a vote for an empty column.
     """
     if vote not in VOTE_CHOICES:
@@ -298,7 +300,12 @@ def record_vote(
         "system_prompt": system_prompt,
         **{f"model_{k.lower()}": labels.get(k, "") if k in used else "" for k in LETTERS},
         **{f"response_{k.lower()}": responses.get(k, "") if k in used else "" for k in LETTERS},
+        "run_id": run_id,
     }
+    for i, previous in enumerate(votes):
+        if run_id and previous.get("run_id") == run_id:
+            votes[i] = entry
+            return entry
     votes.append(entry)
     return entry
 

@@ -93,6 +93,17 @@ def test_bad_votes_are_refused_with_a_reason():
     assert votes == []
 
 
+def test_one_vote_per_generation():
+    votes: list[dict] = []
+    record_vote(votes, "A better", prompt="p", system_prompt="", labels={"A": "a", "B": "b"},
+                responses={"A": "x", "B": "y"}, run_id="run1")
+    record_vote(votes, "B better", prompt="p", system_prompt="", labels={"A": "a", "B": "b"},
+                responses={"A": "x", "B": "y"}, run_id="run1")
+    record_vote(votes, "Tie", prompt="p", system_prompt="", labels={"A": "a", "B": "b"},
+                responses={"A": "x", "B": "y"}, run_id="run2")
+    assert [v["vote"] for v in votes] == ["B better", "Tie"]
+
+
 def test_votes_csv_round_trip(tmp_path):
     votes: list[dict] = []
     _vote(votes, "B better")
@@ -190,7 +201,10 @@ def test_tab_generate_vote_and_use_in_pipeline(demo):
     assert {h.get("authorization") for h in headers} == {None, "Bearer sk-typed"}
     assert run["labels"]["A"].startswith("local-a") and run["responses"]["C"] == DUTCH
 
-    status, table, download = save_vote(session, "A better", run)
+    status, table, download = save_vote(session, "B better", run)  # B has no answer: refused
+    assert session.votes == []
+    status, table, download = save_vote(session, "C better", run)
+    status, table, download = save_vote(session, "A better", run)  # changes the vote on the same answers
     assert "1 vote" in status and len(session.votes) == 1 and session.votes[0]["winner"].startswith("local-a")
     assert table["wins"].sum() == 1
     assert download["visible"] is True and download["value"].endswith(".csv")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import html
 import re
 import tempfile
+import uuid
 
 import gradio as gr
 
@@ -245,6 +246,7 @@ def build(session: gr.State, tab: gr.Tab) -> None:
             yield (*[s.text for s in snapshot], *[_stats_html(playground.stats_line(s, code)) for s in snapshot],
                    gr.update())
         run = {
+            "id": uuid.uuid4().hex,
             "prompt": prompt_text, "system_prompt": system_rendered, "target": code,
             "labels": {s.letter: s.label for s in snapshot},
             "responses": {s.letter: s.text for s in snapshot},
@@ -267,12 +269,14 @@ def build(session: gr.State, tab: gr.Tab) -> None:
             playground.record_vote(
                 sess.votes, choice or "", prompt=run["prompt"], system_prompt=run["system_prompt"],
                 labels=run["labels"], responses=run["responses"], target_code=run["target"],
+                run_id=run.get("id", ""),
             )
         except ValueError as exc:
             gr.Warning(str(exc))
             return gr.update(), gr.update(), gr.update()
         path = playground.write_votes_csv(sess.votes, tempfile.mkdtemp(prefix="dpo-studio-votes-"))
-        return (f"Saved: {_safe(choice or '')} ({len(sess.votes)} vote(s) this session).",
+        return (f"Saved: {_safe(choice or '')} ({len(sess.votes)} vote(s) this session; voting again on the same "
+                "answers changes this vote).",
                 playground.tally(sess.votes), gr.update(value=str(path), visible=True))
 
     vote_btn.click(save_vote, inputs=[session, vote, last_run], outputs=[vote_status, tally, download])
