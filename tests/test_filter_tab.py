@@ -151,3 +151,32 @@ def test_untrusted_text_is_escaped_in_status():
     src = data.demo_source(note="<script>alert(1)</script> [x](javascript:alert(1))")
     status = ft._load_status(src)
     assert "<script>" not in status and "](javascript" not in status
+
+
+def test_launched_app_demo_flow(tmp_path):
+    """The wiring as a browser uses it: load the demo data, filter, download, through a launched app."""
+    import socket
+
+    from gradio_client import Client
+
+    import app
+
+    demo = app.build_app()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    demo.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, ssr_mode=False,
+                        quiet=True)  # fmt: skip
+    try:
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False, download_files=str(tmp_path))
+        status, table, plot, languages, ann = client.predict(ft.SRC_DEMO, "", "train", "", "prompt", "response", "",
+                                                             "", None, api_name="/on_load")  # fmt: skip
+        assert "302 rows in 11 languages" in status
+        assert ["Yoruba (yor) — 15 rows", "yor"] in languages["choices"]
+        out = client.predict("Yoruba", [], 0, 0, 0, 0, True, 0, 42, "", api_name="/on_filter")
+        assert "**14 rows** of Yoruba" in out[0]
+        files, message = client.predict(api_name="/on_download")
+        assert len(files) == 3 and "14 rows ready" in message
+        assert pq.read_table(files[0]).num_rows == 14
+    finally:
+        demo.close()
