@@ -27,6 +27,7 @@ __all__ = [
     "HubUser",
     "whoami",
     "local_token",
+    "local_login_check",
     "validate_repo_id",
     "check_writable",
     "repo_exists",
@@ -206,6 +207,27 @@ def local_token() -> str | None:
     from huggingface_hub import get_token
 
     return get_token()
+
+
+def local_login_check(timeout_s: float = 8.0) -> tuple[bool, str]:
+    """Whether Gradio's local (mocked) sign-in can work here, and if not, one line saying why.
+
+    Outside a Space Gradio signs you in as the owner of this machine's token, asking the Hub once at start-up who
+    that is. Without a token, or without a Hub that answers within ``timeout_s``, the app starts without sign-in.
+    """
+    import concurrent.futures
+
+    token = local_token()
+    if not token:
+        return False, "Run it as a Hugging Face Space, or set HF_TOKEN locally, to sign in."
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+    try:
+        pool.submit(whoami, token).result(timeout=timeout_s)
+    except (HubError, concurrent.futures.TimeoutError):
+        return False, "The Hub did not recognise this machine's token (or could not be reached), so local sign-in is off."
+    finally:
+        pool.shutdown(wait=False)
+    return True, ""
 
 
 # --- identity and names -------------------------------------------------------------------------------------------
