@@ -39,13 +39,12 @@ number of discards), and reports progress and judge-versus-human agreement.
 
 from __future__ import annotations
 
-import logging
 import os
 import random
 import re
 import threading
 import warnings
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,8 +55,6 @@ from urllib.parse import urlsplit
 import pyarrow as pa
 
 from pipeline import agreement, schema
-
-log = logging.getLogger(__name__)
 
 MAX_RESPONSES: Final = 4
 MIN_RESPONSES: Final = 2
@@ -182,15 +179,7 @@ class Connection:
         self.close()
 
 
-def _hf_headers(url: str, hf_token: str | None) -> dict[str, str]:
-    """A private Space needs the owner's Hugging Face token besides the Argilla key (only sent to *.hf.space)."""
-    host = urlsplit(url).hostname or ""
-    if hf_token and host.endswith(".hf.space"):
-        return {"Authorization": f"Bearer {hf_token}"}
-    return {}
-
-
-def _probe(url: str, api_key: str, headers: dict[str, str]) -> dict:
+def _probe(url: str, api_key: str) -> dict:
     """``GET /api/v1/me`` with short time-outs, in a thread with a hard deadline (DNS is not covered by httpx)."""
     import httpx
 
@@ -200,7 +189,7 @@ def _probe(url: str, api_key: str, headers: dict[str, str]) -> dict:
         try:
             with httpx.Client(
                 base_url=url,
-                headers={**headers, "X-Argilla-Api-Key": api_key},
+                headers={"X-Argilla-Api-Key": api_key},
                 timeout=httpx.Timeout(PROBE_READ_TIMEOUT, connect=CONNECT_TIMEOUT),
                 follow_redirects=False,
             ) as http:
@@ -234,13 +223,14 @@ def _probe(url: str, api_key: str, headers: dict[str, str]) -> dict:
         raise ArgillaIOError(
             f"{where} refused the API key. Copy it again from Argilla (your avatar → My settings → API key)."
         )
-    if response.status_code in (301, 302, 303, 307, 308) and "huggingface.co" in response.headers.get("location", ""):
+    if response.status_code in (301, 302, 303, 307, 308, 403, 404) and (
+        "huggingface.co" in response.headers.get("location", "") or urlsplit(url).hostname.endswith(".hf.space")
+    ):
         raise ArgillaIOError(
-            f"{where} redirects to a Hugging Face sign-in: the Space is private. Sign in with Hugging Face here, "
-            "or make the Space public."
+            f"{where} answered HTTP {response.status_code}: the Space does not exist, is not an Argilla Space, or "
+            "is private. Check the URL; make a private Argilla Space public (Argilla has its own sign-in and API "
+            "keys), since DPO Studio never sends your Hugging Face token to a Space."
         )
-    if response.status_code == 403:
-        raise ArgillaIOError(f"{where} answered 403 (forbidden). If the Space is private, sign in with Hugging Face.")
     try:
         body = response.json() if response.status_code == 200 else None
     except ValueError:
@@ -254,11 +244,12 @@ def _probe(url: str, api_key: str, headers: dict[str, str]) -> dict:
     return body
 
 
-def connect(url: str | None = None, api_key: str | None = None, *, hf_token: str | None = None) -> Connection:
-    """Check the credentials and return a :class:`Connection`; raises :class:`ArgillaIOError` in bounded time."""
+def connect(url: str | None = None, api_key: str | None = None) -> Connection:
+    """Check the credentials and return a :class:`Connection`; raises :class:`ArgillaIOError` in bounded time.
+
+    Only the Argilla key is sent (never a Hugging Face token: a ``*.hf.space`` host may be anyone's Space)."""
     final_url, key = resolve_credentials(url, api_key)
-    headers = _hf_headers(final_url, hf_token)
-    me = _probe(final_url, key, headers)
+    me = _probe(final_url, key)
     import argilla as rg
     import httpx
 
@@ -270,7 +261,6 @@ def connect(url: str | None = None, api_key: str | None = None, *, hf_token: str
                 api_key=key,
                 timeout=httpx.Timeout(READ_TIMEOUT, connect=CONNECT_TIMEOUT),  # type: ignore[arg-type]
                 retries=1,
-                headers=headers,
             )
     except Exception as exc:  # noqa: BLE001 - the probe passed, so this is rare
         raise ArgillaIOError(f"Could not open a session with Argilla at {final_url}: {_describe(exc)}") from None

@@ -16,7 +16,7 @@ import pandas as pd
 
 from pipeline import argilla_io as aio
 from pipeline.state import Session
-from ui.common import token_of, username_of
+from ui.common import username_of
 
 INTRO = (
     "Send the pairs to **Argilla** so people who speak the language check the judge: they rate each response, pick "
@@ -48,9 +48,9 @@ def _credentials(session: Session, url_box: str) -> tuple[str, str]:
     return url, session.argilla_key
 
 
-def _connect(session: Session, url_box: str, oauth_token: gr.OAuthToken | None) -> aio.Connection:
+def _connect(session: Session, url_box: str) -> aio.Connection:
     url, key = _credentials(session, url_box)
-    return aio.connect(url, key, hf_token=token_of(oauth_token))
+    return aio.connect(url, key)
 
 
 def _language(session: Session) -> tuple[str, str]:
@@ -115,15 +115,12 @@ def on_select(session: Session, dataset: str, guidelines: str, profile: gr.OAuth
     )
 
 
-def on_connect(
-    session: Session, url_box: str, key_box: str, workspace: str | None,
-    oauth_token: gr.OAuthToken | None = None,
-):  # fmt: skip
+def on_connect(session: Session, url_box: str, key_box: str, workspace: str | None):
     """Check the URL/key; keep a typed key for this session only; list the workspaces."""
     typed_key = (key_box or "").strip()
     url = (url_box or "").strip()
     try:
-        conn = aio.connect(url or session.argilla_url, typed_key or session.argilla_key, hf_token=token_of(oauth_token))
+        conn = aio.connect(url or session.argilla_url, typed_key or session.argilla_key)
         with conn:
             spaces = aio.list_workspaces(conn)
     except aio.ArgillaIOError as exc:
@@ -158,8 +155,7 @@ def on_forget(session: Session):
 
 def on_send(
     session: Session, url_box: str, workspace: str | None, dataset: str, keep_order: bool, suggestions: bool,
-    seed: float | None, min_submitted: float | None, guidelines: str,
-    oauth_token: gr.OAuthToken | None = None, progress: gr.Progress = gr.Progress(),
+    seed: float | None, min_submitted: float | None, guidelines: str, progress: gr.Progress = gr.Progress(),
 ):  # fmt: skip
     if not _rows(session):
         return session, send_info(session)
@@ -169,7 +165,7 @@ def on_send(
         progress((done, max(total, 1)), desc="Sending records to Argilla")
 
     try:
-        with _connect(session, url_box, oauth_token) as conn:
+        with _connect(session, url_box) as conn:
             result = aio.push(
                 conn, session.raw, dataset, workspace or None,
                 keep_order=bool(keep_order), seed=int(seed or 0), suggestions=bool(suggestions),
@@ -228,15 +224,14 @@ def annotations_frame(session: Session, limit: int = ANNOTATION_PREVIEW_ROWS) ->
 
 
 def on_pull(
-    session: Session, url_box: str, workspace: str | None, dataset: str,
-    oauth_token: gr.OAuthToken | None = None, progress: gr.Progress = gr.Progress(),
-):  # fmt: skip
+    session: Session, url_box: str, workspace: str | None, dataset: str, progress: gr.Progress = gr.Progress()
+):
     def report(done: int, total: int) -> None:
         progress((done, max(total, done, 1)), desc="Reading answers")
 
     empty = pd.DataFrame()
     try:
-        with _connect(session, url_box, oauth_token) as conn:
+        with _connect(session, url_box) as conn:
             result = aio.pull(conn, dataset, workspace or None, progress=report)
     except aio.ArgillaIOError as exc:
         return session, f"**Not pulled.** {_md(exc)}", "", empty, annotations_frame(session)
