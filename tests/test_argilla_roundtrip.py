@@ -377,14 +377,14 @@ def test_tab_handlers(sent, monkeypatch):
     session = Session()
     profile = gr.OAuthProfile({"preferred_username": "alice", "name": "Alice", "picture": "", "profile": ""})
 
-    info, name, guidelines, _ = tab.on_select(session, "", "", profile)
+    info, name, guidelines, _, _ = tab.on_select(session, "", "", profile)
     assert "Nothing to send yet" in info and name == "dpo-alice"
     session2, status = tab.on_send(session, stack.url, "argilla", "ui-set", False, True, 0, 1, "")
     assert "Nothing to send yet" in status
 
     session.raw = pa.Table.from_pylist(ROWS)
     session.raw_meta = {"language": "Dutch", "language_code": "nld", "judge_model": "org/judge"}
-    info, name, guidelines, _ = tab.on_select(session, "", "", profile)
+    info, name, guidelines, key_box, _ = tab.on_select(session, "", "", profile)
     assert "6 of 7 rows are ready" in info and "3 responses" in info
     assert name == "dpo-dutch-alice" and "Dutch" in guidelines and "org/judge" in guidelines
 
@@ -395,6 +395,9 @@ def test_tab_handlers(sent, monkeypatch):
     assert "Connected" in msg and session.argilla_key == stack.api_key and session.argilla_url == stack.url
     assert key_box["value"] == "" and stack.api_key not in str(key_box) + msg + str(workspaces)
     assert workspaces["value"] in workspaces["choices"] and "argilla" in workspaces["choices"]
+    *_, key_box, url_box = tab.on_select(session, name, guidelines, profile)
+    assert "value" not in key_box and "set for this session" in key_box["placeholder"]
+    assert url_box["value"] == stack.url
 
     session, status = tab.on_send(session, stack.url, "argilla", name, False, True, 0, 1, guidelines)
     assert status.startswith("**Sent.**") and "6 new record" in status and stack.api_key not in status

@@ -26,6 +26,9 @@ INTRO = (
     "argilla-template-space), and an owner or admin API key (in Argilla: your avatar → My settings)."
 )
 ANNOTATION_PREVIEW_ROWS = 200
+ANNOTATOR_COLUMNS = ["annotator", "submitted", "discarded", "draft"]
+ANNOTATION_PREVIEW_COLUMNS = ["prompt", "human preference", "judge preference", "annotators", "agreement",
+                              "human ratings", "judge ratings", "improved response", "id"]  # fmt: skip
 _EXTRA_KEY = "argilla"  # session.extra[_EXTRA_KEY] = {"dataset", "workspace", "url"}
 
 
@@ -106,12 +109,14 @@ def default_guidelines(session: Session) -> str:
 
 # --- Handlers ----------------------------------------------------------------------------------------------------
 def on_select(session: Session, dataset: str, guidelines: str, profile: gr.OAuthProfile | None = None):
-    """Refresh from the session when the tab opens: what can be sent, a default name and guidelines."""
+    """Refresh from the session when the tab opens: what can be sent, a default name and guidelines, the key's
+    placeholder (never its value) and the session's URL."""
     return (
         send_info(session),
         dataset if (dataset or "").strip() else default_name(session, profile),
         guidelines if (guidelines or "").strip() else default_guidelines(session),
         gr.update(placeholder=_key_placeholder(session)),
+        gr.update(value=session.argilla_url) if session.argilla_url else gr.update(),
     )
 
 
@@ -186,7 +191,7 @@ def _annotators_frame(result: aio.PullResult) -> pd.DataFrame:
          "draft": c.get("draft", 0)}
         for user, c in sorted(result.annotators.items())
     ]  # fmt: skip
-    return pd.DataFrame(rows, columns=["annotator", "submitted", "discarded", "draft"])
+    return pd.DataFrame(rows, columns=ANNOTATOR_COLUMNS)
 
 
 def _fmt_list(values: Any) -> str:
@@ -195,8 +200,7 @@ def _fmt_list(values: Any) -> str:
 
 def annotations_frame(session: Session, limit: int = ANNOTATION_PREVIEW_ROWS) -> pd.DataFrame:
     """The pulled annotations, readable (prompt joined from the raw results when available)."""
-    cols = ["prompt", "human preference", "judge preference", "annotators", "agreement", "human ratings",
-            "judge ratings", "improved response", "id"]  # fmt: skip
+    cols = ANNOTATION_PREVIEW_COLUMNS
     table = session.annotations
     if table is None or not table.num_rows:
         return pd.DataFrame(columns=cols)
@@ -229,7 +233,7 @@ def on_pull(
     def report(done: int, total: int) -> None:
         progress((done, max(total, done, 1)), desc="Reading answers")
 
-    empty = pd.DataFrame()
+    empty = pd.DataFrame(columns=ANNOTATOR_COLUMNS)
     try:
         with _connect(session, url_box) as conn:
             result = aio.pull(conn, dataset, workspace or None, progress=report)
@@ -288,11 +292,13 @@ def build_tab(session: gr.State, tab: gr.Tab) -> dict[str, Any]:
     c["pull"] = gr.Button("Pull answers")
     c["pull_status"] = gr.Markdown()
     c["agreement"] = gr.Markdown()
-    c["annotators"] = gr.Dataframe(label="Annotators", interactive=False, wrap=True)
-    c["table"] = gr.Dataframe(label="Answers per record (first rows)", interactive=False, wrap=True)
+    c["annotators"] = gr.Dataframe(value=pd.DataFrame(columns=ANNOTATOR_COLUMNS), label="Annotators",
+                                   interactive=False, wrap=True)  # fmt: skip
+    c["table"] = gr.Dataframe(value=pd.DataFrame(columns=ANNOTATION_PREVIEW_COLUMNS),
+                              label="Answers per record (first rows)", interactive=False, wrap=True)  # fmt: skip
 
-    tab.select(on_select, [session, c["dataset"], c["guidelines"]], [c["send_info"], c["dataset"], c["guidelines"],
-                                                                    c["key"]])  # fmt: skip
+    tab.select(on_select, [session, c["dataset"], c["guidelines"]],
+               [c["send_info"], c["dataset"], c["guidelines"], c["key"], c["url"]])  # fmt: skip
     c["connect"].click(on_connect, [session, c["url"], c["key"], c["workspace"]],
                        [session, c["key"], c["conn_status"], c["workspace"]])  # fmt: skip
     c["key"].submit(on_connect, [session, c["url"], c["key"], c["workspace"]],
