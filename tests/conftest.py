@@ -38,4 +38,5 @@ pytest_plugins = [
     "tests.fixtures.llm_server",
     "tests.fixtures.faulty_server",
     "tests.fixtures.argilla_stack",
+    "tests.fixtures.app_server",
 ]
