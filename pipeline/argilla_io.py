@@ -350,14 +350,9 @@ def render_guidelines(
 
 def language_name(code: str | None) -> str:
     """A readable language name for an ISO 639 code (``nld`` → ``Dutch``); the code itself if unknown."""
-    if not code:
-        return ""
-    try:
-        import langcodes
+    from pipeline.languages import display_name
 
-        return langcodes.Language.get(code).display_name()
-    except Exception:  # noqa: BLE001 - unknown or malformed code
-        return code
+    return display_name(code) if code else ""
 
 
 # --- Settings --------------------------------------------------------------------------------------------------
@@ -630,6 +625,8 @@ class PushResult:
             f"{self.added} new record(s), {self.already_there} already there (left as they were), "
             f"{self.total} in total."
         ]
+        if not self.created:
+            parts.append("Its settings and guidelines were not changed (edit them in Argilla).")
         if self.skipped:
             parts.append("Not sent: " + "; ".join(f"{n} × {why}" for why, n in self.skipped.items()) + ".")
         if self.truncated:

@@ -71,6 +71,12 @@ def test_default_dataset_name():
     assert aio.default_dataset_name("bob", None) == "dpo-bob"
 
 
+def test_language_name():
+    assert aio.language_name("nld") == "Dutch"
+    assert aio.language_name("xx-bad") == "xx-bad"
+    assert aio.language_name(None) == ""
+
+
 def test_guidelines_template_renders_placeholders():
     text = aio.render_guidelines("Dutch", 3, "org/judge")
     assert "Dutch" in text and "3 responses" in text and "org/judge" in text
