@@ -43,7 +43,6 @@ import os
 import random
 import re
 import threading
-import warnings
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -254,14 +253,12 @@ def connect(url: str | None = None, api_key: str | None = None) -> Connection:
     import httpx
 
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            client = rg.Argilla(
-                api_url=final_url,
-                api_key=key,
-                timeout=httpx.Timeout(READ_TIMEOUT, connect=CONNECT_TIMEOUT),  # type: ignore[arg-type]
-                retries=1,
-            )
+        client = rg.Argilla(
+            api_url=final_url,
+            api_key=key,
+            timeout=httpx.Timeout(READ_TIMEOUT, connect=CONNECT_TIMEOUT),  # type: ignore[arg-type]
+            retries=1,
+        )
     except Exception as exc:  # noqa: BLE001 - the probe passed, so this is rare
         raise ArgillaIOError(f"Could not open a session with Argilla at {final_url}: {_describe(exc)}") from None
     role = str(me.get("role", "")).split(".")[-1]
@@ -308,9 +305,10 @@ def _workspace(conn: Connection, name: str | None) -> Any:
 
 def _find_dataset(conn: Connection, name: str, ws: Any) -> Any | None:
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return conn.client.datasets(name=name, workspace=ws)
+        for dataset in ws.datasets:  # (``client.datasets(name)`` warns when it finds nothing)
+            if dataset.name == name:
+                return dataset.get()
+        return None
     except Exception as exc:  # noqa: BLE001
         raise ArgillaIOError(f"Could not read dataset {name!r}: {_describe(exc)}") from None
 
@@ -721,9 +719,7 @@ def push(
     for start in range(0, len(new), BATCH_SIZE):
         batch = new[start : start + BATCH_SIZE]
         try:
-            with warnings.catch_warnings():  # the SDK warns about responses without a user; we send none
-                warnings.simplefilter("ignore")
-                ds.records.log([_to_rg_record(r) for r in batch], batch_size=len(batch))
+            ds.records.log([_to_rg_record(r) for r in batch], batch_size=len(batch))
         except Exception as exc:  # noqa: BLE001
             raise ArgillaIOError(
                 _write_error(conn, "add records", exc)
