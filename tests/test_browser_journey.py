@@ -1,0 +1,365 @@
+"""The whole journey in a real browser (Playwright + Debian's chromium, headless), as people would use the app.
+
+Two people use the app at the same time, each in their own browser context:
+
+- **ayla** signs in by clicking "Sign in with Hugging Face" (Gradio's local mock OAuth, answered by the fake Hub),
+  filters the demo data to Dutch, compares two local SmolLM2 servers in the Playground, runs a 5-row pipeline
+  (SmolLM2 as generator and judge), sends the rows to the local Argilla, where an annotator's answers are submitted
+  through the Argilla SDK, pulls them back, exports and pushes to her namespace on the fake Hub; the test loads that
+  dataset back with ``datasets.load_dataset`` and compares it with the export the tab offered for download.
+- **bruno** is signed in with a minted session cookie (see ``tests/fixtures/app_server.py``). While ayla's pipeline
+  runs he loads his own *private* Hub dataset whose row carries ``<img onerror>`` and ``<script>`` payloads, gets a
+  model answer with the same kind of payload from a fake OpenAI-compatible server, and pushes his filtered set. The
+  payloads must show as literal text and never run; he must see none of ayla's data, and she none of his.
+
+Afterwards the canary checks search the app's log, every page's HTML, every file the app wrote and everything on the
+fake Hub for the test's recognisable tokens, and check that every Hub write carried the writing user's own token
+(never the Space owner's ``HF_TOKEN``). Screenshots of every tab go to ``test-output/browser/``.
+
+Every wait is bounded; a failed wait saves a screenshot and says what it was waiting for.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import OUTPUT_DIR
+from tests.fixtures.app_server import CANARIES, MOCK_OAUTH_TOKEN, OWNER, SECOND, SECOND_TOKEN
+
+pytestmark = [pytest.mark.browser]
+
+SHOTS = OUTPUT_DIR / "browser"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+STEP_MS = 30_000  # an ordinary click's result
+LLM_MS = 120_000  # two SmolLM2 answers on a busy 2-core machine
+PIPELINE_S = 420  # 5 rows, generator + judge on SmolLM2
+MAX_TOKENS = 48
+
+# Untrusted text that would run if it were ever rendered as HTML. Each sets a window flag and opens a dialog.
+ROW_PROMPT = 'Wat betekent <img src=x onerror="window.__xss=\'row\';alert(\'row\')"> in HTML?'
+ROW_RESPONSE = "Het is een plaatje. <script>window.__xss='row-script';alert('row-script')</script> Klaar."
+MODEL_ANSWER = ("Mijn antwoord: <img src=x onerror=\"window.__xss='model';alert('model')\"> en "
+                "<script>window.__xss='model-script'</script> einde.")  # fmt: skip
+BRUNO_DATASET = f"{SECOND}/xss-rows"
+
+
+# --- one person in one browser context ------------------------------------------------------------------------------
+@dataclass
+class Person:
+    name: str
+    page: object
+    html: list[str] = field(default_factory=list)  # every page's HTML at each screenshot (for the canary check)
+    dialogs: list[str] = field(default_factory=list)
+    shots: int = 0
+
+    def shot(self, label: str) -> Path:
+        self.shots += 1
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        path = SHOTS / f"{self.name}-{self.shots:02d}-{label}.png"
+        self.page.screenshot(path=str(path), full_page=True)
+        self.html.append(self.page.content())
+        return path
+
+    def fail(self, what: str, exc: BaseException | None = None) -> None:
+        path = self.shot("FAILED-" + re.sub(r"\W+", "-", what)[:40])
+        detail = f" ({type(exc).__name__}: {str(exc).splitlines()[0][:300]})" if exc else ""
+        pytest.fail(f"[{self.name}] {what}{detail}. Screenshot: {path}", pytrace=False)
+
+    def wait_visible(self, locator, what: str, timeout: int = STEP_MS) -> None:
+        try:
+            locator.first.wait_for(state="visible", timeout=timeout)
+        except Exception as exc:  # noqa: BLE001 - Playwright's TimeoutError; re-raised as a clear failure
+            self.fail(f"waited {timeout // 1000} s for {what}", exc)
+
+    def wait_until(self, predicate, what: str, timeout_s: float, every: float = 0.5):
+        """Poll ``predicate()`` until it returns something truthy (returned), or fail after ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        last = None
+        while time.monotonic() < deadline:
+            try:
+                last = predicate()
+            except Exception as exc:  # noqa: BLE001 - a detached element while Gradio re-renders: try again
+                last = exc
+            if last and not isinstance(last, Exception):
+                return last
+            time.sleep(every)
+        self.fail(f"waited {timeout_s:.0f} s for {what} (last: {str(last)[:200]!r})")
+
+    def click(self, locator, what: str, timeout: int = STEP_MS) -> None:
+        self.wait_visible(locator, what, timeout)
+        try:
+            locator.first.click(timeout=timeout)
+        except Exception as exc:  # noqa: BLE001
+            self.fail(f"could not click {what}", exc)
+
+    # Gradio widgets ------------------------------------------------------------------------------------------------
+    def tab(self, label: str) -> None:
+        self.click(self.page.get_by_role("tab", name=label), f"tab {label!r}")
+        self.wait_visible(self.page.get_by_role("tab", name=label, selected=True), f"tab {label!r} to open")
+
+    def button(self, name: str, exact: bool = True):
+        return self.page.get_by_role("button", name=name, exact=exact).filter(visible=True)
+
+    def field(self, label: str, nth: int = 0, exact: bool = True):
+        return self.page.get_by_label(label, exact=exact).filter(visible=True).nth(nth)
+
+    def text(self, text: str, exact: bool = False):
+        return self.page.get_by_text(text, exact=exact).filter(visible=True)
+
+    def choose(self, label: str, option: str, nth: int = 0) -> None:
+        """Pick ``option`` (substring of its text) in a dropdown."""
+        self.click(self.field(label, nth), f"dropdown {label!r}")
+        self.click(self.page.get_by_role("option", name=option).filter(visible=True), f"option {option!r} in {label!r}")
+
+    def type_choice(self, label: str, value: str, nth: int = 0) -> None:
+        """Type a custom value into a dropdown that accepts one (e.g. a model id; ``label`` is a prefix)."""
+        box = self.field(label, nth, exact=False)
+        self.click(box, f"dropdown {label!r} #{nth}")
+        box.fill(value)
+        box.press("Enter")
+        self.page.keyboard.press("Escape")
+
+    def fill(self, label: str, value: str, nth: int = 0, exact: bool = True) -> None:
+        box = self.field(label, nth, exact)
+        self.wait_visible(box, f"the box {label!r} #{nth}")
+        box.fill(str(value))
+        box.press("Tab")
+
+    def value(self, label: str, nth: int = 0) -> str:
+        return self.field(label, nth).input_value()
+
+    def xss_flag(self):
+        return self.page.evaluate("window.__xss === undefined ? null : String(window.__xss)")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: run scripts/services.sh (Debian's chromium)", pytrace=False)
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, timeout=60_000)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+def _person(browser, app_server, name: str, cookie: dict | None = None) -> Person:
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    context.set_default_timeout(STEP_MS)
+    if cookie:
+        context.add_cookies([cookie])
+    page = context.new_page()
+    person = Person(name, page)
+    page.on("dialog", lambda d: (person.dialogs.append(d.message), d.dismiss()))
+    page.goto(app_server.url)
+    person.wait_visible(page.get_by_role("tab", name="1. Filter"), "the app to load")
+    return person
+
+
+@pytest.fixture(scope="module")
+def ayla(browser, app_server) -> Person:
+    """Signs in through the LoginButton (Gradio's mock OAuth against the fake Hub)."""
+    app_server.register_users()
+    person = _person(browser, app_server, OWNER)
+    person.click(person.button("Sign in with Hugging Face", exact=False), "the sign-in button")
+    person.wait_visible(person.button(f"Logout ({OWNER})", exact=False), "the sign-in redirect to come back signed in")
+    return person
+
+
+@pytest.fixture(scope="module")
+def bruno(browser, app_server) -> Person:
+    """Signed in as a second user by a minted session cookie, with his own (canary) token."""
+    app_server.register_users()
+    person = _person(browser, app_server, SECOND, app_server.session_cookie(SECOND, SECOND_TOKEN, "Bruno Tester"))
+    person.wait_visible(person.button(f"Logout ({SECOND})", exact=False), "the minted session to show bruno signed in")
+    return person
+
+
+@pytest.fixture(scope="module")
+def payload_server():
+    """A fake OpenAI-compatible server whose every answer carries an HTML/script payload."""
+    from tests.fixtures.faulty_server import FakeLLMServer
+
+    server = FakeLLMServer(responder=lambda req: MODEL_ANSWER, token_delay=0.005).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+# --- steps --------------------------------------------------------------------------------------------------------
+def filter_demo(p: Person, language: str, sample: int) -> None:
+    p.tab("1. Filter")
+    p.page.get_by_label("Demo data (bundled, no network)").check()
+    p.click(p.button("Load"), "Load")
+    p.wait_visible(p.text("Now choose a language"), "the demo data to load")
+    p.choose("Language (required)", language)
+    p.wait_visible(p.text(f"of {language}"), f"the {language} row count")
+    p.fill("Random sample of at most N rows (0 = all)", str(sample))
+    p.wait_visible(p.text(f"{sample} rows", exact=True), f"the count to show {sample} rows after sampling")
+
+
+def use_openai_column(p: Person, nth: int, model: str, base_url: str) -> None:
+    p.choose("Runs on", "OpenAI-compatible server", nth)
+    p.type_choice("Model id", model, nth)
+    p.fill("Base URL", base_url, nth)
+
+
+def set_max_tokens(p: Person, n: int) -> None:
+    if not p.page.get_by_label("number input for Max new tokens").filter(visible=True).count():
+        p.text("Generation settings").first.click()
+    box = p.page.get_by_label("number input for Max new tokens").filter(visible=True).first
+    box.fill(str(n))
+    box.press("Enter")
+
+
+def answers_done(p: Person, letters: str) -> dict[str, str] | None:
+    """The answers once every column in ``letters`` shows its stats line (first token, tokens/s)."""
+    answers = {x: p.value(f"Answer {x}") for x in letters}
+    stats = p.page.get_by_text(re.compile(r"tokens/s|failed|error", re.I)).filter(visible=True).count()
+    return answers if all(answers.values()) and stats >= len(letters) else None
+
+
+# --- the journey --------------------------------------------------------------------------------------------------
+def test_journey_two_people_at_once(ayla, bruno, app_server, fake_hub, llm_servers, payload_server):
+    """ayla: sign in → filter → playground. bruno at the same time: his private dataset with payloads, a payload
+    answer, a push. Neither sees the other's data; the payloads show as text and never run."""
+    fake_hub.add_dataset(BRUNO_DATASET, [{"prompt": ROW_PROMPT, "response": ROW_RESPONSE},
+                                         {"prompt": "Hoe laat is het?", "response": "Het is drie uur."}],
+                         private=True)  # fmt: skip
+
+    # ayla filters the demo data to Dutch, 5 rows
+    filter_demo(ayla, "Dutch", 5)
+    ayla.shot("filter")
+
+    # bruno loads his private dataset (only his token can read it) and sees the payload row as text
+    bruno.tab("1. Filter")
+    bruno.page.get_by_label("Another dataset on the Hub").check()
+    bruno.fill("Dataset id", BRUNO_DATASET)
+    bruno.fill("…or the language of all rows", "Dutch")
+    bruno.click(bruno.button("Load"), "Load")
+    bruno.wait_visible(bruno.text("Now choose a language"), "bruno's private dataset to load")
+    bruno.choose("Language (required)", "Dutch")
+    bruno.wait_visible(bruno.text("2 rows", exact=True), "bruno's 2 rows")
+    bruno.wait_visible(bruno.text("<img src=x onerror="), "the <img> payload shown as literal text in the preview")
+    bruno.wait_visible(bruno.text("<script>window.__xss"), "the <script> payload shown as literal text")
+    assert bruno.page.locator('img[src="x"]').count() == 0, "the row's <img> became an element"
+    bruno.shot("filter-payload")
+
+    # ayla still has her own 5 Dutch rows (bruno's load did not touch her session)
+    ayla.tab("1. Filter")
+    ayla.wait_visible(ayla.text("5 rows", exact=True), "ayla's own 5-row count after bruno loaded his dataset")
+    assert ayla.text("2 rows", exact=True).count() == 0 and ayla.text(ROW_PROMPT).count() == 0
+
+    # ayla compares the two SmolLM2 servers in the Playground
+    ayla.tab("2. Playground")
+    for nth, server in enumerate(llm_servers[:2]):
+        use_openai_column(ayla, nth, server.model, server.base_url)
+    set_max_tokens(ayla, MAX_TOKENS)
+    ayla.click(ayla.button("Random prompt from the data", exact=False), "Random prompt")
+    ayla.wait_until(lambda: ayla.value("Prompt"), "a prompt sampled from ayla's data", 20)
+    ayla.click(ayla.button("Generate"), "Generate")
+
+    # meanwhile bruno gets a payload answer from the fake server, for his payload prompt
+    bruno.tab("2. Playground")
+    use_openai_column(bruno, 0, "payload-model", payload_server.base_url)
+    bruno.fill("Prompt", ROW_PROMPT)
+    bruno.click(bruno.button("Generate"), "Generate")
+    bruno_answers = bruno.wait_until(lambda: answers_done(bruno, "A"), "bruno's payload answer", 60)
+    assert bruno_answers["A"] == MODEL_ANSWER
+    bruno.shot("playground-payload")
+
+    ayla_answers = ayla.wait_until(lambda: answers_done(ayla, "AB"), "both SmolLM2 answers", LLM_MS / 1000)
+    assert MODEL_ANSWER not in ayla_answers.values(), "bruno's answer reached ayla's Playground"
+    ayla.shot("playground")
+    assert bruno.value("Answer B") == "", "bruno's unused column B shows something (ayla's answer?)"
+    assert all(a not in bruno.value("Answer A") for a in ayla_answers.values())
+
+    # the payload prompt and answer are text in text boxes; nothing ran, no dialog opened
+    assert bruno.xss_flag() is None and not bruno.dialogs, f"script ran: {bruno.xss_flag()} {bruno.dialogs}"
+    assert ayla.xss_flag() is None and not ayla.dialogs
+    # the requests to the payload server carried no Hub token (an OpenAI-compatible server gets only its own key)
+    for req in payload_server.requests:
+        sent = json.dumps(req.headers) + json.dumps(req.json)
+        leaked = [name for name, tok in CANARIES.items() if tok in sent]
+        assert not leaked, f"{leaked} sent to an OpenAI-compatible server"
+
+    # bruno pushes his filtered set: it lands in his namespace
+    bruno.tab("1. Filter")
+    bruno.fill("Dataset name", "xss-rows-nld")
+    bruno.click(bruno.button("Push to the Hub"), "bruno's push button")
+    bruno.wait_visible(bruno.text("Pushed"), "bruno's push to finish")
+    assert fake_hub.exists(f"{SECOND}/xss-rows-nld")
+    pushed = fake_hub.read_table(f"{SECOND}/xss-rows-nld").to_pylist()
+    assert ROW_PROMPT in {r["prompt"] for r in pushed}
+
+    # nothing of bruno's ever reached ayla's pages
+    for html in ayla.html + [ayla.page.content()]:
+        assert "xss-rows" not in html and "__xss" not in html
+
+
+# --- canary checks (after the journey: same module, same app) ------------------------------------------------------
+def _leaks(text: str) -> list[str]:
+    return [name for name, token in CANARIES.items() if token in text]
+
+
+def test_tokens_never_leak(ayla, bruno, app_server, fake_hub):
+    """The recognisable tokens (the Space owner's HF_TOKEN, bruno's OAuth token, ayla's mock OAuth token) appear in
+    no log line, no page, no file the app wrote, no card and no pushed file."""
+    log = app_server.log_text()
+    assert "whoami-v2" in log, "the app's log is empty: the canary check would prove nothing"
+    leaked_lines = [f"{_leaks(line)}: {line[:160]}" for line in log.splitlines() if _leaks(line)]
+    assert not leaked_lines, "tokens in the app's log:\n" + "\n".join(leaked_lines)
+
+    for person in (ayla, bruno):
+        pages = list(person.html)
+        for label in ("1. Filter", "2. Playground", "3. Pipeline", "4. Argilla", "5. Export"):
+            person.tab(label)
+            pages.append(person.page.content())
+        storage = person.page.evaluate("JSON.stringify({...localStorage}) + JSON.stringify({...sessionStorage})")
+        for html in [*pages, storage]:
+            assert not _leaks(html), f"{_leaks(html)} in a page {person.name} saw"
+        assert person.xss_flag() is None and not person.dialogs, f"script ran for {person.name}"
+
+    written = [p for p in app_server.root.rglob("*") if p.is_file() and p != app_server.log_path]
+    assert written, "the app wrote no file at all: the file check would prove nothing"
+    assert not app_server.files_containing(CANARIES), app_server.files_containing(CANARIES)
+
+    with fake_hub.state.lock:
+        repos = list(fake_hub.state.repos.values())
+    ours = [r for r in repos if r.namespace in (OWNER, SECOND)]
+    assert any(r.repo_id == f"{SECOND}/xss-rows-nld" for r in ours), "nothing was pushed: the Hub check proves nothing"
+    for repo in ours:
+        for commit in repo.commits.values():
+            assert not _leaks(commit.title + commit.message), f"token in a commit message of {repo.repo_id}"
+            for path, blob in commit.files.items():
+                assert not _leaks(blob.data.decode("utf-8", "replace")), f"token in {repo.repo_id}/{path}"
+
+
+def test_user_writes_carry_the_users_own_token(ayla, bruno, app_server):
+    """The Space owner's HF_TOKEN only identifies the machine at start-up (Gradio's mock sign-in); every Hub write
+    made for a person carries that person's token."""
+    owner_calls = app_server.hub_calls_with("owner-hf-token")
+    assert owner_calls and {(m, p) for m, p, _ in owner_calls} == {("GET", "/api/whoami-v2")}, owner_calls
+    # LFS uploads go to the storage URLs the (authenticated) batch call handed out, without a token, as on the Hub
+    writes = [w for w in app_server.hub_writes() if not w[1].startswith("/__lfs/")]
+    assert writes, "no Hub writes were made: nothing to check"
+    for method, path, token in writes:
+        assert token in ("ayla-oauth", "bruno-oauth"), f"{method} {path} carried {token}"
+        if f"/{SECOND}/" in path or path.startswith(f"/{SECOND}/"):
+            assert token == "bruno-oauth", f"{method} {path} (bruno's repo) carried {token}"
+        if f"/{OWNER}/" in path or path.startswith(f"/{OWNER}/"):
+            assert token == "ayla-oauth", f"{method} {path} (ayla's repo) carried {token}"
+    assert any(t == "bruno-oauth" for *_, t in writes)
+    reads = [(m, p, t) for m, p, t in app_server.hub_calls if BRUNO_DATASET in p]
+    assert reads and all(t == "bruno-oauth" for *_, t in reads), reads
