@@ -47,6 +47,7 @@ ROW_PROMPT = 'Wat betekent <img src=x onerror="window.__xss=\'row\';alert(\'row\
 ROW_RESPONSE = "Het is een plaatje. <script>window.__xss='row-script';alert('row-script')</script> Klaar."
 MODEL_ANSWER = ("Mijn antwoord: <img src=x onerror=\"window.__xss='model';alert('model')\"> en "
                 "<script>window.__xss='model-script'</script> einde.")  # fmt: skip
+COLUMN_PAYLOAD = '<img src=x onerror="window.__xss=\'column\';alert(\'column\')">note'  # a column's *name*
 BRUNO_DATASET = f"{SECOND}/xss-rows"
 
 
@@ -123,8 +124,9 @@ class Person:
         box = self.field(label, nth, exact=False)
         self.click(box, f"dropdown {label!r} #{nth}")
         box.fill(value)
-        box.press("Enter")
-        self.page.keyboard.press("Escape")
+        # Leave with Tab: Enter would pick the first suggestion that contains the typed text (Gradio's dropdown),
+        # e.g. "x" becomes "CohereLabs/aya-expanse-32b"; blurring keeps the custom value.
+        box.press("Tab")
 
     def fill(self, label: str, value: str, nth: int = 0, exact: bool = True) -> None:
         box = self.field(label, nth, exact)
@@ -234,9 +236,9 @@ def answers_done(p: Person, letters: str) -> dict[str, str] | None:
 def test_journey_two_people_at_once(ayla, bruno, app_server, fake_hub, llm_servers, payload_server):
     """ayla: sign in → filter → playground. bruno at the same time: his private dataset with payloads, a payload
     answer, a push. Neither sees the other's data; the payloads show as text and never run."""
-    fake_hub.add_dataset(BRUNO_DATASET, [{"prompt": ROW_PROMPT, "response": ROW_RESPONSE},
-                                         {"prompt": "Hoe laat is het?", "response": "Het is drie uur."}],
-                         private=True)  # fmt: skip
+    fake_hub.add_dataset(BRUNO_DATASET, [{"prompt": ROW_PROMPT, "response": ROW_RESPONSE, COLUMN_PAYLOAD: "x"},
+                                         {"prompt": "Hoe laat is het?", "response": "Het is drie uur.",
+                                          COLUMN_PAYLOAD: "y"}], private=True)  # fmt: skip
 
     # ayla filters the demo data to Dutch, 5 rows
     filter_demo(ayla, "Dutch", 5)
@@ -247,6 +249,16 @@ def test_journey_two_people_at_once(ayla, bruno, app_server, fake_hub, llm_serve
     bruno.page.get_by_label("Another dataset on the Hub").check()
     bruno.fill("Dataset id", BRUNO_DATASET)
     bruno.fill("…or the language of all rows", "Dutch")
+    # a wrong column first: the message lists the dataset's columns, one of whose *names* is a payload
+    bruno.fill("Response column", "answer")
+    bruno.click(bruno.button("Load"), "Load")
+    bruno.wait_visible(bruno.text("Could not load the dataset"), "the wrong-column message")
+    toast = bruno.page.get_by_test_id("toast-body").filter(has_text="Its columns are")
+    bruno.wait_visible(toast, "the wrong-column warning (toast)")
+    bruno.wait_visible(toast.get_by_text(COLUMN_PAYLOAD), "the column name shown as literal text in the warning")
+    assert bruno.page.locator('img[src="x"]').count() == 0, "a column name became an <img> element in a warning"
+    bruno.shot("filter-wrong-column")
+    bruno.fill("Response column", "response")
     bruno.click(bruno.button("Load"), "Load")
     bruno.wait_visible(bruno.text("Now choose a language"), "bruno's private dataset to load")
     bruno.choose("Language (required)", "Dutch")

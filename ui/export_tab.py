@@ -17,7 +17,7 @@ from pipeline import export as ex
 from pipeline import hub
 from pipeline.agreement import OUTCOMES
 from pipeline.state import Session
-from ui.common import SIGN_IN_NEEDED, token_of, username_of
+from ui.common import SIGN_IN_NEEDED, info, token_of, username_of, warn
 
 SRC_SESSION = "This session: judge + annotators' answers"
 SRC_JUDGE = "This session: judge only"
@@ -143,7 +143,7 @@ def on_load_hub(
     try:
         raw, annotations, meta = ex.load_raw_from_hub(dataset_id, token_of(oauth_token), (split or "train").strip())
     except (hub.HubError, ex.ExportError) as e:
-        gr.Warning(str(e))
+        warn(e)
         return session, f"**Could not load it.** {_md(e)}", gr.update()
     session.extra[_HUB_KEY] = {"dataset_id": dataset_id, "raw": raw, "annotations": annotations, "meta": meta}
     lang_update = _language_update(session, SRC_HUB, None)
@@ -270,7 +270,7 @@ def on_build(
     try:
         result, meta = _run_export(session, source, language, rule_values, fmt, include_system, test_size, seed)
     except ex.ExportError as e:
-        gr.Warning(str(e))
+        warn(e)
         session.export = None
         return (session, *_empty_outputs(f"**Nothing to export.** {_md(e)}"))
     session.export = result
@@ -330,18 +330,18 @@ def on_push(
                 f"'{repo_id}' already exists on the Hub: pick a new name, or tick overwrite to replace its contents."
             )
     except hub.HubError as e:
-        gr.Warning(str(e))
+        warn(e)
         return f"**Not pushed.** {_md(e)}"
     rule_values = (pref, pairing, improved, min_margin, keep_ties, drop_lang, min_chosen, dedupe, drop_discarded)
     try:
         result, meta = _run_export(session, source, language, rule_values, fmt, include_system, test_size, seed)
         url = ex.push_export(result, repo_id, token, private=bool(private), meta=meta, overwrite=bool(overwrite))
     except (ex.ExportError, hub.HubError) as e:
-        gr.Warning(str(e))
+        warn(e)
         return f"**Not pushed.** {_md(e)}"
     session.export = result
     visibility = "private" if private else "public"
-    gr.Info(f"Pushed {result.num_rows} pairs to {repo_id}.")
+    info(f"Pushed {result.num_rows} pairs to {repo_id}.")
     return f"**Pushed** {result.num_rows} pairs ({visibility}) to [{_md(repo_id)}]({html.escape(url, quote=True)})."
 
 

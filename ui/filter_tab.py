@@ -18,7 +18,7 @@ import pandas as pd
 
 from pipeline import data, hub
 from pipeline.state import Session
-from ui.common import SIGN_IN_NEEDED, token_of, username_of
+from ui.common import SIGN_IN_NEEDED, token_of, username_of, warn
 
 SRC_AYA = f"Aya ({data.AYA_ID})"
 SRC_HUB = "Another dataset on the Hub"
@@ -105,7 +105,7 @@ def on_load(choice: str, dataset_id: str, split: str, config: str, prompt_col: s
             raise data.DataError("Enter a dataset id like 'owner/name' (as in its URL on the Hub).")
         src = data.load_source(spec, token)
     except (hub.HubError, data.DataError) as e:
-        gr.Warning(str(e))
+        warn(e)
         keep = gr.update()
         return session, f"**Could not load the dataset.** {_md(e)}", keep, keep, keep, keep
     _state(session)["source"] = src

@@ -13,7 +13,7 @@ import gradio as gr
 from pipeline import inference, langdetect, links, playground, templates
 from pipeline.inference import GenParams
 from pipeline.state import Session
-from ui.common import token_of
+from ui.common import token_of, warn
 
 KIND_CHOICES = [
     ("HF Inference Providers (serverless, sign-in)", "serverless"),
@@ -91,7 +91,7 @@ def _list_models(kind: str, model: str, base_url: str, api_key: str):
         backend = inference.Backend("openai", model or "?", base_url)
         names = inference.list_models(backend, api_key or None)
     except inference.InferenceError as exc:
-        gr.Warning(exc.message)
+        warn(exc.message)
         return gr.update()
     if not names:
         gr.Warning("The server did not list any models at /models: type the model name yourself.")
@@ -272,7 +272,7 @@ def build(session: gr.State, tab: gr.Tab) -> None:
                 run_id=run.get("id", ""),
             )
         except ValueError as exc:
-            gr.Warning(str(exc))
+            warn(exc)
             return gr.update(), gr.update(), gr.update()
         path = playground.write_votes_csv(sess.votes, tempfile.mkdtemp(prefix="dpo-studio-votes-"))
         return (f"Saved: {_safe(choice or '')} ({len(sess.votes)} vote(s) this session; voting again on the same "
@@ -295,7 +295,7 @@ def build(session: gr.State, tab: gr.Tab) -> None:
         try:
             backend.validate()
         except inference.InferenceError as exc:
-            gr.Warning(exc.message)
+            warn(exc.message)
             return gr.update()
         name = langdetect.language_name(code) if code else ""
         rendered = templates.render(system_text or "", name) if name else (system_text or "")
