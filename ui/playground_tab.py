@@ -21,6 +21,11 @@ KIND_CHOICES = [
     ("OpenAI-compatible server (vLLM, TGI, Ollama, llama.cpp)", "openai"),
 ]
 DEFAULT_MODELS = ("meta-llama/Llama-3.3-70B-Instruct", "Qwen/Qwen2.5-72B-Instruct", "")
+# How many people can stream Playground answers at once (app-wide). A generation holds one of Gradio's worker
+# threads (40 by default) for as long as the model streams, so this stays below that and leaves threads for every
+# other click; the backends themselves are protected by pipeline.inference's per-backend limiters. With 8, the
+# ninth person waited for a whole generation to finish (bench/load.py --latency 2: prompt p95 5.2 s vs 2.1 s).
+GENERATE_CONCURRENCY = 24
 NO_DATA = "No filtered data yet: type a prompt, or load data in **1. Filter** to sample real prompts."
 _LINK_APPLIED = "playground_link_applied"  # session.extra flag: the link's choices were applied once
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|>~])")
@@ -257,7 +262,7 @@ def build(session: gr.State, tab: gr.Tab) -> None:
         generate,
         inputs=[prompt, system_prompt, target, max_tokens, temperature, top_p, seed, *column_inputs],
         outputs=[*outputs_text, *outputs_stats, last_run],
-        concurrency_limit=8,
+        concurrency_limit=GENERATE_CONCURRENCY,
     )
     stop_btn.click(None, None, None, cancels=[gen_event])
 
