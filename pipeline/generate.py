@@ -24,6 +24,7 @@ import asyncio
 import collections
 import dataclasses
 import hashlib
+import heapq
 import json
 import logging
 import os
@@ -480,6 +481,7 @@ class Progress:
     rows_per_s: float
     eta_s: float | None
     tokens_used: int
+    hedged_calls: int = 0  # backup requests sent for stragglers at the end of the run
 
     @property
     def failures(self) -> int:
@@ -555,6 +557,7 @@ class RunHandle:
         self._remaining = len(todo)
         self._finished = 0
         self._tokens = 0
+        self._hedges = 0
         self._started = time.monotonic()
         self._ended: float | None = None
         self._latest: collections.deque[dict] = collections.deque(maxlen=LATEST_ROWS)
@@ -583,6 +586,10 @@ class RunHandle:
             self._remaining -= 1
             self._tokens += tokens
             self._latest.appendleft(_preview(rec))
+
+    def _hedged(self) -> None:
+        with self._lock:
+            self._hedges += 1
 
     def _end(self, state: str, message: str) -> None:
         with self._lock:
@@ -619,6 +626,7 @@ class RunHandle:
                 rows_per_s=rate,
                 eta_s=eta,
                 tokens_used=self._tokens,
+                hedged_calls=self._hedges,
             )
 
     def latest_rows(self) -> list[dict]:
@@ -749,6 +757,165 @@ class _PooledChat:
         self._chats.clear()
 
 
+PRIORITY_GENERATION, PRIORITY_JUDGE = 0, 1  # generations first: a row's chain is longest before it starts
+
+
+class _Slots:
+    """The run's concurrency limit: at most ``n`` calls in flight, granted by priority (then FIFO).
+
+    Generations go before judge calls (the critical-path rule: start the longest remaining chains first), which
+    shortens the run's tail. ``preempt`` (set by the executor) may free a slot held by a hedge copy when real work
+    is waiting.
+    """
+
+    def __init__(self, n: int) -> None:
+        self.free = n
+        self._waiters: list[tuple[int, int, asyncio.Future]] = []
+        self._seq = 0
+        self.preempt: Callable[[], bool] | None = None
+
+    @property
+    def idle(self) -> bool:
+        """A slot is free and nobody is waiting for one."""
+        return self.free > 0 and not self._waiters
+
+    def try_acquire(self) -> bool:
+        if self.idle:
+            self.free -= 1
+            return True
+        return False
+
+    async def acquire(self, priority: int) -> None:
+        if self.try_acquire():
+            return
+        future = asyncio.get_running_loop().create_future()
+        self._seq += 1
+        heapq.heappush(self._waiters, (priority, self._seq, future))
+        if self.free <= 0 and self.preempt is not None:
+            self.preempt()
+        try:
+            await future
+        except BaseException:
+            if future.done() and not future.cancelled():
+                self.release()  # granted while being cancelled: give it back
+            else:
+                self._waiters = [w for w in self._waiters if w[2] is not future]
+                heapq.heapify(self._waiters)
+            raise
+
+    def release(self) -> None:
+        while self._waiters:
+            _, _, future = heapq.heappop(self._waiters)
+            if not future.done():
+                future.set_result(None)
+                return
+        self.free += 1
+
+
+@dataclass(eq=False)
+class _Flight:
+    """One logical call in flight: its primary request and, at the run's tail, at most one hedge copy."""
+
+    kind: str  # "generation" | "judge"
+    started: float
+    call: Callable[[], Awaitable[Any]]
+    result: asyncio.Future
+    tasks: list = field(default_factory=list)
+    hedge: asyncio.Task | None = None
+    errors: list = field(default_factory=list)
+
+
+class _Hedger:
+    """Backup requests for stragglers at the end of a run ("The Tail at Scale").
+
+    Only when the run has nothing else to do (a slot is free and no call is waiting), a call that has been running
+    for more than ``factor`` × the median latency of its kind gets ONE duplicate request; whichever answers first
+    is used and the other is cancelled. Hedge copies give their slot back at once when real work arrives, and
+    at most ``cap`` copies are made per run, so they cost a few calls at the very end of a run and nothing else.
+    """
+
+    def __init__(self, slots: _Slots, cap: int, factor: float = 1.5, min_samples: int = 8) -> None:
+        self.slots = slots
+        self.cap = cap
+        self.factor = factor
+        self.min_samples = min_samples
+        self.used = 0
+        self.flights: set[_Flight] = set()
+        self.latencies: dict[str, collections.deque] = {}
+        self.enabled = True
+        self.tail = False  # set once every row has been started: only then are idle slots really idle
+        self.on_hedge: Callable[[], None] | None = None
+        slots.preempt = self.preempt
+
+    def observe(self, kind: str, seconds: float) -> None:
+        self.latencies.setdefault(kind, collections.deque(maxlen=200)).append(seconds)
+
+    def threshold(self, kind: str) -> float | None:
+        seen = self.latencies.get(kind)
+        if not seen or len(seen) < self.min_samples:
+            return None
+        return self.factor * sorted(seen)[len(seen) // 2]
+
+    def preempt(self) -> bool:
+        """Cancel the newest hedge copy so its slot goes to real work. True if one was cancelled."""
+        running = [f for f in self.flights if f.hedge is not None and not f.hedge.done()]
+        if not running:
+            return False
+        newest = max(running, key=lambda f: f.hedge.get_name())
+        newest.hedge.cancel()
+        return True
+
+    def tick(self) -> None:
+        if not (self.enabled and self.tail) or self.used >= self.cap or not self.slots.idle:
+            return
+        now = time.monotonic()
+        candidates = []
+        for flight in self.flights:
+            limit = self.threshold(flight.kind)
+            if flight.hedge is None and not flight.result.done() and limit is not None:
+                if now - flight.started >= limit:
+                    candidates.append(flight)
+        for flight in sorted(candidates, key=lambda f: f.started):
+            if self.used >= self.cap or not self.slots.try_acquire():
+                return
+            self.used += 1
+            flight.hedge = _start_request(self, flight, name=f"hedge-{self.used:06d}")
+            if self.on_hedge is not None:
+                self.on_hedge()
+
+    async def run(self, interval: float = 0.02) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            self.tick()
+
+
+def _start_request(hedger: _Hedger, flight: _Flight, name: str) -> asyncio.Task:
+    """Start one request of ``flight`` (its slot is already held) and settle the flight when it ends."""
+    task = asyncio.ensure_future(flight.call())
+    task.set_name(name)
+    flight.tasks.append(task)
+
+    def done(t: asyncio.Task) -> None:
+        hedger.slots.release()
+        if flight.result.done():
+            return
+        if t.cancelled():
+            if all(x.done() for x in flight.tasks) and not flight.result.done():
+                flight.result.set_exception(flight.errors[0] if flight.errors else asyncio.CancelledError())
+            return
+        exc = t.exception()
+        if exc is None:
+            hedger.observe(flight.kind, time.monotonic() - flight.started)
+            flight.result.set_result(t.result())
+            return
+        flight.errors.append(exc)
+        if all(x.done() for x in flight.tasks):
+            flight.result.set_exception(flight.errors[0])
+
+    task.add_done_callback(done)
+    return task
+
+
 class _Executor:
     def __init__(
         self,
@@ -761,6 +928,7 @@ class _Executor:
         on_checkpoint: Callable[[], None] | None,
         checkpoint_every: int,
         detect: Callable[[list[str], str], list[Any]] | None,
+        hedge: bool = True,
     ) -> None:
         self.rows = rows
         self.s = settings
@@ -771,8 +939,14 @@ class _Executor:
         self.on_checkpoint = on_checkpoint
         self.every = max(1, checkpoint_every)
         self.detect = detect
-        self.calls = asyncio.Semaphore(settings.concurrency)
-        self.row_slots = asyncio.Semaphore(settings.concurrency)
+        self.slots = _Slots(settings.concurrency)
+        # rows in flight: twice the concurrency, so generations can run ahead of judge calls
+        self.row_slots = asyncio.Semaphore(2 * settings.concurrency)
+        planned = sum(len(settings.generators) + 1 for _ in rows)
+        # at most one backup per slot (one tail's worth), or 2.5% of the calls for long runs
+        self.hedger = _Hedger(self.slots, cap=max(settings.concurrency, planned // 40))
+        self.hedger.enabled = hedge
+        self.hedger.on_hedge = handle._hedged
         self.gen_params = settings.gen_params()
         self.judge_params = settings.judge_params()
         self.budget_hit = False
@@ -783,9 +957,29 @@ class _Executor:
         self._fh: Any = None
 
     # --- calls ---
-    async def _call(self, backend: Any, messages: list[dict], params: Any) -> tuple[Any, int]:
-        async with self.calls:
-            result = await self.chat(backend, messages, params, self._secrets.for_backend(backend))
+    async def _call(self, backend: Any, messages: list[dict], params: Any, kind: str = "generation") -> tuple[Any, int]:
+        key = self._secrets.for_backend(backend)
+        flight = _Flight(
+            kind, 0.0, lambda: self.chat(backend, messages, params, key), asyncio.get_running_loop().create_future()
+        )
+        await self.slots.acquire(PRIORITY_GENERATION if kind == "generation" else PRIORITY_JUDGE)
+        try:
+            flight.started = time.monotonic()
+            _start_request(self.hedger, flight, name="primary")  # from here on the request owns the slot
+        except BaseException:
+            self.slots.release()
+            raise
+        self.hedger.flights.add(flight)
+        try:
+            result = await flight.result
+        finally:
+            self.hedger.flights.discard(flight)
+            for task in flight.tasks:
+                task.cancel()  # the slower copy, or everything when this row is cancelled
+            if not flight.result.done():
+                flight.result.cancel()
+            elif not flight.result.cancelled():
+                flight.result.exception()  # retrieved: no "never retrieved" warning
         used = (getattr(result, "prompt_tokens", None) or sum(estimate_tokens(m["content"]) for m in messages)) + (
             getattr(result, "completion_tokens", None) or estimate_tokens(getattr(result, "text", "") or "")
         )
@@ -911,7 +1105,7 @@ class _Executor:
         n = len(texts)
         try:
             messages = judge_mod.judge_messages(prompt, texts, s.aspect)
-            result, used = await self._call(s.judge, messages, self.judge_params)
+            result, used = await self._call(s.judge, messages, self.judge_params, kind="judge")
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001
@@ -981,6 +1175,7 @@ class _Executor:
     # --- main loop ---
     async def run(self) -> tuple[str, str]:
         stop: _Stop | None = None
+        hedging = asyncio.ensure_future(self.hedger.run())
         try:
             async with asyncio.TaskGroup() as group:
                 for row, prior in self.rows:
@@ -989,9 +1184,11 @@ class _Executor:
                         self.row_slots.release()
                         break
                     group.create_task(self._row(row, prior))
+                self.hedger.tail = True
         except* _Stop as group_error:
             stop = _first_leaf(group_error)  # type: ignore[assignment]
         finally:
+            hedging.cancel()
             if self._fh is not None:
                 self._fh.close()
                 self._fh = None
@@ -1083,6 +1280,7 @@ async def execute(
     source: dict | None = None,
     retry: Any = None,
     timeout: float = 120.0,
+    hedge: bool = True,
 ) -> RunHandle:
     """Execute a prepared run in the current event loop; returns the handle once the run has ended.
 
@@ -1093,6 +1291,7 @@ async def execute(
     ``None`` skips it). ``on_checkpoint`` (sync, run in a worker thread) is called every ``checkpoint_every``
     finished rows and once at the end, e.g. to push the checkpoint to the Hub; its failures never stop the run.
     ``retry`` (a ``pipeline.inference.RetryPolicy``) and ``timeout`` (seconds per call) tune the default client.
+    ``hedge`` allows backup requests for stragglers at the very end of the run (see :class:`_Hedger`).
     """
     handle._loop = asyncio.get_running_loop()
     handle._task = asyncio.current_task()
@@ -1117,6 +1316,7 @@ async def execute(
         on_checkpoint,
         checkpoint_every,
         detector,  # type: ignore[arg-type]
+        hedge,
     )
     try:
         try:

@@ -1,0 +1,292 @@
+"""Benchmark: the app's continuous executor vs the recipe's distilabel Pipeline, on the same loopback server.
+
+    python bench/pipeline.py                 # 200 rows, concurrency 20, lognormal latency (mean 0.5 s, sigma 0.8)
+    python bench/pipeline.py --memory        # also: a 10,000-row run on a fast server, peak extra memory
+
+A loopback OpenAI-compatible server (``tests/fixtures/faulty_server.FakeLLMServer``, in its own process) answers
+generations with a short text and judge calls with a well-formed UltraFeedback reply, after a lognormal delay.
+
+- ``ours_s``: ``pipeline.generate.run_async`` (real HTTP client, retries, JSONL checkpoint, language check),
+  generation + judge per row, concurrency 20.
+- ``cookbook_s``: the recipe's distilabel ``Pipeline`` as DPO Studio generates it (``LoadDataFromDicts`` →
+  ``TextGeneration`` → ``GroupColumns`` → ``UltraFeedback`` → language check, ``input_batch_size=10``), run in the
+  main thread of a subprocess; ``pipeline.run()`` is timed inside it.
+- ``limit_s`` = calls × mean latency / concurrency: no executor can beat it on average.
+
+Both are timed from a warm process (imports, the langid model and distilabel's task templates loaded first).
+The last line printed is one JSON object with ``ours_s``, ``cookbook_s``, ``limit_s``, ``efficiency``
+(= limit_s / ours_s, goal ≥ 0.85) and ``speedup`` (= cookbook_s / ours_s, goal ≥ 3.5); with ``--memory`` also
+``memory_rows``, ``memory_extra_mb`` (peak RSS during the run minus RSS before it; goal < 500) and ``memory_s``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+# bench/ holds scripts named like packages (pipeline.py, langid.py): never import from it
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+sys.path.insert(0, str(ROOT))
+
+MEAN_LATENCY = 0.5
+SIGMA = 0.8
+MU = math.log(MEAN_LATENCY) - SIGMA**2 / 2  # lognormal with this mean
+
+_ANSWER = (
+    "Dit is een antwoord in het Nederlands. Het legt rustig uit wat er gevraagd werd, geeft een voorbeeld en "
+    "sluit af met een korte samenvatting, zoals een behulpzame assistent dat zou doen. "
+)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The server (its own process, so it never competes with the measured executor for the GIL)
+# --------------------------------------------------------------------------------------------------------------
+def _responder(request: dict) -> str:
+    import re
+
+    messages = request["messages"]
+    if messages[0]["role"] == "system" and messages[0]["content"].startswith("Your role is to evaluate"):
+        annotation = messages[-1]["content"].split("## Annotation")[-1]
+        n = len(re.findall(r"^<text \d+>", annotation, flags=re.M))
+        return "\n\n".join(
+            f"#### Output for Text {i + 1}\nRating: {min(5, 3 + i)}\nRationale: Clear and correct, in Dutch."
+            for i in range(n)
+        )
+    return _ANSWER * 3
+
+
+def serve(latency: str) -> None:
+    import random
+
+    from tests.fixtures.faulty_server import FakeLLMServer
+
+    rnd = random.Random(1234)
+    lock = threading.Lock()
+
+    def delay() -> float:
+        if latency == "fast":
+            return 0.002
+        with lock:
+            return rnd.lognormvariate(MU, SIGMA)
+
+    srv = FakeLLMServer(responder=_responder, latency=delay, record=False).start()
+    print(srv.base_url, flush=True)
+    sys.stdin.read()  # until the parent closes our stdin
+    srv.stop()
+
+
+class Server:
+    def __init__(self, latency: str) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, __file__, "--serve", latency], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            text=True, cwd=ROOT,
+        )  # fmt: skip
+        self.base_url = self.proc.stdout.readline().strip()
+        if not self.base_url.startswith("http"):
+            raise SystemExit("the bench server did not start")
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait(10)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Inputs
+# --------------------------------------------------------------------------------------------------------------
+def make_rows(n: int):
+    import pyarrow as pa
+
+    from pipeline import schema
+
+    rows = []
+    for i in range(n):
+        prompt = f"Vraag {i}: leg in een paar zinnen uit hoe je brood bakt, en waarom het deeg moet rijzen?"
+        response = f"Antwoord {i}: " + _ANSWER * 2
+        rows.append({"id": schema.row_id(prompt, response), "prompt": prompt, "response": response,
+                     "language": "Dutch", "language_code": "nld", "annotation_type": "", "user_id": ""})  # fmt: skip
+    return pa.Table.from_pylist(rows)
+
+
+def _settings(base_url: str, concurrency: int):
+    from pipeline.generate import RunSettings
+    from pipeline.inference import Backend
+
+    backend = Backend("openai", "bench-model", base_url)
+    return RunSettings(generators=(backend,), judge=backend, system_prompt="Antwoord altijd in het Nederlands.",
+                       max_new_tokens=256, judge_max_new_tokens=512, concurrency=concurrency)  # fmt: skip
+
+
+def _warm_up() -> None:
+    from pipeline import judge, langdetect
+
+    judge.judge_messages("x", ["a", "b"])
+    langdetect.warm_up()
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Ours
+# --------------------------------------------------------------------------------------------------------------
+def run_ours(base_url: str, rows, concurrency: int) -> tuple[float, dict]:
+    from pipeline.generate import Checkpoint, run_async
+
+    with tempfile.TemporaryDirectory() as tmp:
+        ckpt = Checkpoint(Path(tmp) / "bench.jsonl")
+        started = time.perf_counter()
+        handle = asyncio.run(run_async(rows, _settings(base_url, concurrency), ckpt))
+        took = time.perf_counter() - started
+    snap = handle.snapshot()
+    if snap.state != "done" or snap.counts.get("ok") != rows.num_rows:
+        raise SystemExit(f"our run did not complete: {snap.state} {snap.counts} {snap.message}")
+    return took, {**snap.counts, "hedged_calls": snap.hedged_calls}
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The cookbook: the distilabel Pipeline DPO Studio generates (input_batch_size=10), in a subprocess's main thread
+# --------------------------------------------------------------------------------------------------------------
+_DRIVER = """
+import json, sys, time, logging
+sys.path.insert(0, {folder!r})
+import recipe_pipeline as script
+if __name__ == "__main__":
+    logging.disable(logging.WARNING)
+    rows = script.load_rows({data!r})
+    pipeline = script.build_pipeline(rows, batch_size=10)
+    started = time.perf_counter()
+    distiset = pipeline.run(use_cache=False)
+    took = time.perf_counter() - started
+    train = distiset["default"]["train"]
+    rated = sum(1 for r in train["ratings"] if r and all(x is not None for x in r))
+    print(json.dumps({{"seconds": took, "rows": len(train), "rated": rated}}))
+"""
+
+
+def run_cookbook(base_url: str, rows) -> tuple[float, dict]:
+    import pyarrow.parquet as pq
+
+    from pipeline import recipe
+
+    meta = recipe.build_raw_meta(_settings(base_url, 20), None, language="Dutch", language_code="nld")
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        (folder / "recipe_pipeline.py").write_text(recipe.render_pipeline_script(meta), encoding="utf-8")
+        pq.write_table(rows, folder / "rows.parquet")
+        (folder / "driver.py").write_text(_DRIVER.format(folder=str(folder), data=str(folder / "rows.parquet")))
+        env = {**os.environ, "HOME": str(folder), "DISTILABEL_CACHE_DIR": str(folder / "cache"),
+               "HF_HUB_OFFLINE": "0"}  # fmt: skip
+        done = subprocess.run([sys.executable, str(folder / "driver.py")], cwd=folder, env=env, capture_output=True,
+                              text=True, timeout=900)  # fmt: skip
+    last = (done.stdout.strip().splitlines() or [""])[-1]
+    try:
+        out = json.loads(last)
+    except ValueError:
+        raise SystemExit(f"the distilabel run failed:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}") from None
+    if out["rows"] != rows.num_rows:
+        raise SystemExit(f"the distilabel run lost rows: {out}")
+    return out["seconds"], out
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Memory: a 10,000-row run on a fast server
+# --------------------------------------------------------------------------------------------------------------
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as fh:
+        pages = int(fh.read().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def run_memory(base_url: str, n: int, concurrency: int) -> tuple[float, float]:
+    import gc
+
+    from pipeline.generate import Checkpoint, run_async
+
+    rows = make_rows(n)
+    gc.collect()
+    before = _rss_mb()
+    peak = [before]
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            peak[0] = max(peak[0], _rss_mb())
+            time.sleep(0.05)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    with tempfile.TemporaryDirectory() as tmp:
+        ckpt = Checkpoint(Path(tmp) / "memory.jsonl")
+        started = time.perf_counter()
+        handle = asyncio.run(run_async(rows, _settings(base_url, concurrency), ckpt))
+        table = handle.table()  # the final table is part of the run's memory
+        took = time.perf_counter() - started
+        peak[0] = max(peak[0], _rss_mb())
+        stop.set()
+        sampler.join()
+        if table.num_rows != n or handle.snapshot().counts.get("ok") != n:
+            raise SystemExit(f"memory run incomplete: {handle.snapshot()}")
+        del table
+    return peak[0] - before, took
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--serve", choices=("lognormal", "fast"), help=argparse.SUPPRESS)
+    parser.add_argument("--rows", type=int, default=200)
+    parser.add_argument("--concurrency", type=int, default=20)
+    parser.add_argument("--memory", action="store_true", help="also measure a 10,000-row run's extra memory")
+    parser.add_argument("--memory-rows", type=int, default=10_000)
+    parser.add_argument("--skip-cookbook", action="store_true")
+    args = parser.parse_args()
+    if args.serve:
+        serve(args.serve)
+        return
+
+    import logging
+
+    logging.basicConfig(level=logging.WARNING)
+    _warm_up()
+    rows = make_rows(args.rows)
+    calls = 2 * args.rows
+    limit_s = calls * MEAN_LATENCY / args.concurrency
+    result: dict = {"rows": args.rows, "concurrency": args.concurrency, "calls": calls}
+
+    server = Server("lognormal")
+    try:
+        ours_s, counts = run_ours(server.base_url, rows, args.concurrency)
+        print(f"ours: {ours_s:.2f} s {counts}", file=sys.stderr)
+        result["ours_s"] = round(ours_s, 2)
+        result["hedged_calls"] = counts["hedged_calls"]
+        if not args.skip_cookbook:
+            cookbook_s, out = run_cookbook(server.base_url, rows)
+            print(f"cookbook (distilabel Pipeline): {cookbook_s:.2f} s {out}", file=sys.stderr)
+            result["cookbook_s"] = round(cookbook_s, 2)
+    finally:
+        server.close()
+    result["limit_s"] = round(limit_s, 2)
+    result["efficiency"] = round(limit_s / ours_s, 3)
+    if "cookbook_s" in result:
+        result["speedup"] = round(result["cookbook_s"] / ours_s, 2)
+
+    if args.memory:
+        fast = Server("fast")
+        try:
+            extra_mb, took = run_memory(fast.base_url, args.memory_rows, args.concurrency)
+        finally:
+            fast.close()
+        print(f"memory: {args.memory_rows} rows in {took:.1f} s, +{extra_mb:.0f} MB peak", file=sys.stderr)
+        result.update({"memory_rows": args.memory_rows, "memory_extra_mb": round(extra_mb, 1),
+                       "memory_s": round(took, 1)})  # fmt: skip
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
