@@ -558,6 +558,9 @@ class RunHandle:
         self._finished = 0
         self._tokens = 0
         self._hedges = 0
+        self._ratings: collections.Counter = collections.Counter()  # (source, rating) -> rows, this run
+        self._languages: dict[str, list[int]] = {}  # source -> [checked, matched], this run
+        self._sources: list[str] = []
         self._started = time.monotonic()
         self._ended: float | None = None
         self._latest: collections.deque[dict] = collections.deque(maxlen=LATEST_ROWS)
@@ -586,6 +589,15 @@ class RunHandle:
             self._remaining -= 1
             self._tokens += tokens
             self._latest.appendleft(_preview(rec))
+            for source, rating, match in zip(rec["response_sources"], rec["ratings"], rec["language_match"]):
+                if rating is not None:
+                    self._ratings[(source, int(rating))] += 1
+                if match is not None:
+                    checked = self._languages.setdefault(source, [0, 0])
+                    checked[0] += 1
+                    checked[1] += 1 if match else 0
+                if source not in self._sources:
+                    self._sources.append(source)
 
     def _hedged(self) -> None:
         with self._lock:
@@ -628,6 +640,22 @@ class RunHandle:
                 tokens_used=self._tokens,
                 hedged_calls=self._hedges,
             )
+
+    def live_stats(self) -> tuple[list[dict], list[dict]]:
+        """Rows finished in this run, aggregated for the live plots: (rating counts, language-match rates) in the
+        shapes of ``results.rating_distribution`` / ``results.language_match_rates`` (as records)."""
+        with self._lock:
+            ratings = [
+                {"rating": str(r), "source": src, "count": self._ratings[(src, r)]}
+                for r in range(1, 6)
+                for src in self._sources
+            ]
+            langs = [
+                {"source": src, "rate": (m / c if c else 0.0), "checked": c, "unsupported": 0}
+                for src in self._sources
+                for c, m in [self._languages.get(src, [0, 0])]
+            ]
+        return ratings, langs
 
     def latest_rows(self) -> list[dict]:
         with self._lock:
@@ -925,7 +953,7 @@ class _Executor:
         handle: RunHandle,
         chat_fn: ChatFn,
         secrets: _Secrets,
-        on_checkpoint: Callable[[], None] | None,
+        on_checkpoint: Callable[[RunHandle], None] | None,
         checkpoint_every: int,
         detect: Callable[[list[str], str], list[Any]] | None,
         hedge: bool = True,
@@ -1166,7 +1194,7 @@ class _Executor:
 
     async def _sync(self) -> None:
         try:
-            await asyncio.to_thread(self.on_checkpoint)  # type: ignore[arg-type]
+            await asyncio.to_thread(self.on_checkpoint, self.handle)  # type: ignore[arg-type]
             self.handle.hub_message = ""
         except Exception as exc:  # noqa: BLE001 - a failed checkpoint push must not stop the run
             self.handle.hub_message = self._secrets.scrub(f"Hub checkpoint failed: {exc}")
@@ -1275,7 +1303,7 @@ async def execute(
     api_keys: dict[str, str] | None = None,
     chat_fn: ChatFn | None = None,
     detect: Callable[[list[str], str], list[Any]] | None | str = "default",
-    on_checkpoint: Callable[[], None] | None = None,
+    on_checkpoint: Callable[[RunHandle], None] | None = None,
     checkpoint_every: int = 100,
     source: dict | None = None,
     retry: Any = None,
@@ -1288,7 +1316,7 @@ async def execute(
     OpenAI-compatible base URL to its key. ``chat_fn(backend, messages, params, key)`` defaults to pooled
     :class:`pipeline.inference.AsyncChat` clients.
     ``detect(texts, target_code)`` is the language checker (default :func:`pipeline.langdetect.check_many`;
-    ``None`` skips it). ``on_checkpoint`` (sync, run in a worker thread) is called every ``checkpoint_every``
+    ``None`` skips it). ``on_checkpoint(handle)`` (sync, run in a worker thread) is called every ``checkpoint_every``
     finished rows and once at the end, e.g. to push the checkpoint to the Hub; its failures never stop the run.
     ``retry`` (a ``pipeline.inference.RetryPolicy``) and ``timeout`` (seconds per call) tune the default client.
     ``hedge`` allows backup requests for stragglers at the very end of the run (see :class:`_Hedger`).

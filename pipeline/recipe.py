@@ -41,6 +41,7 @@ def build_raw_meta(settings: Any, raw: pa.Table, source: dict | None = None, lan
     codes = set(raw.column("target_language").to_pylist()) if raw is not None and raw.num_rows else set()
     language_code = language_code or (next(iter(codes)) if len(codes) == 1 else "")
     return {
+        "fingerprint": settings.fingerprint(),
         "models": [g["model"] for g in d["generators"]],
         "generators": d["generators"],
         "system_prompt": d["system_prompt"],
@@ -50,7 +51,9 @@ def build_raw_meta(settings: Any, raw: pa.Table, source: dict | None = None, lan
         "settings": {k: d[k] for k in ("generation", "judge_generation", "concurrency", "max_rows", "max_tokens")},
         "source": source,
         "license": source.get("license") or "",
+        "source_dataset": source.get("dataset") or "",
         "language": language,
+        "language_name": language,
         "language_code": language_code,
         "rows": raw.num_rows if raw is not None else 0,
         "counts": results.counts_by_status(raw),
@@ -432,7 +435,7 @@ def push_raw(raw: pa.Table, meta: dict, repo_id: str, token: str | None, *, priv
     if raw is None or raw.num_rows == 0:
         raise hub.HubError("There are no results to push yet: run the pipeline first.")
     raw = raw.select(list(schema.RAW_COLUMNS))
-    meta = {**meta, "rows": raw.num_rows, "counts": results.counts_by_status(raw)}
+    meta = {**meta, "rows": raw.num_rows, "counts": results.counts_by_status(raw), "checkpoint": False}
     return hub.push_dataset(
         raw,
         repo_id,
@@ -446,3 +449,77 @@ def push_raw(raw: pa.Table, meta: dict, repo_id: str, token: str | None, *, priv
         },
         commit_message=f"Raw generations ({raw.num_rows} rows) with DPO Studio",
     )
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Hub checkpoints: the app pushes the results so far to a private dataset every N rows
+# --------------------------------------------------------------------------------------------------------------
+CHECKPOINT_MARKER = "dpo_studio.json"
+
+
+def checkpoint_repo_state(repo_id: str, token: str | None, fingerprint: str) -> str:
+    """``"absent"``, ``"ours"`` (a checkpoint of a run with these settings) or ``"other"`` (anything else).
+
+    A run never overwrites a dataset that is not its own checkpoint. Raises ``hub.HubError``.
+    """
+    from pipeline import hub
+
+    if not hub.repo_exists(repo_id, token):
+        return "absent"
+    try:
+        meta = json.loads(hub.download_file(repo_id, CHECKPOINT_MARKER, token))
+    except (hub.HubError, ValueError):
+        return "other"
+    return "ours" if meta.get("fingerprint") == fingerprint else "other"
+
+
+def restore_checkpoint(repo_id: str, token: str | None, checkpoint: Any) -> int:
+    """Copy a Hub checkpoint into the local ``checkpoint`` (a ``pipeline.generate.Checkpoint``); returns rows."""
+    from pipeline import hub
+
+    table = hub.load_dataset_table(repo_id, "train", token)
+    missing = [c for c in schema.RAW_COLUMNS if c not in table.column_names]
+    if missing:
+        raise hub.HubError(f"'{repo_id}' is not a DPO Studio raw dataset (missing {', '.join(missing)}).")
+    checkpoint.write_table(table)
+    return table.num_rows
+
+
+def checkpoint_pusher(meta: dict, repo_id: str, token: str | None) -> Any:
+    """A callable for ``generate.execute(on_checkpoint=...)`` that pushes the results so far to ``repo_id``
+    (private, replacing the previous checkpoint). The token stays inside the closure, in the run's thread."""
+    from pipeline import hub
+
+    def push(handle: Any) -> None:
+        table = handle.table()
+        if table.num_rows == 0:
+            return
+        snapshot = {**meta, "fingerprint": handle.settings.fingerprint(), "checkpoint": True,
+                    "rows": table.num_rows, "counts": results.counts_by_status(table)}  # fmt: skip
+        hub.push_dataset(
+            table, repo_id, token, private=True, overwrite=True,
+            card=render_raw_card(snapshot, table).replace(
+                "\n# ", "\n> **Checkpoint of a run in progress** (DPO Studio pushes the results so far every few "
+                "rows; the final push replaces it).\n\n# ", 1,
+            ),
+            extra_files={CHECKPOINT_MARKER: json.dumps(snapshot, ensure_ascii=False, indent=1)},
+            commit_message=f"Checkpoint: {table.num_rows} rows",
+        )  # fmt: skip
+
+    return push
+
+
+def source_from_filtered(filtered: Any) -> tuple[dict, str, str]:
+    """(source dict, language name, language code) of a ``pipeline.data.FilteredSet`` (or anything alike)."""
+    src = getattr(filtered, "source", None)
+    source = dict(DEFAULT_SOURCE)
+    if src is not None:
+        source.update({
+            "dataset": getattr(src, "dataset_id", "") or AYA_DATASET,
+            "split": getattr(src, "split", "") or "train",
+            "license": getattr(src, "license", "") or "",
+            "demo": bool(getattr(src, "is_demo", False)),
+        })  # fmt: skip
+        if getattr(src, "config", None):
+            source["config"] = src.config
+    return source, getattr(filtered, "language", "") or "", getattr(filtered, "language_code", "") or ""

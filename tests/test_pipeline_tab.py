@@ -1,0 +1,131 @@
+"""The Pipeline tab's handlers, driven directly: prefill, estimate, start/poll to the end, refusals, push."""
+
+from __future__ import annotations
+
+import time
+
+import gradio as gr
+import pytest
+
+from pipeline import data, schema
+from pipeline.state import ModelChoice, Session
+from tests.fixtures.faulty_server import FakeLLMServer
+from tests.test_generate_services import ultrafeedback_responder
+from ui import pipeline_tab as tab
+
+
+def _profile(name: str) -> gr.OAuthProfile:
+    return gr.OAuthProfile({"name": name, "preferred_username": name, "profile": "", "picture": ""})
+
+
+def _token(value: str) -> gr.OAuthToken:
+    return gr.OAuthToken(token=value, scope="openid profile write-repos", expires_at=2_000_000_000)
+
+
+@pytest.fixture()
+def session() -> Session:
+    s = Session()
+    s.filtered = data.filter_source(data.demo_source(), data.FilterSpec(language="nld"))
+    return s
+
+
+def _fields(base_url: str, models: str = "fake-a\nfake-b", kind: str = "openai", rows: int = 12, **kw) -> list:
+    values = dict(gen_kind=kind, gen_models=models, gen_provider="auto", gen_url=base_url, judge_kind=kind,
+                  judge_model="judge", judge_provider="auto", judge_url=base_url, aspect="overall-rating",
+                  system_prompt="Antwoord in het Nederlands.", max_rows=rows, max_new=128, budget=0, concurrency=4,
+                  temperature=0.7, top_p=0.95)  # fmt: skip
+    values.update(kw)
+    return [values[k] for k in tab.SETTINGS_FIELDS]
+
+
+def _run_to_end(session: Session, timeout: float = 60) -> tuple:
+    deadline = time.monotonic() + timeout
+    out = tab.poll(session)
+    while session.run.running and time.monotonic() < deadline:
+        time.sleep(0.1)
+        out = tab.poll(session)
+    return tab.poll(session)
+
+
+def test_app_builds_with_the_tab():
+    import app
+
+    assert isinstance(app.build_app(), gr.Blocks)
+
+
+def test_prefill_from_the_playground_choice(session):
+    session.model_choice = ModelChoice(model="org/chosen", backend="openai", base_url="http://127.0.0.1:1/v1",
+                                       system_prompt="Antwoord altijd in het Nederlands.")  # fmt: skip
+    out = tab.on_select(session, "", "", "", profile=_profile("alice"))
+    kind, models, provider, url, key, system, repo, note, timer = out
+    assert kind["value"] == "openai" and models["value"] == "org/chosen"
+    assert url["value"] == "http://127.0.0.1:1/v1" and url["visible"] is True and key["visible"] is True
+    assert system["value"] == "Antwoord altijd in het Nederlands."
+    assert repo["value"] == "alice/aya-dutch-dpo-raw"
+    assert "Dutch" in note and f"{session.filtered.rows} Dutch rows" in note
+    # a second visit keeps what the user typed since
+    again = tab.on_select(session, "something else", "typed", "alice/x", profile=_profile("alice"))
+    assert again[1] == gr.update() and again[5] == gr.update()
+
+
+def test_start_poll_and_results_in_session(session):
+    with FakeLLMServer(responder=ultrafeedback_responder, latency=lambda: 0.01) as srv:
+        fields = _fields(srv.base_url)
+        assert f"12 of 12 rows to run" in tab.estimate(session, *fields)
+        text, timer = tab.start(session, False, True, 100, "", "", "", *fields)
+        assert "Not signed in" in text  # Hub checkpoints need sign-in; the run goes on locally
+        # a second run in the same session while one is going is refused
+        again, _ = tab.start(session, False, False, 100, "", "", "", *fields)
+        assert "state:" in again  # shows the running run, starts nothing new
+        progress, latest, ratings, langs, board, timer = _run_to_end(session)
+    assert "12 / 12 rows" in progress and "ready for" in progress
+    assert session.raw.column_names == list(schema.RAW_COLUMNS) and session.raw.num_rows == 12
+    assert session.raw.column("response_sources").to_pylist()[0] == ["human", "fake-a", "fake-b"]
+    meta = session.raw_meta
+    assert meta["models"] == ["fake-a", "fake-b"] and meta["judge_model"] == "judge"
+    assert meta["language"] == "Dutch" and meta["counts"]["ok"] == 12 and meta["system_prompt"]
+    assert set(ratings["source"]) == {"human", "fake-a", "fake-b"}
+    assert board["visible"] is True and list(board["value"]["source"]) == ["human", "fake-a", "fake-b"]
+    assert list(latest.columns)[:2] == ["status", "prompt"]
+    # the estimate now knows those rows are done
+    assert "All 12 rows are already done" in tab.estimate(session, *fields)
+
+
+def test_refusals_say_what_to_do(session):
+    empty = Session()
+    text, _ = tab.start(empty, False, False, 100, "", "", "", *_fields("http://127.0.0.1:9/v1"))
+    assert "Filter" in text
+    text, _ = tab.start(session, False, False, 100, "", "", "", *_fields("", kind="serverless", models="org/m"))
+    assert "Sign in" in text and session.run is None
+    text, _ = tab.start(session, False, False, 100, "", "", "", *_fields("not a url"))
+    assert "is not a URL" in text
+    text, _ = tab.start(session, False, False, 100, "", "", "", *_fields("http://127.0.0.1:9/v1", models=" \n "))
+    assert "at least one generator" in text
+    assert "Sign in" in tab.push(session, "alice/x", True, False)
+    assert tab.cancel(session) == "Nothing is running."
+
+
+def test_cancel_keeps_rows_and_push_to_fake_hub(session, fake_hub):
+    fake_hub.add_user("tabuser", "hf_tabuser_write")
+    with FakeLLMServer(responder=ultrafeedback_responder, latency=lambda: 0.2) as srv:
+        fields = _fields(srv.base_url, models="fake-a", rows=0, concurrency=2)
+        tab.start(session, False, True, 10, "tabuser/aya-dutch-dpo-raw", "", "", *fields,
+                  oauth_token=_token("hf_tabuser_write"), profile=_profile("tabuser"))  # fmt: skip
+        deadline = time.monotonic() + 30
+        while session.run.snapshot().done < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        text = tab.cancel(session)
+        assert "cancelled" in text
+        progress, *_ = _run_to_end(session)
+    kept = session.raw.num_rows
+    assert 3 <= kept < session.filtered.rows and set(session.raw.column("status").to_pylist()) == {"ok"}
+    # the Hub checkpoint holds the finished rows (private); the final push replaces it
+    assert fake_hub.exists("tabuser/aya-dutch-dpo-raw")
+    msg = tab.push(session, "tabuser/aya-dutch-dpo-raw", True, False, oauth_token=_token("hf_tabuser_write"),
+                   profile=_profile("tabuser"))  # fmt: skip
+    assert f"Pushed **{kept:,} rows**" in msg
+    import datasets
+
+    ds = datasets.load_dataset("tabuser/aya-dutch-dpo-raw", split="train", token="hf_tabuser_write",
+                               download_mode="force_redownload")  # fmt: skip
+    assert ds.num_rows == kept
