@@ -129,3 +129,37 @@ def test_cancel_keeps_rows_and_push_to_fake_hub(session, fake_hub):
     ds = datasets.load_dataset("tabuser/aya-dutch-dpo-raw", split="train", token="hf_tabuser_write",
                                download_mode="force_redownload")  # fmt: skip
     assert ds.num_rows == kept
+
+
+def test_hub_checkpoint_is_restored_after_a_restart(session, fake_hub, monkeypatch, tmp_path):
+    """A Space restart loses the local disk: the next run restores the finished rows from the Hub checkpoint."""
+    fake_hub.add_user("restarter", "hf_restarter_write")
+    monkeypatch.setenv("DPO_STUDIO_DATA_DIR", str(tmp_path / "disk-1"))
+    repo = "restarter/aya-dutch-dpo-raw"
+    with FakeLLMServer(responder=ultrafeedback_responder, latency=lambda: 0.01) as srv:
+        fields = _fields(srv.base_url, models="fake-a", rows=8)
+        tab.start(session, False, True, 10, repo, "", "", *fields, oauth_token=_token("hf_restarter_write"),
+                  profile=_profile("restarter"))  # fmt: skip
+        _run_to_end(session)
+        assert session.raw.num_rows == 8
+        monkeypatch.setenv("DPO_STUDIO_DATA_DIR", str(tmp_path / "disk-2"))  # a new machine: empty disk
+        fresh = Session(filtered=session.filtered)
+        before = srv.chat_requests
+        text, _ = tab.start(fresh, False, True, 10, repo, "", "", *_fields(srv.base_url, models="fake-a", rows=10),
+                            oauth_token=_token("hf_restarter_write"), profile=_profile("restarter"))  # fmt: skip
+        assert "Restored 8 finished rows" in text
+        _run_to_end(fresh)
+        assert srv.chat_requests - before == 2 * 2  # only the 2 new rows were run
+    assert fresh.raw.num_rows == 10 and set(fresh.raw.column("status").to_pylist()) == {"ok"}
+    # someone else's dataset of that name is never overwritten by checkpoints
+    fake_hub.add_user("other", "hf_other_write")
+    import pyarrow as pa
+
+    from pipeline import hub
+
+    hub.push_dataset(pa.table({"x": [1]}), "other/aya-dutch-dpo-raw", "hf_other_write", private=False, card="hi")
+    other = Session(filtered=session.filtered)
+    text, _ = tab.start(other, False, True, 10, "other/aya-dutch-dpo-raw", "", "",
+                        *_fields("http://127.0.0.1:9/v1", models="fake-a", rows=8),
+                        oauth_token=_token("hf_other_write"), profile=_profile("other"))  # fmt: skip
+    assert "is not a checkpoint of this run" in text and other.run is None

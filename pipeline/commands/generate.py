@@ -66,6 +66,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--max-rows", type=int, help="use only the first N rows of the input")
     r.add_argument("--max-tokens", type=int, help="token budget of this run (prompt + completion)")
     r.add_argument("--concurrency", type=int, help="calls in flight at once (default 8)")
+    r.add_argument("--no-hedge", action="store_true",
+                   help="never send backup requests for stragglers at the end of the run (default: up to one per "
+                        "slow call, only when slots are idle, at most max(concurrency, 2.5%% of calls))")
     r.add_argument("--dry-run", action="store_true", help="print the estimate and exit")
     r.add_argument("--restart", action="store_true", help="discard the results in the output folder first")
     h = p.add_argument_group("hub")
@@ -276,7 +279,8 @@ def _main(args: argparse.Namespace) -> int:
         source = {"dataset": conf.get("source_dataset") or recipe.AYA_DATASET, "split": "train",
                   "license": conf.get("license") or "apache-2.0", "file": Path(conf["input"]).name}  # fmt: skip
         handle = generate.start_run(
-            rows, settings, checkpoint, restart=args.restart, token=token, api_keys=api_keys, source=source
+            rows, settings, checkpoint, restart=args.restart, token=token, api_keys=api_keys, source=source,
+            hedge=not args.no_hedge,
         )
     except generate.RunError as exc:
         raise _UsageError(str(exc)) from None
