@@ -423,7 +423,10 @@ def build(session: gr.State, tab: gr.Tab) -> None:
         restart = gr.Checkbox(value=False, label="Start over (discard finished rows of these settings)")
     estimate_md = gr.Markdown()
     progress_md = gr.Markdown()
-    latest = gr.Dataframe(label="Latest rows (newest first)", interactive=False, wrap=True)
+    latest = gr.Dataframe(
+        pd.DataFrame(columns=["status", "prompt", "human", "human rating", "human lang", "error"]),
+        label="Latest rows (newest first)", interactive=False, wrap=True,
+    )  # fmt: skip
     with gr.Row():
         rating_plot = gr.BarPlot(_empty_ratings(), x="rating", y="count", color="source",
                                  title="Judge ratings (1-5)", sort=None)  # fmt: skip
