@@ -1152,7 +1152,8 @@ class _Executor:
         if self.detect is None:
             return [None] * len(texts)
         nonempty = [i for i, t in enumerate(texts) if t.strip()]
-        checks = await asyncio.to_thread(self.detect, [texts[i] for i in nonempty], target) if nonempty else []
+        # inline: a check takes well under a millisecond (langdetect's sparse scorer); a thread hop costs more
+        checks = self.detect([texts[i] for i in nonempty], target) if nonempty else []
         out: list[Any] = [None] * len(texts)
         for i, c in zip(nonempty, checks):
             out[i] = c
