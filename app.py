@@ -38,7 +38,8 @@ def login_available() -> tuple[bool, str]:
 
 
 def build_app(show_login: bool = False, login_note: str = "") -> gr.Blocks:
-    with gr.Blocks(title=TITLE) as demo:
+    # Downloads are written to temp files: delete those older than a day, checking every hour.
+    with gr.Blocks(title=TITLE, delete_cache=(3600, 86400)) as demo:
         session = gr.State(Session())
         with gr.Row():
             with gr.Column(scale=4):
