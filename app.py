@@ -9,6 +9,7 @@ import os
 
 import gradio as gr
 
+from pipeline import links
 from pipeline.state import Session
 from ui import argilla_tab, export_tab, filter_tab, pipeline_tab, playground_tab
 
@@ -54,7 +55,7 @@ def build_app(show_login: bool = False, login_note: str = "") -> gr.Blocks:
                     )
         with gr.Tabs():
             with gr.Tab("1. Filter", id="filter") as tab_filter:
-                filter_tab.build(session, tab_filter)
+                filter_parts = filter_tab.build(session, tab_filter)
             with gr.Tab("2. Playground", id="playground") as tab_playground:
                 playground_tab.build(session, tab_playground)
             with gr.Tab("3. Pipeline", id="pipeline") as tab_pipeline:
@@ -63,7 +64,33 @@ def build_app(show_login: bool = False, login_note: str = "") -> gr.Blocks:
                 argilla_tab.build(session, tab_argilla)
             with gr.Tab("5. Export", id="export") as tab_export:
                 export_tab.build(session, tab_export)
+        with gr.Accordion("Share a link with your community", open=False):
+            gr.Markdown(
+                "A link that opens DPO Studio with your language, and the model and system prompt you chose in the "
+                "Playground (**Use in pipeline**), already selected. Nothing secret goes into it."
+            )
+            with gr.Row():
+                make_link = gr.Button("Make the link from my choices", scale=1)
+                link = gr.Textbox(label="Link", interactive=False, buttons=["copy"], scale=3, elem_id="share-link")
+        make_link.click(share_link, [session], [link])
+        demo.load(link_language, None, [filter_parts["language"]])
     return demo
+
+
+def share_link(session: Session, request: gr.Request) -> str:
+    """The community link for this session's choices."""
+    choices = links.choices_from_session(session)
+    if choices.is_empty():
+        gr.Warning("Choose a language in 1. Filter (and a model in 2. Playground) first.")
+        return ""
+    base = links.public_base_url(str(request.url), os.environ.get("SPACE_HOST"))
+    return links.build_link(base, choices)
+
+
+def link_language(request: gr.Request) -> dict:
+    """Opened from a community link: pre-select its language in the Filter tab (applied when the data loads)."""
+    shared = links.parse_link_params(dict(request.query_params))
+    return gr.update(value=shared.language) if shared.language else gr.update()
 
 
 def main() -> None:

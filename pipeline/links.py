@@ -65,3 +65,30 @@ def parse_link_params(query: Mapping[str, str]) -> SharedChoices:
         model=value(MODEL, MAX_VALUE_CHARS),
         system_prompt=value(SYSTEM_PROMPT, MAX_SYSTEM_PROMPT_CHARS),
     )
+
+
+def choices_from_session(session: object) -> SharedChoices:
+    """The shareable choices of a session: its filtered language, and the model and system prompt it chose in the
+    Playground ("Use in pipeline"). Works on ``pipeline.state.Session``; missing parts stay empty."""
+    filtered = getattr(session, "filtered", None)
+    choice = getattr(session, "model_choice", None)
+    return SharedChoices(
+        language=str(getattr(filtered, "language_code", "") or ""),
+        model=str(getattr(choice, "model", "") or ""),
+        system_prompt=str(getattr(choice, "system_prompt", "") or ""),
+    )
+
+
+def public_base_url(request_url: str, space_host: str | None = None) -> str:
+    """Where people open the app: ``https://<SPACE_HOST>/`` on a Space (the first host when several are listed),
+    else the scheme and host of the request the user made.
+
+    >>> public_base_url("http://127.0.0.1:7860/gradio_api/queue/join?x=1")
+    'http://127.0.0.1:7860/'
+    >>> public_base_url("http://10.0.0.5:7860/", "me-dpo-studio.hf.space,dpo.example.org")
+    'https://me-dpo-studio.hf.space/'
+    """
+    if space_host:
+        return f"https://{space_host.split(',')[0].strip()}/"
+    scheme, netloc, *_ = urlsplit(request_url)
+    return urlunsplit((scheme or "http", netloc, "/", "", ""))

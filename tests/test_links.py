@@ -1,6 +1,13 @@
 from urllib.parse import parse_qs, urlsplit
 
-from pipeline.links import MAX_SYSTEM_PROMPT_CHARS, SharedChoices, build_link, parse_link_params
+from pipeline.links import (
+    MAX_SYSTEM_PROMPT_CHARS,
+    SharedChoices,
+    build_link,
+    choices_from_session,
+    parse_link_params,
+    public_base_url,
+)
 
 
 def test_round_trip_keeps_every_choice():
@@ -24,3 +31,24 @@ def test_long_system_prompt_is_left_out_of_the_link_and_ignored_when_read():
 
 def test_unknown_params_are_ignored_and_values_trimmed():
     assert parse_link_params({"language": " spa ", "token": "hf_secret"}) == SharedChoices(language="spa")
+
+
+def test_choices_from_session_use_the_filtered_language_and_the_chosen_model():
+    from pipeline.state import ModelChoice, Session
+
+    class Filtered:
+        language_code = "plt"
+
+    session = Session()
+    assert choices_from_session(session).is_empty()
+    session.filtered = Filtered()
+    session.model_choice = ModelChoice(model="org/model", backend="openai", base_url="http://secret-host:8000/v1",
+                                       system_prompt="Valio amin'ny teny malagasy.")
+    shared = choices_from_session(session)
+    assert shared == SharedChoices(language="plt", model="org/model", system_prompt="Valio amin'ny teny malagasy.")
+    assert "secret-host" not in build_link("http://h/", shared)  # a backend URL never travels in a link
+
+
+def test_public_base_url_prefers_the_space_host():
+    assert public_base_url("http://127.0.0.1:7860/gradio_api/queue/join") == "http://127.0.0.1:7860/"
+    assert public_base_url("http://0.0.0.0:7860/", "a-b.hf.space") == "https://a-b.hf.space/"

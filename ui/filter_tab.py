@@ -354,6 +354,7 @@ def build_tab(session: gr.State, tab: gr.Tab) -> dict[str, Any]:
     return c
 
 
-def build(session: gr.State, tab: gr.Tab) -> None:
-    """Build the tab inside ``tab``; ``tab.select`` refreshes it from the session when the user opens it."""
-    build_tab(session, tab)
+def build(session: gr.State, tab: gr.Tab) -> dict[str, Any]:
+    """Build the tab inside ``tab``; ``tab.select`` refreshes it from the session when the user opens it.
+    Returns the components by name (app.py pre-selects the language of a community link)."""
+    return build_tab(session, tab)

@@ -1,0 +1,68 @@
+"""A community link, in a real browser: opening ``?language=…`` pre-selects the language in the Filter tab, and
+"Share a link" builds a link from the session's choices that does the same for the next person."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+pytestmark = [pytest.mark.browser]
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+@pytest.fixture(scope="module")
+def page():
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: run scripts/services.sh (Debian's chromium)", pytrace=False)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, timeout=60_000)
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        context.set_default_timeout(30_000)
+        try:
+            yield context.new_page()
+        finally:
+            browser.close()
+
+
+def load_demo(page) -> None:
+    page.get_by_label("Demo data (bundled, no network)").check()
+    page.get_by_role("button", name="Load", exact=True).click()
+    page.get_by_text("Now choose a language").first.wait_for()
+
+
+def test_link_preselects_language_and_share_builds_the_same_link(page, app_server):
+    page.goto(app_server.url + "?language=nld&model=org%2Fsome-model")
+    page.get_by_role("tab", name="1. Filter").wait_for()
+    load_demo(page)
+    # The link's language is chosen as soon as the data is there: the row count of Dutch shows.
+    page.get_by_text("of Dutch").first.wait_for()
+
+    page.get_by_text("Share a link with your community").click()
+    page.get_by_role("button", name="Make the link from my choices").click()
+    box = page.locator("#share-link textarea, #share-link input").first
+    page.wait_for_function(
+        "el => el.value.includes('language=')", arg=box.element_handle(), timeout=30_000
+    )
+    link = box.input_value()
+    assert link.startswith(app_server.url.rstrip("/") + "/")
+    assert parse_qs(urlsplit(link).query) == {"language": ["nld"]}  # no model chosen in the Playground yet
+
+    # The next person opens it and gets Dutch without choosing.
+    page.goto(link)
+    page.get_by_role("tab", name="1. Filter").wait_for()
+    load_demo(page)
+    page.get_by_text("of Dutch").first.wait_for()
+
+
+def test_without_a_link_no_language_is_chosen(page, app_server):
+    page.goto(app_server.url)
+    page.get_by_role("tab", name="1. Filter").wait_for()
+    load_demo(page)
+    page.get_by_text("Choose a language").first.wait_for()
+    assert page.get_by_text("of Dutch").count() == 0
