@@ -1,7 +1,7 @@
 """Benchmark: many users at once. 20 concurrent sessions vs one session, same app, same loopback model server.
 
-Starts the real app in a subprocess (``tests/fixtures/app_server.launch_app``, the same queue settings as
-``app.main()``, no sign-in) and a loopback OpenAI-compatible server (``tests/fixtures/faulty_server.FakeLLMServer``
+Starts the real app in a subprocess (``tests/fixtures/app_server.launch_app`` runs ``app.main()``: its queue and
+launch settings; no token, so no sign-in) and a loopback OpenAI-compatible server (``tests/fixtures/faulty_server.FakeLLMServer``
 with ``--latency`` seconds before each reply and ``--token-delay`` between streamed chunks). Each session is its
 own ``gradio_client.Client`` (its own Gradio session, so its own ``Session`` state) and does what a user does:
 
@@ -228,7 +228,7 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="dpo-studio-bench-load-"))
     with FakeLLMServer(responder=lambda req: REPLY, latency=lambda: latency["s"], token_delay=args.token_delay,
                        record=False) as llm:  # fmt: skip
-        app = launch_app(root, {"HF_ENDPOINT": "http://127.0.0.1:9"}, show_login=False)
+        app = launch_app(root, {"HF_ENDPOINT": "http://127.0.0.1:9"})  # no HF_TOKEN: sign-in off
         try:
             main_run = scenario(app, llm, args.sessions, args.rounds, args.single_rounds, args.think)
             extra = None
