@@ -293,9 +293,13 @@ def bruno_pushes_his_rows(bruno: Person, fake_hub) -> None:
     assert ROW_PROMPT in {r["prompt"] for r in pushed}
 
 
-def bruno_sees_nothing_of_aylas(bruno: Person) -> None:
+def bruno_sees_nothing_of_aylas(bruno: Person, llm_servers) -> None:
     """The tabs after his Filter/Playground show nothing: ayla's run, Argilla data and export are hers only."""
     bruno.tab("3. Pipeline")
+    bruno.wait_visible(bruno.text(f"from {BRUNO_DATASET}", exact=False), "bruno's own data as the Pipeline input")
+    assert bruno.text("state:").count() == 0, "bruno's Pipeline tab shows a run (ayla's?)"
+    html = bruno.page.content()
+    assert not [srv.base_url for srv in llm_servers if srv.base_url in html], "ayla's model servers show for bruno"
     bruno.shot("pipeline-empty")
     bruno.tab("4. Argilla")
     bruno.wait_visible(bruno.text("Nothing to send yet"), "bruno's Argilla tab to say there is nothing to send")
@@ -395,6 +399,14 @@ def ayla_exports_and_pushes(ayla: Person, tmp_path: Path, n: int) -> tuple[str, 
         link.first.click()
     local = tmp_path / info.value.suggested_filename
     info.value.save_as(local)
+    # she may push to her account or to an organisation where she can write, not to one where she only reads
+    ayla.click(ayla.field("Owner (you or an organisation where you can write)"), "the Owner dropdown")
+    offered = ayla.wait_until(lambda: [o.inner_text().strip().split("\n")[-1] for o in  # "✓\nayla" when chosen
+                                       ayla.page.get_by_role("option").filter(visible=True).all()],
+                              "the Owner choices", 10)  # fmt: skip
+    assert OWNER in offered and "aya-community" in offered and "observers" not in offered, offered
+    ayla.page.keyboard.press("Escape")
+    assert ayla.value("Owner (you or an organisation where you can write)") == OWNER
     ayla.fill("Dataset name", "journey-dpo")
     ayla.click(ayla.button("Push to the Hub"), "the Export push button")
     ayla.wait_visible(ayla.text("Pushed", exact=True), "the export push to finish", 60_000)
@@ -437,7 +449,7 @@ def test_journey_two_people_at_once(ayla, bruno, app_server, fake_hub, llm_serve
     assert bruno.value("Answer B") == "", "bruno's unused column B shows something (ayla's answer?)"
     assert all(a not in bruno.value("Answer A") for a in ayla_answers.values())
     bruno_pushes_his_rows(bruno, fake_hub)
-    bruno_sees_nothing_of_aylas(bruno)
+    bruno_sees_nothing_of_aylas(bruno, llm_servers)
     lap("bruno playground+push+empty tabs (during ayla's run)")
 
     sendable = ayla_waits_for_the_pipeline(ayla)
