@@ -5,7 +5,8 @@ Two people use the app at the same time, each in their own browser context:
 - **ayla** signs in by clicking "Sign in with Hugging Face" (Gradio's local mock OAuth, answered by the fake Hub),
   filters the demo data to Dutch, compares two local SmolLM2 servers in the Playground, runs a 5-row pipeline
   (SmolLM2 as generator and judge), sends the rows to the local Argilla, where an annotator's answers are submitted
-  through the Argilla SDK, pulls them back, exports and pushes to her namespace on the fake Hub; the test loads that
+  through the Argilla SDK, pulls them back, exports (the owner choices are her account and the organisation where she
+  can write, not the one where she only reads) and pushes to her namespace on the fake Hub; the test loads that
   dataset back with ``datasets.load_dataset`` and compares it with the export the tab offered for download.
 - **bruno** is signed in with a minted session cookie (see ``tests/fixtures/app_server.py``). While ayla's pipeline
   runs he loads his own *private* Hub dataset whose row carries ``<img onerror>`` and ``<script>`` payloads, gets a
@@ -33,7 +34,7 @@ from pipeline.schema import STATUS_GENERATION_FAILED, STATUSES
 from tests.conftest import OUTPUT_DIR
 from tests.fixtures.app_server import CANARIES, MOCK_OAUTH_TOKEN, OWNER, SECOND, SECOND_TOKEN
 
-pytestmark = [pytest.mark.browser]
+pytestmark = [pytest.mark.browser, pytest.mark.llm, pytest.mark.argilla]
 
 SHOTS = OUTPUT_DIR / "browser"
 CHROMIUM = "/usr/bin/chromium"
