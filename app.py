@@ -96,9 +96,16 @@ def link_language(request: gr.Request) -> dict:
 def main() -> None:
     show_login, note = login_available()
     demo = build_app(show_login=show_login, login_note=note)
+    # Queue: 8 workers for ordinary events; the Playground's streaming runs up to 24 at once (its own limit) and
+    # pipeline runs execute in background threads that the tab polls, so a long run never holds a worker.
+    # max_threads: every streaming generation holds one of Gradio's worker threads (default 40).
+    # run_history=False: Gradio's "Runs" panel would keep every click's inputs, API keys included, in the browser's
+    # localStorage.
     demo.queue(default_concurrency_limit=8).launch(
         server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
         ssr_mode=False,
+        run_history=False,
+        max_threads=64,
     )
 
 
