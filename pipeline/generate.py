@@ -1020,13 +1020,13 @@ class _Executor:
             raise _Stop(
                 STATE_PAUSED,
                 f"Paused: the {what} call to {backend.model} was refused ({status or kind}: {message}). Your token "
-                "may have expired or lacks access: sign in again, then press Resume; finished rows are kept.",
+                "may have expired or lacks access: sign in again, then resume the run; finished rows are kept.",
             ) from None
         if _is_not_found(kind, status):
             raise _Stop(
                 STATE_STOPPED,
                 f"Stopped: the {what} model {backend.model!r} was not found ({message}). Check the model id and "
-                "backend, then press Resume; finished rows are kept.",
+                "backend, then resume the run; finished rows are kept.",
             ) from None
 
     async def _generate(self, backend: Any, messages: list[dict]) -> tuple[str | None, str, int]:
@@ -1178,7 +1178,7 @@ class _Executor:
             raise _Stop(
                 STATE_STOPPED,
                 f"Stopped: {self._failed_in_a_row} rows in a row failed, so the run stopped instead of spending more "
-                f"calls. Last error: {rec['error']} Fix the cause, then press Resume; finished rows are kept.",
+                f"calls. Last error: {rec['error']} Fix the cause, then resume the run; finished rows are kept.",
             )
         self._since_sync += 1
         if self.on_checkpoint is not None and self._since_sync >= self.every:
@@ -1228,7 +1228,7 @@ class _Executor:
             return (
                 STATE_STOPPED,
                 f"Stopped: the token budget ({self.s.max_tokens:,}) is spent ({self.handle.tokens_used:,} used). "
-                "Raise the budget and press Resume to continue; finished rows are kept.",
+                "Raise the budget and resume the run; finished rows are kept.",
             )
         return STATE_DONE, ""
 
@@ -1355,7 +1355,7 @@ async def execute(
                 await pooled.aclose()
     except asyncio.CancelledError:
         kept = handle.snapshot().finished_this_run
-        handle._end(STATE_CANCELLED, f"Cancelled: the {kept} rows finished in this run are kept; press Resume to continue.")
+        handle._end(STATE_CANCELLED, f"Cancelled: the {kept} rows finished in this run are kept; resume the run to continue.")
         return handle
     except Exception as exc:  # noqa: BLE001 - report, never crash the app
         leaf = _first_leaf(exc)
@@ -1366,7 +1366,7 @@ async def execute(
         snap = handle.snapshot()
         fails = snap.failures
         message = f"Done: {snap.counts.get(schema.STATUS_OK, 0)} of {snap.total} rows ok" + (
-            f", {fails} failed (press Resume to retry them)." if fails else "."
+            f", {fails} failed (resume the run to retry them)." if fails else "."
         )
     handle._end(state, message)
     return handle
