@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline import hub, languages
+from pipeline import hub, languages, tablefiles
 from pipeline.schema import FILTERED_COLUMNS, row_id
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -679,22 +679,10 @@ def preview_frame(table: pa.Table, n: int = 50) -> "pd.DataFrame":
 
 
 def write_parquet(table: pa.Table, path: str | Path) -> Path:
-    import pyarrow.parquet as pq
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".part")
-    pq.write_table(table, tmp, compression="zstd")
-    tmp.replace(path)  # never a half-written file under the final name
-    return path
+    """Write the table as Parquet, atomically (see :mod:`pipeline.tablefiles`)."""
+    return tablefiles.write_table(table, Path(path).with_suffix(".parquet"))
 
 
 def write_jsonl(table: pa.Table, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".part")
-    with open(tmp, "w", encoding="utf-8") as f:
-        for row in table.to_pylist():
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
-    tmp.replace(path)
-    return path
+    """Write the table as JSON Lines, atomically (see :mod:`pipeline.tablefiles`)."""
+    return tablefiles.write_table(table, Path(path).with_suffix(".jsonl"))

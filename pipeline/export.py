@@ -41,10 +41,9 @@ from typing import Any, Final
 from urllib.parse import quote
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from pipeline import agreement as agreement_mod
-from pipeline import schema
+from pipeline import schema, tablefiles
 
 # --- Options -------------------------------------------------------------------------------------------------
 SOURCE_HUMAN_THEN_JUDGE: Final = "human_then_judge"
@@ -1124,42 +1123,19 @@ def counts_table(counts: Mapping[str, int], all_rules: bool = True) -> list[tupl
 
 # --- Files ---------------------------------------------------------------------------------------------------
 def read_table(path: str | Path) -> pa.Table:
-    """Read a Parquet (``.parquet``) or JSON Lines (``.jsonl``/``.json``) file as a table."""
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in (".parquet", ".jsonl", ".json"):
-        raise ExportError(f"{path}: use a .parquet or .jsonl file.")
-    if not path.exists():
-        raise ExportError(f"{path} does not exist.")
-    if suffix == ".parquet":
-        return pq.read_table(path)
-    rows = []
-    with path.open(encoding="utf-8") as f:
-        for number, line in enumerate(f, 1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as e:
-                    raise ExportError(f"{path}, line {number}: not valid JSON ({e.msg}).") from e
-    return pa.Table.from_pylist(rows)
+    """Read a Parquet or JSON Lines file as a table (see :mod:`pipeline.tablefiles`); errors as ExportError."""
+    try:
+        return tablefiles.read_table(path)
+    except tablefiles.TableFileError as e:
+        raise ExportError(str(e)) from None
 
 
 def write_table(table: pa.Table, path: str | Path) -> Path:
-    """Write ``table`` as Parquet or JSON Lines (by suffix), atomically (a temporary file renamed at the end)."""
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in (".parquet", ".jsonl", ".json"):
-        raise ExportError(f"{path}: use a .parquet or .jsonl file name.")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    if suffix == ".parquet":
-        pq.write_table(table, tmp)
-    else:
-        with tmp.open("w", encoding="utf-8") as f:
-            for row in table.to_pylist():
-                f.write(json.dumps(row, ensure_ascii=False) + "\n")
-    tmp.replace(path)
-    return path
+    """Write ``table`` as Parquet or JSON Lines by suffix, atomically; errors as ExportError."""
+    try:
+        return tablefiles.write_table(table, path)
+    except tablefiles.TableFileError as e:
+        raise ExportError(str(e)) from None
 
 
 def split_paths(path: str | Path, split_names: Sequence[str]) -> dict[str, Path]:

@@ -11,13 +11,11 @@ shell history); the URL from ``--api-url`` or ``ARGILLA_API_URL``. Examples::
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.parquet as pq
+from pipeline.tablefiles import read_table, write_table
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -57,43 +55,6 @@ def _fail(message: str) -> int:
     return 1
 
 
-def read_table(path: Path) -> pa.Table:
-    """A raw results table from .parquet or .jsonl (JSON Lines, one row per line)."""
-    suffix = path.suffix.lower()
-    if suffix == ".parquet":
-        return pq.read_table(path)
-    if suffix in (".jsonl", ".json", ".ndjson"):
-        rows = []
-        with path.open(encoding="utf-8") as fh:
-            for n, line in enumerate(fh, start=1):
-                if line.strip():
-                    try:
-                        rows.append(json.loads(line))
-                    except ValueError as exc:
-                        raise ValueError(f"{path}: line {n} is not JSON ({exc})") from None
-        return pa.Table.from_pylist(rows)
-    raise ValueError(f"{path}: use a .parquet or .jsonl file")
-
-
-def write_table(table: pa.Table, path: Path) -> None:
-    """Write atomically (a temporary file, then a rename): a failed write leaves no half-written file."""
-    suffix = path.suffix.lower()
-    if suffix not in (".parquet", ".jsonl"):
-        raise ValueError(f"{path}: use a .parquet or .jsonl file")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        if suffix == ".parquet":
-            pq.write_table(table, tmp)
-        else:
-            with tmp.open("w", encoding="utf-8") as fh:
-                for row in table.to_pylist():
-                    fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def _progress(desc: str):
     from tqdm import tqdm
 
@@ -116,7 +77,7 @@ def _push(args: argparse.Namespace) -> int:
 
     try:
         raw = read_table(args.input)
-    except (OSError, ValueError, pa.ArrowInvalid) as exc:
+    except (OSError, ValueError) as exc:  # TableFileError is a ValueError
         return _fail(f"cannot read {args.input}: {exc}")
     guidelines = None
     if args.guidelines is not None:

@@ -84,7 +84,7 @@ def _source_spec(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from pipeline import data, hub
+    from pipeline import data, hub, tablefiles
 
     if not args.list_languages and not args.language:
         return _fail("choose a language with --language (a name like Dutch or a code like nl/nld).")
@@ -124,10 +124,7 @@ def run(args: argparse.Namespace) -> int:
         if output is None and not args.push:
             output = Path(f"{fs.source.short_name}-{fs.language_code}.parquet")
         if output is not None:
-            if output.suffix.lower() == ".jsonl":
-                data.write_jsonl(fs.table, output)
-            else:
-                data.write_parquet(fs.table, output)
+            tablefiles.write_table(fs.table, output)
             print(f"wrote {fs.rows} rows to {output}")
         if args.push:
             if fs.is_demo and not args.demo:
@@ -135,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
             url = data.push_filtered(fs, args.push, token, private=args.private, overwrite=args.overwrite)
             print(f"pushed {fs.rows} rows to {url}")
         return 0
-    except (hub.HubError, data.DataError) as e:
+    except (hub.HubError, data.DataError, tablefiles.TableFileError) as e:
         return _fail(str(e))
 
 

@@ -162,21 +162,15 @@ def read_input(path: str):
     """The filtered set from a .parquet or .jsonl/.json file, as a table with ``schema.FILTERED_COLUMNS``."""
     import pyarrow as pa
 
-    from pipeline import schema
+    from pipeline import schema, tablefiles
 
     p = Path(path)
     if not p.exists():
         raise _UsageError(f"{path}: no such file. Make one with `python -m pipeline filter`.")
     try:
-        if p.suffix == ".parquet":
-            import pyarrow.parquet as pq
-
-            table = pq.read_table(p)
-        else:
-            rows = [json.loads(line) for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
-            table = pa.Table.from_pylist(rows)
-    except Exception as exc:  # noqa: BLE001
-        raise _UsageError(f"{path}: cannot read it as Parquet or JSON Lines ({exc}).") from None
+        table = tablefiles.read_table(p)
+    except tablefiles.TableFileError as exc:
+        raise _UsageError(str(exc)) from None
     missing = [c for c in ("prompt", "response") if c not in table.column_names]
     if missing:
         raise _UsageError(f"{path}: missing column(s) {', '.join(missing)}; expected {', '.join(schema.FILTERED_COLUMNS)}.")
