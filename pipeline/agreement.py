@@ -23,6 +23,8 @@ Aggregation rules of :func:`aggregate_answers` (documented here because annotato
 
 from __future__ import annotations
 
+import math
+
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -49,20 +51,21 @@ class Answer:
     submitted_at: float | None = None  # POSIX time, to pick the latest rewrite; None = unknown
 
 
-def _num(value: Any) -> float | None:
+def as_number(value: Any) -> float | None:
+    """A finite number as float, else None (None, booleans, text, NaN and infinities count as missing)."""
     if value is None or isinstance(value, bool):
         return None
     try:
         f = float(value)
     except (TypeError, ValueError):
         return None
-    return None if f != f else f  # NaN -> None
+    return f if math.isfinite(f) else None
 
 
 def preference_from_ratings(ratings: Sequence[Any], candidates: Iterable[int] | None = None) -> int | None:
     """The index of the strictly best-rated response, ``-1`` for a tie at the top, ``None`` if fewer than two of
     the ``candidates`` (default: all indices) are rated."""
-    values = [_num(r) for r in ratings]
+    values = [as_number(r) for r in ratings]
     cands = range(len(values)) if candidates is None else candidates
     rated = [i for i in cands if 0 <= i < len(values) and values[i] is not None]
     if len(rated) < 2:
@@ -74,7 +77,7 @@ def preference_from_ratings(ratings: Sequence[Any], candidates: Iterable[int] | 
 
 def rating_margin(ratings: Sequence[Any]) -> float | None:
     """Best rating minus the second best (0 for a tie at the top); ``None`` with fewer than two ratings."""
-    values = sorted((v for v in (_num(r) for r in ratings) if v is not None), reverse=True)
+    values = sorted((v for v in (as_number(r) for r in ratings) if v is not None), reverse=True)
     return values[0] - values[1] if len(values) >= 2 else None
 
 
@@ -84,7 +87,7 @@ def mean_ratings(answers: Sequence[Answer], n_responses: int) -> list[float | No
     counts = [0] * n_responses
     for answer in answers:
         for index, rating in answer.ratings.items():
-            value = _num(rating)
+            value = as_number(rating)
             if value is not None and 0 <= index < n_responses:
                 sums[index] += value
                 counts[index] += 1
@@ -139,7 +142,7 @@ def aggregate_answers(answers: Sequence[Answer], n_responses: int) -> dict[str, 
 
 def human_choice(human_preference: Any, human_ratings: Sequence[Any] | None) -> int | None:
     """The humans' preference; from their mean ratings when nobody answered the preference question."""
-    pref = _num(human_preference)
+    pref = as_number(human_preference)
     if pref is not None:
         return int(pref)
     return preference_from_ratings(human_ratings or [])
@@ -201,7 +204,7 @@ def rating_difference(pairs: Iterable[tuple[Sequence[Any], Sequence[Any]]]) -> d
     diffs = []
     for judge, human in pairs:
         for j, h in zip(judge or [], human or []):
-            jv, hv = _num(j), _num(h)
+            jv, hv = as_number(j), as_number(h)
             if jv is not None and hv is not None:
                 diffs.append(abs(jv - hv))
     return {"responses": len(diffs), "mean_abs_diff": sum(diffs) / len(diffs) if diffs else None}
@@ -212,9 +215,9 @@ def annotator_agreement(rows: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
 
     ``{"records": n, "mean": x or None, "unanimous": k}``."""
     values = [
-        _num(r.get("agreement"))
+        as_number(r.get("agreement"))
         for r in rows
-        if int(_num(r.get("n_annotators")) or 0) >= 2 and _num(r.get("agreement")) is not None
+        if int(as_number(r.get("n_annotators")) or 0) >= 2 and as_number(r.get("agreement")) is not None
     ]
     return {
         "records": len(values),

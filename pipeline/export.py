@@ -334,17 +334,6 @@ def _blank(value: Any) -> bool:
     return not isinstance(value, str) or not value.strip()
 
 
-def _num(value: Any) -> float | None:
-    """A finite rating as float, else None (NaN from pandas counts as missing)."""
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        f = float(value)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
-
-
 def _same_text(a: str, b: str) -> bool:
     return a.strip() == b.strip()
 
@@ -360,7 +349,7 @@ def _human_answered(ann: Mapping[str, Any] | None, n: int) -> bool:
     if int(ann.get("n_annotators") or 0) <= 0:
         return False
     pref = ann.get("human_preference")
-    ratings = [_num(r) for r in _aligned(ann.get("human_ratings"), n)]
+    ratings = [agreement_mod.as_number(r) for r in _aligned(ann.get("human_ratings"), n)]
     return (pref is not None and not (isinstance(pref, float) and math.isnan(pref))) or any(
         r is not None for r in ratings
     )
@@ -422,7 +411,7 @@ def _human_candidates(
     cands: list[int], ann: Mapping[str, Any], judge: list[float | None], n: int, rules: ExportRules
 ) -> tuple[list[_Candidate], int | None, str | None]:
     """Pairs from annotators' answers. Returns (pairs, index of the humans' best response or None, reason)."""
-    hr = [_num(r) for r in _aligned(ann.get("human_ratings"), n)]
+    hr = [agreement_mod.as_number(r) for r in _aligned(ann.get("human_ratings"), n)]
     pref = _pref_index(ann)
     if pref == -1:  # annotators said tie
         rated = [c for c in cands if hr[c] is not None]
@@ -491,7 +480,7 @@ def _row_pairs(
     human = _human_answered(ann, n) and rules.preference_source != SOURCE_JUDGE
     if rules.preference_source == SOURCE_HUMAN and not human:
         return [], "no_human_answer"
-    judge = [_num(r) for r in _aligned(row.get("ratings"), n)]
+    judge = [agreement_mod.as_number(r) for r in _aligned(row.get("ratings"), n)]
     judge_broken = row.get("status") in (schema.STATUS_JUDGE_FAILED, schema.STATUS_JUDGE_UNPARSEABLE)
     if not human and judge_broken:
         return [], "judge_failed"
@@ -517,7 +506,7 @@ def _row_pairs(
     sources = [_text(s) or f"response {i}" for i, s in enumerate(_aligned(row.get("response_sources"), n))]
     langs = _aligned(row.get("detected_languages"), n)
     match = _aligned(row.get("language_match"), n)
-    hr = [_num(r) for r in _aligned(ann.get("human_ratings"), n)] if (human and ann) else [None] * n
+    hr = [agreement_mod.as_number(r) for r in _aligned(ann.get("human_ratings"), n)] if (human and ann) else [None] * n
 
     improved = _text(ann.get("improved_response")) if (human and ann) else ""
     improved_pair: _Candidate | None = None
@@ -582,7 +571,7 @@ def _row_pairs(
                 tie=cp.tie,
                 preference_source=cp.source,
                 n_annotators=int(ann.get("n_annotators") or 0) if ann else 0,  # None under "judge only"
-                agreement=_num(ann.get("agreement")) if (ann and human) else None,
+                agreement=agreement_mod.as_number(ann.get("agreement")) if (ann and human) else None,
                 chosen_model=IMPROVED_SOURCE if is_improved else sources[cp.chosen],
                 rejected_model=sources[cp.rejected],
                 chosen_language=None if is_improved else langs[cp.chosen],
