@@ -163,3 +163,23 @@ def test_hub_checkpoint_is_restored_after_a_restart(session, fake_hub, monkeypat
                         *_fields("http://127.0.0.1:9/v1", models="fake-a", rows=8),
                         oauth_token=_token("hf_other_write"), profile=_profile("other"))  # fmt: skip
     assert "is not a checkpoint of this run" in text and other.run is None
+
+
+@pytest.mark.parametrize("hedge", [True, False])
+def test_backup_requests_follow_the_checkbox(session, hedge):
+    """The last call of the run straggles: with the box ticked it gets a backup request, unticked it never does."""
+    import threading
+
+    lock, count = threading.Lock(), [0]
+
+    def latency() -> float:
+        with lock:
+            count[0] += 1
+            return 3.0 if count[0] == 36 else 0.01  # 12 rows x (2 generations + 1 judge) = 36 calls
+
+    with FakeLLMServer(responder=ultrafeedback_responder, latency=latency) as srv:
+        tab.start(session, True, False, 100, "", "", "", *_fields(srv.base_url), hedge)  # start over: all 36 calls
+        _run_to_end(session)
+    snap = session.run.snapshot()
+    assert snap.counts.get("ok") == 12 and count[0] >= 36
+    assert (snap.hedged_calls > 0) is hedge

@@ -217,9 +217,10 @@ def estimate(session: Session, gen_kind: str, gen_models: str, gen_provider: str
 def start(session: Session, restart: bool, hub_checkpoints: bool, every: Any, repo: str, gen_key: str,
           judge_key: str, gen_kind: str, gen_models: str, gen_provider: str, gen_url: str, judge_kind: str,
           judge_model: str, judge_provider: str, judge_url: str, aspect: str, system_prompt: str, max_rows: Any,
-          max_new: Any, budget: Any, concurrency: Any, temperature: Any, top_p: Any,
+          max_new: Any, budget: Any, concurrency: Any, temperature: Any, top_p: Any, hedge: bool = True,
           oauth_token: gr.OAuthToken | None = None, profile: gr.OAuthProfile | None = None) -> tuple[str, Any]:  # fmt: skip
-    """Start (or resume) a run. Returns (progress markdown, timer update)."""
+    """Start (or resume) a run. Returns (progress markdown, timer update). ``hedge``: backup requests for the
+    slowest calls at the very end of the run (a few extra calls for a shorter tail)."""
     fields = (gen_kind, gen_models, gen_provider, gen_url, judge_kind, judge_model, judge_provider, judge_url, aspect, system_prompt, max_rows, max_new, budget, concurrency, temperature, top_p)
     if session.filtered is None or session.filtered.rows == 0:
         warn("No filtered data yet: load and filter a language in 1. Filter first.")
@@ -270,7 +271,7 @@ def start(session: Session, restart: bool, hub_checkpoints: bool, every: Any, re
     try:
         handle = generate.start_run(
             filtered.table, settings, ckpt, restart=restart, token=token, api_keys=api_keys,
-            on_checkpoint=on_checkpoint, checkpoint_every=every_n, source=source,
+            on_checkpoint=on_checkpoint, checkpoint_every=every_n, source=source, hedge=bool(hedge),
         )  # fmt: skip
     except RunError as exc:
         warn(str(exc))
@@ -413,6 +414,9 @@ def build(session: gr.State, tab: gr.Tab) -> None:
             hub_checkpoints = gr.Checkbox(value=True, label="Checkpoint to a private dataset in my namespace",
                                           info="Needs sign-in; a restart then loses at most N rows.")  # fmt: skip
             every = gr.Number(label="Checkpoint every N rows", value=100, precision=0, minimum=10)
+            hedge = gr.Checkbox(value=True, label="Backup requests for the slowest calls at the end",
+                                info="A shorter tail for a few extra calls: at most max(concurrency, 2.5% of the "
+                                     "calls), only while slots would sit idle.")  # fmt: skip
     fields = [gen["kind"], gen["model"], gen["provider"], gen["base_url"], jud["kind"], jud["model"],
               jud["provider"], jud["base_url"], aspect, system_prompt, max_rows, max_new, budget, concurrency,
               temperature, top_p]  # fmt: skip
@@ -449,7 +453,7 @@ def build(session: gr.State, tab: gr.Tab) -> None:
     )  # fmt: skip
     estimate_btn.click(estimate, inputs=[session, *fields], outputs=estimate_md)
     start_btn.click(
-        start, inputs=[session, restart, hub_checkpoints, every, repo, gen["api_key"], jud["api_key"], *fields],
+        start, inputs=[session, restart, hub_checkpoints, every, repo, gen["api_key"], jud["api_key"], *fields, hedge],
         outputs=[progress_md, timer],
     ).then(estimate, inputs=[session, *fields], outputs=estimate_md)  # fmt: skip
     cancel_btn.click(cancel, inputs=session, outputs=progress_md)
