@@ -183,3 +183,18 @@ def test_backup_requests_follow_the_checkbox(session, hedge):
     snap = session.run.snapshot()
     assert snap.counts.get("ok") == 12 and count[0] >= 36
     assert (snap.hedged_calls > 0) is hedge
+
+
+def test_people_who_are_not_signed_in_never_share_a_run(session):
+    """Two anonymous sessions with the same data and settings get separate checkpoints; a signed-in user keeps the
+    same one across sessions (so a run resumes after a reload)."""
+    other = Session()
+    other.filtered = session.filtered
+    settings = tab.make_settings(*_fields("http://127.0.0.1:9/v1"))
+    mine = tab.checkpoint_for(session.filtered, settings, tab.run_owner(session, None)).path
+    theirs = tab.checkpoint_for(other.filtered, settings, tab.run_owner(other, None)).path
+    assert mine != theirs
+    assert tab.checkpoint_for(session.filtered, settings, tab.run_owner(session, None)).path == mine  # stable
+    alice = _profile("alice")
+    assert (tab.checkpoint_for(session.filtered, settings, tab.run_owner(session, alice)).path
+            == tab.checkpoint_for(other.filtered, settings, tab.run_owner(other, alice)).path)

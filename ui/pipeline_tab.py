@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import html
 import re
+import secrets
 from typing import Any
 
 import gradio as gr
@@ -101,6 +102,15 @@ def checkpoint_for(filtered: Any, settings: RunSettings, user: str | None) -> Ch
     who = re.sub(r"[^A-Za-z0-9_.-]", "_", user or "local")
     code = re.sub(r"[^a-z0-9]", "", (getattr(filtered, "language_code", "") or "xx").lower()) or "xx"
     return Checkpoint(generate.default_data_dir() / "runs" / who / f"{code}-{data}-{settings.fingerprint()}.jsonl")
+
+
+def run_owner(session: Session, profile: gr.OAuthProfile | None) -> str:
+    """Whose checkpoints these are: the signed-in user (so a run resumes in any later session), else this browser
+    session alone (a random key kept in the session), so people who are not signed in never share results."""
+    user = username_of(profile)
+    if user:
+        return user
+    return session.extra.setdefault("anonymous_run_key", f"anonymous-{secrets.token_hex(8)}")
 
 
 def default_repo(user: str | None, filtered: Any) -> str:
@@ -206,7 +216,7 @@ def estimate(session: Session, gen_kind: str, gen_models: str, gen_provider: str
         settings = make_settings(*fields)
     except (RunError, inference.InferenceError) as exc:
         return _safe(getattr(exc, "message", str(exc)))
-    ckpt = checkpoint_for(session.filtered, settings, username_of(profile))
+    ckpt = checkpoint_for(session.filtered, settings, run_owner(session, profile))
     try:
         generate.check_checkpoint(settings, ckpt)
     except RunError as exc:
@@ -244,7 +254,7 @@ def start(session: Session, restart: bool, hub_checkpoints: bool, every: Any, re
         if backend.kind == "openai" and (key or "").strip():
             api_keys[backend.base_url] = key.strip()
     filtered = session.filtered
-    ckpt = checkpoint_for(filtered, settings, user)
+    ckpt = checkpoint_for(filtered, settings, run_owner(session, profile))
     source, language, code = recipe.source_from_filtered(filtered)
     meta = recipe.build_raw_meta(settings, None, source=source, language=language, language_code=code)
     notes: list[str] = []
