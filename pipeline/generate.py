@@ -448,9 +448,17 @@ class Checkpoint:
             p.unlink(missing_ok=True)
 
 
+SPACE_PERSISTENT_DIR = Path("/data")  # a Space's persistent storage, when the owner has enabled it
+
+
 def default_data_dir() -> Path:
-    """Where the app and CLI keep run checkpoints (``DPO_STUDIO_DATA_DIR``, else ``~/.cache/dpo-studio/data``)."""
-    return Path(os.environ.get("DPO_STUDIO_DATA_DIR") or Path.home() / ".cache" / "dpo-studio" / "data")
+    """Where the app and CLI keep run checkpoints: ``DPO_STUDIO_DATA_DIR``; else, on a Space with persistent
+    storage, ``/data/dpo-studio`` (so checkpoints survive a restart); else ``~/.cache/dpo-studio/data``."""
+    if os.environ.get("DPO_STUDIO_DATA_DIR"):
+        return Path(os.environ["DPO_STUDIO_DATA_DIR"])
+    if os.environ.get("SYSTEM") == "spaces" and SPACE_PERSISTENT_DIR.is_dir() and os.access(SPACE_PERSISTENT_DIR, os.W_OK):
+        return SPACE_PERSISTENT_DIR / "dpo-studio"
+    return Path.home() / ".cache" / "dpo-studio" / "data"
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -278,3 +278,18 @@ def test_credentials_go_to_the_right_backend_and_are_never_written(tmp_path):
         assert hf_token not in text and api_key not in text, path
     shown = json.dumps(handle.latest_rows()) + repr(handle.__dict__) + handle.snapshot().message
     assert hf_token not in shown and api_key not in shown
+
+
+def test_default_data_dir_prefers_the_setting_then_space_storage(tmp_path, monkeypatch):
+    from pipeline import generate as g
+
+    monkeypatch.setenv("DPO_STUDIO_DATA_DIR", str(tmp_path / "set"))
+    assert g.default_data_dir() == tmp_path / "set"
+    monkeypatch.delenv("DPO_STUDIO_DATA_DIR")
+    storage = tmp_path / "data"
+    storage.mkdir()
+    monkeypatch.setattr(g, "SPACE_PERSISTENT_DIR", storage)
+    monkeypatch.setenv("SYSTEM", "spaces")
+    assert g.default_data_dir() == storage / "dpo-studio"
+    monkeypatch.delenv("SYSTEM")  # not a Space: never write to /data
+    assert g.default_data_dir() == g.Path.home() / ".cache" / "dpo-studio" / "data"
