@@ -370,7 +370,10 @@ def _default_limit(kind: str) -> int:
     env = os.environ.get("DPO_STUDIO_MAX_CONCURRENCY", "").strip()
     if env.isdigit() and int(env) > 0:
         return int(env)
-    return 8 if kind == "serverless" else 32
+    # Serverless calls spend each user's own quota (the router answers 429 per token, and we retry), so the
+    # process-wide cap is only a safety net and each run's own concurrency governs; a shared endpoint or
+    # OpenAI-compatible server is one machine for everyone, so it gets a tighter cap.
+    return 64 if kind == "serverless" else 32
 
 
 _LIMITERS: dict[tuple[str, ...], ConcurrencyLimiter] = {}
@@ -390,7 +393,7 @@ def limiter_for(backend: Backend) -> ConcurrencyLimiter:
 def set_concurrency_limit(backend: Backend, limit: int) -> None:
     """At most ``limit`` requests in flight to ``backend`` at once, across the whole process.
 
-    Defaults: 8 per serverless model, 32 per endpoint/OpenAI-compatible server (``DPO_STUDIO_MAX_CONCURRENCY``
+    Defaults: 64 per serverless model, 32 per endpoint/OpenAI-compatible server (``DPO_STUDIO_MAX_CONCURRENCY``
     overrides both). The pipeline sets its own concurrency here before a run."""
     limiter_for(backend).set_limit(limit)
 

@@ -348,3 +348,13 @@ def test_credentials_in_a_base_url_never_reach_messages():
     with pytest.raises(InferenceError) as info:
         run(achat(backend, MESSAGES, GenParams(), None, retry=NO_RETRY))
     assert "s3cret" not in info.value.message and "abc" not in info.value.message
+
+
+def test_default_caps_leave_room_for_many_users_on_serverless(monkeypatch):
+    """Serverless calls spend each user's own quota: several users' runs (up to 64 at once each) are not squeezed
+    into one small shared cap; a shared OpenAI-compatible server keeps a tighter one."""
+    monkeypatch.delenv("DPO_STUDIO_MAX_CONCURRENCY", raising=False)
+    assert inference.concurrency_limit(inference.Backend("serverless", "org/default-cap-model")) == 64
+    assert inference.concurrency_limit(inference.Backend("openai", "m", base_url="http://127.0.0.1:7/v1")) == 32
+    monkeypatch.setenv("DPO_STUDIO_MAX_CONCURRENCY", "5")
+    assert inference.concurrency_limit(inference.Backend("serverless", "org/another-cap-model")) == 5
