@@ -281,7 +281,7 @@ def test_credentials_go_to_the_right_backend_and_are_never_written(tmp_path):
 
 
 def test_default_data_dir_prefers_the_setting_then_space_storage(tmp_path, monkeypatch):
-    from pipeline import generate as g
+    from pipeline import checkpoint as g
 
     monkeypatch.setenv("DPO_STUDIO_DATA_DIR", str(tmp_path / "set"))
     assert g.default_data_dir() == tmp_path / "set"

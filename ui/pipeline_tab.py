@@ -32,7 +32,6 @@ NO_DATA = "**No filtered data yet.** Load and filter a language in **1. Filter**
 DEFAULT_ROW_LIMIT = 100
 POLL_S = 1.0
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|>~])")
-_LOADED = "pipeline_loaded_run"  # session.extra: id of the run whose results are in session.raw
 
 
 def _safe(text: Any) -> str:
@@ -110,7 +109,9 @@ def run_owner(session: Session, profile: gr.OAuthProfile | None) -> str:
     user = username_of(profile)
     if user:
         return user
-    return session.extra.setdefault("anonymous_run_key", f"anonymous-{secrets.token_hex(8)}")
+    if not session.pipeline_tab.anonymous_key:
+        session.pipeline_tab.anonymous_key = f"anonymous-{secrets.token_hex(8)}"
+    return session.pipeline_tab.anonymous_key
 
 
 def default_repo(user: str | None, filtered: Any) -> str:
@@ -124,7 +125,7 @@ def progress_markdown(snap: generate.Progress, hub_message: str = "") -> str:
     filled = int(pct // 5)
     bar = "█" * filled + "░" * (20 - filled)
     fails = [f"{v} {k.replace('_', ' ')}" for k, v in snap.counts.items() if k != schema.STATUS_OK and v]
-    eta = f" · ETA {generate._duration(snap.eta_s)}" if snap.eta_s is not None else ""
+    eta = f" · ETA {generate.duration(snap.eta_s)}" if snap.eta_s is not None else ""
     lines = [
         f"`{bar}` **{snap.done:,} / {snap.total:,} rows** ({pct:.0f}%) · {snap.counts.get('ok', 0):,} ok"
         + (f" · {', '.join(fails)}" if fails else " · no failures")
@@ -181,8 +182,8 @@ def on_select(session: Session, gen_models: str, system_prompt: str, repo: str,
     choice = session.model_choice
     stamp = None if choice is None else (choice.model, choice.backend, choice.base_url, choice.provider,
                                          choice.system_prompt)  # fmt: skip
-    if choice is not None and session.extra.get("pipeline_prefilled") != stamp:
-        session.extra["pipeline_prefilled"] = stamp
+    if choice is not None and session.pipeline_tab.prefilled != stamp:
+        session.pipeline_tab.prefilled = stamp
         updates = {
             "gen_kind": gr.update(value=choice.backend),
             "gen_models": gr.update(value=choice.model),
@@ -287,7 +288,7 @@ def start(session: Session, restart: bool, hub_checkpoints: bool, every: Any, re
         warn(str(exc))
         return _safe(str(exc)), gr.Timer(active=False)
     session.run = handle
-    session.extra["pipeline_meta"] = meta
+    session.pipeline_tab.run_meta = meta
     info(f"Started: {handle.plan.summary()}")
     text = progress_markdown(handle.snapshot())
     if notes:
@@ -307,7 +308,7 @@ def cancel(session: Session) -> str:
 def _load_results(session: Session, handle: generate.RunHandle) -> None:
     """Put the run's table (every id once) and metadata in the session for the Argilla and Export tabs."""
     table = handle.table()
-    meta = dict(session.extra.get("pipeline_meta") or {})
+    meta = dict(session.pipeline_tab.run_meta or {})
     settings = handle.settings
     source, language, code = recipe.source_from_filtered(session.filtered)
     fresh = recipe.build_raw_meta(settings, table, source=meta.get("source") or source,
@@ -317,7 +318,7 @@ def _load_results(session: Session, handle: generate.RunHandle) -> None:
     fresh["hedged_calls"] = handle.snapshot().hedged_calls
     session.raw = table
     session.raw_meta = fresh
-    session.extra[_LOADED] = id(handle)
+    session.pipeline_tab.loaded_run = id(handle)
 
 
 def poll(session: Session) -> tuple:
@@ -333,7 +334,7 @@ def poll(session: Session) -> tuple:
         lang_df = pd.DataFrame(langs)[["source", "rate"]] if langs else _empty_langs()
         return (progress_markdown(snap, handle.hub_message), latest, rating_df, lang_df, gr.update(),
                 gr.Timer(active=True))  # fmt: skip
-    if session.extra.get(_LOADED) != id(handle):
+    if session.pipeline_tab.loaded_run != id(handle):
         _load_results(session, handle)
     rating_df, lang_df = _plots_from_table(session.raw)
     text = progress_markdown(snap, handle.hub_message)

@@ -1,0 +1,97 @@
+"""Credentials of one run or call: which secret goes to which backend, and scrubbing them from text.
+
+Owns the routing rule of the whole app and CLI, in one place: the user's HF token goes to ``serverless`` and
+``endpoint`` backends only; an OpenAI-compatible server gets the API key given for its base URL, or nothing, so
+the HF token never reaches a third-party URL. A :class:`Credentials` lives only as long as the run or call that
+uses it: it is never stored in a session, written, logged or shown (its ``repr`` hides everything).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+__all__ = ["Credentials", "api_keys_for", "env_api_key", "public_url", "scrub"]
+
+
+def public_url(url: str) -> str:
+    """``url`` without user info, query or fragment (where credentials could hide), for cards and checkpoints.
+
+    >>> public_url("https://user:pw@host:8080/v1?key=s#x")
+    'https://host:8080/v1'
+    """
+    if not url:
+        return ""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+def _url_key(url: str) -> str:
+    return public_url((url or "").strip()).rstrip("/")
+
+
+class Credentials:
+    """The credentials of one run: ``token`` (the user's HF token) and ``api_keys`` (OpenAI-compatible base URL ->
+    key). :meth:`for_backend` picks the one a backend may see; :meth:`scrub` removes all of them from a text."""
+
+    __slots__ = ("_token", "_keys")
+
+    def __init__(self, token: str | None = None, api_keys: Mapping[str, str] | None = None) -> None:
+        self._token = token or None
+        self._keys = {_url_key(u): k for u, k in (api_keys or {}).items() if k}
+
+    @property
+    def token(self) -> str | None:
+        """The HF token (for Hub calls made on the user's behalf)."""
+        return self._token
+
+    def for_backend(self, backend: Any) -> str | None:
+        """The secret ``backend`` may receive: an API key for an OpenAI-compatible URL, else the HF token."""
+        if getattr(backend, "kind", "") == "openai":
+            return self._keys.get(_url_key(getattr(backend, "base_url", "")))
+        return self._token
+
+    def scrub(self, text: str) -> str:
+        """``text`` with every secret replaced by ``***``."""
+        for secret in (self._token, *self._keys.values()):
+            if secret and secret in text:
+                text = text.replace(secret, "***")
+        return text
+
+    def __repr__(self) -> str:
+        return "Credentials(***)"
+
+
+def api_keys_for(backends: Iterable[Any], key: str | Mapping[Any, str] | None) -> dict[str, str]:
+    """Base URL -> API key for the OpenAI-compatible ``backends``.
+
+    ``key`` is one key for all of them (the CLI's ``OPENAI_API_KEY``), or a mapping from backend to its key (the
+    Pipeline tab's generator key and judge key). Blank keys are left out.
+    """
+    out: dict[str, str] = {}
+    for backend in backends:
+        if getattr(backend, "kind", "") != "openai":
+            continue
+        value = key.get(backend) if isinstance(key, Mapping) else key
+        if value and value.strip():
+            out[backend.base_url] = value.strip()
+    return out
+
+
+def env_api_key() -> str | None:
+    """The CLI's key for OpenAI-compatible servers: ``OPENAI_API_KEY`` from the environment."""
+    return os.environ.get("OPENAI_API_KEY") or None
+
+
+def scrub(text: str, secrets: Credentials | str | None) -> str:
+    """``text`` without the secrets of ``secrets`` (a :class:`Credentials` or one secret)."""
+    if isinstance(secrets, Credentials):
+        return secrets.scrub(text)
+    if secrets and secrets in text:
+        text = text.replace(secrets, "***")
+    return text

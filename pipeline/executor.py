@@ -1,0 +1,726 @@
+"""The executor of step 3: generate second responses, judge them with UltraFeedback and check their language — continuously.
+
+For each row of the filtered set, the executor asks every generator model for a response (system prompt + prompt),
+and as soon as *that row's* generations are done it starts the row's judge call and, in parallel, the language check
+of every response (the human one too). One bounded concurrency limit covers every call of the run; there are no
+batch barriers, so a slow call only holds up its own row.
+
+Results are appended to a JSON Lines checkpoint as rows finish (one line per row, ``schema.RAW_COLUMNS`` exactly;
+the last line for an id wins). Running again with the same checkpoint resumes: rows already ``ok`` are never re-run,
+missing rows are run, and failed rows are re-run *cheaply* (a row whose judge failed keeps its responses and is only
+re-judged; a row where one generator failed only re-asks that generator). The final table has every id exactly once.
+
+A run stops early, keeping every finished row, when it is cancelled, when the token is rejected (401/403: the run is
+*paused* with a message saying why), when a model does not exist (404), or when the token budget is spent.
+
+The run executes in a background thread with its own event loop (:func:`start_run`) and reports through a
+:class:`~pipeline.runhandle.RunHandle` that Gradio handlers and the CLI poll. Settings live in
+:mod:`pipeline.settings`, the checkpoint file in :mod:`pipeline.checkpoint`, credentials in :mod:`pipeline.credentials`. Tokens are passed per run and live only in the running
+coroutine: they are never written to the checkpoint, the handle, the logs or the screen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import heapq
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from pipeline import judge as judge_mod
+from pipeline import schema
+from pipeline.checkpoint import Checkpoint, Entry
+from pipeline.credentials import Credentials
+from pipeline.runhandle import (
+    STATE_CANCELLED,
+    STATE_DONE,
+    STATE_FAILED,
+    STATE_PAUSED,
+    STATE_STOPPED,
+    RunHandle,
+    prepare_run,
+)
+from pipeline.settings import RunError, RunSettings, estimate_tokens
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pipeline.inference import Backend, ChatResult, GenParams
+
+log = logging.getLogger(__name__)
+
+__all__ = ["ChatFn", "execute", "run_async", "start_run"]
+
+
+class ChatFn(Protocol):
+    """What the executor calls for every model call; the default is :func:`pipeline.inference.achat`."""
+
+    def __call__(
+        self, backend: Backend, messages: list[dict], params: GenParams, token: str | None
+    ) -> Awaitable[ChatResult]: ...
+
+
+
+class _Stop(Exception):
+    """A condition that ends the whole run early (auth rejected, model not found)."""
+
+    def __init__(self, state: str, message: str) -> None:
+        super().__init__(message)
+        self.state = state
+        self.message = message
+
+
+def _error_kind(exc: BaseException) -> tuple[str, int | None, str]:
+    """(kind, status, message) of an inference error; unknown exceptions are kind "error"."""
+    kind = getattr(exc, "kind", None) or "error"
+    status = getattr(exc, "status", None)
+    message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+    return str(kind), status, str(message)
+
+
+def _is_auth(kind: str, status: int | None) -> bool:
+    return kind in ("auth", "unauthorized", "forbidden") or status in (401, 403)
+
+
+def _is_not_found(kind: str, status: int | None) -> bool:
+    return kind in ("not_found", "model_not_found") or status == 404
+
+
+class _PooledChat:
+    """The default chat function: one ``pipeline.inference.AsyncChat`` (one connection pool) per backend for the
+    whole run, inside the run's event loop. Raises the process-wide per-backend limit to the run's concurrency."""
+
+    def __init__(self, concurrency: int, retry: Any = None, timeout: float = 120.0) -> None:
+        self._chats: dict[Any, Any] = {}
+        self._concurrency = concurrency
+        self._retry = retry
+        self._timeout = timeout
+
+    async def __call__(self, backend: Any, messages: list[dict], params: Any, token: str | None) -> Any:
+        from pipeline import inference
+
+        chat = self._chats.get(backend)
+        if chat is None:
+            if inference.concurrency_limit(backend) < self._concurrency:
+                inference.set_concurrency_limit(backend, self._concurrency)
+            chat = self._chats[backend] = inference.AsyncChat(
+                backend, token, retry=self._retry or inference.DEFAULT_RETRY, timeout=self._timeout
+            )
+        return await chat(messages, params)
+
+    async def aclose(self) -> None:
+        for chat in self._chats.values():
+            try:
+                await chat.aclose()
+            except Exception:  # noqa: BLE001 - closing is best effort
+                pass
+        self._chats.clear()
+
+
+PRIORITY_GENERATION, PRIORITY_JUDGE = 0, 1  # generations first: a row's chain is longest before it starts
+
+
+class _Slots:
+    """The run's concurrency limit: at most ``n`` calls in flight, granted by priority (then FIFO).
+
+    Generations go before judge calls (the critical-path rule: start the longest remaining chains first), which
+    shortens the run's tail. ``preempt`` (set by the executor) may free a slot held by a hedge copy when real work
+    is waiting.
+    """
+
+    def __init__(self, n: int) -> None:
+        self.free = n
+        self._waiters: list[tuple[int, int, asyncio.Future]] = []
+        self._seq = 0
+        self.preempt: Callable[[], bool] | None = None
+
+    @property
+    def idle(self) -> bool:
+        """A slot is free and nobody is waiting for one."""
+        return self.free > 0 and not self._waiters
+
+    def try_acquire(self) -> bool:
+        if self.idle:
+            self.free -= 1
+            return True
+        return False
+
+    async def acquire(self, priority: int) -> None:
+        if self.try_acquire():
+            return
+        future = asyncio.get_running_loop().create_future()
+        self._seq += 1
+        heapq.heappush(self._waiters, (priority, self._seq, future))
+        if self.free <= 0 and self.preempt is not None:
+            self.preempt()
+        try:
+            await future
+        except BaseException:
+            if future.done() and not future.cancelled():
+                self.release()  # granted while being cancelled: give it back
+            else:
+                self._waiters = [w for w in self._waiters if w[2] is not future]
+                heapq.heapify(self._waiters)
+            raise
+
+    def release(self) -> None:
+        while self._waiters:
+            _, _, future = heapq.heappop(self._waiters)
+            if not future.done():
+                future.set_result(None)
+                return
+        self.free += 1
+
+
+@dataclass(eq=False)
+class _Flight:
+    """One logical call in flight: its primary request and, at the run's tail, at most one hedge copy."""
+
+    kind: str  # "generation" | "judge"
+    started: float
+    call: Callable[[], Awaitable[Any]]
+    result: asyncio.Future
+    tasks: list = field(default_factory=list)
+    hedge: asyncio.Task | None = None
+    errors: list = field(default_factory=list)
+
+
+class _Hedger:
+    """Backup requests for stragglers at the end of a run ("The Tail at Scale").
+
+    Only when the run has nothing else to do (a slot is free and no call is waiting), a call that has been running
+    for more than ``factor`` × the median latency of its kind gets ONE duplicate request; whichever answers first
+    is used and the other is cancelled. Hedge copies give their slot back at once when real work arrives, and
+    at most ``cap`` copies are made per run, so they cost a few calls at the very end of a run and nothing else.
+    """
+
+    def __init__(self, slots: _Slots, cap: int, factor: float = 1.5, min_samples: int = 8) -> None:
+        self.slots = slots
+        self.cap = cap
+        self.factor = factor
+        self.min_samples = min_samples
+        self.used = 0
+        self.flights: set[_Flight] = set()
+        self.latencies: dict[str, collections.deque] = {}
+        self.enabled = True
+        self.tail = False  # set once every row has been started: only then are idle slots really idle
+        self.on_hedge: Callable[[], None] | None = None
+        slots.preempt = self.preempt
+
+    def observe(self, kind: str, seconds: float) -> None:
+        self.latencies.setdefault(kind, collections.deque(maxlen=200)).append(seconds)
+
+    def threshold(self, kind: str) -> float | None:
+        seen = self.latencies.get(kind)
+        if not seen or len(seen) < self.min_samples:
+            return None
+        return self.factor * sorted(seen)[len(seen) // 2]
+
+    def preempt(self) -> bool:
+        """Cancel the newest hedge copy so its slot goes to real work. True if one was cancelled."""
+        running = [f for f in self.flights if f.hedge is not None and not f.hedge.done()]
+        if not running:
+            return False
+        newest = max(running, key=lambda f: f.hedge.get_name())
+        newest.hedge.cancel()
+        return True
+
+    def tick(self) -> None:
+        if not (self.enabled and self.tail) or self.used >= self.cap or not self.slots.idle:
+            return
+        now = time.monotonic()
+        candidates = []
+        for flight in self.flights:
+            limit = self.threshold(flight.kind)
+            if flight.hedge is None and not flight.result.done() and limit is not None:
+                if now - flight.started >= limit:
+                    candidates.append(flight)
+        for flight in sorted(candidates, key=lambda f: f.started):
+            if self.used >= self.cap or not self.slots.try_acquire():
+                return
+            self.used += 1
+            flight.hedge = _start_request(self, flight, name=f"hedge-{self.used:06d}")
+            if self.on_hedge is not None:
+                self.on_hedge()
+
+    async def run(self, interval: float = 0.02) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            self.tick()
+
+
+def _start_request(hedger: _Hedger, flight: _Flight, name: str) -> asyncio.Task:
+    """Start one request of ``flight`` (its slot is already held) and settle the flight when it ends."""
+    task = asyncio.ensure_future(flight.call())
+    task.set_name(name)
+    flight.tasks.append(task)
+
+    def done(t: asyncio.Task) -> None:
+        hedger.slots.release()
+        if flight.result.done():
+            return
+        if t.cancelled():
+            if all(x.done() for x in flight.tasks) and not flight.result.done():
+                flight.result.set_exception(flight.errors[0] if flight.errors else asyncio.CancelledError())
+            return
+        exc = t.exception()
+        if exc is None:
+            hedger.observe(flight.kind, time.monotonic() - flight.started)
+            flight.result.set_result(t.result())
+            return
+        flight.errors.append(exc)
+        if all(x.done() for x in flight.tasks):
+            flight.result.set_exception(flight.errors[0])
+
+    task.add_done_callback(done)
+    return task
+
+
+class _Executor:
+    def __init__(
+        self,
+        rows: list[tuple[dict, Entry | None]],
+        settings: RunSettings,
+        checkpoint: Checkpoint,
+        handle: RunHandle,
+        chat_fn: ChatFn,
+        secrets: Credentials,
+        on_checkpoint: Callable[[RunHandle], None] | None,
+        checkpoint_every: int,
+        detect: Callable[[list[str], str], list[Any]] | None,
+        hedge: bool = True,
+    ) -> None:
+        self.rows = rows
+        self.s = settings
+        self.ckpt = checkpoint
+        self.handle = handle
+        self.chat = chat_fn
+        self._secrets = secrets
+        self.on_checkpoint = on_checkpoint
+        self.every = max(1, checkpoint_every)
+        self.detect = detect
+        self.slots = _Slots(settings.concurrency)
+        # rows in flight: twice the concurrency, so generations can run ahead of judge calls
+        self.row_slots = asyncio.Semaphore(2 * settings.concurrency)
+        planned = sum(len(settings.generators) + 1 for _ in rows)
+        # at most one backup per slot (one tail's worth), or 2.5% of the calls for long runs
+        self.hedger = _Hedger(self.slots, cap=max(settings.concurrency, planned // 40))
+        self.hedger.enabled = hedge
+        self.hedger.on_hedge = handle.count_hedge
+        self.gen_params = settings.gen_params()
+        self.judge_params = settings.judge_params()
+        self.budget_hit = False
+        self.max_failures_in_a_row = max(10, 2 * settings.concurrency)
+        self._failed_in_a_row = 0
+        self._since_sync = 0
+        self._sync_task: asyncio.Task | None = None
+        self._fh: Any = None
+
+    # --- calls ---
+    async def _call(self, backend: Any, messages: list[dict], params: Any, kind: str = "generation") -> tuple[Any, int]:
+        key = self._secrets.for_backend(backend)
+        flight = _Flight(
+            kind, 0.0, lambda: self.chat(backend, messages, params, key), asyncio.get_running_loop().create_future()
+        )
+        await self.slots.acquire(PRIORITY_GENERATION if kind == "generation" else PRIORITY_JUDGE)
+        try:
+            flight.started = time.monotonic()
+            _start_request(self.hedger, flight, name="primary")  # from here on the request owns the slot
+        except BaseException:
+            self.slots.release()
+            raise
+        self.hedger.flights.add(flight)
+        try:
+            result = await flight.result
+        finally:
+            self.hedger.flights.discard(flight)
+            for task in flight.tasks:
+                task.cancel()  # the slower copy, or everything when this row is cancelled
+            if not flight.result.done():
+                flight.result.cancel()
+            elif not flight.result.cancelled():
+                flight.result.exception()  # retrieved: no "never retrieved" warning
+        used = (getattr(result, "prompt_tokens", None) or sum(estimate_tokens(m["content"]) for m in messages)) + (
+            getattr(result, "completion_tokens", None) or estimate_tokens(getattr(result, "text", "") or "")
+        )
+        return result, used
+
+    def _fatal(self, exc: BaseException, backend: Any, what: str) -> None:
+        kind, status, message = _error_kind(exc)
+        message = self._secrets.scrub(message)
+        if _is_auth(kind, status):
+            raise _Stop(
+                STATE_PAUSED,
+                f"Paused: the {what} call to {backend.model} was refused ({status or kind}: {message}). Your token "
+                "may have expired or lacks access: sign in again, then resume the run; finished rows are kept.",
+            ) from None
+        if _is_not_found(kind, status):
+            raise _Stop(
+                STATE_STOPPED,
+                f"Stopped: the {what} model {backend.model!r} was not found ({message}). Check the model id and "
+                "backend, then resume the run; finished rows are kept.",
+            ) from None
+
+    async def _generate(self, backend: Any, messages: list[dict]) -> tuple[str | None, str, int]:
+        """(text or None, failure reason, tokens used)."""
+        try:
+            result, used = await self._call(backend, messages, self.gen_params)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - every failure becomes an explicit row status
+            self._fatal(exc, backend, "generation")
+            kind, status, message = _error_kind(exc)
+            message = self._secrets.scrub(message)
+            if kind == "too_long":
+                return None, f"{backend.model}: the prompt is longer than the model's context window ({message})", 0
+            return None, f"{backend.model}: {message}", 0
+        text = (getattr(result, "text", "") or "").strip()
+        if not text:
+            reason = getattr(result, "finish_reason", None) or "unknown"
+            return None, f"{backend.model}: the model returned an empty response (finish reason: {reason})", used
+        return text, "", used
+
+    # --- rows ---
+    async def _row(self, row: dict, prior: Entry | None) -> None:
+        try:
+            await self._process(row, prior)
+        finally:
+            self.row_slots.release()
+
+    async def _process(self, row: dict, prior: Entry | None) -> None:
+        s = self.s
+        n_gen = len(s.generators)
+        human = row.get("response", "") or ""
+        prompt = row.get("prompt", "") or ""
+        target = row.get("language_code", "") or ""
+        previous = self.ckpt.read_at(prior.offset) if prior is not None else None
+        reusable = previous is not None and list(previous.get("response_sources") or []) == s.sources
+
+        messages = ([{"role": "system", "content": s.system_prompt}] if s.system_prompt else []) + [
+            {"role": "user", "content": prompt}
+        ]
+        responses: list[str | None] = [human] + [None] * n_gen
+        jobs: dict[int, Awaitable] = {}
+        for i, backend in enumerate(s.generators, start=1):
+            if reusable and (previous["responses"][i] or "").strip():
+                responses[i] = previous["responses"][i]
+            else:
+                jobs[i] = self._generate(backend, messages)
+        tokens = 0
+        reasons: list[str] = []
+        if jobs:
+            async with asyncio.TaskGroup() as group:  # a fatal error in one cancels the other generations
+                tasks = {i: group.create_task(job) for i, job in jobs.items()}
+            for i, task in tasks.items():
+                text, reason, used = task.result()
+                tokens += used
+                responses[i] = text
+                if text is None:
+                    reasons.append(reason)
+
+        texts = [r or "" for r in responses]
+        ratings: list[int | None] = [None] * len(texts)
+        rationales: list[str | None] = [None] * len(texts)
+        # The language check runs while the judge works.
+        lang_task = asyncio.ensure_future(self._languages(texts, target))
+        try:
+            if reasons:
+                status, error = schema.STATUS_GENERATION_FAILED, "; ".join(reasons)
+            else:
+                status, error, ratings, rationales, used = await self._judge(prompt, texts)
+                tokens += used
+            try:
+                langs = await lang_task
+            except Exception as exc:  # noqa: BLE001 - a detector failure must not lose the row
+                log.warning("language check failed: %s", type(exc).__name__)
+                langs = [None] * len(texts)
+        finally:
+            lang_task.cancel()
+
+        rec = {
+            "id": row["id"],
+            "prompt": prompt,
+            "system_prompt": s.system_prompt,
+            "target_language": target,
+            "responses": texts,
+            "response_sources": s.sources,
+            "ratings": ratings,
+            "rationales": rationales,
+            "detected_languages": [getattr(c, "detected", None) for c in langs],
+            "language_confidences": [
+                None if getattr(c, "confidence", None) is None else float(c.confidence) for c in langs
+            ],
+            "language_match": [getattr(c, "match", None) for c in langs],
+            "judge_model": s.judge.model,
+            "aspect": s.aspect,
+            "status": status,
+            "error": self._secrets.scrub(error),
+        }
+        self._write(rec)
+        self.handle.record(rec, prior.status if prior is not None else None, tokens)
+        self._after_row(rec)
+
+    async def _judge(self, prompt: str, texts: list[str]) -> tuple[str, str, list, list, int]:
+        s = self.s
+        n = len(texts)
+        try:
+            messages = judge_mod.judge_messages(prompt, texts, s.aspect)
+            result, used = await self._call(s.judge, messages, self.judge_params, kind="judge")
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            self._fatal(exc, s.judge, "judge")
+            kind, status, message = _error_kind(exc)
+            message = self._secrets.scrub(message)
+            if kind == "too_long":
+                message = f"the judge prompt is longer than the judge model's context window ({message})"
+            return schema.STATUS_JUDGE_FAILED, f"judge {s.judge.model}: {message}", [None] * n, [None] * n, 0
+        verdict = judge_mod.parse_judgement(getattr(result, "text", "") or "", n, s.aspect)
+        if not verdict.parsed:
+            return schema.STATUS_JUDGE_UNPARSEABLE, verdict.error, verdict.ratings, verdict.rationales, used
+        return schema.STATUS_OK, "", verdict.ratings, verdict.rationales, used
+
+    async def _languages(self, texts: list[str], target: str) -> list[Any]:
+        if self.detect is None:
+            return [None] * len(texts)
+        nonempty = [i for i, t in enumerate(texts) if t.strip()]
+        # inline: a check takes well under a millisecond (langdetect's sparse scorer); a thread hop costs more
+        checks = self.detect([texts[i] for i in nonempty], target) if nonempty else []
+        out: list[Any] = [None] * len(texts)
+        for i, c in zip(nonempty, checks):
+            out[i] = c
+        return out
+
+    # --- output ---
+    def _write(self, rec: dict) -> None:
+        if self._fh is None:
+            self.ckpt.path.parent.mkdir(parents=True, exist_ok=True)
+            self._fh = self.ckpt.path.open("a", encoding="utf-8")
+        self._fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
+        self._fh.flush()
+
+    def _after_row(self, rec: dict) -> None:
+        if self.s.max_tokens is not None and self.handle.tokens_used >= self.s.max_tokens:
+            self.budget_hit = True
+        if rec["status"] in (schema.STATUS_GENERATION_FAILED, schema.STATUS_JUDGE_FAILED):
+            self._failed_in_a_row += 1
+        else:
+            self._failed_in_a_row = 0
+        if self._failed_in_a_row >= self.max_failures_in_a_row:
+            raise _Stop(
+                STATE_STOPPED,
+                f"Stopped: {self._failed_in_a_row} rows in a row failed, so the run stopped instead of spending more "
+                f"calls. Last error: {rec['error']} Fix the cause, then resume the run; finished rows are kept.",
+            )
+        self._since_sync += 1
+        if self.on_checkpoint is not None and self._since_sync >= self.every:
+            self._start_sync()
+
+    def _start_sync(self) -> None:
+        if self._sync_task is not None and not self._sync_task.done():
+            return  # a push is still going; the next row will try again
+        self._since_sync = 0
+        if self._fh is not None:
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+        self._sync_task = asyncio.ensure_future(self._sync())
+
+    async def _sync(self) -> None:
+        try:
+            await asyncio.to_thread(self.on_checkpoint, self.handle)  # type: ignore[arg-type]
+            self.handle.hub_message = ""
+        except Exception as exc:  # noqa: BLE001 - a failed checkpoint push must not stop the run
+            self.handle.hub_message = self._secrets.scrub(f"Hub checkpoint failed: {exc}")
+            log.warning("hub checkpoint failed: %s", type(exc).__name__)
+
+    # --- main loop ---
+    async def run(self) -> tuple[str, str]:
+        stop: _Stop | None = None
+        hedging = asyncio.ensure_future(self.hedger.run())
+        try:
+            async with asyncio.TaskGroup() as group:
+                for row, prior in self.rows:
+                    await self.row_slots.acquire()
+                    if self.budget_hit:
+                        self.row_slots.release()
+                        break
+                    group.create_task(self._row(row, prior))
+                self.hedger.tail = True
+        except* _Stop as group_error:
+            stop = _first_leaf(group_error)  # type: ignore[assignment]
+        finally:
+            hedging.cancel()
+            if self._fh is not None:
+                self._fh.close()
+                self._fh = None
+            await self._final_sync()
+        if stop is not None:
+            return stop.state, stop.message
+        if self.budget_hit:
+            return (
+                STATE_STOPPED,
+                f"Stopped: the token budget ({self.s.max_tokens:,}) is spent ({self.handle.tokens_used:,} used). "
+                "Raise the budget and resume the run; finished rows are kept.",
+            )
+        return STATE_DONE, ""
+
+    async def _final_sync(self) -> None:
+        if self._sync_task is not None and not self._sync_task.done():
+            try:
+                await asyncio.shield(self._sync_task)
+            except (asyncio.CancelledError, Exception):  # noqa: BLE001
+                pass
+        if self.on_checkpoint is not None and self._since_sync > 0:
+            self._since_sync = 0
+            try:
+                await asyncio.shield(asyncio.ensure_future(self._sync()))
+            except asyncio.CancelledError:
+                pass
+
+
+def _default_detect() -> Callable[[list[str], str], list[Any]]:
+    from pipeline import langdetect
+
+    return langdetect.check_many
+
+
+def _first_leaf(exc: BaseException) -> BaseException:
+    while isinstance(exc, BaseExceptionGroup):
+        exc = exc.exceptions[0]
+    return exc
+
+
+async def execute(
+    handle: RunHandle,
+    *,
+    credentials: Credentials | None = None,
+    token: str | None = None,
+    api_keys: dict[str, str] | None = None,
+    chat_fn: ChatFn | None = None,
+    detect: Callable[[list[str], str], list[Any]] | None | str = "default",
+    on_checkpoint: Callable[[RunHandle], None] | None = None,
+    checkpoint_every: int = 100,
+    source: dict | None = None,
+    retry: Any = None,
+    timeout: float = 120.0,
+    hedge: bool = True,
+) -> RunHandle:
+    """Execute a prepared run in the current event loop; returns the handle once the run has ended.
+
+    ``credentials`` (:class:`~pipeline.credentials.Credentials`; or ``token`` and ``api_keys`` to build one) route
+    the user's HF token to serverless/endpoint backends and nowhere else, and an API key to its OpenAI-compatible
+    base URL. ``chat_fn(backend, messages, params, key)`` defaults to pooled
+    :class:`pipeline.inference.AsyncChat` clients.
+    ``detect(texts, target_code)`` is the language checker (default :func:`pipeline.langdetect.check_many`;
+    ``None`` skips it). ``on_checkpoint(handle)`` (sync, run in a worker thread) is called every ``checkpoint_every``
+    finished rows and once at the end, e.g. to push the checkpoint to the Hub; its failures never stop the run.
+    ``retry`` (a ``pipeline.inference.RetryPolicy``) and ``timeout`` (seconds per call) tune the default client.
+    ``hedge`` allows backup requests for stragglers at the very end of the run (see :class:`_Hedger`).
+    """
+    handle.attach(asyncio.get_running_loop(), asyncio.current_task())
+    settings, checkpoint = handle.settings, handle.checkpoint
+    checkpoint.write_meta(
+        {"fingerprint": settings.fingerprint(), "settings": settings.describe(), "source": source or {}}
+    )
+    handle.begin()
+    if handle.cancel_requested:
+        handle.end(STATE_CANCELLED, "Cancelled before it started; nothing was run.")
+        return handle
+    detector = _default_detect() if detect == "default" else detect
+    secrets = credentials or Credentials(token, api_keys)
+    pooled = _PooledChat(settings.concurrency, retry, timeout) if chat_fn is None else None
+    executor = _Executor(
+        handle.todo,
+        settings,
+        checkpoint,
+        handle,
+        chat_fn or pooled,  # type: ignore[arg-type]
+        secrets,
+        on_checkpoint,
+        checkpoint_every,
+        detector,  # type: ignore[arg-type]
+        hedge,
+    )
+    try:
+        try:
+            state, message = await executor.run()
+        finally:
+            if pooled is not None:
+                await pooled.aclose()
+    except asyncio.CancelledError:
+        kept = handle.snapshot().finished_this_run
+        handle.end(STATE_CANCELLED, f"Cancelled: the {kept} rows finished in this run are kept; resume the run to continue.")
+        return handle
+    except Exception as exc:  # noqa: BLE001 - report, never crash the app
+        leaf = _first_leaf(exc)
+        log.error("run failed: %s", type(leaf).__name__)
+        handle.end(STATE_FAILED, secrets.scrub(f"The run failed: {type(leaf).__name__}: {leaf}"))
+        return handle
+    if state == STATE_DONE:
+        snap = handle.snapshot()
+        fails = snap.failures
+        message = f"Done: {snap.counts.get(schema.STATUS_OK, 0)} of {snap.total} rows ok" + (
+            f", {fails} failed (resume the run to retry them)." if fails else "."
+        )
+    handle.end(state, message)
+    return handle
+
+
+async def run_async(rows: Any, settings: RunSettings, checkpoint: Checkpoint, *, restart: bool = False, **kwargs: Any) -> RunHandle:
+    """:func:`prepare_run` then :func:`execute` in the current event loop (see there for ``kwargs``)."""
+    return await execute(prepare_run(rows, settings, checkpoint, restart=restart), **kwargs)
+
+
+# Process-wide guard: one running run per checkpoint file (two sessions must not append to the same file).
+_active_paths: set[Path] = set()
+_active_lock = threading.Lock()
+
+
+def start_run(
+    rows: Any,
+    settings: RunSettings,
+    checkpoint: Checkpoint,
+    *,
+    restart: bool = False,
+    **kwargs: Any,
+) -> RunHandle:
+    """Start a run in a background thread with its own event loop and return its handle at once.
+
+    ``kwargs`` go to :func:`execute` (``token``, ``chat_fn``, ``detect``, ``on_checkpoint``, ...). Raises
+    :class:`RunError` (with a message for the user) if the run cannot start.
+    """
+    path = checkpoint.path.resolve()
+    with _active_lock:
+        if path in _active_paths:
+            raise RunError("A run is already writing these results; wait for it to finish or cancel it first.")
+        _active_paths.add(path)
+
+    def release() -> None:
+        with _active_lock:
+            _active_paths.discard(path)
+
+    try:
+        handle = prepare_run(rows, settings, checkpoint, restart=restart)
+    except BaseException:
+        release()
+        raise
+
+    def target() -> None:
+        try:
+            asyncio.run(execute(handle, **kwargs))
+        except BaseException as exc:  # noqa: BLE001 - the handle reports it
+            log.error("run thread failed: %s", type(exc).__name__)
+        finally:
+            if handle.running:
+                handle.end(STATE_FAILED, "The run ended unexpectedly; finished rows are kept.")
+            release()
+
+    thread = threading.Thread(target=target, name="dpo-studio-run", daemon=True)
+    handle.on_end(release, thread)
+    thread.start()
+    return handle

@@ -1,0 +1,304 @@
+"""The run handle: the app's and the CLI's view of one run, and its lifecycle.
+
+Owns :class:`Progress` (a snapshot for the UI/CLI), :class:`RunHandle` (thread-safe snapshots, the latest rows,
+live plot data, ``cancel()``, ``wait()`` and the final table) and :func:`prepare_run` (check the checkpoint, list
+the rows still to run, return a handle ready to execute). The handle's lifecycle is public and one-way:
+``prepare_run`` → ``attach`` (the executor's loop and task) → ``begin`` → ``record`` per row → ``end``. Holds no
+token, and no per-row data beyond the rows still to run and the last few previews.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+
+from pipeline import schema
+from pipeline.checkpoint import Checkpoint, Entry, check_checkpoint
+from pipeline.settings import Plan, RunError, RunSettings, plan_run, scope_rows
+
+__all__ = [
+    "Progress", "RunHandle", "RUNNING_STATES", "STATE_CANCELLED", "STATE_DONE", "STATE_FAILED", "STATE_PAUSED",
+    "STATE_STOPPED", "duration", "prepare_run",
+]
+
+LATEST_ROWS = 20  # rows kept in memory for the live table
+PREVIEW_CHARS = 300
+
+RUNNING_STATES = ("starting", "running", "stopping")
+STATE_DONE, STATE_CANCELLED, STATE_PAUSED, STATE_STOPPED, STATE_FAILED = (
+    "done",
+    "cancelled",
+    "paused",
+    "stopped",
+    "failed",
+)
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A snapshot of a run for the UI/CLI."""
+
+    state: str  # starting | running | stopping | done | cancelled | paused | stopped | failed
+    message: str
+    total: int  # rows in scope
+    done: int  # rows finished with any status (incl. ok rows from before)
+    counts: dict  # status -> rows, over the whole scope
+    finished_this_run: int
+    elapsed_s: float
+    rows_per_s: float
+    eta_s: float | None
+    tokens_used: int
+    hedged_calls: int = 0  # backup requests sent for stragglers at the end of the run
+
+    @property
+    def failures(self) -> int:
+        return sum(v for k, v in self.counts.items() if k != schema.STATUS_OK)
+
+    @property
+    def running(self) -> bool:
+        return self.state in RUNNING_STATES
+
+    def line(self) -> str:
+        """One human line: "120/500 rows · 3 failed · 4.2 rows/s · ETA 1m30s"."""
+        eta = "" if self.eta_s is None else f" · ETA {duration(self.eta_s)}"
+        fails = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in self.counts.items() if k != "ok" and v)
+        return (
+            f"{self.done}/{self.total} rows · {self.counts.get(schema.STATUS_OK, 0)} ok"
+            + (f" · {fails}" if fails else "")
+            + f" · {self.rows_per_s:.2f} rows/s{eta} · {self.state}"
+        )
+
+
+def duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{(seconds % 3600) // 60:02d}m"
+
+
+def _preview(rec: dict) -> dict:
+    def clip(text: Any) -> str:
+        text = text or ""
+        return text if len(text) <= PREVIEW_CHARS else text[:PREVIEW_CHARS] + "…"
+
+    return {
+        "id": rec["id"],
+        "status": rec["status"],
+        "prompt": clip(rec["prompt"]),
+        "responses": [clip(r) for r in rec["responses"]],
+        "response_sources": list(rec["response_sources"]),
+        "ratings": list(rec["ratings"]),
+        "language_match": list(rec["language_match"]),
+        "error": clip(rec["error"]),
+    }
+
+
+class RunHandle:
+    """The UI's view of one run: thread-safe snapshots, the latest rows, cancel() and the final table.
+
+    Holds no token, and no per-row data beyond the rows still to run and the last few previews.
+    """
+
+    def __init__(
+        self,
+        settings: RunSettings,
+        checkpoint: Checkpoint,
+        plan: Plan,
+        order: list[str],
+        todo: list[tuple[dict, Entry | None]],
+        counts: dict[str, int],
+        done: int,
+    ) -> None:
+        self.settings = settings
+        self.checkpoint = checkpoint
+        self.plan = plan
+        self._order = order  # ids in input order (for the final table)
+        self._todo = todo
+        self._lock = threading.Lock()
+        self._state = "starting"
+        self._message = ""
+        self._counts = {**dict.fromkeys(schema.STATUSES, 0), **counts}
+        self._done = done
+        self._remaining = len(todo)
+        self._finished = 0
+        self._tokens = 0
+        self._hedges = 0
+        self._ratings: collections.Counter = collections.Counter()  # (source, rating) -> rows, this run
+        self._languages: dict[str, list[int]] = {}  # source -> [checked, matched], this run
+        self._sources: list[str] = []
+        self._started = time.monotonic()
+        self._ended: float | None = None
+        self._latest: collections.deque[dict] = collections.deque(maxlen=LATEST_ROWS)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task | None = None
+        self._thread: threading.Thread | None = None
+        self._cancel_requested = False
+        self._finished_event = threading.Event()
+        self._release: Callable[[], None] | None = None
+        self.hub_message = ""  # the last Hub checkpoint problem, "" when fine
+
+    # -- the lifecycle, driven by the executor (pipeline.executor) --
+    @property
+    def todo(self) -> list[tuple[dict, Entry | None]]:
+        """The rows still to run, with what the checkpoint held for each (emptied when the run ends)."""
+        return self._todo
+
+    @property
+    def cancel_requested(self) -> bool:
+        return self._cancel_requested
+
+    def attach(self, loop: asyncio.AbstractEventLoop, task: asyncio.Task | None) -> None:
+        """Tell the handle which loop and task execute the run, so :meth:`cancel` can reach them."""
+        self._loop, self._task = loop, task
+
+    def on_end(self, release: Callable[[], None], thread: threading.Thread | None = None) -> None:
+        """Call ``release`` once when the run ends (before waiters wake), e.g. to free the checkpoint file."""
+        self._release = release
+        self._thread = thread
+
+    def begin(self) -> None:
+        with self._lock:
+            self._state = "running"
+            self._started = time.monotonic()
+
+    def record(self, rec: dict, prior_status: str | None, tokens: int) -> None:
+        with self._lock:
+            if prior_status is not None:
+                self._counts[prior_status] -= 1
+            else:
+                self._done += 1
+            self._counts[rec["status"]] = self._counts.get(rec["status"], 0) + 1
+            self._finished += 1
+            self._remaining -= 1
+            self._tokens += tokens
+            self._latest.appendleft(_preview(rec))
+            for source, rating, match in zip(rec["response_sources"], rec["ratings"], rec["language_match"]):
+                if rating is not None:
+                    self._ratings[(source, int(rating))] += 1
+                if match is not None:
+                    checked = self._languages.setdefault(source, [0, 0])
+                    checked[0] += 1
+                    checked[1] += 1 if match else 0
+                if source not in self._sources:
+                    self._sources.append(source)
+
+    def count_hedge(self) -> None:
+        with self._lock:
+            self._hedges += 1
+
+    def end(self, state: str, message: str) -> None:
+        with self._lock:
+            self._state = state
+            self._message = message
+            self._ended = time.monotonic()
+            self._todo = []
+        release, self._release = self._release, None
+        if release is not None:
+            release()  # e.g. free the checkpoint for the next run before anyone is told this one ended
+        self._finished_event.set()
+
+    # -- called by the UI / CLI --
+    @property
+    def tokens_used(self) -> int:
+        with self._lock:
+            return self._tokens
+
+    def snapshot(self) -> Progress:
+        with self._lock:
+            now = self._ended if self._ended is not None else time.monotonic()
+            elapsed = max(1e-9, now - self._started)
+            rate = self._finished / elapsed if self._finished else 0.0
+            running = self._state in RUNNING_STATES
+            eta = self._remaining / rate if rate > 0 and running else None
+            return Progress(
+                state=self._state,
+                message=self._message,
+                total=self.plan.total,
+                done=self._done,
+                counts=dict(self._counts),
+                finished_this_run=self._finished,
+                elapsed_s=elapsed,
+                rows_per_s=rate,
+                eta_s=eta,
+                tokens_used=self._tokens,
+                hedged_calls=self._hedges,
+            )
+
+    def live_stats(self) -> tuple[list[dict], list[dict]]:
+        """Rows finished in this run, aggregated for the live plots: (rating counts, language-match rates) in the
+        shapes of ``results.rating_distribution`` / ``results.language_match_rates`` (as records)."""
+        with self._lock:
+            ratings = [
+                {"rating": str(r), "source": src, "count": self._ratings[(src, r)]}
+                for r in range(1, 6)
+                for src in self._sources
+            ]
+            langs = [
+                {"source": src, "rate": (m / c if c else 0.0), "checked": c, "unsupported": 0}
+                for src in self._sources
+                for c, m in [self._languages.get(src, [0, 0])]
+            ]
+        return ratings, langs
+
+    def latest_rows(self) -> list[dict]:
+        with self._lock:
+            return list(self._latest)
+
+    @property
+    def running(self) -> bool:
+        return not self._finished_event.is_set()
+
+    def cancel(self) -> None:
+        """Stop quickly: in-flight calls are abandoned, finished rows stay in the checkpoint."""
+        self._cancel_requested = True
+        loop, task = self._loop, self._task
+        if loop is not None and task is not None and not loop.is_closed():
+            try:
+                loop.call_soon_threadsafe(task.cancel)
+            except RuntimeError:  # the loop closed meanwhile: the run is over anyway
+                pass
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the run ends (True) or ``timeout`` passes (False)."""
+        return self._finished_event.wait(timeout)
+
+    def table(self) -> pa.Table:
+        """The raw results so far (every id once, input order), read from the checkpoint."""
+        return self.checkpoint.table(order=self._order)
+
+
+def prepare_run(rows: Any, settings: RunSettings, checkpoint: Checkpoint, *, restart: bool = False) -> RunHandle:
+    """Check ``checkpoint`` against ``settings``, list the rows to run and return a handle ready to execute.
+
+    ``restart`` discards the checkpoint first. Raises :class:`RunError` with a message for the user when the input
+    has no rows or the checkpoint holds results of other settings.
+    """
+    if restart:
+        checkpoint.delete()
+    check_checkpoint(settings, checkpoint)
+    index = checkpoint.index()
+    plan = plan_run(rows, settings, index=index)
+    if plan.total == 0:
+        raise RunError("The filtered set has no rows: filter a language with data first.")
+    todo: list[tuple[dict, Entry | None]] = []
+    order: list[str] = []
+    counts = dict.fromkeys(schema.STATUSES, 0)
+    done = 0
+    for _, row in scope_rows(rows, settings):
+        order.append(row["id"])
+        prior = index.get(row["id"])
+        if prior is not None:
+            counts[prior.status] = counts.get(prior.status, 0) + 1
+            done += 1
+        if prior is None or prior.status != schema.STATUS_OK:
+            todo.append(({k: row.get(k) or "" for k in ("id", "prompt", "response", "language_code")}, prior))
+    return RunHandle(settings, checkpoint, plan, order, todo, counts, done)
