@@ -10,7 +10,7 @@ import argparse
 import importlib
 import sys
 
-COMMANDS = ("filter", "generate", "argilla", "export")
+COMMANDS = ("filter", "generate", "argilla", "export", "judge_check")  # modules; judge_check adds "judge-check"
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,788 @@
+"""The judge check: candidate judge models against people's preferences, before the run (step 3, Pipeline).
+
+Owns the workflow of a judge check, the same for the app (``ui/judge_check.py``) and the CLI
+(``python -m pipeline judge-check``):
+
+- **Rows with a people's preference** (:class:`CheckItem`): from an Argilla pull joined with the raw rows
+  (:func:`items_from_annotations`), or from people labelling a pilot run in the app (:func:`items_from_labels`).
+- **Labelling**: :func:`label_tasks` picks 10-50 rows of a pilot run's raw table and, per row, two answers in a
+  random order with their sources hidden; people answer A / B / tie / both bad (:class:`Label`).
+  :func:`labels_to_annotations` turns the labels into annotation rows (``schema.ANNOTATION_COLUMNS``:
+  ``n_annotators=1``, ``human_preference`` the chosen answer's index or ``-1`` for a tie; "both bad" is a discard:
+  ``n_annotators=0, n_discarded=1``, which Export's "drop rows annotators discarded" rule drops), so Export uses them
+  like Argilla's answers; :func:`merge_annotations` adds them to annotations pulled from Argilla (whose rows win).
+  Labels are self-contained (prompt and answers included), so they survive a new pilot run and can be saved to a
+  file (:func:`labels_table` / :func:`labels_from_table`) for the CLI.
+- **The estimate** (:func:`plan_check`), shown before any call, like the run's Estimate.
+- **The check** (:func:`run_check`, or :func:`start_check` in a background thread for the app): up to
+  :data:`MAX_JUDGES` judges on any backend, side by side, every row judged in both orders through
+  ``pipeline.judge.judge_row``; calls go through ``pipeline.inference`` with the secret each backend may see
+  (``pipeline.credentials``: the HF token to serverless/endpoint only, an API key per OpenAI-compatible URL).
+- **The figures** per judge (:func:`score_judge` -> ``schema.JudgeScore``, collected in ``schema.JudgeCheck``):
+  parse rate, flip rate, agreement with the people and Cohen's kappa (``pipeline.agreement``), mean latency and
+  tokens per row.
+
+Bad input raises :class:`JudgeCheckError` with a message that says what to do (no labelled rows, rows of another
+language than the run's, bad judge settings). A judge whose calls are refused (a model id that does not exist or does
+not chat, a schema the server rejects, a bad key) stops with a message in its ``JudgeScore.error``; the other judges
+go on and every row already judged is kept and counted. No Gradio here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import random
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Final
+
+import pyarrow as pa
+
+from pipeline import agreement, schema
+from pipeline import judge as judge_mod
+from pipeline.credentials import Credentials, public_url
+from pipeline.inference import Backend, GenParams, InferenceError
+
+log = logging.getLogger(__name__)
+
+MAX_JUDGES: Final = 3
+MIN_LABEL_ROWS: Final = 10
+MAX_LABEL_ROWS: Final = 50
+DEFAULT_LABEL_ROWS: Final = 20
+DEFAULT_CONCURRENCY: Final = 4  # calls in flight per judge
+ORDERS: Final = 2  # every row is judged in both orders
+JUDGE_TEMPERATURE: Final = 0.1  # as the run's judge (settings.DEFAULTS["judge_temperature"])
+
+SOURCE_LABELS: Final = "labels"
+SOURCE_ANNOTATIONS: Final = "annotations"
+
+CHOICE_A: Final = "A"
+CHOICE_B: Final = "B"
+CHOICE_TIE: Final = "tie"
+CHOICE_BAD: Final = "both bad"
+CHOICES: Final = (CHOICE_A, CHOICE_B, CHOICE_TIE, CHOICE_BAD)
+
+LABEL_COLUMNS: Final = ("id", "prompt", "shown", "answers", "choice", "language", "n_responses")
+NOT_RUN: Final = "not_run"  # a row a stopped or cancelled judge never judged (not counted anywhere)
+
+# Errors after which a judge cannot go on (every further call would fail the same way).
+_FATAL_KINDS: Final = ("auth", "forbidden", "not_found", "bad_request", "connection")
+
+NO_LABELS: Final = (
+    "No labelled rows yet: label 10-50 rows of a pilot run in the panel (A, B or tie; 'both bad' rows are not "
+    "counted), then run the check."
+)
+NO_ANNOTATED_ROWS: Final = (
+    "No row carries a people's preference: pull the Argilla answers of this run's records (python -m pipeline "
+    "argilla pull), or label rows of a pilot run in the app, then run the check."
+)
+
+
+class JudgeCheckError(ValueError):
+    """A judge check that cannot run as asked; the message says what to do."""
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Rows with a people's preference
+# --------------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CheckItem:
+    """One row the judges see: ``texts`` are the answers in the raw row's order (``indices`` into its
+    ``responses``); ``human`` is the people's preferred answer (one of ``indices``) or ``-1`` for a tie."""
+
+    id: str
+    prompt: str
+    texts: tuple[str, ...]
+    indices: tuple[int, ...]
+    human: int
+    language: str = ""  # the raw row's target_language (ISO 639-3)
+
+
+@dataclass(frozen=True)
+class LabelTask:
+    """One row to label: a prompt and two answers, shown as A and B (``shown``: their raw indices)."""
+
+    id: str
+    prompt: str
+    shown: tuple[int, int]
+    answers: tuple[str, str]
+    language: str
+    n_responses: int
+
+    def label(self, choice: str) -> Label:
+        if choice not in CHOICES:
+            raise JudgeCheckError(f"Unknown answer {choice!r}: choose one of {', '.join(CHOICES)}.")
+        return Label(self.id, self.prompt, self.shown, self.answers, choice, self.language, self.n_responses)
+
+
+@dataclass(frozen=True)
+class Label:
+    """One person's answer to a :class:`LabelTask`."""
+
+    id: str
+    prompt: str
+    shown: tuple[int, int]  # raw indices of the answers shown as A and B
+    answers: tuple[str, str]  # the answers as shown (A, B)
+    choice: str  # one of CHOICES
+    language: str  # the row's target_language
+    n_responses: int  # len(responses) of the raw row
+
+    @property
+    def preference(self) -> int | None:
+        """The chosen answer's raw index, ``-1`` for a tie, ``None`` for "both bad"."""
+        if self.choice == CHOICE_A:
+            return self.shown[0]
+        if self.choice == CHOICE_B:
+            return self.shown[1]
+        return agreement.TIE if self.choice == CHOICE_TIE else None
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def _require(table: pa.Table | None, columns: Sequence[str], what: str, todo: str) -> None:
+    if table is None:
+        raise JudgeCheckError(f"No {what}: {todo}")
+    missing = [c for c in columns if c not in table.column_names]
+    if missing:
+        raise JudgeCheckError(
+            f"The {what} lacks the column(s) {', '.join(missing)} (it has {', '.join(table.column_names) or 'none'}):"
+            f" {todo}"
+        )
+
+
+def label_tasks(raw: pa.Table | None, limit: int = DEFAULT_LABEL_ROWS, *, seed: str = "") -> list[LabelTask]:
+    """Up to ``limit`` rows (10-50) of a pilot run's raw table to label, a random sample that is the same for the
+    same table and ``seed``. Per row: the human answer and one model answer (chosen at random when there are
+    several; two model answers if the human one is empty), in a random order. Rows with fewer than two non-empty
+    answers (a failed generation) are left out."""
+    _require(raw, ("id", "prompt", "responses"), "pilot run",
+             "run the pipeline on a few rows (Row limit 10-50) first.")
+    limit = max(MIN_LABEL_ROWS, min(MAX_LABEL_ROWS, int(limit or DEFAULT_LABEL_ROWS)))
+    columns = [c for c in ("id", "prompt", "responses", "target_language") if c in raw.column_names]
+    picked: list[tuple[str, LabelTask]] = []
+    for row in raw.select(columns).to_pylist():
+        rid, prompt = _text(row.get("id")), _text(row.get("prompt"))
+        responses = [_text(r) for r in row.get("responses") or []]
+        filled = [i for i, r in enumerate(responses) if r.strip()]
+        if not rid or not prompt.strip() or len(filled) < 2:
+            continue
+        rng = random.Random(f"{seed}:{rid}")
+        if 0 in filled:
+            pair = [0, rng.choice([i for i in filled if i != 0])]
+        else:
+            pair = rng.sample(filled, 2)
+        rng.shuffle(pair)
+        task = LabelTask(rid, prompt, (pair[0], pair[1]), (responses[pair[0]], responses[pair[1]]),
+                         _text(row.get("target_language")), len(responses))
+        picked.append((hashlib.sha256(f"{seed}:{rid}".encode()).hexdigest(), task))
+    picked.sort(key=lambda t: t[0])
+    return [task for _, task in picked[:limit]]
+
+
+def items_from_labels(labels: Iterable[Label]) -> list[CheckItem]:
+    """The labelled rows with a preference (A, B or tie; "both bad" has none), the two shown answers each."""
+    items = []
+    for lab in labels:
+        pref = lab.preference
+        if pref is None:
+            continue
+        by_index = dict(zip(lab.shown, lab.answers))
+        indices = tuple(sorted(by_index))
+        items.append(CheckItem(lab.id, lab.prompt, tuple(by_index[i] for i in indices), indices, pref, lab.language))
+    return items
+
+
+def items_from_annotations(raw: pa.Table | None, annotations: pa.Table | None) -> list[CheckItem]:
+    """Raw rows joined with annotations (an Argilla pull) on ``id``: every row where people chose (their majority
+    preference, else their mean ratings), with all its non-empty answers. Rows more people discarded than answered
+    are left out. Raises :class:`JudgeCheckError` when nothing matches."""
+    _require(raw, ("id", "prompt", "responses"), "raw results table",
+             "give the raw.parquet written by `python -m pipeline generate`.")
+    _require(annotations, ("id", "human_preference"), "annotations table",
+             "give the file written by `python -m pipeline argilla pull`.")
+    columns = [c for c in ("id", "prompt", "responses", "target_language") if c in raw.column_names]
+    rows = {_text(r.get("id")): r for r in raw.select(columns).to_pylist()}
+    items: list[CheckItem] = []
+    matched = 0
+    for ann in annotations.to_pylist():
+        row = rows.get(_text(ann.get("id")))
+        if row is None:
+            continue
+        matched += 1
+        if int(agreement.as_number(ann.get("n_discarded")) or 0) > int(agreement.as_number(ann.get("n_annotators"))
+                                                                        or 0):
+            continue
+        human = agreement.human_choice(ann.get("human_preference"), ann.get("human_ratings"))
+        responses = [_text(r) for r in row.get("responses") or []]
+        indices = tuple(i for i, r in enumerate(responses) if r.strip())
+        if human is None or len(indices) < 2 or (human != agreement.TIE and human not in indices):
+            continue
+        items.append(CheckItem(_text(row["id"]), _text(row.get("prompt")), tuple(responses[i] for i in indices),
+                               indices, int(human), _text(row.get("target_language"))))
+    if annotations.num_rows and not matched:
+        raise JudgeCheckError(
+            f"None of the {annotations.num_rows} annotation rows matches a raw row's id: pull the answers of the "
+            "Argilla dataset made from this raw table (python -m pipeline argilla push/pull with this raw.parquet)."
+        )
+    return items
+
+
+def _language_name(code: str) -> str:
+    from pipeline import languages
+
+    try:
+        name = languages.display_name(code)
+    except Exception:  # noqa: BLE001 - a name is a nicety
+        name = ""
+    return f"{name} ({code})" if name and name != code else (code or "no language")
+
+
+def check_items(items: Sequence[CheckItem], language: str = "", *, source: str = SOURCE_LABELS) -> None:
+    """Raise :class:`JudgeCheckError` if the check cannot be trusted as asked: no rows, or rows of another language
+    than the run's ``language`` (ISO 639-3; ``""``: only require one language)."""
+    if not items:
+        raise JudgeCheckError(NO_LABELS if source == SOURCE_LABELS else NO_ANNOTATED_ROWS)
+    found = sorted({i.language for i in items if i.language})
+    what = "labelled rows" if source == SOURCE_LABELS else "annotated rows"
+    todo = ("label rows of a pilot run in that language (run the pipeline on a few rows of it first)"
+            if source == SOURCE_LABELS else "pull the annotations of a dataset in that language")
+    if language:
+        other = [i for i in items if i.language and i.language != language]
+        if other:
+            langs = ", ".join(_language_name(c) for c in sorted({i.language for i in other}))
+            raise JudgeCheckError(
+                f"{len(other)} of the {len(items)} {what} are in {langs}, but the run is in "
+                f"{_language_name(language)}: a judge's agreement in one language says little about another. "
+                f"To check judges for {_language_name(language)}, {todo}; or filter the language of the labels."
+            )
+    elif len(found) > 1:
+        raise JudgeCheckError(
+            f"The {what} mix {len(found)} languages ({', '.join(_language_name(c) for c in found)}): check one "
+            f"language at a time (the CLI's --language picks it)."
+        )
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Labels as annotations (for Export) and as a file (for the CLI)
+# --------------------------------------------------------------------------------------------------------------
+def _annotation_row(lab: Label) -> dict[str, Any]:
+    n = max(int(lab.n_responses), max(lab.shown) + 1)
+    row: dict[str, Any] = {"id": lab.id, "human_ratings": [None] * n, "improved_response": None,
+                           "judge_ratings": None, "judge_preference": None}
+    if lab.choice == CHOICE_BAD:  # a discard, as Argilla's: nobody answered, one person discarded it
+        return {**row, "n_annotators": 0, "human_preference": None, "agreement": None, "n_discarded": 1}
+    return {**row, "n_annotators": 1, "human_preference": lab.preference, "agreement": 1.0, "n_discarded": 0}
+
+
+def labels_to_annotations(labels: Iterable[Label]) -> pa.Table:
+    """Annotation rows (``schema.ANNOTATION_COLUMNS`` plus Argilla's extra columns) for the labels, one per row id
+    (the latest label of an id wins): A/B/tie -> ``n_annotators=1`` and the preference (``-1`` = tie); "both
+    bad" -> a discard (``n_annotators=0, n_discarded=1``), dropped by Export's discard rule."""
+    from pipeline.argilla_io import annotations_table
+
+    latest = {lab.id: lab for lab in labels}
+    return annotations_table(_annotation_row(lab) for lab in latest.values())
+
+
+def merge_annotations(existing: pa.Table | None, labelled: pa.Table, *,
+                      replace_ids: Iterable[str] = ()) -> tuple[pa.Table, frozenset[str]]:
+    """``existing`` annotations (e.g. an Argilla pull) plus the ``labelled`` rows whose id they do not have
+    (people in Argilla are usually several: their rows win). ``replace_ids``: ids an earlier merge added from
+    labels, replaced now. Returns the merged table and the ids added from ``labelled``."""
+    from pipeline.argilla_io import annotations_table
+
+    drop = set(replace_ids)
+    base = [] if existing is None else [r for r in existing.to_pylist() if _text(r.get("id")) not in drop]
+    have = {_text(r.get("id")) for r in base}
+    added = [r for r in labelled.to_pylist() if _text(r.get("id")) not in have]
+    return annotations_table([*base, *added]), frozenset(_text(r["id"]) for r in added)
+
+
+def labels_table(labels: Iterable[Label]) -> pa.Table:
+    """The labels as a table (:data:`LABEL_COLUMNS`), for a ``.jsonl``/``.parquet`` file the CLI reads back."""
+    s, i = pa.string(), pa.int64()
+    sch = pa.schema([("id", s), ("prompt", s), ("shown", pa.list_(i)), ("answers", pa.list_(s)), ("choice", s),
+                     ("language", s), ("n_responses", i)])
+    rows = [{**asdict(lab), "shown": list(lab.shown), "answers": list(lab.answers)} for lab in labels]
+    return pa.Table.from_pylist(rows, schema=sch)
+
+
+def labels_from_table(table: pa.Table, where: str = "the labels file") -> list[Label]:
+    """Labels from a table written by :func:`labels_table`; a malformed row raises :class:`JudgeCheckError`."""
+    _require(table, LABEL_COLUMNS, "labels file", "save the labels from the app's judge check panel.")
+    labels = []
+    for number, row in enumerate(table.select(list(LABEL_COLUMNS)).to_pylist(), 1):
+        shown, answers = list(row.get("shown") or []), list(row.get("answers") or [])
+        choice = _text(row.get("choice"))
+        ok = (len(shown) == 2 and len(answers) == 2 and all(isinstance(x, int) and x >= 0 for x in shown)
+              and shown[0] != shown[1] and choice in CHOICES and _text(row.get("id")))
+        if not ok:
+            raise JudgeCheckError(
+                f"{where}, row {number}: not a label (needs an id, two shown answers with their indices, and a "
+                f"choice among {', '.join(CHOICES)}). Save the labels again from the app's judge check panel."
+            )
+        labels.append(Label(_text(row["id"]), _text(row.get("prompt")), (shown[0], shown[1]),
+                            (_text(answers[0]), _text(answers[1])), choice, _text(row.get("language")),
+                            int(row.get("n_responses") or max(shown) + 1)))
+    return labels
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Settings and estimate
+# --------------------------------------------------------------------------------------------------------------
+def judges_from(specs: Iterable[Mapping[str, Any] | Backend]) -> tuple[Backend, ...]:
+    """Validated judge backends from mappings (``model``, ``kind``/``backend``, ``base_url``, ``provider``), blank
+    model ids skipped. Raises :class:`JudgeCheckError` with the backend's message."""
+    from pipeline.settings import backend_from
+
+    out = []
+    for spec in specs:
+        model = spec.model if isinstance(spec, Backend) else _text(dict(spec).get("model")).strip()
+        if not model:
+            continue
+        try:
+            out.append(backend_from(spec))
+        except InferenceError as exc:
+            raise JudgeCheckError(exc.message) from None
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class CheckSettings:
+    """What a judge check runs: the candidate judges and how they judge (the run's judge settings)."""
+
+    judges: tuple[Backend, ...]
+    mode: str = "ratings"  # pipeline.judge.JUDGE_MODES
+    aspect: str = judge_mod.DEFAULT_ASPECT
+    max_new_tokens: int | None = None  # None: judge.default_max_new_tokens(number of texts)
+    temperature: float = JUDGE_TEMPERATURE
+    concurrency: int = DEFAULT_CONCURRENCY  # calls in flight per judge
+
+    def __post_init__(self) -> None:
+        if not self.judges:
+            raise JudgeCheckError(f"Give at least one judge model to check (up to {MAX_JUDGES}).")
+        if len(self.judges) > MAX_JUDGES:
+            raise JudgeCheckError(f"At most {MAX_JUDGES} judges at once ({len(self.judges)} given): drop some, or "
+                                  "check them in two rounds.")
+        keys = [(*b.key, b.model) for b in self.judges]
+        if len(set(keys)) != len(keys):
+            raise JudgeCheckError("The same judge is listed twice: list each judge once.")
+        for backend in self.judges:
+            try:
+                backend.validate()
+            except InferenceError as exc:
+                raise JudgeCheckError(exc.message) from None
+        modes = getattr(judge_mod, "JUDGE_MODES", ("ratings", "pairwise"))
+        if self.mode not in modes:
+            raise JudgeCheckError(f"Unknown judge mode {self.mode!r}: choose one of {', '.join(modes)}.")
+        if self.aspect not in judge_mod.ASPECTS:
+            raise JudgeCheckError(f"Unknown aspect {self.aspect!r}: choose one of {', '.join(judge_mod.ASPECTS)}.")
+        if not 1 <= int(self.concurrency) <= 64:
+            raise JudgeCheckError("Concurrency must be between 1 and 64.")
+
+    def params(self, n_texts: int) -> GenParams:
+        tokens = self.max_new_tokens or judge_mod.default_max_new_tokens(n_texts)
+        return GenParams(max_new_tokens=tokens, temperature=self.temperature, top_p=1.0)
+
+    def serverless_models(self) -> list[str]:
+        """Judges that run on the signed-in user's HF account (they need a token)."""
+        return [b.model for b in self.judges if b.kind == "serverless"]
+
+    def require_sign_in(self, token: str | None, how: str) -> None:
+        """Raise :class:`JudgeCheckError` when a judge runs on serverless inference and there is no token; ``how``
+        says how to get one where the user is (the app: sign in; the CLI: set HF_TOKEN)."""
+        models = self.serverless_models()
+        if models and not token:
+            raise JudgeCheckError(f"{', '.join(models)} run(s) on serverless inference, with your account: {how}. "
+                                  "Or check judges on an OpenAI-compatible server.")
+
+
+_OVERHEAD: dict[tuple[str, int], int] = {}
+
+
+def _overhead(aspect: str, n_texts: int) -> int:
+    """Tokens of the judge prompt's template around the prompt and texts (estimated once per shape)."""
+    from pipeline.settings import estimate_tokens
+
+    key = (aspect, n_texts)
+    if key not in _OVERHEAD:
+        messages = judge_mod.judge_messages("", [""] * n_texts, aspect)
+        _OVERHEAD[key] = sum(estimate_tokens(m["content"]) for m in messages)
+    return _OVERHEAD[key]
+
+
+@dataclass(frozen=True)
+class CheckPlan:
+    """What a judge check will cost, counted before any call."""
+
+    rows: int
+    judges: tuple[str, ...]
+    calls_per_judge: int
+    tokens_per_judge: int  # upper bound: prompts + max new tokens, both orders
+
+    @property
+    def calls(self) -> int:
+        return self.calls_per_judge * len(self.judges)
+
+    @property
+    def est_tokens(self) -> int:
+        return self.tokens_per_judge * len(self.judges)
+
+    def summary(self) -> str:
+        if not self.rows:
+            return NO_LABELS
+        return (
+            f"{self.rows} rows × {len(self.judges)} judge(s) × {ORDERS} orders: about {self.calls} calls "
+            f"({self.calls_per_judge} per judge), at most ~{self.est_tokens:,} tokens "
+            f"(~{self.tokens_per_judge:,} per judge). A reply that does not parse is asked once more (one more call "
+            "for that row and order)."
+        )
+
+
+def plan_check(items: Sequence[CheckItem], settings: CheckSettings) -> CheckPlan:
+    """The estimate of a check of ``items`` with ``settings`` (the same count as the run's Estimate)."""
+    from pipeline.settings import estimate_tokens
+
+    per_row = 0
+    for item in items:
+        n = len(item.texts)
+        body = estimate_tokens(item.prompt) + sum(estimate_tokens(t) for t in item.texts)
+        per_row += ORDERS * (_overhead(settings.aspect, n) + body + settings.params(n).max_new_tokens)
+    return CheckPlan(len(items), tuple(b.model for b in settings.judges), ORDERS * len(items), per_row)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Running the check
+# --------------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RowOutcome:
+    """One judge's verdict on one row, reduced to what the figures need (kept in the report, for the JSON)."""
+
+    model: str
+    id: str
+    status: str  # schema.STATUS_OK | STATUS_JUDGE_UNPARSEABLE | STATUS_JUDGE_FAILED
+    human: int  # the people's preference (raw index, -1 = tie)
+    judge: int | None = None  # the judge's preferred answer (raw index, -1 = tie); None when unparsed
+    inconsistent: bool | None = None  # the preferred answer changed with the order; None when judged once
+    structured: bool | None = None
+    tokens: int = 0
+    latency_s: float = 0.0
+    error: str = ""
+
+
+def outcome_of(model: str, item: CheckItem, verdict: Any) -> RowOutcome:
+    """A :class:`RowOutcome` from a ``pipeline.judge.RowVerdict`` (ratings aligned with ``item.texts``)."""
+    pref = None
+    if verdict.status == schema.STATUS_OK:
+        local = agreement.preference_from_ratings(list(verdict.ratings))
+        pref = local if local in (None, agreement.TIE) else item.indices[local]
+    return RowOutcome(model, item.id, verdict.status, item.human, pref, verdict.inconsistent, verdict.structured,
+                      int(verdict.tokens or 0), float(verdict.latency_s or 0.0), verdict.error or "")
+
+
+def _mean(values: Sequence[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def score_judge(backend: Backend, outcomes: Iterable[RowOutcome], error: str = "") -> schema.JudgeScore:
+    """One judge's figures from its row outcomes (pure). Agreement, kappa and flips count parsed rows only (the
+    parse rate says how many those are); latency and tokens count every row the judge answered."""
+    ran = [o for o in outcomes if o.status != NOT_RUN]
+    parsed = [o for o in ran if o.status == schema.STATUS_OK]
+    answered = [o for o in ran if o.status != schema.STATUS_JUDGE_FAILED]
+    ag = agreement.judge_human_agreement((o.judge, o.human) for o in parsed)
+    structured = [o.structured for o in answered if o.structured is not None]
+    return schema.JudgeScore(
+        model=backend.model,
+        backend=backend.kind,
+        base_url=public_url(backend.base_url) if backend.kind != "serverless" else "",
+        provider=(backend.provider or "auto") if backend.kind == "serverless" else "",
+        rows=len(ran),
+        parsed=len(parsed),
+        flips=sum(1 for o in parsed if o.inconsistent),
+        flip_rows=sum(1 for o in parsed if o.inconsistent is not None),
+        compared=ag["rows"],
+        agree=ag["agree"],
+        kappa=ag["kappa"],
+        mean_latency_s=_mean([o.latency_s for o in answered]),
+        tokens_per_row=_mean([float(o.tokens) for o in answered]),
+        structured=all(structured) if structured else None,
+        error=error,
+    )
+
+
+def stop_message(exc: BaseException, done: int, total: int, credentials: Credentials | None = None) -> str:
+    """Why a judge's check stopped, and what to do (the inference message plus a hint for the judge check)."""
+    kind = getattr(exc, "kind", "") or ""
+    status = getattr(exc, "status", None)
+    message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+    if credentials is not None:
+        message = credentials.scrub(message)
+    low = message.lower()
+    hint = ""
+    if status in (400, 422) and any(w in low for w in ("response_format", "schema", "grammar", "json")):
+        hint = (" The server rejected the JSON schema of the structured verdict and the plain-text fallback failed "
+                "too: pick another judge model or server.")
+    elif kind == "bad_request" or status == 400:
+        hint = (" If the model does not chat (a base, embedding or reward model), pick an instruction (chat) model as"
+                " the judge.")
+    elif kind == "not_found":
+        hint = " A judge must be a chat model the backend serves: check the id, or pick another judge."
+    return f"Stopped after {done} of {total} rows: {message}{hint}"
+
+
+JudgeChat = Callable[[Backend, list[dict], GenParams], Awaitable[Any]]
+
+
+class _ChatPool:
+    """The default judge chat: one ``inference.AsyncChat`` per backend, with the secret that backend may see."""
+
+    def __init__(self, credentials: Credentials, retry: Any = None, timeout: float = 120.0) -> None:
+        self._credentials = credentials
+        self._retry = retry
+        self._timeout = timeout
+        self._chats: dict[Backend, Any] = {}
+
+    async def __call__(self, backend: Backend, messages: list[dict], params: GenParams) -> Any:
+        from pipeline import inference
+
+        chat = self._chats.get(backend)
+        if chat is None:
+            chat = self._chats[backend] = inference.AsyncChat(
+                backend, self._credentials.for_backend(backend), retry=self._retry or CHECK_RETRY,
+                timeout=self._timeout,
+            )
+        return await chat(messages, params)
+
+    async def aclose(self) -> None:
+        for chat in self._chats.values():
+            try:
+                await chat.aclose()
+            except Exception:  # noqa: BLE001 - closing is best effort
+                pass
+        self._chats.clear()
+
+
+def _check_retry() -> Any:
+    from pipeline.inference import RetryPolicy
+
+    # People wait for the check in the app: fewer, shorter retries than a run's.
+    return RetryPolicy(max_attempts=3, max_total_s=60.0, base_backoff_s=1.0, max_backoff_s=10.0)
+
+
+CHECK_RETRY = _check_retry()
+
+
+class CheckProgress:
+    """Thread-safe progress of a check (the app polls it while the check runs in another thread)."""
+
+    def __init__(self, models: Sequence[str], total: int) -> None:
+        self._lock = threading.Lock()
+        self.total = total
+        self._done = {m: 0 for m in models}
+        self._stopped = {m: "" for m in models}
+        self._cancel = threading.Event()
+
+    def advance(self, model: str) -> None:
+        with self._lock:
+            self._done[model] = self._done.get(model, 0) + 1
+
+    def stop(self, model: str, message: str) -> None:
+        with self._lock:
+            self._stopped[model] = self._stopped.get(model) or message
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    def done(self, model: str) -> int:
+        with self._lock:
+            return self._done.get(model, 0)
+
+    def line(self) -> str:
+        """e.g. ``judge-a: 12/20 · judge-b: stopped · judge-c: 20/20``."""
+        with self._lock:
+            parts = [f"{m}: {'stopped' if self._stopped[m] else f'{d}/{self.total}'}" for m, d in self._done.items()]
+        return " · ".join(parts) + (" · cancelling…" if self.cancelled else "")
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    """A finished (or cancelled) check: the figures (``check``) and every judge's row outcomes."""
+
+    check: schema.JudgeCheck
+    rows: tuple[RowOutcome, ...] = ()
+    cancelled: bool = False
+
+    def to_dict(self) -> dict:
+        return {"check": self.check.to_dict(), "cancelled": self.cancelled, "rows": [asdict(r) for r in self.rows]}
+
+
+async def _check_one_judge(backend: Backend, items: Sequence[CheckItem], settings: CheckSettings, chat: JudgeChat,
+                           progress: CheckProgress, credentials: Credentials | None) -> tuple[list[RowOutcome], str]:
+    gate = asyncio.Semaphore(int(settings.concurrency))
+    stopped: list[str] = []
+
+    async def one(item: CheckItem) -> RowOutcome:
+        not_run = RowOutcome(backend.model, item.id, NOT_RUN, item.human)
+        async with gate:
+            if stopped or progress.cancelled:
+                return not_run
+            started = time.perf_counter()
+            try:
+                verdict = await judge_mod.judge_row(
+                    chat, backend, settings.params(len(item.texts)), prompt=item.prompt, texts=list(item.texts),
+                    row_id=item.id, mode=settings.mode, aspect=settings.aspect, order="both",
+                )
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - classified below; never crash the other judges
+                kind = getattr(exc, "kind", "") or ""
+                if not isinstance(exc, InferenceError) or kind in _FATAL_KINDS:
+                    if not stopped:
+                        stopped.append(stop_message(exc, progress.done(backend.model), len(items), credentials))
+                        progress.stop(backend.model, stopped[0])
+                        log.info("judge check of %s stopped: %s", backend.label, kind or type(exc).__name__)
+                    return not_run
+                message = getattr(exc, "message", str(exc))
+                message = credentials.scrub(message) if credentials is not None else message
+                progress.advance(backend.model)
+                return RowOutcome(backend.model, item.id, schema.STATUS_JUDGE_FAILED, item.human, error=message,
+                                  latency_s=time.perf_counter() - started)
+        progress.advance(backend.model)
+        return outcome_of(backend.model, item, verdict)
+
+    outcomes = await asyncio.gather(*(one(item) for item in items))
+    return list(outcomes), (stopped[0] if stopped else "")
+
+
+async def run_check(items: Sequence[CheckItem], settings: CheckSettings, credentials: Credentials | None = None, *,
+                    language: str = "", source: str = SOURCE_LABELS, chat: JudgeChat | None = None,
+                    progress: CheckProgress | None = None, timeout: float = 120.0) -> CheckReport:
+    """Judge ``items`` with every judge of ``settings``, side by side, each row in both orders; returns the report.
+
+    Raises :class:`JudgeCheckError` for bad input (see :func:`check_items`) before any call. ``chat(backend,
+    messages, params)`` defaults to pooled ``inference.AsyncChat`` clients with ``credentials`` routed per backend.
+    A judge whose calls are refused stops with a message in its score; cancelling (``progress.cancel()``) keeps the
+    rows already judged."""
+    check_items(items, language, source=source)
+    credentials = credentials or Credentials()
+    progress = progress or CheckProgress([b.model for b in settings.judges], len(items))
+    pool = _ChatPool(credentials, timeout=timeout) if chat is None else None
+    try:
+        results = await asyncio.gather(*(
+            _check_one_judge(b, items, settings, chat or pool, progress, credentials)  # type: ignore[arg-type]
+            for b in settings.judges
+        ))
+    finally:
+        if pool is not None:
+            await pool.aclose()
+    scores = tuple(score_judge(b, outs, err) for b, (outs, err) in zip(settings.judges, results))
+    langs = {i.language for i in items if i.language}
+    check = schema.JudgeCheck(
+        rows=len(items), source=source, language=language or (next(iter(langs)) if len(langs) == 1 else ""),
+        mode=settings.mode, aspect=settings.aspect, judges=scores,
+    )
+    rows = tuple(o for outs, _ in results for o in outs)
+    return CheckReport(check, rows, cancelled=progress.cancelled)
+
+
+@dataclass
+class CheckHandle:
+    """A check running in a background thread (for the app): poll :attr:`progress`, then read :attr:`report` (or
+    :attr:`error`, a message for people) once :attr:`running` is False."""
+
+    progress: CheckProgress
+    report: CheckReport | None = None
+    error: str = ""
+    _thread: threading.Thread | None = field(default=None, repr=False)
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        if self._thread is not None:
+            self._thread.join(timeout)
+        return not self.running
+
+    def cancel(self) -> None:
+        self.progress.cancel()
+
+
+def start_check(items: Sequence[CheckItem], settings: CheckSettings, credentials: Credentials | None = None,
+                **kwargs: Any) -> CheckHandle:
+    """Validate, then run :func:`run_check` in a background thread with its own event loop; returns at once.
+    Raises :class:`JudgeCheckError` for bad input (nothing is started)."""
+    check_items(items, kwargs.get("language", ""), source=kwargs.get("source", SOURCE_LABELS))
+    progress = kwargs.pop("progress", None) or CheckProgress([b.model for b in settings.judges], len(items))
+    handle = CheckHandle(progress)
+
+    def target() -> None:
+        try:
+            handle.report = asyncio.run(run_check(items, settings, credentials, progress=progress, **kwargs))
+        except JudgeCheckError as exc:
+            handle.error = str(exc)
+        except Exception as exc:  # noqa: BLE001 - report, never crash the app
+            log.error("judge check failed: %s", type(exc).__name__)
+            text = f"The judge check failed: {type(exc).__name__}: {exc}"
+            handle.error = credentials.scrub(text) if credentials is not None else text
+
+    handle._thread = threading.Thread(target=target, name="dpo-studio-judge-check", daemon=True)
+    handle._thread.start()
+    return handle
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The side-by-side table (the app and the CLI show the same)
+# --------------------------------------------------------------------------------------------------------------
+SCORE_COLUMNS: Final = ("judge", "parse rate", "flip rate", "agreement", "kappa", "latency / row", "tokens / row",
+                        "output", "note")
+
+
+def _share(k: int, n: int) -> str:
+    return f"{k}/{n} ({k / n:.0%})" if n else "n/a"
+
+
+def score_rows(check: schema.JudgeCheck) -> list[dict[str, str]]:
+    """One row of text per judge, columns :data:`SCORE_COLUMNS` (rates with their counts; "n/a" when none)."""
+    out = []
+    for j in check.judges:
+        output = {True: "structured", False: "text (fallback)", None: "n/a"}[j.structured]
+        note = j.error
+        if not note and j.rows and j.compared < j.rows:
+            note = f"{j.rows - j.parsed} unparseable or failed row(s) left out of agreement and kappa"
+        out.append({
+            "judge": j.model if j.backend == "serverless" else f"{j.model} ({j.base_url or j.backend})",
+            "parse rate": _share(j.parsed, j.rows),
+            "flip rate": _share(j.flips, j.flip_rows),
+            "agreement": _share(j.agree, j.compared),
+            "kappa": "n/a" if j.kappa is None else f"{j.kappa:.2f}",
+            "latency / row": "n/a" if j.mean_latency_s is None else f"{j.mean_latency_s:.2f} s",
+            "tokens / row": "n/a" if j.tokens_per_row is None else f"{j.tokens_per_row:,.0f}",
+            "output": output,
+            "note": note,
+        })
+    return out
+
+
+def summary_line(check: schema.JudgeCheck) -> str:
+    """One sentence for cards and messages, e.g. ``Judge check on 20 labelled rows (nld): m agrees with people on
+    15/20 (75%), kappa 0.52, flip rate 2/20 (10%).``"""
+    what = "labelled rows" if check.source == SOURCE_LABELS else "annotated rows"
+    parts = []
+    for j in check.judges:
+        kappa = "n/a" if j.kappa is None else f"{j.kappa:.2f}"
+        parts.append(f"{j.model} agrees with people on {_share(j.agree, j.compared)}, kappa {kappa}, flip rate "
+                     f"{_share(j.flips, j.flip_rows)}, parse rate {_share(j.parsed, j.rows)}")
+    lang = f" ({check.language})" if check.language else ""
+    return f"Judge check on {check.rows} {what}{lang}: " + "; ".join(parts) + "."
