@@ -29,13 +29,33 @@ def session() -> Session:
     return s
 
 
-def _fields(base_url: str, models: str = "fake-a\nfake-b", kind: str = "openai", rows: int = 12, **kw) -> list:
-    values = dict(gen_kind=kind, gen_models=models, gen_provider="auto", gen_url=base_url, judge_kind=kind,
-                  judge_model="judge", judge_provider="auto", judge_url=base_url, aspect="overall-rating",
-                  system_prompt="Antwoord in het Nederlands.", max_rows=rows, max_new=128, budget=0, concurrency=4,
-                  temperature=0.7, top_p=0.95)  # fmt: skip
+def _fields(base_url: str, models: str = "fake-a\nfake-b", kind: str = "openai", rows: int = 12, **kw) -> dict:
+    """The tab's settings fields, by name, as Gradio hands them to the handlers."""
+    values = dict(
+        kind=kind,
+        models=models,
+        provider="auto",
+        base_url=base_url,
+        judge_kind=kind,
+        judge_model="judge",
+        judge_provider="auto",
+        judge_base_url=base_url,
+        aspect="overall-rating",
+        system_prompt="Antwoord in het Nederlands.",
+        max_rows=rows,
+        max_new_tokens=128,
+        max_tokens=0,
+        concurrency=4,
+        temperature=0.7,
+        top_p=0.95,
+    )
     values.update(kw)
-    return [values[k] for k in tab.SETTINGS_FIELDS]
+    return values
+
+
+def _run(fields: dict, restart: bool = False, hub: bool = False, every: int = 100, repo: str = "", **kw) -> dict:
+    """The settings fields plus the run options (``tab.RUN_OPTIONS``)."""
+    return {**fields, "restart": restart, "hub_checkpoints": hub, "checkpoint_every": every, "repo": repo, **kw}
 
 
 def _run_to_end(session: Session, timeout: float = 60) -> tuple:
@@ -54,28 +74,34 @@ def test_app_builds_with_the_tab():
 
 
 def test_prefill_from_the_playground_choice(session):
-    session.model_choice = ModelChoice(model="org/chosen", backend="openai", base_url="http://127.0.0.1:1/v1",
-                                       system_prompt="Antwoord altijd in het Nederlands.")  # fmt: skip
-    out = tab.on_select(session, "", "", "", profile=_profile("alice"))
-    kind, models, provider, url, key, system, repo, note, timer = out
-    assert kind["value"] == "openai" and models["value"] == "org/chosen"
+    session.model_choice = ModelChoice(
+        model="org/chosen",
+        backend="openai",
+        base_url="http://127.0.0.1:1/v1",
+        system_prompt="Antwoord altijd in het Nederlands.",
+    )
+    out = tab.on_select(session, {"models": "", "system_prompt": "", "repo": ""}, profile=_profile("alice"))
+    assert out["kind"]["value"] == "openai" and out["models"]["value"] == "org/chosen"
+    url, key = out["base_url"], out["api_key"]
     assert url["value"] == "http://127.0.0.1:1/v1" and url["visible"] is True and key["visible"] is True
-    assert system["value"] == "Antwoord altijd in het Nederlands."
-    assert repo["value"] == "alice/aya-dutch-dpo-raw"
-    assert "Dutch" in note and f"{session.filtered.rows} Dutch rows" in note
+    assert out["system_prompt"]["value"] == "Antwoord altijd in het Nederlands."
+    assert out["repo"]["value"] == "alice/aya-dutch-dpo-raw"
+    assert "Dutch" in out["data_note"] and f"{session.filtered.rows} Dutch rows" in out["data_note"]
     # a second visit keeps what the user typed since
-    again = tab.on_select(session, "something else", "typed", "alice/x", profile=_profile("alice"))
-    assert again[1] == gr.update() and again[5] == gr.update()
+    again = tab.on_select(
+        session, {"models": "something else", "system_prompt": "typed", "repo": "alice/x"}, profile=_profile("alice")
+    )
+    assert "models" not in again and "system_prompt" not in again and "repo" not in again
 
 
 def test_start_poll_and_results_in_session(session):
     with FakeLLMServer(responder=ultrafeedback_responder, latency=lambda: 0.01) as srv:
         fields = _fields(srv.base_url)
-        assert f"12 of 12 rows to run" in tab.estimate(session, *fields)
-        text, timer = tab.start(session, False, True, 100, "", "", "", *fields)
+        assert f"12 of 12 rows to run" in tab.estimate(session, fields)
+        text, timer = tab.start(session, _run(fields, False, True, 100, ""))
         assert "Not signed in" in text  # Hub checkpoints need sign-in; the run goes on locally
         # a second run in the same session while one is going is refused
-        again, _ = tab.start(session, False, False, 100, "", "", "", *fields)
+        again, _ = tab.start(session, _run(fields, False, False, 100, ""))
         assert "state:" in again  # shows the running run, starts nothing new
         progress, latest, ratings, langs, board, timer = _run_to_end(session)
     assert "12 / 12 rows" in progress and "ready for" in progress
@@ -88,20 +114,20 @@ def test_start_poll_and_results_in_session(session):
     assert board["visible"] is True and list(board["value"]["source"]) == ["human", "fake-a", "fake-b"]
     assert list(latest.columns)[:2] == ["status", "prompt"]
     # the estimate now knows those rows are done
-    assert "All 12 rows are already done" in tab.estimate(session, *fields)
+    assert "All 12 rows are already done" in tab.estimate(session, fields)
 
 
 def test_refusals_say_what_to_do(session):
     empty = Session()
-    text, _ = tab.start(empty, False, False, 100, "", "", "", *_fields("http://127.0.0.1:9/v1"))
+    text, _ = tab.start(empty, _run(_fields("http://127.0.0.1:9/v1"), False, False, 100, ""))
     assert "Filter" in text
-    text, _ = tab.start(session, False, False, 100, "", "", "", *_fields("", kind="serverless", models="org/m"))
+    text, _ = tab.start(session, _run(_fields("", kind="serverless", models="org/m"), False, False, 100, ""))
     assert "Sign in" in text and session.run is None
-    text, _ = tab.start(session, False, False, 100, "", "", "", *_fields("not a url"))
+    text, _ = tab.start(session, _run(_fields("not a url"), False, False, 100, ""))
     assert "is not a URL" in text
-    text, _ = tab.start(session, False, False, 100, "", "", "", *_fields("http://127.0.0.1:9/v1", models=" \n "))
+    text, _ = tab.start(session, _run(_fields("http://127.0.0.1:9/v1", models=" \n "), False, False, 100, ""))
     assert "at least one generator" in text
-    assert "Sign in" in tab.push(session, "alice/x", True, False)
+    assert "Sign in" in tab.push(session, {"repo": "alice/x", "private": True, "overwrite": False})
     assert tab.cancel(session) == "Nothing is running."
 
 
@@ -109,8 +135,12 @@ def test_cancel_keeps_rows_and_push_to_fake_hub(session, fake_hub):
     fake_hub.add_user("tabuser", "hf_tabuser_write")
     with FakeLLMServer(responder=ultrafeedback_responder, latency=lambda: 0.2) as srv:
         fields = _fields(srv.base_url, models="fake-a", rows=0, concurrency=2)
-        tab.start(session, False, True, 10, "tabuser/aya-dutch-dpo-raw", "", "", *fields,
-                  oauth_token=_token("hf_tabuser_write"), profile=_profile("tabuser"))  # fmt: skip
+        tab.start(
+            session,
+            _run(fields, False, True, 10, "tabuser/aya-dutch-dpo-raw"),
+            oauth_token=_token("hf_tabuser_write"),
+            profile=_profile("tabuser"),
+        )
         deadline = time.monotonic() + 30
         while session.run.snapshot().done < 3 and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -121,13 +151,18 @@ def test_cancel_keeps_rows_and_push_to_fake_hub(session, fake_hub):
     assert 3 <= kept < session.filtered.rows and set(session.raw.column("status").to_pylist()) == {"ok"}
     # the Hub checkpoint holds the finished rows (private); the final push replaces it
     assert fake_hub.exists("tabuser/aya-dutch-dpo-raw")
-    msg = tab.push(session, "tabuser/aya-dutch-dpo-raw", True, False, oauth_token=_token("hf_tabuser_write"),
-                   profile=_profile("tabuser"))  # fmt: skip
+    msg = tab.push(
+        session,
+        {"repo": "tabuser/aya-dutch-dpo-raw", "private": True, "overwrite": False},
+        oauth_token=_token("hf_tabuser_write"),
+        profile=_profile("tabuser"),
+    )
     assert f"Pushed **{kept:,} rows**" in msg
     import datasets
 
-    ds = datasets.load_dataset("tabuser/aya-dutch-dpo-raw", split="train", token="hf_tabuser_write",
-                               download_mode="force_redownload")  # fmt: skip
+    ds = datasets.load_dataset(
+        "tabuser/aya-dutch-dpo-raw", split="train", token="hf_tabuser_write", download_mode="force_redownload"
+    )
     assert ds.num_rows == kept
 
 
@@ -138,15 +173,23 @@ def test_hub_checkpoint_is_restored_after_a_restart(session, fake_hub, monkeypat
     repo = "restarter/aya-dutch-dpo-raw"
     with FakeLLMServer(responder=ultrafeedback_responder, latency=lambda: 0.01) as srv:
         fields = _fields(srv.base_url, models="fake-a", rows=8)
-        tab.start(session, False, True, 10, repo, "", "", *fields, oauth_token=_token("hf_restarter_write"),
-                  profile=_profile("restarter"))  # fmt: skip
+        tab.start(
+            session,
+            _run(fields, False, True, 10, repo),
+            oauth_token=_token("hf_restarter_write"),
+            profile=_profile("restarter"),
+        )
         _run_to_end(session)
         assert session.raw.num_rows == 8
         monkeypatch.setenv("DPO_STUDIO_DATA_DIR", str(tmp_path / "disk-2"))  # a new machine: empty disk
         fresh = Session(filtered=session.filtered)
         before = srv.chat_requests
-        text, _ = tab.start(fresh, False, True, 10, repo, "", "", *_fields(srv.base_url, models="fake-a", rows=10),
-                            oauth_token=_token("hf_restarter_write"), profile=_profile("restarter"))  # fmt: skip
+        text, _ = tab.start(
+            fresh,
+            _run(_fields(srv.base_url, models="fake-a", rows=10), False, True, 10, repo),
+            oauth_token=_token("hf_restarter_write"),
+            profile=_profile("restarter"),
+        )
         assert "Restored 8 finished rows" in text
         _run_to_end(fresh)
         assert srv.chat_requests - before == 2 * 2  # only the 2 new rows were run
@@ -159,9 +202,12 @@ def test_hub_checkpoint_is_restored_after_a_restart(session, fake_hub, monkeypat
 
     hub.push_dataset(pa.table({"x": [1]}), "other/aya-dutch-dpo-raw", "hf_other_write", private=False, card="hi")
     other = Session(filtered=session.filtered)
-    text, _ = tab.start(other, False, True, 10, "other/aya-dutch-dpo-raw", "", "",
-                        *_fields("http://127.0.0.1:9/v1", models="fake-a", rows=8),
-                        oauth_token=_token("hf_other_write"), profile=_profile("other"))  # fmt: skip
+    text, _ = tab.start(
+        other,
+        _run(_fields("http://127.0.0.1:9/v1", models="fake-a", rows=8), False, True, 10, "other/aya-dutch-dpo-raw"),
+        oauth_token=_token("hf_other_write"),
+        profile=_profile("other"),
+    )
     assert "is not a checkpoint of this run" in text and other.run is None
 
 
@@ -178,7 +224,7 @@ def test_backup_requests_follow_the_checkbox(session, hedge):
             return 3.0 if count[0] == 36 else 0.01  # 12 rows x (2 generations + 1 judge) = 36 calls
 
     with FakeLLMServer(responder=ultrafeedback_responder, latency=latency) as srv:
-        tab.start(session, True, False, 100, "", "", "", *_fields(srv.base_url), hedge)  # start over: all 36 calls
+        tab.start(session, _run(_fields(srv.base_url), True, False, 100, "", hedge=hedge))  # start over: all 36 calls
         _run_to_end(session)
     snap = session.run.snapshot()
     assert snap.counts.get("ok") == 12 and count[0] >= 36
@@ -190,11 +236,13 @@ def test_people_who_are_not_signed_in_never_share_a_run(session):
     same one across sessions (so a run resumes after a reload)."""
     other = Session()
     other.filtered = session.filtered
-    settings = tab.make_settings(*_fields("http://127.0.0.1:9/v1"))
+    settings = tab.make_settings(_fields("http://127.0.0.1:9/v1"))
     mine = tab.checkpoint_for(session.filtered, settings, tab.run_owner(session, None)).path
     theirs = tab.checkpoint_for(other.filtered, settings, tab.run_owner(other, None)).path
     assert mine != theirs
     assert tab.checkpoint_for(session.filtered, settings, tab.run_owner(session, None)).path == mine  # stable
     alice = _profile("alice")
-    assert (tab.checkpoint_for(session.filtered, settings, tab.run_owner(session, alice)).path
-            == tab.checkpoint_for(other.filtered, settings, tab.run_owner(other, alice)).path)
+    assert (
+        tab.checkpoint_for(session.filtered, settings, tab.run_owner(session, alice)).path
+        == tab.checkpoint_for(other.filtered, settings, tab.run_owner(other, alice)).path
+    )

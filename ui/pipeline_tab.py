@@ -1,32 +1,32 @@
 """The Pipeline tab: generate second answers, judge them with UltraFeedback, check their language (UI wiring only;
 the logic is in ``pipeline.generate``, ``pipeline.judge``, ``pipeline.results`` and ``pipeline.recipe``).
 
-The run executes in a background thread (``pipeline.generate.start_run``); a ``gr.Timer`` polls its handle, kept in
-``session.run``. Results land in ``session.raw`` / ``session.raw_meta`` for the Argilla and Export tabs. The
+Handlers take ``(session, values)``: ``values`` maps field names (the keys of ``RunSettings.from_mapping`` plus
+the run options ``restart``, ``hub_checkpoints``, ``checkpoint_every``, ``repo``, ``hedge``) to what the user set;
+``build`` wires them with a :class:`ui.forms.Form`. Runs start through ``pipeline.workflow.start_generation`` (the
+CLI's path too) in a background thread; a ``gr.Timer`` polls the handle, kept in ``session.run``. Results land in ``session.raw`` / ``session.raw_meta`` for the Argilla and Export tabs. The
 user's token comes from Gradio's OAuth per call and goes straight into the run: it is never stored in the session.
 """
 
 from __future__ import annotations
 
-import hashlib
 import html
 import re
 import secrets
+from collections.abc import Mapping
 from typing import Any
 
 import gradio as gr
 import pandas as pd
 
-from pipeline import generate, hub, inference, judge, langdetect, recipe, results, schema, templates
-from pipeline.generate import Checkpoint, RunError, RunSettings
+from pipeline import generate, hub, inference, judge, langdetect, recipe, results, schema, templates, workflow
+from pipeline.checkpoint import Checkpoint
+from pipeline.credentials import Credentials, api_keys_for
+from pipeline.settings import DEFAULTS, RunError, RunSettings
 from pipeline.state import Session
+from ui.backend_picker import BackendPicker
 from ui.common import SIGN_IN_NEEDED, info, token_of, username_of, warn
-
-KIND_CHOICES = [
-    ("HF Inference Providers (serverless, sign-in)", "serverless"),
-    ("HF Inference Endpoint (URL)", "endpoint"),
-    ("OpenAI-compatible server (vLLM, TGI, Ollama, llama.cpp)", "openai"),
-]
+from ui.forms import Form
 DEFAULT_MODEL = "meta-llama/Llama-3.3-70B-Instruct"
 NO_DATA = "**No filtered data yet.** Load and filter a language in **1. Filter** first."
 DEFAULT_ROW_LIMIT = 100
@@ -52,55 +52,17 @@ def parse_models(text: str) -> list[str]:
     return seen
 
 
-def _number(value: Any, default: int | None = None) -> int | None:
-    try:
-        n = int(float(value))
-    except (TypeError, ValueError):
-        return default
-    return n
-
-
-def make_settings(gen_kind: str, gen_models: str, gen_provider: str, gen_url: str, judge_kind: str,
-                  judge_model: str, judge_provider: str, judge_url: str, aspect: str, system_prompt: str,
-                  max_rows: Any, max_new: Any, budget: Any, concurrency: Any, temperature: Any,
-                  top_p: Any) -> RunSettings:  # fmt: skip
+def make_settings(values: Mapping[str, Any]) -> RunSettings:
     """RunSettings from the tab's fields. Raises RunError / InferenceError with a message for the user."""
-    models = parse_models(gen_models)
-    if not models:
+    if not parse_models(values.get("models") or ""):
         raise RunError("Type at least one generator model id.")
-    generators = tuple(inference.Backend(gen_kind, m, (gen_url or "").strip(), gen_provider or "auto") for m in models)
-    for backend in generators:
-        backend.validate()
-    judge_backend = inference.Backend(
-        judge_kind or gen_kind,
-        (judge_model or "").strip() or models[0],
-        (judge_url or "").strip() or ((gen_url or "").strip() if (judge_kind or gen_kind) == gen_kind else ""),
-        judge_provider or "auto",
-    )
-    judge_backend.validate()
-    rows = _number(max_rows, 0) or 0
-    tokens = _number(budget, 0) or 0
-    return RunSettings(
-        generators=generators,
-        judge=judge_backend,
-        system_prompt=(system_prompt or "").strip(),
-        aspect=aspect or judge.DEFAULT_ASPECT,
-        max_new_tokens=_number(max_new, 512) or 512,
-        temperature=float(temperature if temperature is not None else 0.7),
-        top_p=float(top_p if top_p is not None else 0.95),
-        concurrency=_number(concurrency, 8) or 8,
-        max_rows=rows if rows > 0 else None,
-        max_tokens=tokens if tokens > 0 else None,
-    )
+    return RunSettings.from_mapping(values)
 
 
 def checkpoint_for(filtered: Any, settings: RunSettings, user: str | None) -> Checkpoint:
-    """The local checkpoint of this data + settings (+ user): the same choices resume the same file."""
+    """The local checkpoint of this data + settings + owner (see ``pipeline.workflow.local_checkpoint``)."""
     ids = filtered.table.column("id").to_pylist() if filtered is not None else []
-    data = hashlib.sha256("\n".join(ids).encode()).hexdigest()[:10]
-    who = re.sub(r"[^A-Za-z0-9_.-]", "_", user or "local")
-    code = re.sub(r"[^a-z0-9]", "", (getattr(filtered, "language_code", "") or "xx").lower()) or "xx"
-    return Checkpoint(generate.default_data_dir() / "runs" / who / f"{code}-{data}-{settings.fingerprint()}.jsonl")
+    return workflow.local_checkpoint(ids, getattr(filtered, "language_code", ""), settings, user or "local")
 
 
 def run_owner(session: Session, profile: gr.OAuthProfile | None) -> str:
@@ -163,58 +125,52 @@ def _data_note(filtered: Any) -> str:
         return NO_DATA
     code = filtered.language_code
     check = ("every answer gets a language check" if langdetect.is_supported(code)
-             else "the language detector does not know this language: answers are **not checked**")  # fmt: skip
+             else "the language detector does not know this language: answers are **not checked**")
     return f"Input: **{_safe(filtered.summary())}** · target {_safe(filtered.language)} ({_safe(code)}): {check}."
 
 
 # --------------------------------------------------------------------------------------------------------------
 # Handlers (module level so tests can drive them)
 # --------------------------------------------------------------------------------------------------------------
-SETTINGS_FIELDS = ("gen_kind", "gen_models", "gen_provider", "gen_url", "judge_kind", "judge_model", "judge_provider",
-                   "judge_url", "aspect", "system_prompt", "max_rows", "max_new", "budget", "concurrency",
-                   "temperature", "top_p")  # fmt: skip
+RUN_OPTIONS: Mapping[str, Any] = {  # the run's options besides its settings, with their defaults
+    "restart": False, "hub_checkpoints": True, "checkpoint_every": 100, "repo": "", "hedge": True,
+}
 
 
-def on_select(session: Session, gen_models: str, system_prompt: str, repo: str,
-              profile: gr.OAuthProfile | None = None) -> tuple:  # fmt: skip
-    """Prefill from the Playground's choice (once per choice) and the data; show a finished run's results."""
+def on_select(session: Session, values: Mapping[str, Any], profile: gr.OAuthProfile | None = None) -> dict:
+    """Prefill from the Playground's choice (once per choice) and the data. ``values``: the current ``models``,
+    ``system_prompt`` and ``repo``. Returns ``{field name: update}`` for models, kind, provider, base_url,
+    api_key, system_prompt, repo, plus ``data_note`` and ``timer``."""
     updates: dict[str, Any] = {}
     choice = session.model_choice
-    stamp = None if choice is None else (choice.model, choice.backend, choice.base_url, choice.provider,
-                                         choice.system_prompt)  # fmt: skip
-    if choice is not None and session.pipeline_tab.prefilled != stamp:
-        session.pipeline_tab.prefilled = stamp
+    state = session.pipeline_tab
+    if choice is not None and state.prefilled != choice.stamp():
+        state.prefilled = choice.stamp()
         updates = {
-            "gen_kind": gr.update(value=choice.backend),
-            "gen_models": gr.update(value=choice.model),
-            "gen_provider": gr.update(value=choice.provider or "auto", visible=choice.backend == "serverless"),
-            "gen_url": gr.update(value=choice.base_url, visible=choice.backend != "serverless"),
-            "gen_key": gr.update(visible=choice.backend == "openai"),
+            "kind": gr.update(value=choice.backend),
+            "models": gr.update(value=choice.model),
+            "provider": gr.update(value=choice.provider or "auto", visible=choice.backend == "serverless"),
+            "base_url": gr.update(value=choice.base_url, visible=choice.backend != "serverless"),
+            "api_key": gr.update(visible=choice.backend == "openai"),
             "system_prompt": gr.update(value=choice.system_prompt),
         }
-    elif not (system_prompt or "").strip() and session.filtered is not None:
+    elif not (values.get("system_prompt") or "").strip() and session.filtered is not None:
         f = session.filtered
         updates["system_prompt"] = gr.update(value=templates.default_prompt(f.language_code, f.language))
     user = username_of(profile)
-    if not (repo or "").strip() or ("/" not in repo and user):
+    repo = values.get("repo") or ""
+    if not repo.strip() or ("/" not in repo and user):
         updates["repo"] = gr.update(value=default_repo(user, session.filtered))
-    out = [updates.get(k, gr.update()) for k in ("gen_kind", "gen_models", "gen_provider", "gen_url", "gen_key",
-                                                  "system_prompt", "repo")]  # fmt: skip
-    note = _data_note(session.filtered)
     running = session.run is not None and session.run.running
-    return (*out, note, gr.Timer(active=running))
+    return {**updates, "data_note": _data_note(session.filtered), "timer": gr.Timer(active=running)}
 
 
-def estimate(session: Session, gen_kind: str, gen_models: str, gen_provider: str, gen_url: str, judge_kind: str,
-             judge_model: str, judge_provider: str, judge_url: str, aspect: str, system_prompt: str, max_rows: Any,
-             max_new: Any, budget: Any, concurrency: Any, temperature: Any, top_p: Any,
-             profile: gr.OAuthProfile | None = None) -> str:  # fmt: skip
+def estimate(session: Session, values: Mapping[str, Any], profile: gr.OAuthProfile | None = None) -> str:
     """The estimate for the current fields (calls, tokens, rows already done)."""
-    fields = (gen_kind, gen_models, gen_provider, gen_url, judge_kind, judge_model, judge_provider, judge_url, aspect, system_prompt, max_rows, max_new, budget, concurrency, temperature, top_p)
     if session.filtered is None or session.filtered.rows == 0:
         return NO_DATA
     try:
-        settings = make_settings(*fields)
+        settings = make_settings(values)
     except (RunError, inference.InferenceError) as exc:
         return _safe(getattr(exc, "message", str(exc)))
     ckpt = checkpoint_for(session.filtered, settings, run_owner(session, profile))
@@ -225,72 +181,50 @@ def estimate(session: Session, gen_kind: str, gen_models: str, gen_provider: str
     return _safe(generate.plan_run(session.filtered.table, settings, ckpt).summary())
 
 
-def start(session: Session, restart: bool, hub_checkpoints: bool, every: Any, repo: str, gen_key: str,
-          judge_key: str, gen_kind: str, gen_models: str, gen_provider: str, gen_url: str, judge_kind: str,
-          judge_model: str, judge_provider: str, judge_url: str, aspect: str, system_prompt: str, max_rows: Any,
-          max_new: Any, budget: Any, concurrency: Any, temperature: Any, top_p: Any, hedge: bool = True,
-          oauth_token: gr.OAuthToken | None = None, profile: gr.OAuthProfile | None = None) -> tuple[str, Any]:  # fmt: skip
-    """Start (or resume) a run. Returns (progress markdown, timer update). ``hedge``: backup requests for the
-    slowest calls at the very end of the run (a few extra calls for a shorter tail)."""
-    fields = (gen_kind, gen_models, gen_provider, gen_url, judge_kind, judge_model, judge_provider, judge_url, aspect, system_prompt, max_rows, max_new, budget, concurrency, temperature, top_p)
+def _refuse(message: str) -> tuple[str, Any]:
+    warn(message)
+    return _safe(message), gr.Timer(active=False)
+
+
+def start(session: Session, values: Mapping[str, Any], oauth_token: gr.OAuthToken | None = None,
+          profile: gr.OAuthProfile | None = None) -> tuple[str, Any]:
+    """Start (or resume) a run. Returns (progress markdown, timer update). ``values``: the settings fields and
+    the options in :data:`RUN_OPTIONS` (``hedge``: backup requests for the slowest calls at the very end)."""
+    opts = {**RUN_OPTIONS, **{k: v for k, v in values.items() if k in RUN_OPTIONS and v is not None}}
     if session.filtered is None or session.filtered.rows == 0:
         warn("No filtered data yet: load and filter a language in 1. Filter first.")
         return NO_DATA, gr.Timer(active=False)
     if session.run is not None and session.run.running:
         warn("A run is already going in this session: wait for it to finish or cancel it first.")
         return progress_markdown(session.run.snapshot()), gr.Timer(active=True)
+    token, user = token_of(oauth_token), username_of(profile)
     try:
-        settings = make_settings(*fields)
+        settings = make_settings(values)
+        workflow.require_sign_in(settings, token, "Sign in with Hugging Face (button at the top)")
     except (RunError, inference.InferenceError) as exc:
-        warn(getattr(exc, "message", str(exc)))
-        return _safe(getattr(exc, "message", str(exc))), gr.Timer(active=False)
-    token = token_of(oauth_token)
-    user = username_of(profile)
-    hf_backends = [b for b in (*settings.generators, settings.judge) if b.kind == "serverless"]
-    if hf_backends and not token:
-        warn(SIGN_IN_NEEDED + " Serverless inference runs on your account; or use a local OpenAI-compatible server.")
-        return _safe(SIGN_IN_NEEDED), gr.Timer(active=False)
-    api_keys = {}
-    for backend, key in [(b, gen_key) for b in settings.generators] + [(settings.judge, judge_key)]:
-        if backend.kind == "openai" and (key or "").strip():
-            api_keys[backend.base_url] = key.strip()
+        return _refuse(getattr(exc, "message", str(exc)))
+    keys = {b: values.get("api_key") or "" for b in settings.generators}
+    keys[settings.judge] = values.get("judge_api_key") or keys.get(settings.judge, "")
     filtered = session.filtered
-    ckpt = checkpoint_for(filtered, settings, run_owner(session, profile))
     source, language, code = recipe.source_from_filtered(filtered)
-    meta = recipe.build_raw_meta(settings, None, source=source, language=language, language_code=code)
-    notes: list[str] = []
-    on_checkpoint = None
-    every_n = max(10, _number(every, 100) or 100)
-    if hub_checkpoints and token and user:
-        try:
-            repo_id = hub.validate_repo_id(repo or default_repo(user, filtered))
-            state = recipe.checkpoint_repo_state(repo_id, token, settings.fingerprint())
-            if state == "other":
-                raise hub.HubError(f"'{repo_id}' already exists and is not a checkpoint of this run: choose another "
-                                   "dataset name below (or untick Hub checkpoints).")  # fmt: skip
-            if state == "ours" and (restart or not ckpt.exists()):
-                if not restart:
-                    restored = recipe.restore_checkpoint(repo_id, token, ckpt)
-                    notes.append(f"Restored {restored} finished rows from your Hub checkpoint {repo_id}.")
-            on_checkpoint = recipe.checkpoint_pusher(meta, repo_id, token)
-            notes.append(f"Checkpoints go to the private dataset {repo_id} every {every_n} rows.")
-        except hub.HubError as exc:
-            warn(str(exc))
-            return _safe(str(exc)), gr.Timer(active=False)
-    elif hub_checkpoints:
-        notes.append("Not signed in: results are kept on this server's disk only (no Hub checkpoints).")
+    request = workflow.GenerationRequest(
+        rows=filtered.table, settings=settings, checkpoint=checkpoint_for(filtered, settings, run_owner(session, profile)),
+        credentials=Credentials(token, api_keys_for((*settings.generators, settings.judge), keys)),
+        source=source, language=language, language_code=code, restart=bool(opts["restart"]),
+        hub_repo=(opts["repo"] or default_repo(user, filtered)) if opts["hub_checkpoints"] and token and user else None,
+        checkpoint_every=int(opts["checkpoint_every"] or 100), hedge=bool(opts["hedge"]),
+    )
     try:
-        handle = generate.start_run(
-            filtered.table, settings, ckpt, restart=restart, token=token, api_keys=api_keys,
-            on_checkpoint=on_checkpoint, checkpoint_every=every_n, source=source, hedge=bool(hedge),
-        )  # fmt: skip
-    except RunError as exc:
-        warn(str(exc))
-        return _safe(str(exc)), gr.Timer(active=False)
-    session.run = handle
-    session.pipeline_tab.run_meta = meta
-    info(f"Started: {handle.plan.summary()}")
-    text = progress_markdown(handle.snapshot())
+        started = workflow.start_generation(request)
+    except (RunError, hub.HubError) as exc:
+        return _refuse(str(exc))
+    notes = started.notes
+    if opts["hub_checkpoints"] and request.hub_repo is None:
+        notes.append("Not signed in: results are kept on this server's disk only (no Hub checkpoints).")
+    session.run = started.handle
+    session.pipeline_tab.run_meta = started.meta
+    info(f"Started: {started.handle.plan.summary()}")
+    text = progress_markdown(started.handle.snapshot())
     if notes:
         text += "\n\n" + "\n\n".join(_safe(n) for n in notes)
     return text, gr.Timer(active=True)
@@ -313,7 +247,7 @@ def _load_results(session: Session, handle: generate.RunHandle) -> None:
     source, language, code = recipe.source_from_filtered(session.filtered)
     fresh = recipe.build_raw_meta(settings, table, source=meta.get("source") or source,
                                   language=meta.get("language") or language,
-                                  language_code=meta.get("language_code") or code)  # fmt: skip
+                                  language_code=meta.get("language_code") or code)
     fresh["run_state"] = handle.snapshot().state
     fresh["hedged_calls"] = handle.snapshot().hedged_calls
     session.raw = table
@@ -333,7 +267,7 @@ def poll(session: Session) -> tuple:
         rating_df = pd.DataFrame(ratings) if ratings else _empty_ratings()
         lang_df = pd.DataFrame(langs)[["source", "rate"]] if langs else _empty_langs()
         return (progress_markdown(snap, handle.hub_message), latest, rating_df, lang_df, gr.update(),
-                gr.Timer(active=True))  # fmt: skip
+                gr.Timer(active=True))
     if session.pipeline_tab.loaded_run != id(handle):
         _load_results(session, handle)
     rating_df, lang_df = _plots_from_table(session.raw)
@@ -343,9 +277,10 @@ def poll(session: Session) -> tuple:
     return (text, latest, rating_df, lang_df, _leaderboard_update(session.raw), gr.Timer(active=False))
 
 
-def push(session: Session, repo: str, private: bool, overwrite: bool, oauth_token: gr.OAuthToken | None = None,
-         profile: gr.OAuthProfile | None = None) -> str:  # fmt: skip
-    """Push ``session.raw`` with its card and pipeline.py to the user's namespace."""
+def push(session: Session, values: Mapping[str, Any], oauth_token: gr.OAuthToken | None = None,
+         profile: gr.OAuthProfile | None = None) -> str:
+    """Push ``session.raw`` with its card and pipeline.py to the user's namespace. ``values``: ``repo``,
+    ``private``, ``overwrite``."""
     token = token_of(oauth_token)
     if not token:
         warn(SIGN_IN_NEEDED)
@@ -358,12 +293,15 @@ def push(session: Session, repo: str, private: bool, overwrite: bool, oauth_toke
     if session.raw is None or session.raw.num_rows == 0:
         warn("There are no results to push yet: run the pipeline first.")
         return "No results yet."
+    private = bool(values.get("private", True))
+    meta = session.raw_meta or {}
     try:
-        repo_id = hub.validate_repo_id(repo or default_repo(username_of(profile), session.filtered))
-        meta = session.raw_meta or {}
-        ours = recipe.checkpoint_repo_state(repo_id, token, meta.get("fingerprint", "")) == "ours"
-        url = recipe.push_raw(session.raw, meta, repo_id, token, private=bool(private),
-                              overwrite=bool(overwrite) or ours)  # fmt: skip
+        repo_id = workflow.preflight_push(
+            values.get("repo") or default_repo(username_of(profile), session.filtered), token,
+            overwrite=bool(values.get("overwrite")), overwrite_hint="tick “Overwrite if it exists”",
+            ours=lambda rid: recipe.checkpoint_repo_state(rid, token, meta.get("fingerprint", "")) == "ours",
+        )
+        url = recipe.push_raw(session.raw, meta, repo_id, token, private=private, overwrite=True)
     except hub.HubError as exc:
         warn(str(exc))
         return _safe(str(exc))
@@ -376,22 +314,6 @@ def push(session: Session, repo: str, private: bool, overwrite: bool, oauth_toke
 # --------------------------------------------------------------------------------------------------------------
 # Layout
 # --------------------------------------------------------------------------------------------------------------
-def _backend_fields(prefix: str, default_model: str, model_label: str, lines: int) -> dict:
-    kind = gr.Dropdown(choices=KIND_CHOICES, value="serverless", label="Runs on")
-    model = gr.Textbox(label=model_label, value=default_model, lines=lines, max_lines=8)
-    provider = gr.Dropdown(choices=list(inference.PROVIDERS), value="auto", label="Provider",
-                           info="auto = the first available in your Hugging Face settings order.")  # fmt: skip
-    base_url = gr.Textbox(label="Base URL", placeholder="http://127.0.0.1:8080/v1", visible=False)
-    api_key = gr.Textbox(label="API key (optional)", type="password", visible=False,
-                         info="Sent to this server only, per call; never stored or shown again.")  # fmt: skip
-    kind.change(
-        lambda k: (gr.update(visible=k == "serverless"), gr.update(visible=k != "serverless"),
-                   gr.update(visible=k == "openai")),
-        inputs=kind, outputs=[provider, base_url, api_key],
-    )  # fmt: skip
-    return {"kind": kind, "model": model, "provider": provider, "base_url": base_url, "api_key": api_key}
-
-
 def build(session: gr.State, tab: gr.Tab) -> None:
     """Build the tab inside ``tab``; selecting the tab prefills it from the Playground's choice and the data."""
     gr.Markdown(
@@ -404,50 +326,55 @@ def build(session: gr.State, tab: gr.Tab) -> None:
     with gr.Row(equal_height=False):
         with gr.Column():
             gr.Markdown("### Generator model(s)")
-            gen = _backend_fields("gen", DEFAULT_MODEL, "Model id(s): one per line (several → a leaderboard)", 2)
+            gen = BackendPicker.build("Model id(s): one per line (several → a leaderboard)", DEFAULT_MODEL, lines=2)
         with gr.Column():
             gr.Markdown("### Judge (UltraFeedback)")
-            jud = _backend_fields("judge", "", "Judge model id (empty: the first generator)", 1)
-            aspect = gr.Dropdown(choices=list(judge.ASPECTS), value=judge.DEFAULT_ASPECT, label="Aspect",
-                                 info="overall-rating: one holistic 1-5 rating per answer.")  # fmt: skip
+            jud = BackendPicker.build("Judge model id (empty: the first generator)")
+            aspect = gr.Dropdown(choices=list(judge.ASPECTS), value=DEFAULTS["aspect"], label="Aspect",
+                                 info="overall-rating: one holistic 1-5 rating per answer.")
     system_prompt = gr.Textbox(label="System prompt (generators)", lines=3,
-                               info="Prefilled from the Playground's “Use in pipeline”.")  # fmt: skip
+                               info="Prefilled from the Playground's “Use in pipeline”.")
     with gr.Accordion("Limits and settings", open=True):
         with gr.Row():
             max_rows = gr.Number(label="Row limit (0 = all rows)", value=DEFAULT_ROW_LIMIT, precision=0, minimum=0)
-            max_new = gr.Number(label="Max new tokens per answer", value=512, precision=0, minimum=1)
+            max_new = gr.Number(label="Max new tokens per answer", value=DEFAULTS["max_new_tokens"], precision=0,
+                                minimum=1)
             budget = gr.Number(label="Token budget (0 = none)", value=0, precision=0, minimum=0,
-                               info="The run stops (resumable) once it has used this many tokens.")  # fmt: skip
-            concurrency = gr.Slider(1, 64, value=8, step=1, label="Concurrency (calls at once)")
+                               info="The run stops (resumable) once it has used this many tokens.")
+            concurrency = gr.Slider(1, 64, value=DEFAULTS["concurrency"], step=1, label="Concurrency (calls at once)")
         with gr.Row():
-            temperature = gr.Slider(0.0, 2.0, value=0.7, step=0.05, label="Temperature")
-            top_p = gr.Slider(0.05, 1.0, value=0.95, step=0.05, label="Top-p")
-            hub_checkpoints = gr.Checkbox(value=True, label="Checkpoint to a private dataset in my namespace",
-                                          info="Needs sign-in; a restart then loses at most N rows.")  # fmt: skip
-            every = gr.Number(label="Checkpoint every N rows", value=100, precision=0, minimum=10)
-            hedge = gr.Checkbox(value=True, label="Backup requests for the slowest calls at the end",
+            temperature = gr.Slider(0.0, 2.0, value=DEFAULTS["temperature"], step=0.05, label="Temperature")
+            top_p = gr.Slider(0.05, 1.0, value=DEFAULTS["top_p"], step=0.05, label="Top-p")
+            hub_checkpoints = gr.Checkbox(value=RUN_OPTIONS["hub_checkpoints"],
+                                          label="Checkpoint to a private dataset in my namespace",
+                                          info="Needs sign-in; a restart then loses at most N rows.")
+            every = gr.Number(label="Checkpoint every N rows", value=RUN_OPTIONS["checkpoint_every"], precision=0,
+                              minimum=workflow.HUB_CHECKPOINT_MIN_EVERY)
+            hedge = gr.Checkbox(value=RUN_OPTIONS["hedge"], label="Backup requests for the slowest calls at the end",
                                 info="A shorter tail for a few extra calls: at most max(concurrency, 2.5% of the "
-                                     "calls), only while slots would sit idle.")  # fmt: skip
-    fields = [gen["kind"], gen["model"], gen["provider"], gen["base_url"], jud["kind"], jud["model"],
-              jud["provider"], jud["base_url"], aspect, system_prompt, max_rows, max_new, budget, concurrency,
-              temperature, top_p]  # fmt: skip
+                                     "calls), only while slots would sit idle.")
+    settings_form = Form(
+        **gen.fields(model_key="models"), **jud.fields(prefix="judge_"), aspect=aspect, system_prompt=system_prompt,
+        max_rows=max_rows, max_new_tokens=max_new, max_tokens=budget, concurrency=concurrency,
+        temperature=temperature, top_p=top_p,
+    )
     with gr.Row():
         estimate_btn = gr.Button("Estimate")
         start_btn = gr.Button("Start / resume", variant="primary")
         cancel_btn = gr.Button("Cancel", variant="stop")
-        restart = gr.Checkbox(value=False, label="Start over (discard finished rows of these settings)")
+        restart = gr.Checkbox(value=RUN_OPTIONS["restart"], label="Start over (discard finished rows of these settings)")
     estimate_md = gr.Markdown()
     progress_md = gr.Markdown()
     latest = gr.Dataframe(
         pd.DataFrame(columns=["status", "prompt", "human", "human rating", "human lang", "error"]),
         label="Latest rows (newest first)", interactive=False, wrap=True,
-    )  # fmt: skip
+    )
     with gr.Row():
         rating_plot = gr.BarPlot(_empty_ratings(), x="rating", y="count", color="source",
-                                 title="Judge ratings (1-5)", sort=None)  # fmt: skip
+                                 title="Judge ratings (1-5)", sort=None)
         lang_plot = gr.BarPlot(_empty_langs(), x="source", y="rate", title="Language-match rate", y_lim=[0, 1])
     leaderboard = gr.Dataframe(label="Leaderboard (mean judge rating and language-match rate per source)",
-                               interactive=False, visible=False)  # fmt: skip
+                               interactive=False, visible=False)
     with gr.Accordion("Push the raw dataset to the Hub", open=False):
         with gr.Row():
             repo = gr.Textbox(label="Dataset (owner/name)", placeholder="your-name/aya-dutch-dpo-raw", scale=3)
@@ -457,20 +384,37 @@ def build(session: gr.State, tab: gr.Tab) -> None:
         push_md = gr.Markdown()
     timer = gr.Timer(POLL_S, active=False)
 
-    tab.select(
-        on_select, inputs=[session, gen["model"], system_prompt, repo],
-        outputs=[gen["kind"], gen["model"], gen["provider"], gen["base_url"], gen["api_key"], system_prompt, repo,
-                 data_note, timer],
-    )  # fmt: skip
-    estimate_btn.click(estimate, inputs=[session, *fields], outputs=estimate_md)
-    start_btn.click(
-        start, inputs=[session, restart, hub_checkpoints, every, repo, gen["api_key"], jud["api_key"], *fields, hedge],
-        outputs=[progress_md, timer],
-    ).then(estimate, inputs=[session, *fields], outputs=estimate_md)  # fmt: skip
+    run_form = settings_form.add(restart=restart, hub_checkpoints=hub_checkpoints, checkpoint_every=every, repo=repo,
+                                 hedge=hedge)
+    select_form = Form(models=gen.model, system_prompt=system_prompt, repo=repo)
+    select_out = {"kind": gen.kind, "models": gen.model, "provider": gen.provider, "base_url": gen.base_url,
+                  "api_key": gen.api_key, "system_prompt": system_prompt, "repo": repo, "data_note": data_note,
+                  "timer": timer}
+    push_form = Form(repo=repo, private=private, overwrite=overwrite)
+
+    def _on_select(data: dict, profile: gr.OAuthProfile | None = None) -> dict:
+        updates = on_select(data[session], select_form.values(data), profile)
+        return {select_out[name]: value for name, value in updates.items()}
+
+    def _estimate(data: dict, profile: gr.OAuthProfile | None = None) -> str:
+        return estimate(data[session], settings_form.values(data), profile)
+
+    def _start(data: dict, oauth_token: gr.OAuthToken | None = None,
+               profile: gr.OAuthProfile | None = None) -> tuple[str, Any]:
+        return start(data[session], run_form.values(data), oauth_token, profile)
+
+    def _push(data: dict, oauth_token: gr.OAuthToken | None = None, profile: gr.OAuthProfile | None = None) -> str:
+        return push(data[session], push_form.values(data), oauth_token, profile)
+
+    tab.select(_on_select, inputs=select_form.inputs(session), outputs=list(select_out.values()))
+    estimate_btn.click(_estimate, inputs=settings_form.inputs(session), outputs=estimate_md)
+    start_btn.click(_start, inputs=run_form.inputs(session), outputs=[progress_md, timer]).then(
+        _estimate, inputs=settings_form.inputs(session), outputs=estimate_md
+    )
     cancel_btn.click(cancel, inputs=session, outputs=progress_md)
     timer.tick(poll, inputs=session, outputs=[progress_md, latest, rating_plot, lang_plot, leaderboard, timer])
-    push_btn.click(push, inputs=[session, repo, private, overwrite], outputs=push_md)
+    push_btn.click(_push, inputs=push_form.inputs(session), outputs=push_md)
 
 
-__all__ = ["build", "make_settings", "parse_models", "checkpoint_for", "estimate", "start", "cancel", "poll", "push",
-           "on_select", "progress_markdown"]
+__all__ = ["RUN_OPTIONS", "build", "cancel", "checkpoint_for", "estimate", "make_settings", "on_select", "parse_models",
+           "poll", "progress_markdown", "push", "start"]
