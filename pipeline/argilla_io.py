@@ -53,7 +53,7 @@ from urllib.parse import urlsplit
 
 import pyarrow as pa
 
-from pipeline import agreement, schema
+from pipeline import agreement, netguard, schema
 
 MAX_RESPONSES: Final = 4
 MIN_RESPONSES: Final = 2
@@ -137,17 +137,18 @@ def resolve_credentials(url: str | None = None, api_key: str | None = None) -> t
     """``(url, key)`` for this call: the per-session override when given, else the Space's secrets."""
     final_url = normalize_url(url or "") or normalize_url(env_url())
     final_key = (api_key or "").strip() or os.environ.get(ENV_KEY, "").strip()
+    where = "secret of this Space" if netguard.on_space() else "environment variable before starting the app"
     if not final_url:
         raise ArgillaIOError(
             "No Argilla URL: type your Argilla Space's URL (like https://owner-name.hf.space), or set the "
-            f"{ENV_URL} secret of this Space."
+            f"{ENV_URL} {where}."
         )
     if urlsplit(final_url).scheme not in ("http", "https") or not urlsplit(final_url).hostname:
         raise ArgillaIOError("The Argilla URL must start with https:// (or http:// for a local server).")
     if not final_key:
         raise ArgillaIOError(
             "No Argilla API key: paste it (in Argilla: your avatar → My settings → API key), or set the "
-            f"{ENV_KEY} secret of this Space."
+            f"{ENV_KEY} {where}."
         )
     return final_url, final_key
 
@@ -191,6 +192,7 @@ def _probe(url: str, api_key: str) -> dict:
                 headers={"X-Argilla-Api-Key": api_key},
                 timeout=httpx.Timeout(PROBE_READ_TIMEOUT, connect=CONNECT_TIMEOUT),
                 follow_redirects=False,
+                event_hooks={"request": [netguard.check_request]},  # no private addresses from a Space
             ) as http:
                 result["response"] = http.get("/api/v1/me")
         except Exception as exc:  # noqa: BLE001 - classified below
@@ -207,6 +209,8 @@ def _probe(url: str, api_key: str) -> dict:
         )
     if "error" in result:
         exc = result["error"]
+        if isinstance(exc, netguard.AddressRefused):
+            raise ArgillaIOError(exc.message)
         if isinstance(exc, httpx.TimeoutException):
             what = "did not answer in time"
         elif isinstance(exc, httpx.ConnectError):
@@ -248,6 +252,10 @@ def connect(url: str | None = None, api_key: str | None = None) -> Connection:
 
     Only the Argilla key is sent (never a Hugging Face token: a ``*.hf.space`` host may be anyone's Space)."""
     final_url, key = resolve_credentials(url, api_key)
+    try:  # on a public Space: never a private address (pipeline.netguard); checked again on every request
+        netguard.check_url(final_url, what=f"The Argilla URL {final_url}")
+    except netguard.AddressRefused as exc:
+        raise ArgillaIOError(exc.message) from None
     me = _probe(final_url, key)
     import argilla as rg
     import httpx
@@ -258,6 +266,7 @@ def connect(url: str | None = None, api_key: str | None = None) -> Connection:
             api_key=key,
             timeout=httpx.Timeout(READ_TIMEOUT, connect=CONNECT_TIMEOUT),  # type: ignore[arg-type]
             retries=1,
+            event_hooks={"request": [netguard.check_request]},
         )
     except Exception as exc:  # noqa: BLE001 - the probe passed, so this is rare
         raise ArgillaIOError(f"Could not open a session with Argilla at {final_url}: {_describe(exc)}") from None

@@ -54,7 +54,12 @@ from tenacity import (
     stop_before_delay,
 )
 
+from pipeline import netguard
+
 log = logging.getLogger(__name__)
+# On a public Space every request huggingface_hub's clients send is checked against private addresses as it is
+# sent (pipeline.netguard); Backend.validate checks a typed URL before any work. Locally both allow everything.
+netguard.install_hf_guard()
 
 BackendKind = Literal["serverless", "endpoint", "openai"]
 BACKEND_KINDS: tuple[str, ...] = ("serverless", "endpoint", "openai")
@@ -149,6 +154,10 @@ class Backend:
                     "e.g. http://localhost:8000/v1 or https://xyz.endpoints.huggingface.cloud.",
                     kind="bad_request",
                 )
+            try:
+                netguard.check_url(self.base_url, what=f"{BACKEND_LABELS[self.kind]} {display_url(self.base_url)}")
+            except netguard.AddressRefused as exc:
+                raise InferenceError(exc.message, kind="bad_request") from None
 
 
 @dataclass(frozen=True)
@@ -549,6 +558,8 @@ def to_inference_error(exc: BaseException, backend: Backend, *, signed_in: bool 
     if isinstance(exc, InferenceError):
         return exc
     who = _where(backend)
+    if isinstance(exc, netguard.AddressRefused):  # refused as the request was sent (pipeline.netguard)
+        return InferenceError(f"{who}: {exc.message}", kind="bad_request")
     if isinstance(exc, HfHubHTTPError) and getattr(exc, "response", None) is not None:
         response = exc.response
         return http_error(response.status_code, backend, _server_text(response), _retry_after(response),
@@ -915,7 +926,8 @@ def list_models(backend: Backend, token: str | None, *, timeout: float = 10.0) -
         url += "/v1"
     headers = {"authorization": f"Bearer {token}"} if token else {}
     try:
-        response = httpx2.get(f"{url}/models", headers=headers, timeout=timeout)
+        with httpx2.Client(timeout=timeout, event_hooks={"request": [netguard.check_request]}) as http:
+            response = http.get(f"{url}/models", headers=headers)
         response.raise_for_status()
         data = response.json().get("data", [])
         return [str(item["id"]) for item in data if isinstance(item, dict) and "id" in item]

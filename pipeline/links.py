@@ -1,8 +1,9 @@
 """Links for a language community: open the app with the language (and optionally model and system prompt)
 already chosen, e.g. ``https://huggingface.co/spaces/you/dpo-studio?language=nld&model=Qwen/Qwen2.5-7B-Instruct``.
 
-Only these three public choices travel in a link; nothing secret (no token, no API key, no base URL with
-credentials) is ever put in one.
+Only these public choices travel in a link: the language, the model, the system prompt and which built-in source
+the data came from (``aya`` or ``demo``, so the link opens on the same data). Nothing secret (no token, no API
+key, no base URL with credentials, no private dataset id) is ever put in one.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 LANGUAGE = "language"
 MODEL = "model"
 SYSTEM_PROMPT = "system_prompt"
+SOURCE = "source"
+SOURCES = ("aya", "demo")  # the built-in sources a link can name (any other dataset may be private)
 
 MAX_SYSTEM_PROMPT_CHARS = 2000  # browsers and proxies cut long URLs; a longer prompt is left out of the link
 MAX_VALUE_CHARS = 200
@@ -27,6 +30,7 @@ class SharedChoices:
     language: str = ""
     model: str = ""
     system_prompt: str = ""
+    source: str = ""  # "aya" | "demo" | ""
 
     def is_empty(self) -> bool:
         return not (self.language or self.model or self.system_prompt)
@@ -48,6 +52,8 @@ def build_link(base_url: str, choices: SharedChoices) -> str:
         params[MODEL] = choices.model.strip()
     if choices.system_prompt and len(choices.system_prompt) <= MAX_SYSTEM_PROMPT_CHARS:
         params[SYSTEM_PROMPT] = choices.system_prompt
+    if choices.source in SOURCES:
+        params[SOURCE] = choices.source
     scheme, netloc, path, _query, _fragment = urlsplit(base_url)
     return urlunsplit((scheme, netloc, path or "/", urlencode(params), ""))
 
@@ -60,23 +66,42 @@ def parse_link_params(query: Mapping[str, str]) -> SharedChoices:
         raw = raw.strip() if key != SYSTEM_PROMPT else raw
         return raw if len(raw) <= limit else ""
 
+    source = value(SOURCE, MAX_VALUE_CHARS).lower()
     return SharedChoices(
         language=value(LANGUAGE, MAX_VALUE_CHARS),
         model=value(MODEL, MAX_VALUE_CHARS),
         system_prompt=value(SYSTEM_PROMPT, MAX_SYSTEM_PROMPT_CHARS),
+        source=source if source in SOURCES else "",
     )
 
 
 def choices_from_session(session: object) -> SharedChoices:
-    """The shareable choices of a session: its filtered language, and the model and system prompt it chose in the
-    Playground ("Use in pipeline"). Works on ``pipeline.state.Session``; missing parts stay empty."""
+    """The shareable choices of a session: its filtered language and source (Aya or the demo data; another
+    dataset is left out, it may be private), and the model and system prompt it chose in the Playground ("Use in
+    pipeline"). Works on ``pipeline.state.Session``; missing parts stay empty."""
     filtered = getattr(session, "filtered", None)
     choice = getattr(session, "model_choice", None)
+    source = str(getattr(getattr(filtered, "source", None), "short_name", "") or "")
     return SharedChoices(
         language=str(getattr(filtered, "language_code", "") or ""),
         model=str(getattr(choice, "model", "") or ""),
         system_prompt=str(getattr(choice, "system_prompt", "") or ""),
+        source=source if source in SOURCES else "",
     )
+
+
+def missing_choices(choices: SharedChoices) -> list[str]:
+    """What a link made from ``choices`` will not carry, as short phrases for a note ("a model", ...)."""
+    missing = []
+    if not choices.language:
+        missing.append("a language")
+    if not choices.model:
+        missing.append("a model")
+    if not choices.system_prompt:
+        missing.append("a system prompt")
+    elif len(choices.system_prompt) > MAX_SYSTEM_PROMPT_CHARS:
+        missing.append(f"the system prompt (longer than {MAX_SYSTEM_PROMPT_CHARS:,} characters, too long for a link)")
+    return missing
 
 
 def public_base_url(request_url: str, space_host: str | None = None) -> str:

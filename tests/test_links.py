@@ -52,3 +52,38 @@ def test_choices_from_session_use_the_filtered_language_and_the_chosen_model():
 def test_public_base_url_prefers_the_space_host():
     assert public_base_url("http://127.0.0.1:7860/gradio_api/queue/join") == "http://127.0.0.1:7860/"
     assert public_base_url("http://0.0.0.0:7860/", "a-b.hf.space") == "https://a-b.hf.space/"
+
+
+def test_the_source_travels_only_for_the_built_in_sources():
+    from pipeline.state import ModelChoice, Session
+
+    class Info:
+        def __init__(self, short_name):
+            self.short_name = short_name
+
+    class Filtered:
+        language_code = "nld"
+
+        def __init__(self, short_name):
+            self.source = Info(short_name)
+
+    session = Session()
+    session.model_choice = ModelChoice(model="org/m", backend="serverless", system_prompt="Antwoord in het Nederlands.")
+    for short_name, expected in (("demo", "demo"), ("aya", "aya"), ("my-private-set", "")):
+        session.filtered = Filtered(short_name)
+        shared = choices_from_session(session)
+        assert shared.source == expected
+        query = parse_qs(urlsplit(build_link("http://h/", shared)).query)
+        assert query.get("source", [""])[0] == expected
+        assert "my-private-set" not in build_link("http://h/", shared)
+    assert parse_link_params({"source": "evil/private"}).source == ""
+    assert parse_link_params({"source": " Demo "}).source == "demo"
+
+
+def test_missing_choices_say_what_a_link_will_not_carry():
+    from pipeline.links import missing_choices
+
+    assert missing_choices(SharedChoices(language="nld", model="m", system_prompt="p")) == []
+    assert missing_choices(SharedChoices(language="nld")) == ["a model", "a system prompt"]
+    long_prompt = "x" * (MAX_SYSTEM_PROMPT_CHARS + 1)
+    assert "too long" in missing_choices(SharedChoices(language="nld", model="m", system_prompt=long_prompt))[0]
