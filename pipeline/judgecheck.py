@@ -53,7 +53,7 @@ MAX_JUDGES: Final = 3
 MIN_LABEL_ROWS: Final = 10
 MAX_LABEL_ROWS: Final = 50
 DEFAULT_LABEL_ROWS: Final = 20
-DEFAULT_CONCURRENCY: Final = 4  # calls in flight per judge
+DEFAULT_CONCURRENCY: Final = 4  # rows in flight per judge (each row's two orders are asked at once)
 ORDERS: Final = 2  # every row is judged in both orders
 JUDGE_TEMPERATURE: Final = 0.1  # as the run's judge (settings.DEFAULTS["judge_temperature"])
 
@@ -362,7 +362,7 @@ class CheckSettings:
     aspect: str = judge_mod.DEFAULT_ASPECT
     max_new_tokens: int | None = None  # None: judge.default_max_new_tokens(number of texts)
     temperature: float = JUDGE_TEMPERATURE
-    concurrency: int = DEFAULT_CONCURRENCY  # calls in flight per judge
+    concurrency: int = DEFAULT_CONCURRENCY  # rows in flight per judge (2 calls each: both orders at once)
 
     def __post_init__(self) -> None:
         if not self.judges:
@@ -534,6 +534,8 @@ def stop_message(exc: BaseException, done: int, total: int, credentials: Credent
                 " the judge.")
     elif kind == "not_found":
         hint = " A judge must be a chat model the backend serves: check the id, or pick another judge."
+    if hint and message and message[-1] not in ".!?":
+        message += "."
     return f"Stopped after {done} of {total} rows: {message}{hint}"
 
 
@@ -782,6 +784,9 @@ def summary_line(check: schema.JudgeCheck) -> str:
     parts = []
     for j in check.judges:
         kappa = "n/a" if j.kappa is None else f"{j.kappa:.2f}"
+        if j.error and not j.rows:
+            parts.append(f"{j.model} stopped before judging a row")
+            continue
         parts.append(f"{j.model} agrees with people on {_share(j.agree, j.compared)}, kappa {kappa}, flip rate "
                      f"{_share(j.flips, j.flip_rows)}, parse rate {_share(j.parsed, j.rows)}")
     lang = f" ({check.language})" if check.language else ""

@@ -50,7 +50,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     j.add_argument("--mode", choices=MODES, default="ratings", help="judge mode (default ratings: UltraFeedback)")
     j.add_argument("--aspect", help="UltraFeedback aspect (default overall-rating)")
     j.add_argument("--judge-max-new-tokens", type=int)
-    j.add_argument("--concurrency", type=int, default=4, help="calls in flight per judge (default 4)")
+    j.add_argument("--concurrency", type=int, default=4, help="rows in flight per judge, two calls each (default 4)")
     o = p.add_argument_group("output")
     o.add_argument("--dry-run", action="store_true", help="print the estimate and exit (no call is made)")
     o.add_argument("--output", "-o", help="write the result (figures and every row's verdict) to this .json file")
@@ -169,7 +169,9 @@ def _main(args: argparse.Namespace) -> int:
     progress = judgecheck.CheckProgress([b.model for b in settings.judges], len(items))
     report = asyncio.run(_run_with_progress(items, settings, creds, progress, language, source))
     check = report.check
-    print(format_table(judgecheck.score_rows(check)))
+    rows = [{**r, "note": "stopped: see below" if j.error else r["note"]}
+            for r, j in zip(judgecheck.score_rows(check), check.judges)]
+    print(format_table(rows))
     print(judgecheck.summary_line(check), file=sys.stderr)
     if args.output:
         out = Path(args.output)
