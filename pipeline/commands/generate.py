@@ -29,10 +29,13 @@ CONFIG_KEYS = (
     "judge_backend", "judge_base_url", "judge_provider", "system_prompt", "system_prompt_file", "aspect",
     "max_rows", "max_tokens", "max_new_tokens", "temperature", "top_p", "seed", "judge_max_new_tokens",
     "judge_temperature", "concurrency", "push", "public", "overwrite", "source_dataset", "license",
-)  # fmt: skip
+    "hub_checkpoint", "checkpoint_every",
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from pipeline.settings import DEFAULTS
+
     p = sub.add_parser(
         "generate",
         help="generate second responses, judge them (UltraFeedback) and check their language",
@@ -50,22 +53,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--provider", help="serverless provider (default auto)")
     g.add_argument("--system-prompt", help="system prompt for the generators")
     g.add_argument("--system-prompt-file", help="read the system prompt from this file")
-    g.add_argument("--max-new-tokens", type=int, help="per response (default 512)")
-    g.add_argument("--temperature", type=float, help="default 0.7")
-    g.add_argument("--top-p", type=float, help="default 0.95")
+    g.add_argument("--max-new-tokens", type=int, help=f"per response (default {DEFAULTS['max_new_tokens']})")
+    g.add_argument("--temperature", type=float, help=f"default {DEFAULTS['temperature']}")
+    g.add_argument("--top-p", type=float, help=f"default {DEFAULTS['top_p']}")
     g.add_argument("--seed", type=int)
     j = p.add_argument_group("judge")
     j.add_argument("--judge-model", help="judge model id (default: the first generator)")
     j.add_argument("--judge-backend", choices=("serverless", "endpoint", "openai"), help="default: as generators")
     j.add_argument("--judge-base-url", help="default: the generators' base URL")
     j.add_argument("--judge-provider")
-    j.add_argument("--aspect", help="UltraFeedback aspect (default overall-rating)")
+    j.add_argument("--aspect", help=f"UltraFeedback aspect (default {DEFAULTS['aspect']})")
     j.add_argument("--judge-max-new-tokens", type=int)
     j.add_argument("--judge-temperature", type=float)
     r = p.add_argument_group("limits")
     r.add_argument("--max-rows", type=int, help="use only the first N rows of the input")
     r.add_argument("--max-tokens", type=int, help="token budget of this run (prompt + completion)")
-    r.add_argument("--concurrency", type=int, help="calls in flight at once (default 8)")
+    r.add_argument("--concurrency", type=int, help=f"calls in flight at once (default {DEFAULTS['concurrency']})")
     r.add_argument("--no-hedge", action="store_true",
                    help="never send backup requests for stragglers at the end of the run (default: up to one per "
                         "slow call, only when slots are idle, at most max(concurrency, 2.5%% of calls))")
@@ -73,6 +76,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--restart", action="store_true", help="discard the results in the output folder first")
     h = p.add_argument_group("hub")
     h.add_argument("--push", metavar="OWNER/NAME", help="push the raw dataset to the Hub at the end")
+    h.add_argument("--hub-checkpoint", metavar="OWNER/NAME",
+                   help="also checkpoint to this private dataset as rows finish; a rerun on another machine (or "
+                        "after losing the output folder) restores the finished rows from it")
+    h.add_argument("--checkpoint-every", type=int, help="rows between two Hub checkpoints (default 100, at least 10)")
     h.add_argument("--public", action="store_true", help="make the pushed dataset public (default private)")
     h.add_argument("--overwrite", action="store_true", help="replace the dataset if it exists")
     h.add_argument("--source-dataset", help="for the card (default CohereForAI/aya_dataset)")
@@ -112,50 +119,20 @@ def _settings_from(args: argparse.Namespace) -> dict:
     return conf
 
 
-def _backend(kind: str | None, model: str, base_url: str | None, provider: str | None):
-    from pipeline.inference import Backend, InferenceError
+def _build_settings(conf: dict):
+    """RunSettings from the merged config and flags (one rule with the app: ``RunSettings.from_mapping``)."""
+    from pipeline.inference import InferenceError
+    from pipeline.settings import RunSettings
 
-    kind = kind or ("openai" if base_url else "serverless")
-    backend = Backend(kind, (model or "").strip(), (base_url or "").strip(), provider or "auto")
+    conf = dict(conf)
+    if conf.get("system_prompt_file"):
+        conf["system_prompt"] = Path(conf["system_prompt_file"]).read_text(encoding="utf-8").strip()
+    if not conf.get("generators") and not conf.get("model"):
+        raise _UsageError("Give a generator model: --model MODEL_ID (repeat it for several models).")
     try:
-        backend.validate()
+        return RunSettings.from_mapping(conf)
     except InferenceError as exc:
         raise _UsageError(exc.message) from None
-    return backend
-
-
-def _build_settings(conf: dict):
-    from pipeline.generate import RunSettings
-
-    gens_conf = conf.get("generators")
-    if gens_conf:
-        generators = tuple(
-            _backend(g.get("backend") or g.get("kind"), g.get("model", ""), g.get("base_url"), g.get("provider"))
-            for g in gens_conf
-        )
-    else:
-        models = conf.get("model") or []
-        models = [models] if isinstance(models, str) else list(models)
-        if not models:
-            raise _UsageError("Give a generator model: --model MODEL_ID (repeat it for several models).")
-        generators = tuple(_backend(conf.get("backend"), m, conf.get("base_url"), conf.get("provider")) for m in models)
-    judge_conf = conf.get("judge") or {}
-    first = generators[0]
-    judge = _backend(
-        judge_conf.get("backend") or conf.get("judge_backend") or first.kind,
-        judge_conf.get("model") or conf.get("judge_model") or first.model,
-        judge_conf.get("base_url") or conf.get("judge_base_url") or first.base_url,
-        judge_conf.get("provider") or conf.get("judge_provider") or first.provider,
-    )
-    system_prompt = conf.get("system_prompt") or ""
-    if conf.get("system_prompt_file"):
-        system_prompt = Path(conf["system_prompt_file"]).read_text(encoding="utf-8").strip()
-    kwargs: dict[str, Any] = {"generators": generators, "judge": judge, "system_prompt": system_prompt}
-    for key in ("aspect", "max_rows", "max_tokens", "max_new_tokens", "temperature", "top_p", "seed",
-                "judge_max_new_tokens", "judge_temperature", "concurrency"):  # fmt: skip
-        if conf.get(key) is not None:
-            kwargs[key] = conf[key]
-    return RunSettings(**kwargs)
 
 
 def read_input(path: str):
@@ -229,7 +206,8 @@ def _run(args: argparse.Namespace) -> int:
 def _main(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from pipeline import generate, hub, recipe
+    from pipeline import generate, hub, recipe, workflow
+    from pipeline.credentials import Credentials, api_keys_for, env_api_key
 
     conf = _settings_from(args)
     if not conf.get("input"):
@@ -246,19 +224,18 @@ def _main(args: argparse.Namespace) -> int:
     out = Path(conf["output"])
     checkpoint = generate.Checkpoint(out / "checkpoint.jsonl")
     token = _hf_token()
-    api_key = os.environ.get("OPENAI_API_KEY") or None
-    api_keys = {b.base_url: api_key for b in (*settings.generators, settings.judge) if b.kind == "openai" and api_key}
-    needs_token = [b.model for b in (*settings.generators, settings.judge) if b.kind == "serverless"]
-    if needs_token and not token:
-        raise _UsageError(f"{', '.join(needs_token)} run(s) on serverless inference: set HF_TOKEN (or `hf auth login`).")
+    backends = (*settings.generators, settings.judge)
+    credentials = Credentials(token, api_keys_for(backends, env_api_key()))
     push = conf.get("push")
-    if push and not args.dry_run:
-        try:
-            hub.check_writable(push, token)
-            if hub.repo_exists(push, token) and not conf.get("overwrite"):
-                raise _UsageError(f"{push} already exists on the Hub: pick another name or add --overwrite.")
-        except hub.HubError as exc:
-            raise _UsageError(str(exc)) from None
+    hub_repo = conf.get("hub_checkpoint")
+    try:
+        workflow.require_sign_in(settings, token, "Set HF_TOKEN (or run `hf auth login`)")
+        if push and not args.dry_run:
+            push = workflow.preflight_push(push, token, overwrite=bool(conf.get("overwrite")))
+        if hub_repo and not token:
+            raise _UsageError(f"--hub-checkpoint {hub_repo}: {hub.SIGN_IN_TO_PUSH}")
+    except (generate.RunError, hub.HubError) as exc:
+        raise _UsageError(str(exc)) from None
 
     try:
         if not args.restart:
@@ -271,12 +248,18 @@ def _main(args: argparse.Namespace) -> int:
         languages = {r for r in rows.column("language").to_pylist() if r}
         codes = {r for r in rows.column("language_code").to_pylist() if r}
         source = {"dataset": conf.get("source_dataset") or recipe.AYA_DATASET, "split": "train",
-                  "license": conf.get("license") or "apache-2.0", "file": Path(conf["input"]).name}  # fmt: skip
-        handle = generate.start_run(
-            rows, settings, checkpoint, restart=args.restart, token=token, api_keys=api_keys, source=source,
+                  "license": conf.get("license") or "apache-2.0", "file": Path(conf["input"]).name}
+        started = workflow.start_generation(workflow.GenerationRequest(
+            rows=rows, settings=settings, checkpoint=checkpoint, credentials=credentials, source=source,
+            language=next(iter(languages)) if len(languages) == 1 else "",
+            language_code=next(iter(codes)) if len(codes) == 1 else "",
+            restart=bool(args.restart), hub_repo=hub_repo, checkpoint_every=int(conf.get("checkpoint_every") or 100),
             hedge=not args.no_hedge,
-        )
-    except generate.RunError as exc:
+        ))
+        handle = started.handle
+        for note in started.notes:
+            print(note, file=sys.stderr)
+    except (generate.RunError, hub.HubError) as exc:
         raise _UsageError(str(exc)) from None
 
     interrupted = False
@@ -293,10 +276,7 @@ def _main(args: argparse.Namespace) -> int:
     _update(bar, snap)
     bar.close()
 
-    meta = recipe.build_raw_meta(settings, None, source=source,
-                                 language=next(iter(languages)) if len(languages) == 1 else "",
-                                 language_code=next(iter(codes)) if len(codes) == 1 else "")  # fmt: skip
-    table, meta = _write_outputs(handle, out, meta, data_ref=push or str((out / "raw.parquet").resolve()))
+    table, meta = _write_outputs(handle, out, started.meta, data_ref=push or str((out / "raw.parquet").resolve()))
     print(snap.message, file=sys.stderr)
     if handle.hub_message:
         print(handle.hub_message, file=sys.stderr)
