@@ -69,8 +69,8 @@ def test_labels_two_judges_one_missing_table_and_json(tmp_path, judge_server, mo
     assert code == 1, captured.err  # a judge stopped: the exit code says so, the other judge's figures are there
     assert "Estimate: 7 rows × 2 judge(s) × 2 orders: about 28 calls" in captured.err
     assert re.search(r"good-judge .*7/7 \(100%\)\s+0/7 \(0%\)\s+6/7 \(86%\)", captured.out), captured.out
-    assert "no-such-judge" in captured.out and "does not exist" in captured.out
-    assert "error: judge no-such-judge: Stopped after 0 of 7 rows" in captured.err
+    assert re.search(r"no-such-judge .*n/a.*stopped: see below", captured.out), captured.out
+    assert "error: judge no-such-judge: Stopped after 0 of 7 rows" in captured.err and "does not exist" in captured.err
     data = json.loads(out.read_text(encoding="utf-8"))
     good, missing = data["check"]["judges"]
     assert (good["parsed"], good["agree"], good["compared"], good["structured"]) == (7, 6, 7, True)
