@@ -166,6 +166,25 @@ class GenParams:
     temperature: float = 0.7
     top_p: float = 0.95
     seed: int | None = None
+    response_format: ResponseFormat | None = None  # ask for JSON that fits a schema (structured output)
+
+
+@dataclass(frozen=True)
+class ResponseFormat:
+    """A request for JSON that fits a JSON schema, independent of the backend: each backend gets it in its own
+    dialect (see ``SCHEMA_DIALECTS``). The schema is kept as JSON text so that ``GenParams`` stays hashable, in
+    the caller's key order (grammar engines such as llama.cpp emit properties in that order)."""
+
+    name: str
+    schema_json: str
+
+    @classmethod
+    def of(cls, name: str, schema: dict) -> ResponseFormat:
+        return cls(name, json.dumps(schema, ensure_ascii=False))
+
+    @property
+    def schema(self) -> dict:
+        return json.loads(self.schema_json)
 
 
 @dataclass(frozen=True)
@@ -198,7 +217,8 @@ class InferenceError(Exception):
     """A failed inference call, with a message for people.
 
     ``kind`` is one of ``auth, forbidden, not_found, bad_request, too_long, rate_limited, unavailable, server,
-    timeout, connection, bad_response``; ``status`` the HTTP status if any; ``retryable`` whether trying again
+    timeout, connection, bad_response, schema_refused`` (a ``response_format`` refused in every dialect);
+    ``status`` the HTTP status if any; ``retryable`` whether trying again
     later may help; ``retry_after`` the server's Retry-After in seconds, if it sent one."""
 
     def __init__(
@@ -641,7 +661,82 @@ def _request_kwargs(backend: Backend, params: GenParams) -> dict[str, Any]:
         out["model"] = backend.model
     elif backend.kind == "endpoint":
         out["model"] = "tgi"
+    if params.response_format is not None:
+        out["response_format"] = response_format_payload(backend, params.response_format)
     return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Structured output: one ResponseFormat, each backend's dialect
+# ---------------------------------------------------------------------------------------------------------------
+# Dialects in the order they are tried; a 400/422 to one moves the backend (for the whole process) to the next:
+# - "json_schema": OpenAI's {"type": "json_schema", "json_schema": {"name", "schema"}}. For serverless calls
+#   huggingface_hub translates it into each provider's form. For a base URL (endpoint/openai) huggingface_hub 2.x
+#   sends it as TGI's {"type": "json_object", "value": schema}.
+# - "json_object": {"type": "json_object", "schema": schema}: llama-cpp-python's and llama.cpp's servers follow the
+#   schema; vLLM and Ollama take it as JSON mode (valid JSON, schema not enforced: the judge validates and retries).
+# - "json": TGI's {"type": "json", "value": schema} (dedicated Inference Endpoints).
+SCHEMA_DIALECTS: dict[str, tuple[str, ...]] = {
+    "serverless": ("json_schema",),
+    "endpoint": ("json", "json_schema"),
+    "openai": ("json_object", "json_schema"),
+}
+_DIALECT_AT: dict[tuple[str, ...], int] = {}  # (backend key..., model) -> index into its SCHEMA_DIALECTS
+_DIALECT_LOCK = threading.Lock()
+
+
+def _dialect_key(backend: Backend) -> tuple[str, ...]:
+    return (*backend.key, backend.model)
+
+
+def schema_dialect(backend: Backend) -> str:
+    """The dialect ``backend`` is asked in now (the first one, or the one that a refusal moved it to)."""
+    dialects = SCHEMA_DIALECTS[backend.kind]
+    with _DIALECT_LOCK:
+        return dialects[min(_DIALECT_AT.get(_dialect_key(backend), 0), len(dialects) - 1)]
+
+
+def _next_dialect(backend: Backend, refused: str) -> bool:
+    """After ``refused`` was refused, move ``backend`` to its next dialect; False when there is none left."""
+    dialects = SCHEMA_DIALECTS[backend.kind]
+    with _DIALECT_LOCK:
+        at = min(_DIALECT_AT.get(_dialect_key(backend), 0), len(dialects) - 1)
+        if dialects[at] != refused:  # another call moved it already
+            return True
+        if at + 1 >= len(dialects):
+            return False
+        _DIALECT_AT[_dialect_key(backend)] = at + 1
+        log.info("%s refused response_format %r; trying %r", backend.label, refused, dialects[at + 1])
+        return True
+
+
+def response_format_payload(backend: Backend, fmt: ResponseFormat, dialect: str | None = None) -> dict[str, Any]:
+    """``fmt`` in ``dialect`` (default: the backend's current one), as sent in ``response_format``."""
+    dialect = dialect or schema_dialect(backend)
+    if dialect == "json":
+        return {"type": "json", "value": fmt.schema}
+    if dialect == "json_object":
+        return {"type": "json_object", "schema": fmt.schema}
+    return {"type": "json_schema", "json_schema": {"name": fmt.name, "schema": fmt.schema}}
+
+
+def is_schema_refusal(exc: BaseException) -> bool:
+    """Whether ``exc`` is a backend refusing structured output (every dialect got a 400/422)."""
+    return isinstance(exc, InferenceError) and exc.kind == "schema_refused"
+
+
+def _schema_refused(error: InferenceError, backend: Backend, dialect: str) -> InferenceError | None:
+    """For a structured call that failed with ``error`` in ``dialect``: None to try the backend's next dialect,
+    else the error to raise (kind ``schema_refused`` once every dialect got a 400/422)."""
+    if error.status not in (400, 422) or error.kind != "bad_request":
+        return error
+    if _next_dialect(backend, dialect):
+        return None
+    return error.with_message(
+        f"{_where(backend)}: structured output (a JSON schema in response_format) was refused ({error.status}). "
+        f"{error.message}",
+        kind="schema_refused",
+    )
 
 
 def check_messages(messages: list[dict]) -> None:
@@ -754,6 +849,22 @@ class AsyncChat:
                 raise to_inference_error(exc, self.backend, signed_in=self._signed_in, timeout=self.timeout) from exc
             return ChatResult(text, finish, prompt_tokens, completion_tokens, time.perf_counter() - started)
 
+    async def _once_in_dialect(self, messages: list[dict], params: GenParams) -> ChatResult:
+        """``_once``; with a ``response_format``, a 400/422 moves the backend to its next schema dialect and asks
+        again, and raises ``schema_refused`` when none is left."""
+        while True:
+            dialect = schema_dialect(self.backend) if params.response_format is not None else ""
+            try:
+                return await self._once(messages, params)
+            except InferenceError as error:
+                if not dialect:
+                    raise
+                refusal = _schema_refused(error, self.backend, dialect)
+                if refusal is error:
+                    raise
+                if refusal is not None:
+                    raise refusal from error
+
     async def __call__(self, messages: list[dict], params: GenParams = GenParams()) -> ChatResult:
         check_messages(messages)
         started = time.monotonic()
@@ -762,7 +873,7 @@ class AsyncChat:
         try:
             async for attempt in retrying:
                 with attempt:
-                    result = await self._once(messages, params)
+                    result = await self._once_in_dialect(messages, params)
                     return replace(result, attempts=attempt.retry_state.attempt_number)
         except InferenceError as error:
             raise _gave_up(error, retrying.statistics.get("attempt_number", 1), started) from error
