@@ -62,7 +62,7 @@ def test_load_aya_shows_languages_and_stores_nothing_per_user_but_a_reference(hu
     assert lt.iloc[0]["code"] == "nld" and plot["rows"].sum() == lt["rows"].sum()
     assert ("Dutch (nld) — 38 rows", "nld") in lang_update["choices"]
     assert ann_update["choices"] == ["original-annotations", "re-annotations"]
-    assert s.extra["filter"]["source"] is data.load_source(data.SourceSpec.aya(), None)  # the shared copy
+    assert s.filter_tab.source is data.load_source(data.SourceSpec.aya(), None)  # the shared copy
 
 
 def test_filters_update_count_preview_and_session(hubdata):
@@ -144,7 +144,7 @@ def test_demo_source_and_hub_errors_in_the_tab(hubdata):
     with hubdata.unreachable():
         s, status, *_ = load(s, choice=ft.SRC_AYA)
     assert "Could not reach the Hugging Face Hub" in status and "demo data" in status
-    assert s.extra["filter"]["source"].info.is_demo
+    assert s.filter_tab.source.info.is_demo
 
 
 def test_untrusted_text_is_escaped_in_status():

@@ -15,7 +15,7 @@ import gradio as gr
 import pandas as pd
 
 from pipeline import argilla_io as aio
-from pipeline.state import Session
+from pipeline.state import ArgillaState, Session
 from ui.common import username_of
 
 INTRO = (
@@ -29,7 +29,6 @@ ANNOTATION_PREVIEW_ROWS = 200
 ANNOTATOR_COLUMNS = ["annotator", "submitted", "discarded", "draft"]
 ANNOTATION_PREVIEW_COLUMNS = ["prompt", "human preference", "judge preference", "annotators", "agreement",
                               "human ratings", "judge ratings", "improved response", "id"]  # fmt: skip
-_EXTRA_KEY = "argilla"  # session.extra[_EXTRA_KEY] = {"dataset", "workspace", "url"}
 
 
 def _md(text: Any) -> str:
@@ -179,7 +178,7 @@ def on_send(
             )  # fmt: skip
     except aio.ArgillaIOError as exc:
         return session, f"**Not sent.** {_md(exc)}"
-    session.extra[_EXTRA_KEY] = {"dataset": result.dataset, "workspace": result.workspace, "url": result.url}
+    session.argilla_tab = ArgillaState(result.dataset, result.workspace, result.url)
     link = f"[Open it in Argilla]({html.escape(result.url, quote=True)})"
     note = "" if result.created else " (existing records and their answers were left as they were)"
     return session, f"**Sent.** {_md(result.summary())}{note} {link}"
@@ -240,7 +239,7 @@ def on_pull(
     except aio.ArgillaIOError as exc:
         return session, f"**Not pulled.** {_md(exc)}", "", empty, annotations_frame(session)
     session.annotations = result.table
-    session.extra[_EXTRA_KEY] = {"dataset": result.dataset, "workspace": result.workspace, "url": result.url}
+    session.argilla_tab = ArgillaState(result.dataset, result.workspace, result.url)
     status = f"**Pulled.** {_md(result.summary())}"
     if result.table.num_rows:
         status += " The Export tab now uses these answers."

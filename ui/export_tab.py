@@ -16,7 +16,7 @@ import gradio as gr
 from pipeline import export as ex
 from pipeline import hub
 from pipeline.agreement import OUTCOMES
-from pipeline.state import Session
+from pipeline.state import HubRaw, Session
 from ui.common import SIGN_IN_NEEDED, info, token_of, username_of, warn
 
 SRC_SESSION = "This session: judge + annotators' answers"
@@ -27,7 +27,6 @@ SOURCES = (SRC_SESSION, SRC_JUDGE, SRC_HUB)
 _PREF = [(ex.PREFERENCE_SOURCE_LABELS[k], k) for k in ex.PREFERENCE_SOURCES]
 _PAIRING = [(ex.PAIRING_LABELS[k], k) for k in ex.PAIRINGS]
 _FORMATS = [(ex.FORMAT_LABELS[k], k) for k in ex.FORMATS]
-_HUB_KEY = "export_hub"  # session.extra[_HUB_KEY] = {"dataset_id", "raw", "annotations", "meta"}
 
 INTRO = (
     "Build the **preference dataset** (`prompt`, `chosen`, `rejected`) that TRL's `DPOTrainer` and `ORPOTrainer` "
@@ -44,10 +43,10 @@ def _md(text: Any) -> str:
 def _inputs(session: Session, source: str) -> tuple[Any, Any, dict, str]:
     """(raw, annotations, meta, where) for the chosen source; raises ExportError when there is nothing."""
     if source == SRC_HUB:
-        loaded = session.extra.get(_HUB_KEY)
-        if not loaded:
+        loaded = session.export_tab.hub
+        if loaded is None:
             raise ex.ExportError("Load a raw dataset from the Hub first (its id, then 'Load').")
-        return loaded["raw"], loaded["annotations"], loaded["meta"], f"Hub dataset {loaded['dataset_id']}"
+        return loaded.raw, loaded.annotations, loaded.meta, f"Hub dataset {loaded.dataset_id}"
     if session.raw is None:
         raise ex.ExportError(
             "There are no raw results in this session yet: run the Pipeline step (tab 3), or load a raw "
@@ -145,7 +144,7 @@ def on_load_hub(
     except (hub.HubError, ex.ExportError) as e:
         warn(e)
         return session, f"**Could not load it.** {_md(e)}", gr.update()
-    session.extra[_HUB_KEY] = {"dataset_id": dataset_id, "raw": raw, "annotations": annotations, "meta": meta}
+    session.export_tab.hub = HubRaw(dataset_id, raw, annotations, meta)
     lang_update = _language_update(session, SRC_HUB, None)
     return session, _summary_md(session, SRC_HUB), lang_update
 

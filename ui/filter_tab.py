@@ -2,7 +2,7 @@
 
 UI glue only: loading, filtering, cards and pushing live in :mod:`pipeline.data` and :mod:`pipeline.hub`.
 The loaded source is shared read-only by all sessions (cached in ``pipeline.data``); this session keeps a
-reference in ``session.extra["filter"]`` and the current filtered set in ``session.filtered``.
+reference in ``session.filter_tab.source`` and the current filtered set in ``session.filtered``.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ SRC_AYA = f"Aya ({data.AYA_ID})"
 SRC_HUB = "Another dataset on the Hub"
 SRC_DEMO = "Demo data (bundled, no network)"
 SOURCES = (SRC_AYA, SRC_HUB, SRC_DEMO)
-_KEY = "filter"  # session.extra[_KEY] = {"source": data.Source, "default_name": str}
 PREVIEW_ROWS = 50
 PREVIEW_HEADERS = ["prompt", "response", "language_code", "annotation_type", "id"]
 
@@ -40,12 +39,8 @@ def _md(text: Any) -> str:
     return re.sub(r"([\\`*_{}\[\]()#+!|~<>])", r"\\\1", html.escape(str(text), quote=False))
 
 
-def _state(session: Session) -> dict:
-    return session.extra.setdefault(_KEY, {})
-
-
 def _source(session: Session) -> data.Source | None:
-    return _state(session).get("source")
+    return session.filter_tab.source
 
 
 # --- load ---------------------------------------------------------------------------------------------------------
@@ -108,7 +103,7 @@ def on_load(choice: str, dataset_id: str, split: str, config: str, prompt_col: s
         warn(e)
         keep = gr.update()
         return session, f"**Could not load the dataset.** {_md(e)}", keep, keep, keep, keep
-    _state(session)["source"] = src
+    session.filter_tab.source = src
     session.filtered = None
     lt, plot = _table_frames(src)
     choices = _language_choices(src)
@@ -192,11 +187,11 @@ def on_filter(language: str | None, annotation_types: list[str] | None, min_prom
     repo_update = gr.update()
     user = username_of(profile)
     if user:
-        st = _state(session)
+        st = session.filter_tab
         default = fs.default_repo_name(user).split("/", 1)[1]
-        if not (repo_name or "").strip() or repo_name.strip() == st.get("default_name"):
+        if not (repo_name or "").strip() or repo_name.strip() == st.default_name:
             repo_update = gr.update(value=default)
-        st["default_name"] = default
+        st.default_name = default
     btn, note = _push_state(session, profile)
     return session, count, data.preview_frame(fs.table, PREVIEW_ROWS), repo_update, btn, note
 

@@ -27,7 +27,6 @@ DEFAULT_MODELS = ("meta-llama/Llama-3.3-70B-Instruct", "Qwen/Qwen2.5-72B-Instruc
 # ninth person waited for a whole generation to finish (bench/load.py --latency 2: prompt p95 5.2 s vs 2.1 s).
 GENERATE_CONCURRENCY = 24
 NO_DATA = "No filtered data yet: type a prompt, or load data in **1. Filter** to sample real prompts."
-_LINK_APPLIED = "playground_link_applied"  # session.extra flag: the link's choices were applied once
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|>~])")
 
 
@@ -179,8 +178,8 @@ def build(session: gr.State, tab: gr.Tab) -> None:
         name, code = playground.target_language(sess.filtered)
         # A community link (?language=&model=&system_prompt=) pre-selects once per session.
         shared = links.parse_link_params(dict(request.query_params) if request is not None else {})
-        first_visit = not sess.extra.get(_LINK_APPLIED)
-        sess.extra[_LINK_APPLIED] = True
+        first_visit = not sess.playground_tab.link_applied
+        sess.playground_tab.link_applied = True
         if first_visit and not code and shared.language:
             code = shared.language
         code = code or current or ""
