@@ -110,7 +110,7 @@ def _load_meta(args: argparse.Namespace) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pipeline import hub
+    from pipeline import hub, workflow
 
     output = Path(args.output)
     if output.suffix.lower() not in (".parquet", ".jsonl"):
@@ -119,10 +119,7 @@ def run(args: argparse.Namespace) -> int:
     if args.push:  # refuse a target we cannot write to before any work
         token = _token()
         try:
-            args.push = hub.validate_repo_id(args.push)
-            hub.check_writable(args.push, token)
-            if hub.repo_exists(args.push, token) and not args.overwrite:
-                return _fail(f"'{args.push}' already exists on the Hub: pick a new name, or pass --overwrite.")
+            args.push = workflow.preflight_push(args.push, token, overwrite=args.overwrite, overwrite_hint="pass --overwrite")
         except hub.HubError as e:
             return _fail(str(e))
     test_size: float | int | None = args.test_size

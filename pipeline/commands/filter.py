@@ -84,7 +84,7 @@ def _source_spec(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from pipeline import data, hub, tablefiles
+    from pipeline import data, hub, tablefiles, workflow
 
     if not args.list_languages and not args.language:
         return _fail("choose a language with --language (a name like Dutch or a code like nl/nld).")
@@ -93,10 +93,7 @@ def run(args: argparse.Namespace) -> int:
     token = hub.local_token()
     try:
         if args.push and not args.list_languages:  # refuse before loading anything
-            repo_id = hub.validate_repo_id(args.push)
-            hub.check_writable(repo_id, token)
-            if not args.overwrite and hub.repo_exists(repo_id, token):
-                return _fail(f"{repo_id} already exists on the Hub: pick a new name, or add --overwrite.")
+            args.push = workflow.preflight_push(args.push, token, overwrite=args.overwrite, overwrite_hint="add --overwrite")
         spec = _source_spec(args)
         source = data.load_source(spec, token)
         if source.info.note:
