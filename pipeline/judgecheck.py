@@ -259,7 +259,7 @@ def check_items(items: Sequence[CheckItem], language: str = "", *, source: str =
             raise JudgeCheckError(
                 f"{len(other)} of the {len(items)} {what} are in {langs}, but the run is in "
                 f"{_language_name(language)}: a judge's agreement in one language says little about another. "
-                f"To check judges for {_language_name(language)}, {todo}; or filter the language of the labels."
+                f"To check judges for {_language_name(language)}, {todo}."
             )
     elif len(found) > 1:
         raise JudgeCheckError(

@@ -1,0 +1,361 @@
+"""The judge check section of the Pipeline tab: people label a pilot run, then up to 3 judge models are checked
+against them, side by side (UI wiring only; the workflow is ``pipeline.judgecheck``, the CLI's too).
+
+- **Labelling panel**: 10-50 rows of the pilot run in ``session.raw``, one at a time: the prompt and two answers,
+  in a random order, their sources hidden; people answer A / B / tie / both bad. Labels live in
+  ``session.judge_check`` and go into ``session.annotations`` at once (as annotation rows), so Export uses them.
+- **The check**: three judge pickers, "Estimate the check" (calls and tokens, before anything is spent), "Run the
+  check" (a background thread; a ``gr.Timer`` polls it), the side-by-side table, and "Use this judge", which sets
+  the run's judge fields (the Pipeline tab's judge :class:`~ui.backend_picker.BackendPicker`, given to
+  :func:`build`) and keeps the check's figures in ``session.judge_check.result`` for the run's metadata and cards.
+
+Handlers take ``(session, values)`` with ``values`` a mapping of named fields (see :class:`ui.forms.Form`).
+Untrusted text (prompts, answers, model ids, server errors) is shown in text boxes, tables or through
+``ui.common.md_text``, never as HTML or Markdown.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+from collections import Counter
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import pandas as pd
+
+from pipeline import judge, judgecheck, tablefiles
+from pipeline.credentials import Credentials, api_keys_for
+from pipeline.state import Session
+from ui.backend_picker import BackendPicker
+from ui.common import md_text, token_of, warn
+from ui.forms import Form
+
+__all__ = ["build", "load_tasks", "answer", "move", "labels_file", "estimate_check", "start_check", "poll_check",
+           "cancel_check", "use_judge", "panel_view", "JUDGES"]
+
+JUDGES = 3
+POLL_S = 1.0
+SOURCE_CHOICES = [("People's labels from this panel", judgecheck.SOURCE_LABELS),
+                  ("All people's answers (Argilla pull and these labels)", judgecheck.SOURCE_ANNOTATIONS)]
+CHOICE_BUTTONS = (("A is better", judgecheck.CHOICE_A), ("B is better", judgecheck.CHOICE_B),
+                  ("Tie", judgecheck.CHOICE_TIE), ("Both bad", judgecheck.CHOICE_BAD))
+NO_PILOT = ("**No pilot run yet.** Run the pipeline above on a few rows first (Row limit 20, say): its answers are "
+            "what you label here.")
+EMPTY_SCORES = pd.DataFrame(columns=list(judgecheck.SCORE_COLUMNS))
+PANEL_KEYS = ("position", "prompt", "answer_a", "answer_b", "tally")
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Labelling
+# --------------------------------------------------------------------------------------------------------------
+def _tally(session: Session) -> str:
+    labels = session.judge_check.labels
+    if not labels:
+        return "No labels yet."
+    counts = Counter(lab.choice for lab in labels.values())
+    parts = ", ".join(f"{counts[c]} {c}" for _, c in CHOICE_BUTTONS if counts[c])
+    usable = len(labels) - counts[judgecheck.CHOICE_BAD]
+    text = f"**{len(labels)} labelled** ({parts}): {usable} can check judges; all are in **5. Export** as people's answers."
+    if usable < judgecheck.MIN_LABEL_ROWS:
+        text += f" Label at least {judgecheck.MIN_LABEL_ROWS} for figures worth reading."
+    return text
+
+
+def panel_view(session: Session) -> dict[str, Any]:
+    """The panel's values for the row at ``session.judge_check.position`` (text only; sources never shown)."""
+    state = session.judge_check
+    if not state.tasks:
+        return {"position": NO_PILOT if session.raw is None else "Press **Label rows** to start.", "prompt": "",
+                "answer_a": "", "answer_b": "", "tally": _tally(session)}
+    state.position = max(0, min(state.position, len(state.tasks) - 1))
+    task = state.tasks[state.position]
+    done = state.labels.get(task.id)
+    where = f"Row **{state.position + 1} of {len(state.tasks)}**"
+    where += f" · your answer: **{md_text(done.choice)}** (answer again to change it)" if done else " · not labelled"
+    return {"position": where, "prompt": task.prompt, "answer_a": task.answers[0], "answer_b": task.answers[1],
+            "tally": _tally(session)}
+
+
+def load_tasks(session: Session, values: Mapping[str, Any]) -> dict[str, Any]:
+    """Fill the queue with ``values["rows"]`` rows (10-50) of the pilot run in ``session.raw``; earlier labels are
+    kept (a row labelled before shows its answer)."""
+    state = session.judge_check
+    if session.raw is None or session.raw.num_rows == 0:
+        warn("No pilot run yet: run the pipeline on a few rows first.")
+        return panel_view(session)
+    try:
+        state.tasks = judgecheck.label_tasks(session.raw, int(values.get("rows") or judgecheck.DEFAULT_LABEL_ROWS))
+    except judgecheck.JudgeCheckError as exc:
+        warn(exc)
+        return panel_view(session)
+    state.raw_key = id(session.raw)
+    if not state.tasks:
+        warn("No row of the pilot run has two answers to compare (did the generations fail?).")
+    state.position = next((i for i, t in enumerate(state.tasks) if t.id not in state.labels), 0)
+    return panel_view(session)
+
+
+def _sync_annotations(session: Session) -> None:
+    """Put the labels into ``session.annotations`` (Argilla's rows for the same ids win)."""
+    state = session.judge_check
+    labelled = judgecheck.labels_to_annotations(state.labels.values())
+    session.annotations, state.label_ids = judgecheck.merge_annotations(session.annotations, labelled,
+                                                                        replace_ids=state.label_ids)
+
+
+def answer(session: Session, choice: str) -> dict[str, Any]:
+    """Record people's answer for the row shown, and show the next unlabelled row."""
+    state = session.judge_check
+    if not state.tasks:
+        return panel_view(session)
+    task = state.tasks[state.position]
+    state.labels[task.id] = task.label(choice)
+    _sync_annotations(session)
+    after = [i for i in range(state.position + 1, len(state.tasks)) if state.tasks[i].id not in state.labels]
+    if after:
+        state.position = after[0]
+    elif state.position + 1 < len(state.tasks):
+        state.position += 1
+    return panel_view(session)
+
+
+def move(session: Session, step: int) -> dict[str, Any]:
+    """Show the previous (``-1``) or next (``+1``) row."""
+    session.judge_check.position += step
+    return panel_view(session)
+
+
+def labels_file(session: Session) -> str | None:
+    """The labels as a JSON Lines file (for ``python -m pipeline judge-check --labels``), or None without labels."""
+    labels = list(session.judge_check.labels.values())
+    if not labels:
+        warn("No labels yet: label a few rows first.")
+        return None
+    path = Path(tempfile.mkdtemp(prefix="judge-labels-")) / "labels.jsonl"
+    return str(tablefiles.write_table(judgecheck.labels_table(labels), path))
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The check
+# --------------------------------------------------------------------------------------------------------------
+def _judge_specs(values: Mapping[str, Any]) -> list[dict[str, Any]]:
+    return [{"kind": values.get(f"j{k}_kind"), "model": values.get(f"j{k}_model"),
+             "base_url": values.get(f"j{k}_base_url") or "", "provider": values.get(f"j{k}_provider")}
+            for k in range(1, JUDGES + 1)]
+
+
+def _settings(values: Mapping[str, Any]) -> judgecheck.CheckSettings:
+    judges = judgecheck.judges_from(_judge_specs(values))
+    return judgecheck.CheckSettings(judges=judges, mode=values.get("mode") or judge.DEFAULT_MODE,
+                                    aspect=values.get("aspect") or judge.DEFAULT_ASPECT)
+
+
+def _run_language(session: Session) -> str:
+    """The language of the run about to be made: the filtered set's, else the pilot run's."""
+    code = getattr(session.filtered, "language_code", "") or ""
+    if code:
+        return code
+    if session.raw is not None and "target_language" in session.raw.column_names:
+        codes = {c for c in session.raw.column("target_language").to_pylist() if c}
+        return next(iter(codes)) if len(codes) == 1 else ""
+    return ""
+
+
+def _items(session: Session, values: Mapping[str, Any]) -> tuple[list[judgecheck.CheckItem], str]:
+    source = values.get("source") or judgecheck.SOURCE_LABELS
+    if source == judgecheck.SOURCE_ANNOTATIONS:
+        if session.raw is None or session.annotations is None:
+            raise judgecheck.JudgeCheckError(judgecheck.NO_ANNOTATED_ROWS)
+        return judgecheck.items_from_annotations(session.raw, session.annotations), source
+    return judgecheck.items_from_labels(session.judge_check.labels.values()), source
+
+
+def _prepare(session: Session, values: Mapping[str, Any]):
+    settings = _settings(values)
+    items, source = _items(session, values)
+    language = _run_language(session)
+    judgecheck.check_items(items, language, source=source)
+    return items, source, language, settings
+
+
+def estimate_check(session: Session, values: Mapping[str, Any]) -> str:
+    """The check's estimate (calls and tokens), or what is missing, as Markdown."""
+    try:
+        items, _, _, settings = _prepare(session, values)
+    except judgecheck.JudgeCheckError as exc:
+        return md_text(exc)
+    return "**Estimate:** " + md_text(judgecheck.plan_check(items, settings).summary())
+
+
+def start_check(session: Session, values: Mapping[str, Any], token: str | None) -> tuple[str, Any]:
+    """Start the check in a background thread. Returns (status Markdown, timer update)."""
+    state = session.judge_check
+    if state.handle is not None and state.handle.running:
+        warn("A judge check is already running: wait for it or cancel it.")
+        return md_text(state.handle.progress.line()), gr.Timer(active=True)
+    try:
+        items, source, language, settings = _prepare(session, values)
+        settings.require_sign_in(token, "sign in with Hugging Face (button at the top)")
+    except judgecheck.JudgeCheckError as exc:
+        warn(exc)
+        return md_text(exc), gr.Timer(active=False)
+    keys = {b: values.get(f"j{k}_api_key") or "" for k, b in enumerate(settings.judges, start=1)}
+    credentials = Credentials(token, api_keys_for(settings.judges, keys))
+    plan = judgecheck.plan_check(items, settings)
+    state.handle = judgecheck.start_check(items, settings, credentials, language=language, source=source)
+    return (f"Checking {len(settings.judges)} judge(s) on {len(items)} rows: " + md_text(plan.summary()),
+            gr.Timer(active=True))
+
+
+def _score_frame(check: Any) -> pd.DataFrame:
+    return pd.DataFrame(judgecheck.score_rows(check), columns=list(judgecheck.SCORE_COLUMNS))
+
+
+def poll_check(session: Session) -> dict[str, Any]:
+    """Timer tick: progress while the check runs; the table and the judges to choose from when it ends."""
+    state = session.judge_check
+    handle = state.handle
+    if handle is None:
+        return {"status": "", "timer": gr.Timer(active=False)}
+    if handle.running:
+        return {"status": "Checking: " + md_text(handle.progress.line()), "timer": gr.Timer(active=True)}
+    if handle.error:
+        state.handle = None
+        return {"status": md_text(handle.error), "timer": gr.Timer(active=False)}
+    report = handle.report
+    state.result = report.check
+    choices = [(j.model if j.backend == "serverless" else f"{j.model} ({j.base_url})", str(i))
+               for i, j in enumerate(report.check.judges) if j.rows]
+    status = ("Cancelled: the figures cover the rows judged before. " if report.cancelled else "Done. ")
+    status += md_text(judgecheck.summary_line(report.check))
+    return {"status": status, "table": _score_frame(report.check), "timer": gr.Timer(active=False),
+            "choice": gr.update(choices=choices, value=choices[0][1] if choices else None)}
+
+
+def cancel_check(session: Session) -> str:
+    handle = session.judge_check.handle
+    if handle is None or not handle.running:
+        return "No judge check is running."
+    handle.cancel()
+    return "Cancelling: the calls in flight finish, then the rows judged so far are shown."
+
+
+def use_judge(session: Session, values: Mapping[str, Any], picker: BackendPicker) -> dict[Any, Any]:
+    """Set the run's judge fields to the chosen judge; keep the check (with the choice) for the run's metadata."""
+    state = session.judge_check
+    check = state.result
+    try:
+        chosen = check.judges[int(values.get("choice"))] if check is not None else None
+    except (TypeError, ValueError, IndexError):
+        chosen = None
+    if chosen is None:
+        warn("Run the check first, then pick one of its judges.")
+        return {}
+    state.result = dataclasses.replace(check, chosen=chosen.model)
+    updates = picker.updates(chosen.backend, chosen.model, chosen.base_url, chosen.provider or "auto")
+    note = f"The run's judge is now **{md_text(chosen.model)}**; its check figures go into the run's cards."
+    if chosen.backend == "openai":
+        note += " If its server needs an API key, type it in the judge's API key field above."
+    return {**updates, "note": note}
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Layout
+# --------------------------------------------------------------------------------------------------------------
+def build(session: gr.State, judge_picker: BackendPicker, *, aspect: Any = None, mode: Any = None) -> None:
+    """The judge check section (a closed accordion), inside the Pipeline tab's layout.
+
+    ``judge_picker``: the run's judge fields ("Use this judge" sets them). ``aspect`` / ``mode``: the run's judge
+    aspect and mode components, if any, so the check judges as the run will (defaults otherwise)."""
+    with gr.Accordion("Judge check: compare judge models with people before the run", open=False):
+        gr.Markdown(
+            "Does a judge know your language? Label 10-50 rows of a small pilot run (run the pipeline above with a "
+            "row limit of about 20), then check up to 3 judge models on them: each judges every row in both orders. "
+            "**Parse rate**: verdicts that could be read. **Flip rate**: the preferred answer changed when the "
+            "answers swapped places (position bias). **Agreement** and **Cohen's kappa**: how often the judge picks "
+            "the answer people picked (kappa corrects for chance: 0 = chance, 1 = always)."
+        )
+        with gr.Group():
+            with gr.Row():
+                rows = gr.Number(label="Rows to label (10-50)", value=judgecheck.DEFAULT_LABEL_ROWS, precision=0,
+                                 minimum=judgecheck.MIN_LABEL_ROWS, maximum=judgecheck.MAX_LABEL_ROWS)
+                load_btn = gr.Button("Label rows")
+            position = gr.Markdown(NO_PILOT)
+            prompt = gr.Textbox(label="Prompt", interactive=False, lines=2, max_lines=12)
+            with gr.Row(equal_height=True):
+                answer_a = gr.Textbox(label="Answer A", interactive=False, lines=4, max_lines=20)
+                answer_b = gr.Textbox(label="Answer B", interactive=False, lines=4, max_lines=20)
+            with gr.Row():
+                choice_btns = [(gr.Button(label, variant="primary" if i < 2 else "secondary"), value)
+                               for i, (label, value) in enumerate(CHOICE_BUTTONS)]
+                prev_btn = gr.Button("← Previous", size="sm")
+                next_btn = gr.Button("Next →", size="sm")
+            tally = gr.Markdown("No labels yet.")
+            with gr.Row():
+                save_btn = gr.Button("Save labels (for the command line)", size="sm")
+                labels_out = gr.File(label="Labels (JSON Lines)", interactive=False, visible=True)
+        gr.Markdown("**Candidate judges** (up to 3; empty model ids are skipped)")
+        with gr.Row(equal_height=False):
+            pickers = []
+            for k in range(1, JUDGES + 1):
+                with gr.Column():
+                    pickers.append(BackendPicker.build(f"Judge {k} model id"))
+        source = gr.Radio(SOURCE_CHOICES, value=judgecheck.SOURCE_LABELS, label="Check against")
+        with gr.Row():
+            estimate_btn = gr.Button("Estimate the check")
+            run_btn = gr.Button("Run the check", variant="primary")
+            cancel_btn = gr.Button("Cancel the check", variant="stop")
+        estimate_md = gr.Markdown()
+        status_md = gr.Markdown()
+        table = gr.Dataframe(EMPTY_SCORES, label="Judges side by side", interactive=False, wrap=True)
+        with gr.Row():
+            choice = gr.Dropdown(choices=[], label="Judge to use", scale=3)
+            use_btn = gr.Button("Use this judge", scale=1)
+        use_md = gr.Markdown()
+        timer = gr.Timer(POLL_S, active=False)
+
+    panel = {"position": position, "prompt": prompt, "answer_a": answer_a, "answer_b": answer_b, "tally": tally}
+    fields: dict[str, Any] = {"source": source}
+    for k, picker in enumerate(pickers, start=1):
+        fields.update(picker.fields(prefix=f"j{k}_"))
+    if aspect is not None:
+        fields["aspect"] = aspect
+    if mode is not None:
+        fields["mode"] = mode
+    check_form = Form(**fields)
+    poll_out = {"status": status_md, "table": table, "choice": choice, "timer": timer}
+    use_out = {**{c: c for c in (judge_picker.kind, judge_picker.model, judge_picker.provider, judge_picker.base_url,
+                                 judge_picker.api_key)}, "note": use_md}
+
+    def _panel(view: dict[str, Any]) -> dict[Any, Any]:
+        return {panel[k]: v for k, v in view.items()}
+
+    def _load(data: dict) -> dict:
+        return _panel(load_tasks(data[session], {"rows": data[rows]}))
+
+    def _start(data: dict, oauth_token: gr.OAuthToken | None = None) -> tuple[str, Any]:
+        return start_check(data[session], check_form.values(data), token_of(oauth_token))
+
+    def _poll(state: Session) -> dict:
+        return {poll_out[k]: v for k, v in poll_check(state).items()}
+
+    def _use(data: dict) -> dict:
+        values = {"choice": data[choice]}
+        return {use_out.get(k, k): v for k, v in use_judge(data[session], values, judge_picker).items()}
+
+    outputs = list(panel.values())
+    load_btn.click(_load, inputs={session, rows}, outputs=outputs)
+    for button, value in choice_btns:
+        button.click(lambda s, v=value: _panel(answer(s, v)), inputs=session, outputs=outputs)
+    prev_btn.click(lambda s: _panel(move(s, -1)), inputs=session, outputs=outputs)
+    next_btn.click(lambda s: _panel(move(s, 1)), inputs=session, outputs=outputs)
+    save_btn.click(labels_file, inputs=session, outputs=labels_out)
+    estimate_btn.click(lambda data: estimate_check(data[session], check_form.values(data)),
+                       inputs=check_form.inputs(session), outputs=estimate_md)
+    run_btn.click(_start, inputs=check_form.inputs(session), outputs=[status_md, timer])
+    cancel_btn.click(cancel_check, inputs=session, outputs=status_md)
+    timer.tick(_poll, inputs=session, outputs=list(poll_out.values()))
+    use_btn.click(_use, inputs={session, choice}, outputs=list(use_out.values()))
