@@ -9,9 +9,10 @@ import os
 
 import gradio as gr
 
-from pipeline import links
+from pipeline import languages, links
 from pipeline.state import Session
 from ui import argilla_tab, export_tab, filter_tab, pipeline_tab, playground_tab
+from ui.common import md_text
 
 TITLE = "DPO Studio"
 INTRO = (
@@ -19,6 +20,11 @@ INTRO = (
     "[Aya](https://huggingface.co/datasets/CohereForAI/aya_dataset), pick a model in the Playground, generate and "
     "judge a second answer, let your community validate the pairs in Argilla, and export a dataset ready for TRL."
 )
+# Table headers wrap between words, never inside one ("sta/tus"); cells wrap long texts anywhere as before.
+CSS = """
+.table-wrap thead th, .table-wrap thead th * { word-break: normal !important; overflow-wrap: normal !important;
+  hyphens: manual; }
+"""
 
 
 def in_space() -> bool:
@@ -53,6 +59,7 @@ def build_app(show_login: bool = False, login_note: str = "") -> gr.Blocks:
                         f"**Sign-in is off here.** {login_note} Pushing to the Hub and serverless inference "
                         "need it; the demo data and a local OpenAI-compatible server work without it."
                     )
+        link_banner = gr.Markdown(visible=False, elem_id="link-banner")
         with gr.Tabs():
             with gr.Tab("1. Filter", id="filter") as tab_filter:
                 filter_parts = filter_tab.build(session, tab_filter)
@@ -72,25 +79,47 @@ def build_app(show_login: bool = False, login_note: str = "") -> gr.Blocks:
             with gr.Row():
                 make_link = gr.Button("Make the link from my choices", scale=1)
                 link = gr.Textbox(label="Link", interactive=False, buttons=["copy"], scale=3, elem_id="share-link")
-        make_link.click(share_link, [session], [link])
-        demo.load(link_language, None, [filter_parts["language"]])
+            link_note = gr.Markdown(elem_id="share-link-note")
+        make_link.click(share_link, [session], [link, link_note])
+        demo.load(link_banner_text, None, [link_banner])
+        filter_tab.open_link_on_load(demo, session, filter_parts)
     return demo
 
 
-def share_link(session: Session, request: gr.Request) -> str:
-    """The community link for this session's choices."""
+def share_link(session: Session, request: gr.Request) -> tuple[str, str]:
+    """The community link for this session's choices, and a note saying what it does not carry and why."""
     choices = links.choices_from_session(session)
     if choices.is_empty():
         gr.Warning("Choose a language in 1. Filter (and a model in 2. Playground) first.")
-        return ""
+        return "", ("Choose a language in **1. Filter** first (and a model in **2. Playground**, then **Use in "
+                    "pipeline**).")
     base = links.public_base_url(str(request.url), os.environ.get("SPACE_HOST"))
-    return links.build_link(base, choices)
+    missing = links.missing_choices(choices)
+    if not missing:
+        note = "The link opens the app with your language, model and system prompt chosen."
+    elif "a model" in missing:
+        note = (f"This link does not carry {' or '.join(missing)}: in **2. Playground** pick a model and click "
+                "**Use in pipeline**, then make the link again to add the model and its system prompt.")
+    else:
+        note = f"This link does not carry {' or '.join(missing)}."
+    return links.build_link(base, choices), note
 
 
-def link_language(request: gr.Request) -> dict:
-    """Opened from a community link: pre-select its language in the Filter tab (applied when the data loads)."""
+def link_banner_text(request: gr.Request) -> dict:
+    """Opened from a community link: one line naming what the link chose (and where), at the top of the page."""
     shared = links.parse_link_params(dict(request.query_params))
-    return gr.update(value=shared.language) if shared.language else gr.update()
+    if shared.is_empty():
+        return gr.update(visible=False)
+    parts = []
+    if shared.language:
+        parts.append(f"language **{md_text(languages.display_name(shared.language))} ({md_text(shared.language)})**")
+    if shared.model:
+        parts.append(f"model **{md_text(shared.model)}**")
+    if shared.system_prompt:
+        parts.append("a system prompt")
+    where = "in **1. Filter** and **2. Playground**" if shared.model or shared.system_prompt else "in **1. Filter**"
+    text = f"🔗 **Opened from a shared link:** {', '.join(parts)}, chosen for you {where}."
+    return gr.update(visible=True, value=text)
 
 
 def main() -> None:
@@ -102,6 +131,7 @@ def main() -> None:
     # run_history=False: Gradio's "Runs" panel would keep every click's inputs, API keys included, in the browser's
     # localStorage.
     demo.queue(default_concurrency_limit=8).launch(
+        css=CSS,
         server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
         ssr_mode=False,
         run_history=False,

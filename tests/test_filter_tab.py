@@ -57,9 +57,9 @@ def test_load_aya_shows_languages_and_stores_nothing_per_user_but_a_reference(hu
     s = Session()
     s, status, lt, plot, lang_update, ann_update = load(s)
     assert "Loaded:" in status and data.AYA_ID.replace("_", "\\_") in status
-    assert isinstance(lt, pd.DataFrame) and list(lt.columns) == ["language", "code", "rows", "mean_prompt_chars",
-                                                                  "mean_response_chars"]  # fmt: skip
-    assert lt.iloc[0]["code"] == "nld" and plot["rows"].sum() == lt["rows"].sum()
+    assert isinstance(lt, pd.DataFrame) and list(lt.columns) == [  # people's labels
+        "Language", "Code", "Rows", "Prompt length (mean chars)", "Answer length (mean chars)"]
+    assert lt.iloc[0]["Code"] == "nld" and plot["rows"].sum() == lt["Rows"].sum()
     assert ("Dutch (nld) — 38 rows", "nld") in lang_update["choices"]
     assert ann_update["choices"] == ["original-annotations", "re-annotations"]
     assert s.filter_tab.source is data.load_source(data.SourceSpec.aya(), None)  # the shared copy
@@ -71,7 +71,7 @@ def test_filters_update_count_preview_and_session(hubdata):
     s, count, preview, repo, btn, note = filt(s, "nld")
     assert "**37 rows** of Dutch" in count and "out of 38" in count
     assert isinstance(s.filtered, data.FilteredSet) and s.filtered.rows == 37
-    assert list(preview.columns) == ft.PREVIEW_HEADERS and len(preview) == 37
+    assert list(preview.columns) == ["Prompt", "Answer", "Language", "Annotation type", "Id"] and len(preview) == 37
     assert btn["interactive"] is False and "Sign in" in note  # not signed in: push disabled, says why
     s, count, preview, repo, btn, note = filt(s, "Dutch", profile("alice"), min_response=150)
     assert s.filtered.rows < 37 and f"**{s.filtered.rows} rows**" in count
@@ -79,7 +79,7 @@ def test_filters_update_count_preview_and_session(hubdata):
     s, count, _, repo, btn, note = filt(s, "nld", profile("alice"), repo_name="my-own-name", min_prompt=10_000)
     assert "**0 rows**" in count and "pushing is disabled" in count
     assert s.filtered is None and btn["interactive"] is False
-    assert repo == gr.update()  # the user's own name is kept
+    assert "value" not in repo  # the user's own name is kept (only the placeholder follows the data)
 
 
 def test_unknown_language_and_bad_filters(hubdata):

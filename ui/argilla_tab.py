@@ -7,8 +7,6 @@ it is never rendered back (the box is emptied after a successful connection) nor
 
 from __future__ import annotations
 
-import html
-import re
 from typing import Any
 
 import gradio as gr
@@ -16,7 +14,7 @@ import pandas as pd
 
 from pipeline import argilla_io as aio
 from pipeline.state import ArgillaState, Session
-from ui.common import username_of
+from ui.common import column_widths, md_link, md_text, on_space, table_frame, username_of
 
 INTRO = (
     "Send the pairs to **Argilla** so people who speak the language check the judge: they rate each response, pick "
@@ -31,16 +29,19 @@ ANNOTATION_PREVIEW_COLUMNS = ["prompt", "human preference", "judge preference", 
                               "human ratings", "judge ratings", "improved response", "id"]  # fmt: skip
 
 
-def _md(text: Any) -> str:
-    """Untrusted text (names, messages quoting data) made inert for Markdown: no HTML, no markup."""
-    return re.sub(r"([\\`*_{}\[\]()#+!|~])", r"\\\1", html.escape(str(text), quote=False))
+_md = md_text  # untrusted text (names, messages quoting data) shown as text
+TABLE_WIDTHS = column_widths([26, 9, 9, 8, 8, 9, 9, 16, 6])
+
+
+def _env_key_name() -> str:
+    return "this Space's ARGILLA_API_KEY secret" if on_space() else "the ARGILLA_API_KEY environment variable"
 
 
 def _key_placeholder(session: Session | None = None) -> str:
     if session is not None and session.argilla_key:
         return "A key is set for this session (hidden). Paste another one to replace it."
     if aio.env_key_set():
-        return "Using this Space's ARGILLA_API_KEY secret. Paste a key to use another one."
+        return f"Using {_env_key_name()}. Paste a key to use another one."
     return "Paste your Argilla API key (Argilla → your avatar → My settings → API key)"
 
 
@@ -153,7 +154,8 @@ def on_connect(session: Session, url_box: str, key_box: str, workspace: str | No
 
 def on_forget(session: Session):
     session.argilla_key = ""
-    msg = "Your key is forgotten." + (" The Space's ARGILLA_API_KEY secret is used now." if aio.env_key_set() else "")
+    msg = "Your key is forgotten." + (f" {_env_key_name()[:1].upper()}{_env_key_name()[1:]} is used now."
+                                      if aio.env_key_set() else "")  # fmt: skip
     return session, gr.update(value="", placeholder=_key_placeholder(session)), msg
 
 
@@ -179,7 +181,7 @@ def on_send(
     except aio.ArgillaIOError as exc:
         return session, f"**Not sent.** {_md(exc)}"
     session.argilla_tab = ArgillaState(result.dataset, result.workspace, result.url)
-    link = f"[Open it in Argilla]({html.escape(result.url, quote=True)})"
+    link = md_link("Open it in Argilla", result.url)
     note = "" if result.created else " (existing records and their answers were left as they were)"
     return session, f"**Sent.** {_md(result.summary())}{note} {link}"
 
@@ -190,7 +192,7 @@ def _annotators_frame(result: aio.PullResult) -> pd.DataFrame:
          "draft": c.get("draft", 0)}
         for user, c in sorted(result.annotators.items())
     ]  # fmt: skip
-    return pd.DataFrame(rows, columns=ANNOTATOR_COLUMNS)
+    return table_frame(pd.DataFrame(rows, columns=ANNOTATOR_COLUMNS))
 
 
 def _fmt_list(values: Any) -> str:
@@ -202,7 +204,7 @@ def annotations_frame(session: Session, limit: int = ANNOTATION_PREVIEW_ROWS) ->
     cols = ANNOTATION_PREVIEW_COLUMNS
     table = session.annotations
     if table is None or not table.num_rows:
-        return pd.DataFrame(columns=cols)
+        return table_frame(pd.DataFrame(columns=cols))
     prompts: dict[str, str] = {}
     if session.raw is not None and "prompt" in session.raw.column_names:
         prompts = dict(zip(session.raw.column("id").to_pylist(), session.raw.column("prompt").to_pylist()))
@@ -223,7 +225,7 @@ def annotations_frame(session: Session, limit: int = ANNOTATION_PREVIEW_ROWS) ->
             "improved response": (r.get("improved_response") or "")[:200],
             "id": r["id"],
         })  # fmt: skip
-    return pd.DataFrame(rows, columns=cols)
+    return table_frame(pd.DataFrame(rows, columns=cols))
 
 
 def on_pull(
@@ -232,7 +234,7 @@ def on_pull(
     def report(done: int, total: int) -> None:
         progress((done, max(total, done, 1)), desc="Reading answers")
 
-    empty = pd.DataFrame(columns=ANNOTATOR_COLUMNS)
+    empty = table_frame(pd.DataFrame(columns=ANNOTATOR_COLUMNS))
     try:
         with _connect(session, url_box) as conn:
             result = aio.pull(conn, dataset, workspace or None, progress=report)
@@ -291,10 +293,11 @@ def build_tab(session: gr.State, tab: gr.Tab) -> dict[str, Any]:
     c["pull"] = gr.Button("Pull answers")
     c["pull_status"] = gr.Markdown()
     c["agreement"] = gr.Markdown()
-    c["annotators"] = gr.Dataframe(value=pd.DataFrame(columns=ANNOTATOR_COLUMNS), label="Annotators",
+    c["annotators"] = gr.Dataframe(value=table_frame(pd.DataFrame(columns=ANNOTATOR_COLUMNS)), label="Annotators",
                                    interactive=False, wrap=True)  # fmt: skip
-    c["table"] = gr.Dataframe(value=pd.DataFrame(columns=ANNOTATION_PREVIEW_COLUMNS),
-                              label="Answers per record (first rows)", interactive=False, wrap=True)  # fmt: skip
+    c["table"] = gr.Dataframe(value=table_frame(pd.DataFrame(columns=ANNOTATION_PREVIEW_COLUMNS)),
+                              label="Answers per record (first rows)", interactive=False, wrap=True,
+                              column_widths=TABLE_WIDTHS)  # fmt: skip
 
     tab.select(on_select, [session, c["dataset"], c["guidelines"]],
                [c["send_info"], c["dataset"], c["guidelines"], c["key"], c["url"]])  # fmt: skip

@@ -7,8 +7,6 @@ reference in ``session.filter_tab.source`` and the current filtered set in ``ses
 
 from __future__ import annotations
 
-import html
-import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -16,9 +14,9 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
-from pipeline import data, hub
+from pipeline import data, hub, languages, links
 from pipeline.state import Session
-from ui.common import SIGN_IN_NEEDED, token_of, username_of, warn
+from ui.common import SIGN_IN_NEEDED, column_widths, md_link, md_text, table_frame, token_of, username_of, warn
 
 SRC_AYA = f"Aya ({data.AYA_ID})"
 SRC_HUB = "Another dataset on the Hub"
@@ -26,6 +24,9 @@ SRC_DEMO = "Demo data (bundled, no network)"
 SOURCES = (SRC_AYA, SRC_HUB, SRC_DEMO)
 PREVIEW_ROWS = 50
 PREVIEW_HEADERS = ["prompt", "response", "language_code", "annotation_type", "id"]
+PREVIEW_WIDTHS = column_widths([34, 42, 8, 10, 6])
+LANG_TABLE_COLUMNS = ["language", "code", "rows", "mean_prompt_chars", "mean_response_chars"]
+LINK_SOURCES = {"aya": SRC_AYA, "demo": SRC_DEMO}  # a community link's source -> the Source choice
 
 INTRO = (
     "**Step 1 — choose your language.** Load the human-written [Aya](https://huggingface.co/datasets/"
@@ -34,9 +35,7 @@ INTRO = (
 )
 
 
-def _md(text: Any) -> str:
-    """Untrusted text (dataset ids, column names, messages quoting them) made inert for Markdown."""
-    return re.sub(r"([\\`*_{}\[\]()#+!|~<>])", r"\\\1", html.escape(str(text), quote=False))
+_md = md_text  # untrusted text (dataset ids, column names, messages quoting them) shown as text
 
 
 def _source(session: Session) -> data.Source | None:
@@ -85,7 +84,7 @@ def _table_frames(src: data.Source) -> tuple[pd.DataFrame, pd.DataFrame]:
     lt["mean_prompt_chars"] = lt["mean_prompt_chars"].astype(int)
     lt["mean_response_chars"] = lt["mean_response_chars"].astype(int)
     plot = lt[["language", "rows"]].copy()
-    return lt, plot
+    return table_frame(lt[[c for c in LANG_TABLE_COLUMNS if c in lt.columns]]), plot
 
 
 def on_load(choice: str, dataset_id: str, split: str, config: str, prompt_col: str, response_col: str,
@@ -158,7 +157,7 @@ def on_filter(language: str | None, annotation_types: list[str] | None, min_prom
     """Apply the filters (milliseconds) and keep the result in the session. Returns
     (session, count, preview, repo name, push button, push note)."""
     src = _source(session)
-    empty = pd.DataFrame(columns=PREVIEW_HEADERS)
+    empty = table_frame(pd.DataFrame(columns=PREVIEW_HEADERS))
     if src is None:
         session.filtered = None
         btn, note = _push_state(session, profile)
@@ -179,21 +178,22 @@ def on_filter(language: str | None, annotation_types: list[str] | None, min_prom
     total = src.offsets.get(fs.language_code, (0, 0, 0))[1]
     demo = " (demo data)" if fs.is_demo else ""
     if fs.rows:
-        count = (f"**{fs.rows:,} rows** of {_md(fs.language)} (`{_md(fs.language_code)}`){demo} after filters, "
+        count = (f"**{fs.rows:,} rows** of {_md(fs.language)} ({_md(fs.language_code)}){demo} after filters, "
                  f"out of {total:,}. This set is ready for the next tabs.")  # fmt: skip
     else:
-        count = (f"**0 rows** of {_md(fs.language)} (`{_md(fs.language_code)}`) pass these filters (out of {total:,}). "
+        count = (f"**0 rows** of {_md(fs.language)} ({_md(fs.language_code)}) pass these filters (out of {total:,}). "
                  "Loosen the length limits or the annotation types; pushing is disabled.")  # fmt: skip
-    repo_update = gr.update()
     user = username_of(profile)
+    # the name a push would get (e.g. demo-nld for the demo data), also as the placeholder when signed out
+    repo_update = gr.update(placeholder=fs.default_repo_name(user or "you").split("/", 1)[1])
     if user:
         st = session.filter_tab
         default = fs.default_repo_name(user).split("/", 1)[1]
         if not (repo_name or "").strip() or repo_name.strip() == st.default_name:
-            repo_update = gr.update(value=default)
+            repo_update = gr.update(value=default, placeholder=default)
         st.default_name = default
     btn, note = _push_state(session, profile)
-    return session, count, data.preview_frame(fs.table, PREVIEW_ROWS), repo_update, btn, note
+    return session, count, table_frame(data.preview_frame(fs.table, PREVIEW_ROWS)), repo_update, btn, note
 
 
 # --- push and downloads -------------------------------------------------------------------------------------------
@@ -238,7 +238,7 @@ def on_push(owner: str | None, repo_name: str, private: bool, overwrite: bool, s
         return f"**Not pushed.** {_md(e)}"
     visibility = "private" if private else "public"
     demo = " These are demo rows, and the card says so." if fs.is_demo else ""
-    return (f"**Pushed** {fs.rows:,} rows ({visibility}) to [{_md(repo_id)}]({html.escape(url, quote=True)}) "
+    return (f"**Pushed** {fs.rows:,} rows ({visibility}) to {md_link(repo_id, url)} "
             f"with a dataset card.{demo}")  # fmt: skip
 
 
@@ -258,6 +258,43 @@ def on_download(session: Session) -> tuple:
 
 def on_source_change(choice: str) -> dict:
     return gr.update(visible=choice == SRC_HUB)
+
+
+# --- opened from a community link ---------------------------------------------------------------------------------
+def on_link_open(session: Session, request: gr.Request, profile: gr.OAuthProfile | None = None) -> tuple:
+    """Page load with ``?language=…&source=…``: land ready. The link's source is chosen; the demo data (bundled,
+    instant) is loaded and filtered to the link's language at once; Aya (about 200,000 rows from the Hub) is one
+    click on **Load** away, with the language already chosen and named. Returns (session, source, load status,
+    language table, language plot, language, annotation types, count, preview, repo name, push button, push note).
+    """
+    keep = gr.update()
+    shared = links.parse_link_params(dict(request.query_params) if request is not None else {})
+    if not shared.language and not shared.source:
+        return (session, *[keep] * 11)
+    choice = LINK_SOURCES.get(shared.source, SRC_AYA)
+    if choice == SRC_DEMO:
+        loaded = on_load(SRC_DEMO, "", "", "", "", "", "", "", shared.language or None, session)
+        session, status, table, plot, language, kinds = loaded
+        d = data.FilterSpec(language="")
+        filtered = on_filter(language.get("value"), [], 0, 0, 0, 0, d.dedup, 0, d.seed, "", session, profile)
+        session, count, preview, repo, push, note = filtered
+        return (session, gr.update(value=SRC_DEMO), status, table, plot, language, kinds, count, preview, repo, push,
+                note)
+    name = languages.display_name(shared.language) if shared.language else ""
+    chosen = f"{_md(name)} ({_md(shared.language)})" if shared.language else "no language"
+    status = (f"**Opened from a shared link** for {chosen} on Aya. Click **Load** to get Aya's rows (about "
+              "200,000; a few seconds), or choose the demo data.")  # fmt: skip
+    language = (gr.update(choices=[(f"{name} ({shared.language})", shared.language)], value=shared.language,
+                          interactive=True) if shared.language else keep)  # fmt: skip
+    count = f"Click **Load** above: {chosen} is chosen, and its rows show as soon as the data is there."
+    return session, gr.update(value=SRC_AYA), status, keep, keep, language, keep, count, keep, keep, keep, keep
+
+
+def open_link_on_load(demo: gr.Blocks, session: gr.State, c: dict[str, Any]) -> None:
+    """Wire :func:`on_link_open` to the page's load event (app.py calls this once)."""
+    demo.load(on_link_open, [session], [session, c["source"], c["load_status"], c["lang_table"], c["lang_plot"],
+                                        c["language"], c["annotation_types"], c["count"], c["preview"],
+                                        c["repo_name"], c["push"], c["push_note"]])  # fmt: skip
 
 
 # --- layout -------------------------------------------------------------------------------------------------------
@@ -284,9 +321,10 @@ def build_tab(session: gr.State, tab: gr.Tab) -> dict[str, Any]:
     with gr.Accordion("Languages in the dataset", open=False):
         with gr.Row():
             c["lang_table"] = gr.Dataframe(
-                headers=["language", "code", "rows", "mean_prompt_chars", "mean_response_chars"],
+                headers=list(table_frame(pd.DataFrame(columns=LANG_TABLE_COLUMNS)).columns),
                 datatype=["str", "str", "number", "number", "number"], interactive=False, max_height=400,
-                label="Rows and mean lengths (characters) per language",
+                label="Rows and mean lengths (characters) per language", wrap=True,
+                column_widths=column_widths([30, 12, 14, 22, 22]),
             )  # fmt: skip
             c["lang_plot"] = gr.BarPlot(x="language", y="rows", sort="-y", title="Rows per language",
                                         y_lim=[0, None], x_label_angle=-60, height=400)  # fmt: skip
@@ -306,9 +344,10 @@ def build_tab(session: gr.State, tab: gr.Tab) -> dict[str, Any]:
         c["sample"] = gr.Number(value=0, minimum=0, precision=0, label="Random sample of at most N rows (0 = all)")
         c["seed"] = gr.Number(value=d.seed, minimum=0, precision=0, label="Sample seed")
     c["count"] = gr.Markdown("Load a dataset first.")
-    c["preview"] = gr.Dataframe(headers=PREVIEW_HEADERS, datatype=["str"] * len(PREVIEW_HEADERS), interactive=False,
+    c["preview"] = gr.Dataframe(headers=list(table_frame(pd.DataFrame(columns=PREVIEW_HEADERS)).columns),
+                                datatype=["str"] * len(PREVIEW_HEADERS), interactive=False,
                                 wrap=True, max_height=450, label=f"Preview (first {PREVIEW_ROWS} rows)",
-                                column_widths=["35%", "45%", "6%", "8%", "6%"])  # fmt: skip
+                                column_widths=PREVIEW_WIDTHS)  # fmt: skip
 
     with gr.Row():
         with gr.Column():

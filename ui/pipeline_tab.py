@@ -10,9 +10,9 @@ user's token comes from Gradio's OAuth per call and goes straight into the run: 
 
 from __future__ import annotations
 
-import html
 import re
 import secrets
+import textwrap
 from collections.abc import Mapping
 from typing import Any
 
@@ -24,19 +24,18 @@ from pipeline.checkpoint import Checkpoint
 from pipeline.credentials import Credentials, api_keys_for
 from pipeline.settings import DEFAULTS, RunError, RunSettings
 from pipeline.state import Session
+from ui import judge_check
 from ui.backend_picker import BackendPicker
-from ui.common import SIGN_IN_NEEDED, info, token_of, username_of, warn
+from ui.common import (SIGN_IN_NEEDED, bar_chart, column_widths, info, md_link, md_text, series_colors, table_frame,
+                       token_of, username_of, warn)
 from ui.forms import Form
 DEFAULT_MODEL = "meta-llama/Llama-3.3-70B-Instruct"
 NO_DATA = "**No filtered data yet.** Load and filter a language in **1. Filter** first."
 DEFAULT_ROW_LIMIT = 100
 POLL_S = 1.0
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|>~])")
-
-
-def _safe(text: Any) -> str:
-    """Untrusted text for a Markdown component: no HTML, no Markdown formatting or links."""
-    return _MD_SPECIAL.sub(r"\\\1", html.escape(str(text or ""), quote=False))
+_safe = md_text  # untrusted text for a Markdown component: shown as text
+RATINGS_EMPTY = "The judge's 1-5 ratings of the human and the model answers appear here, per source, as rows finish."
+LANGS_EMPTY = "The share of answers in the target language appears here, per source, as rows finish."
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -101,11 +100,11 @@ def progress_markdown(snap: generate.Progress, hub_message: str = "") -> str:
 
 
 def _empty_ratings() -> pd.DataFrame:
-    return pd.DataFrame({"rating": [str(r) for r in range(1, 6)], "source": ["-"] * 5, "count": [0] * 5})
+    return pd.DataFrame(columns=["rating", "source", "count"])
 
 
 def _empty_langs() -> pd.DataFrame:
-    return pd.DataFrame({"source": ["-"], "rate": [0.0]})
+    return pd.DataFrame(columns=["source", "rate"])
 
 
 def _plots_from_table(raw: Any) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -120,6 +119,53 @@ def _leaderboard_update(raw: Any) -> Any:
     return gr.update(value=board if several else None, visible=bool(several))
 
 
+# What people see (the timer's display wrapper turns poll's data into these) -----------------------------------
+def ratings_chart(ratings: pd.DataFrame | None) -> Any:
+    """Grouped bars: how often each source got each rating, a colour and a legend entry per source."""
+    has_data = ratings is not None and len(ratings) and float(pd.to_numeric(ratings["count"]).sum()) > 0
+    frame = ratings if has_data else None
+    colors = series_colors(list(dict.fromkeys(ratings["source"]))) if has_data else None
+    return bar_chart(frame, "rating", "count", color="source", title="Judge ratings (1-5)", empty=RATINGS_EMPTY,
+                     x_title="Rating", y_title="Answers", color_title="Source", x_order=[str(r) for r in range(1, 6)],
+                     colors=colors)  # fmt: skip
+
+
+def langs_chart(langs: pd.DataFrame | None) -> Any:
+    """One bar per source: the share of its answers in the target language (same colours as the ratings)."""
+    frame = langs if langs is not None and len(langs) else None
+    colors = series_colors(list(langs["source"])) if frame is not None else None
+    return bar_chart(frame, "source", "rate", color="source" if frame is not None else None,
+                     title="Language-match rate", empty=LANGS_EMPTY, x_title="Source", y_title="In the target language",
+                     color_title="Source", y_max=1, y_format=".0%", colors=colors)  # fmt: skip
+
+
+def latest_view(latest: Any) -> Any:
+    """The latest rows for people: the prompt, each source's answer, then its rating and language in two compact
+    columns, so everything that matters fits the page; readable headers. Passes a ``gr.update`` through."""
+    if not isinstance(latest, pd.DataFrame):
+        return latest
+    cols = list(latest.columns)
+    sources = [c for c in cols if f"{c} rating" in cols]
+
+    def short(text: Any) -> str:
+        return textwrap.shorten(" ".join(str(text or "").split()), 160, placeholder="…") if text else ""
+
+    rows = []
+    for rec in latest.to_dict("records"):
+        row = {"status": rec.get("status", ""), "Prompt": short(rec.get("prompt"))}
+        for src in sources:
+            row[f"{src.capitalize() if src == 'human' else src} answer"] = short(rec.get(src))
+        row["Ratings"] = " · ".join(f"{src}: {rec.get(f'{src} rating') or '–'}" for src in sources)
+        row["Language"] = " · ".join(f"{src}: {rec.get(f'{src} lang') or '?'}" for src in sources)
+        row["Error"] = short(rec.get("error"))
+        rows.append(row)
+    names = ["status", "Prompt", *[f"{s.capitalize() if s == 'human' else s} answer" for s in sources],
+             "Ratings", "Language", "Error"]  # fmt: skip
+    frame = pd.DataFrame(rows, columns=names).rename(columns={"status": "Status"})
+    widths = column_widths([8, 22, *[max(12.0, 44 / max(len(sources), 1))] * len(sources), 11, 11, 10])
+    return gr.update(value=frame, column_widths=widths)
+
+
 def _data_note(filtered: Any) -> str:
     if filtered is None or getattr(filtered, "rows", 0) == 0:
         return NO_DATA
@@ -132,6 +178,8 @@ def _data_note(filtered: Any) -> str:
 # --------------------------------------------------------------------------------------------------------------
 # Handlers (module level so tests can drive them)
 # --------------------------------------------------------------------------------------------------------------
+HUB_CHECKPOINTS_INFO = "A restart then loses at most N rows."
+HUB_CHECKPOINTS_SIGNED_OUT = "Sign in to use this; without sign-in results stay on this server's disk."
 RUN_OPTIONS: Mapping[str, Any] = {  # the run's options besides its settings, with their defaults
     "restart": False, "hub_checkpoints": True, "checkpoint_every": 100, "repo": "", "hedge": True,
 }
@@ -161,6 +209,10 @@ def on_select(session: Session, values: Mapping[str, Any], profile: gr.OAuthProf
     repo = values.get("repo") or ""
     if not repo.strip() or ("/" not in repo and user):
         updates["repo"] = gr.update(value=default_repo(user, session.filtered))
+    # Hub checkpoints need sign-in: not offered (and not ticked) without it, and the box says why
+    updates["hub_checkpoints"] = (
+        gr.update(interactive=True, info=HUB_CHECKPOINTS_INFO) if user
+        else gr.update(value=False, interactive=False, info=HUB_CHECKPOINTS_SIGNED_OUT))
     running = session.run is not None and session.run.running
     return {**updates, "data_note": _data_note(session.filtered), "timer": gr.Timer(active=running)}
 
@@ -306,7 +358,7 @@ def push(session: Session, values: Mapping[str, Any], oauth_token: gr.OAuthToken
         warn(str(exc))
         return _safe(str(exc))
     info(f"Pushed {session.raw.num_rows} rows to {repo_id}.")
-    return f"Pushed **{session.raw.num_rows:,} rows** to [{_safe(repo_id)}]({html.escape(url, quote=True)})" + (
+    return f"Pushed **{session.raw.num_rows:,} rows** to {md_link(repo_id, url)}" + (
         " (private)." if private else " (public)."
     )
 
@@ -366,15 +418,16 @@ def build(session: gr.State, tab: gr.Tab) -> None:
     estimate_md = gr.Markdown()
     progress_md = gr.Markdown()
     latest = gr.Dataframe(
-        pd.DataFrame(columns=["status", "prompt", "human", "human rating", "human lang", "error"]),
-        label="Latest rows (newest first)", interactive=False, wrap=True,
+        latest_view(pd.DataFrame(columns=["status", "prompt", "human", "human rating", "human lang", "error"]))[
+            "value"],
+        label="Latest rows (newest first)", interactive=False, wrap=True, elem_id="pipeline-latest",
     )
     with gr.Row():
-        rating_plot = gr.BarPlot(_empty_ratings(), x="rating", y="count", color="source",
-                                 title="Judge ratings (1-5)", sort=None)
-        lang_plot = gr.BarPlot(_empty_langs(), x="source", y="rate", title="Language-match rate", y_lim=[0, 1])
+        rating_plot = gr.Plot(ratings_chart(None), show_label=False, elem_id="ratings-chart")
+        lang_plot = gr.Plot(langs_chart(None), show_label=False, elem_id="langs-chart")
     leaderboard = gr.Dataframe(label="Leaderboard (mean judge rating and language-match rate per source)",
                                interactive=False, visible=False)
+    judge_check.build(session, jud, aspect=aspect)  # label a pilot run, compare judges, "Use this judge"
     with gr.Accordion("Push the raw dataset to the Hub", open=False):
         with gr.Row():
             repo = gr.Textbox(label="Dataset (owner/name)", placeholder="your-name/aya-dutch-dpo-raw", scale=3)
@@ -389,7 +442,7 @@ def build(session: gr.State, tab: gr.Tab) -> None:
     select_form = Form(models=gen.model, system_prompt=system_prompt, repo=repo)
     select_out = {"kind": gen.kind, "models": gen.model, "provider": gen.provider, "base_url": gen.base_url,
                   "api_key": gen.api_key, "system_prompt": system_prompt, "repo": repo, "data_note": data_note,
-                  "timer": timer}
+                  "timer": timer, "hub_checkpoints": hub_checkpoints}
     push_form = Form(repo=repo, private=private, overwrite=overwrite)
 
     def _on_select(data: dict, profile: gr.OAuthProfile | None = None) -> dict:
@@ -412,7 +465,17 @@ def build(session: gr.State, tab: gr.Tab) -> None:
         _estimate, inputs=settings_form.inputs(session), outputs=estimate_md
     )
     cancel_btn.click(cancel, inputs=session, outputs=progress_md)
-    timer.tick(poll, inputs=session, outputs=[progress_md, latest, rating_plot, lang_plot, leaderboard, timer])
+    def _poll(sess: Session) -> tuple:
+        """poll's data as people see it; the estimate line is cleared once the run has ended (it is stale)."""
+        text, rows, ratings, langs, board, tick = poll(sess)
+        if isinstance(board, dict) and isinstance(board.get("value"), pd.DataFrame):
+            board = {**board, "value": table_frame(board["value"])}
+        ended = sess.run is not None and not sess.run.running
+        charts = (ratings_chart(ratings), langs_chart(langs)) if sess.run is not None else (gr.update(), gr.update())
+        return (text, latest_view(rows), *charts, board, tick, "" if ended else gr.update())
+
+    timer.tick(_poll, inputs=session,
+               outputs=[progress_md, latest, rating_plot, lang_plot, leaderboard, timer, estimate_md])
     push_btn.click(_push, inputs=push_form.inputs(session), outputs=push_md)
 
 
