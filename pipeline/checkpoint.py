@@ -120,7 +120,7 @@ class Checkpoint:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(self.path.name + ".tmp")
         with tmp.open("w", encoding="utf-8") as fh:
-            for batch in table.select(list(schema.RAW_COLUMNS)).to_batches():
+            for batch in schema.conform_raw(table).select(list(schema.RAW_COLUMNS)).to_batches():
                 for rec in batch.to_pylist():
                     fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
         tmp.replace(self.path)

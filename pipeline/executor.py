@@ -424,16 +424,16 @@ class _Executor:
                     reasons.append(reason)
 
         texts = [r or "" for r in responses]
-        ratings: list[int | None] = [None] * len(texts)
-        rationales: list[str | None] = [None] * len(texts)
+        verdict: judge_mod.RowVerdict | None = None
         # The language check runs while the judge works.
         lang_task = asyncio.ensure_future(self._languages(texts, target))
         try:
             if reasons:
                 status, error = schema.STATUS_GENERATION_FAILED, "; ".join(reasons)
             else:
-                status, error, ratings, rationales, used = await self._judge(prompt, texts)
-                tokens += used
+                verdict = await self._judge(row["id"], prompt, texts)
+                status, error = verdict.status, verdict.error
+                tokens += verdict.tokens
             try:
                 langs = await lang_task
             except Exception as exc:  # noqa: BLE001 - a detector failure must not lose the row
@@ -449,8 +449,8 @@ class _Executor:
             "target_language": target,
             "responses": texts,
             "response_sources": s.sources,
-            "ratings": ratings,
-            "rationales": rationales,
+            "ratings": verdict.ratings if verdict is not None else [None] * len(texts),
+            "rationales": verdict.rationales if verdict is not None else [None] * len(texts),
             "detected_languages": [getattr(c, "detected", None) for c in langs],
             "language_confidences": [
                 None if getattr(c, "confidence", None) is None else float(c.confidence) for c in langs
@@ -460,17 +460,29 @@ class _Executor:
             "aspect": s.aspect,
             "status": status,
             "error": self._secrets.scrub(error),
+            **judge_mod.verdict_columns(s.judge_mode, verdict),
         }
         self._write(rec)
         self.handle.record(rec, prior.status if prior is not None else None, tokens)
         self._after_row(rec)
 
-    async def _judge(self, prompt: str, texts: list[str]) -> tuple[str, str, list, list, int]:
+    async def _judge_chat(self, backend: Any, messages: list[dict], params: Any) -> Any:
+        """One judge call through the run's slots and hedging (``judge.JudgeChat``)."""
+        result, _ = await self._call(backend, messages, params, kind="judge")
+        return result
+
+    async def _judge(self, row_id: str, prompt: str, texts: list[str]) -> judge_mod.RowVerdict:
+        """The row's verdict (``judge.judge_row``: mode, order policy, structured output); a failed call becomes a
+        ``judge_failed`` verdict, or stops the run (auth, model not found)."""
         s = self.s
         n = len(texts)
+        state = judge_mod.structured_state(s.judge_structured)
+        started = time.monotonic()
         try:
-            messages = judge_mod.judge_messages(prompt, texts, s.aspect)
-            result, used = await self._call(s.judge, messages, self.judge_params, kind="judge")
+            verdict = await judge_mod.judge_row(
+                self._judge_chat, s.judge, self.judge_params, prompt=prompt, texts=texts, row_id=row_id,
+                mode=s.judge_mode, aspect=s.aspect, order=s.judge_order, structured=state,
+            )
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001
@@ -479,11 +491,14 @@ class _Executor:
             message = self._secrets.scrub(message)
             if kind == "too_long":
                 message = f"the judge prompt is longer than the judge model's context window ({message})"
-            return schema.STATUS_JUDGE_FAILED, f"judge {s.judge.model}: {message}", [None] * n, [None] * n, 0
-        verdict = judge_mod.parse_judgement(getattr(result, "text", "") or "", n, s.aspect)
-        if not verdict.parsed:
-            return schema.STATUS_JUDGE_UNPARSEABLE, verdict.error, verdict.ratings, verdict.rationales, used
-        return schema.STATUS_OK, "", verdict.ratings, verdict.rationales, used
+            verdict = judge_mod.RowVerdict(
+                status=schema.STATUS_JUDGE_FAILED, error=f"judge {s.judge.model}: {message}", ratings=[None] * n,
+                rationales=[None] * n, orders=[], inconsistent=None, structured=state.use_structured(s.judge),
+                tokens=0, latency_s=time.monotonic() - started,
+            )
+        if state.enabled and not verdict.structured:
+            self.handle.notify(state.notice(s.judge))
+        return verdict
 
     async def _languages(self, texts: list[str], target: str) -> list[Any]:
         if self.detect is None:

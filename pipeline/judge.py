@@ -447,6 +447,12 @@ class StructuredState:
 
 
 STRUCTURED: Final = StructuredState()
+TEXT_ONLY: Final = StructuredState(enabled=False)  # for runs (and baselines) that ask for the text format
+
+
+def structured_state(use_structured: bool = True) -> StructuredState:
+    """The process-wide state for runs that ask for structured output, or one that always uses text."""
+    return STRUCTURED if use_structured else TEXT_ONLY
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -744,6 +750,20 @@ async def _judge_pairwise(chat: JudgeChat, backend: Backend, params: GenParams, 
         inconsistent=inconsistent, structured=all(a.structured for a in answers),
         tokens=sum(a.tokens for a in answers), latency_s=time.perf_counter() - started, winners=winners,
     )
+
+
+def verdict_columns(mode: str, verdict: RowVerdict | None) -> dict[str, Any]:
+    """The raw row's ``schema.JUDGE_COLUMNS`` for ``verdict`` (None: the row was not judged)."""
+    if verdict is None:
+        return {"judge_mode": mode, "judge_orders": None, "judge_inconsistent": None, "judge_structured": None,
+                "judge_winners": None}
+    return {
+        "judge_mode": mode,
+        "judge_orders": [list(o) for o in verdict.orders] or None,
+        "judge_inconsistent": verdict.inconsistent,
+        "judge_structured": verdict.structured,
+        "judge_winners": list(verdict.winners) if verdict.winners else None,
+    }
 
 
 def judge_calls_per_row(n_texts: int, mode: str = DEFAULT_MODE, order: str = DEFAULT_ORDER) -> int:

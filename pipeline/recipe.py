@@ -434,7 +434,7 @@ def push_raw(raw: pa.Table, meta: dict, repo_id: str, token: str | None, *, priv
 
     if raw is None or raw.num_rows == 0:
         raise hub.HubError("There are no results to push yet: run the pipeline first.")
-    raw = raw.select(list(schema.RAW_COLUMNS))
+    raw = schema.conform_raw(raw).select(list(schema.RAW_COLUMNS))
     meta = {**meta, "rows": raw.num_rows, "counts": results.counts_by_status(raw), "checkpoint": False}
     return hub.push_dataset(
         raw,
@@ -478,7 +478,7 @@ def restore_checkpoint(repo_id: str, token: str | None, checkpoint: Any) -> int:
     from pipeline import hub
 
     table = hub.load_dataset_table(repo_id, "train", token)
-    missing = [c for c in schema.RAW_COLUMNS if c not in table.column_names]
+    missing = [c for c in schema.RAW_COLUMNS if c not in table.column_names and c not in schema.JUDGE_COLUMNS]
     if missing:
         raise hub.HubError(f"'{repo_id}' is not a DPO Studio raw dataset (missing {', '.join(missing)}).")
     checkpoint.write_table(table)

@@ -56,6 +56,14 @@ class Progress:
     eta_s: float | None
     tokens_used: int
     hedged_calls: int = 0  # backup requests sent for stragglers at the end of the run
+    judged_both: int = 0  # rows of this run judged (and parsed) in both orders
+    flips: int = 0  # of which: the preferred answer changed with the order ("inconsistent")
+    notices: tuple[str, ...] = ()  # things the user should know while it runs (e.g. the judge fell back to text)
+
+    @property
+    def flip_rate(self) -> float | None:
+        """Share of rows judged in both orders whose preferred answer flipped (None before any)."""
+        return self.flips / self.judged_both if self.judged_both else None
 
     @property
     def failures(self) -> int:
@@ -72,6 +80,7 @@ class Progress:
         return (
             f"{self.done}/{self.total} rows · {self.counts.get(schema.STATUS_OK, 0)} ok"
             + (f" · {fails}" if fails else "")
+            + (f" · flip rate {self.flip_rate:.0%} ({self.flips} inconsistent)" if self.judged_both else "")
             + f" · {self.rows_per_s:.2f} rows/s{eta} · {self.state}"
         )
 
@@ -132,6 +141,9 @@ class RunHandle:
         self._finished = 0
         self._tokens = 0
         self._hedges = 0
+        self._judged_both = 0  # rows judged in both orders, this run
+        self._flips = 0  # of which inconsistent
+        self._notices: list[str] = []
         self._ratings: collections.Counter = collections.Counter()  # (source, rating) -> rows, this run
         self._languages: dict[str, list[int]] = {}  # source -> [checked, matched], this run
         self._sources: list[str] = []
@@ -181,9 +193,12 @@ class RunHandle:
             self._remaining -= 1
             self._tokens += tokens
             self._latest.appendleft(_preview(rec))
+            if rec.get("judge_inconsistent") is not None:
+                self._judged_both += 1
+                self._flips += 1 if rec["judge_inconsistent"] else 0
             for source, rating, match in zip(rec["response_sources"], rec["ratings"], rec["language_match"]):
-                if rating is not None:
-                    self._ratings[(source, int(rating))] += 1
+                if rating is not None:  # a mean over both orders (x.5) counts in the bar above
+                    self._ratings[(source, int(float(rating) + 0.5))] += 1
                 if match is not None:
                     checked = self._languages.setdefault(source, [0, 0])
                     checked[0] += 1
@@ -194,6 +209,12 @@ class RunHandle:
     def count_hedge(self) -> None:
         with self._lock:
             self._hedges += 1
+
+    def notify(self, notice: str) -> None:
+        """Add a sentence for the user to the run's notices (each once), e.g. "the judge fell back to text"."""
+        with self._lock:
+            if notice and notice not in self._notices:
+                self._notices.append(notice)
 
     def end(self, state: str, message: str) -> None:
         with self._lock:
@@ -231,6 +252,9 @@ class RunHandle:
                 eta_s=eta,
                 tokens_used=self._tokens,
                 hedged_calls=self._hedges,
+                judged_both=self._judged_both,
+                flips=self._flips,
+                notices=tuple(self._notices),
             )
 
     def live_stats(self) -> tuple[list[dict], list[dict]]:

@@ -17,13 +17,25 @@ Annotations (output of Argilla pull, input of Export)
     aligned with the raw row's ``responses`` (mean over annotators, ``None`` where nobody rated);
     ``human_preference`` is the index (into ``responses``) of the majority's best response, ``-1`` for a tie,
     ``None`` if nobody said; ``improved_response`` is an annotator's rewrite of the preferred response.
+
+Every table's Arrow types are declared here once: ``FILTERED_SCHEMA``, ``raw_schema()``, ``ANNOTATION_SCHEMA``,
+``LABEL_SCHEMA`` (the judge check's labels) and ``EXPORT_SCHEMAS`` (one per export format).
+
+Provenance travels with the data: :class:`Provenance` (source dataset, config, split, licence, filters, language)
+is stored in each table's Arrow schema metadata (:func:`with_provenance` / :func:`provenance_of`), which Parquet
+keeps and :mod:`pipeline.tablefiles` keeps for JSON Lines in a sidecar file. A raw results table also carries its
+:class:`RunMeta` (models, prompts, sampling, counts), the same object as the raw dataset's ``dpo_studio.json``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
-from dataclasses import asdict, dataclass, fields
-from typing import Final
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
+from types import MappingProxyType, UnionType
+from typing import Any, Final, Union, get_args, get_origin, get_type_hints
 
 import pyarrow as pa
 
@@ -143,6 +155,420 @@ class JudgeCheck:
         judges = tuple(JudgeScore(**{k: v for k, v in j.items() if k in names}) for j in data.get("judges") or ())
         top = {f.name for f in fields(cls)} - {"judges"}
         return cls(**{k: v for k, v in data.items() if k in top}, judges=judges)
+
+
+# --- Arrow schemas: every table's types, declared once ----------------------------------------------------------
+FILTERED_SCHEMA: Final = pa.schema([(name, pa.string()) for name in FILTERED_COLUMNS])
+"""The filtered set (``FILTERED_COLUMNS``): every column a string, ``""`` where the source has no value."""
+
+# Columns an Argilla pull adds to ANNOTATION_COLUMNS (Export reads them when present).
+EXTRA_ANNOTATION_COLUMNS: Final = (
+    "judge_ratings",  # list[float | None], aligned with the raw row's responses
+    "judge_preference",  # int | None; index into responses, -1 = tie
+    "n_discarded",  # annotators who discarded the record
+)
+
+ANNOTATION_SCHEMA: Final = pa.schema(
+    [
+        ("id", pa.string()),
+        ("n_annotators", pa.int64()),
+        ("human_ratings", pa.list_(pa.float64())),
+        ("human_preference", pa.int64()),
+        ("agreement", pa.float64()),
+        ("improved_response", pa.string()),
+        ("judge_ratings", pa.list_(pa.float64())),
+        ("judge_preference", pa.int64()),
+        ("n_discarded", pa.int64()),
+    ]
+)
+"""Annotations (``ANNOTATION_COLUMNS`` + ``EXTRA_ANNOTATION_COLUMNS``, in that order)."""
+
+LABEL_SCHEMA: Final = pa.schema(
+    [
+        ("id", pa.string()),
+        ("prompt", pa.string()),
+        ("shown", pa.list_(pa.int64())),  # indices into the raw row's responses, in the order shown
+        ("answers", pa.list_(pa.string())),
+        ("choice", pa.string()),
+        ("language", pa.string()),
+        ("n_responses", pa.int64()),
+    ]
+)
+"""People's labels from the judge check (``pipeline.judgecheck.LABEL_COLUMNS``)."""
+
+MESSAGE_TYPE: Final = pa.struct([("role", pa.string()), ("content", pa.string())])
+"""One chat message (``{"role": ..., "content": ...}``), as TRL's conversational datasets hold them."""
+
+EXPORT_EXTRA_SCHEMA: Final = pa.schema(
+    [
+        ("id", pa.string()),  # the raw row's id (``-<chosen>-<rejected>`` appended when a row gives several pairs)
+        ("chosen_rating", pa.float64()),
+        ("rejected_rating", pa.float64()),
+        ("margin", pa.float64()),
+        ("tie", pa.bool_()),
+        ("preference_source", pa.string()),  # "human" | "judge"
+        ("n_annotators", pa.int64()),
+        ("agreement", pa.float64()),
+        ("chosen_model", pa.string()),
+        ("rejected_model", pa.string()),
+        ("chosen_language", pa.string()),
+        ("rejected_language", pa.string()),
+        ("target_language", pa.string()),
+    ]
+)
+"""The columns an export writes after ``prompt``/``chosen``/``rejected`` (TRL ignores them)."""
+
+
+def _export_schema(prompt: pa.DataType, completion: pa.DataType) -> pa.Schema:
+    main = [("prompt", prompt), ("chosen", completion), ("rejected", completion)]
+    return pa.schema([*main, *EXPORT_EXTRA_SCHEMA])
+
+
+EXPORT_SCHEMAS: Final[Mapping[str, pa.Schema]] = MappingProxyType(
+    {
+        # {"prompt": str, "chosen": str, "rejected": str}
+        "standard": _export_schema(pa.string(), pa.string()),
+        # {"prompt": [system?, user], "chosen": [assistant], "rejected": [assistant]}
+        "conversational": _export_schema(pa.list_(MESSAGE_TYPE), pa.list_(MESSAGE_TYPE)),
+        # {"prompt": str, "chosen": [system?, user, assistant], "rejected": [system?, user, assistant]}
+        "recipe": _export_schema(pa.string(), pa.list_(MESSAGE_TYPE)),
+    }
+)
+"""The export table of each format (``pipeline.formats.FORMATS``): prompt, chosen, rejected, then the extras."""
+
+
+# --- Provenance and the run's metadata ------------------------------------------------------------------------
+DEMO_LABEL: Final = "DPO Studio demo data (bundled, self-written; not Aya)"
+PROVENANCE_KEY: Final = b"dpo_studio.provenance"  # Arrow schema metadata key: Provenance.to_json()
+RUN_META_KEY: Final = b"dpo_studio.run"  # Arrow schema metadata key: RunMeta.to_json() (raw results)
+
+
+class MetaError(ValueError):
+    """Metadata that cannot be read (not a JSON object, or a field of the wrong kind); the message says which."""
+
+
+def _first(data: Mapping[str, Any], *keys: str, default: Any = None) -> Any:
+    """The value of the first of ``keys`` that ``data`` has and is not None/"" (old files used other names)."""
+    for key in keys:
+        value = data.get(key)
+        if value is not None and value != "":
+            return value
+    return default
+
+
+def _encode(value: Any) -> Any:
+    """JSON-able form of a field value: nested dataclasses via their ``to_dict``, tuples as lists."""
+    if hasattr(value, "to_dict") and callable(value.to_dict):
+        return value.to_dict()
+    if isinstance(value, (list, tuple)):
+        return [_encode(v) for v in value]
+    if isinstance(value, Mapping):
+        return {str(k): _encode(v) for k, v in value.items()}
+    return value
+
+
+def _decode(hint: Any, value: Any, where: str) -> Any:
+    """``value`` (from JSON) as the field type ``hint``: dataclasses via ``from_dict``, lists as tuples, numbers
+    checked. Raises :class:`MetaError` naming ``where`` for a value of the wrong kind."""
+    origin = get_origin(hint)
+    if origin in (Union, UnionType):
+        if value is None:
+            return None
+        args = [a for a in get_args(hint) if a is not type(None)]
+        return _decode(args[0], value, where) if len(args) == 1 else value
+    if origin is tuple:
+        if isinstance(value, str) or not isinstance(value, (list, tuple)):
+            raise MetaError(f"{where} must be a list (got {type(value).__name__}).")
+        item = get_args(hint)[0]
+        return tuple(_decode(item, v, f"{where}[{i}]") for i, v in enumerate(value))
+    if origin in (Mapping, dict) or hint in (Mapping, dict):
+        if not isinstance(value, Mapping):
+            raise MetaError(f"{where} must be an object (got {type(value).__name__}).")
+        return dict(value)
+    if isinstance(hint, type) and hasattr(hint, "from_dict"):
+        if not isinstance(value, Mapping):
+            raise MetaError(f"{where} must be an object (got {type(value).__name__}).")
+        return hint.from_dict(value)
+    if hint is bool:
+        return bool(value)
+    if hint in (int, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            try:
+                value = float(value)
+            except (TypeError, ValueError):
+                raise MetaError(f"{where} must be a number (got {value!r}).") from None
+        return int(value) if hint is int else float(value)
+    if hint is str:
+        return "" if value is None else str(value)
+    return value
+
+
+def _from_mapping(cls: type, data: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """Constructor arguments of dataclass ``cls`` from the known keys of ``data`` (unknown keys left out)."""
+    hints = get_type_hints(cls)
+    out = {}
+    for f in fields(cls):
+        if f.name in data and f.name != "unknown":
+            out[f.name] = _decode(hints[f.name], data[f.name], f"{where}.{f.name}")
+    return out
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where a table's rows come from: the source dataset and the Filter step's choices.
+
+    Travels with every file of the steps in the Arrow schema metadata (:data:`PROVENANCE_KEY`, see
+    :func:`with_provenance`), so a filtered set, its raw results and its export all name the real source.
+    ``dataset`` is ``""`` when the source is not known (a file made outside DPO Studio); cards then say so
+    instead of guessing.
+    """
+
+    dataset: str = ""  # Hub id of the source dataset ("" = unknown; see demo)
+    config: str = ""  # the dataset's configuration (subset), "" for the default
+    split: str = ""
+    revision: str = ""
+    license: str = ""  # the source's licence (Hub card tag), "" if unknown
+    demo: bool = False  # the bundled demo data (not a Hub dataset)
+    columns: Mapping[str, str] = field(default_factory=dict)  # role -> source column: prompt, response, language
+    filters: Mapping[str, Any] = field(default_factory=dict)  # pipeline.data.FilterSpec's fields, as given
+    filter_notes: tuple[str, ...] = ()  # the filters in words (pipeline.data.FilterSpec.describe())
+    language: str = ""  # e.g. "Dutch"
+    language_code: str = ""  # ISO 639-3, e.g. "nld"
+    rows: int | None = None  # rows of the filtered set
+    file: str = ""  # the local file's name (never its folder) when the rows were read from one
+
+    @property
+    def known(self) -> bool:
+        """Whether the source is known (a Hub dataset id, or the demo data)."""
+        return bool(self.dataset) or self.demo
+
+    @property
+    def label(self) -> str:
+        """The source in words: the demo data's label, ``owner/name (config), split 'train'``, or "unknown"."""
+        if self.demo:
+            return DEMO_LABEL
+        if not self.dataset:
+            return "an unknown source" + (f" (file {self.file})" if self.file else "")
+        cfg = f" ({self.config})" if self.config else ""
+        return f"{self.dataset}{cfg}" + (f", split '{self.split}'" if self.split else "")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: _encode(getattr(self, f.name)) for f in fields(self)}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), ensure_ascii=False, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Provenance:
+        """From :meth:`to_dict`'s output, or an older ``source`` object (``dataset_id``/``id``/``source_dataset``
+        for ``dataset``, ``is_demo`` for ``demo``, ``source_license`` for ``license``). Unknown keys are ignored."""
+        data = dict(data)
+        data["dataset"] = _first(data, "dataset", "dataset_id", "source_dataset", "id", default="")
+        data["demo"] = bool(_first(data, "demo", "is_demo", default=False))
+        data["license"] = _first(data, "license", "source_license", default="")
+        if isinstance(data["license"], list):
+            data["license"] = ", ".join(str(x) for x in data["license"])
+        data["language"] = _first(data, "language", "language_name", default="")
+        data["config"] = data.get("config") or ""
+        if data["demo"] and data["dataset"] == "dpo-studio/demo":
+            data["dataset"] = ""  # the demo data's placeholder id is not a Hub dataset
+        return cls(**_from_mapping(cls, data, "source"))
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Provenance:
+        return cls.from_dict(_json_object(text, "provenance"))
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A model and where it ran (never a key; ``base_url`` without credentials)."""
+
+    model: str = ""
+    kind: str = ""  # "serverless" | "endpoint" | "openai"
+    base_url: str = ""  # "" for serverless
+    provider: str = "auto"  # serverless provider
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "model": self.model, "base_url": self.base_url, "provider": self.provider}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ModelRef:
+        return cls(**_from_mapping(cls, {**data, "provider": data.get("provider") or "auto"}, "model"))
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """Sampling parameters of a model's calls (``None``: the server's default)."""
+
+    max_new_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    seed: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Sampling:
+        return cls(**_from_mapping(cls, data, "sampling"))
+
+
+@dataclass(frozen=True)
+class RunMeta:
+    """What a Pipeline run was (models, prompts, sampling, source, language) and what it gave (rows, counts): the
+    raw dataset's ``dpo_studio.json``, its card, its ``pipeline.py`` and the export's card all read it.
+
+    To add a field: declare it here with a default (older files lack it) and a JSON-able type: ``str``, ``int``,
+    ``float``, ``bool``, ``X | None``, ``tuple[X, ...]``, ``Mapping[str, X]``, or a dataclass with ``to_dict`` and
+    ``from_dict`` (e.g. :class:`JudgeCheck`). :meth:`to_dict`/:meth:`from_dict` handle it from its type; nothing
+    else changes. Keys this version does not know (a newer writer's) are kept in ``unknown`` and written back as
+    they were, so reading and rewriting a file never loses them; code must not read ``unknown``.
+    """
+
+    source: Provenance = field(default_factory=Provenance)
+    language: str = ""  # e.g. "Dutch"
+    language_code: str = ""  # ISO 639-3 of the rows, e.g. "nld"
+    generators: tuple[ModelRef, ...] = ()
+    judge: ModelRef = field(default_factory=ModelRef)
+    system_prompt: str = ""
+    aspect: str = ""  # the judge's UltraFeedback aspect
+    generation: Sampling = field(default_factory=Sampling)
+    judge_generation: Sampling = field(default_factory=Sampling)
+    concurrency: int | None = None
+    max_rows: int | None = None
+    max_tokens: int | None = None  # the run's token budget
+    fingerprint: str = ""  # RunSettings.fingerprint(): what decides the rows' content
+    rows: int = 0
+    counts: Mapping[str, int] = field(default_factory=dict)  # rows per schema.STATUSES value
+    checkpoint: bool = False  # a checkpoint of a run in progress (not its final push)
+    run_state: str = ""  # the run's last state when its results were taken (app)
+    hedged_calls: int = 0  # backup requests sent for slow calls
+    raw_dataset: str = ""  # the Hub id the raw results were loaded from (Export)
+    created_with: str = "DPO Studio"
+    created_at: str = ""  # YYYY-MM-DD (UTC)
+    unknown: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def models(self) -> list[str]:
+        """The generator model ids, in order."""
+        return [g.model for g in self.generators if g.model]
+
+    @property
+    def judge_model(self) -> str:
+        return self.judge.model
+
+    @property
+    def language_name(self) -> str:
+        """The language's name (the run's, else the source's)."""
+        return self.language or self.source.language
+
+    def replace(self, **changes: Any) -> RunMeta:
+        """A copy with ``changes`` (field names); the copy keeps ``unknown``."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able: every field by name (nested ones as objects), then the ``unknown`` keys as they were."""
+        out = {f.name: _encode(getattr(self, f.name)) for f in fields(self) if f.name != "unknown"}
+        return {**out, **{k: v for k, v in self.unknown.items() if k not in out}}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), ensure_ascii=False, indent=1)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RunMeta:
+        """From :meth:`to_dict`'s output or an older file's shape, which this accepts (and only this):
+
+        - ``settings: {generators, judge, system_prompt, aspect, generation, judge_generation, concurrency,
+          max_rows, max_tokens}`` (``RunSettings.describe()``) for the fields of the same names;
+        - ``models``/``generator_models`` (ids) for ``generators``, ``judge_model`` for ``judge``;
+        - ``source`` as a string (the dataset id), ``source_dataset``, ``license``/``source_license`` for the
+          source's fields; ``language_name`` for ``language``.
+
+        Raises :class:`MetaError` for a field of the wrong kind.
+        """
+        if not isinstance(data, Mapping):
+            raise MetaError(f"The run's metadata must be a JSON object (got {type(data).__name__}).")
+        data = dict(data)
+        consumed = set(data)
+        settings = data.get("settings") if isinstance(data.get("settings"), Mapping) else {}
+        for key in ("generators", "judge", "system_prompt", "aspect", "generation", "judge_generation",
+                    "concurrency", "max_rows", "max_tokens"):
+            if data.get(key) is None and settings.get(key) is not None:
+                data[key] = settings[key]
+        if not data.get("generators"):
+            ids = _first(data, "generator_models", "models", default=[])
+            data["generators"] = [{"model": m} for m in ([ids] if isinstance(ids, str) else ids) if m]
+        if not isinstance(data.get("judge"), Mapping):
+            data["judge"] = {"model": _first(data, "judge_model", default="")}
+        source = data.get("source")
+        source = dict(source) if isinstance(source, Mapping) else {"dataset": source or ""}
+        for key, aliases in (("dataset", ("source_dataset",)), ("license", ("license", "source_license"))):
+            if not source.get(key) and _first(data, *aliases):
+                source[key] = _first(data, *aliases)
+        data["source"] = source
+        data["language"] = _first(data, "language", "language_name", default="")
+        data["language_code"] = _first(data, "language_code", default="") or source.get("language_code") or ""
+        aliases = {"settings", "models", "generator_models", "judge_model", "source_dataset", "license",
+                   "source_license", "language_name"}
+        known = {f.name for f in fields(cls)}
+        unknown = {k: data[k] for k in consumed if k not in known and k not in aliases}
+        return cls(**_from_mapping(cls, data, "run"), unknown=unknown)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> RunMeta:
+        """From a JSON text (e.g. a raw dataset's ``dpo_studio.json``); :class:`MetaError` if it is not one."""
+        return cls.from_dict(_json_object(text, "The run's metadata"))
+
+
+def _json_object(text: str | bytes, what: str) -> dict[str, Any]:
+    try:
+        data = json.loads(text)
+    except (TypeError, ValueError) as exc:
+        raise MetaError(f"{what} is not valid JSON ({exc}).") from None
+    if not isinstance(data, dict):
+        raise MetaError(f"{what} must be a JSON object (got {type(data).__name__}).")
+    return data
+
+
+def with_provenance(table: pa.Table, provenance: Provenance | None, run_meta: RunMeta | None = None) -> pa.Table:
+    """``table`` (the same columns, no copy) with ``provenance`` (and the run's metadata) in its Arrow schema
+    metadata under :data:`PROVENANCE_KEY` (and :data:`RUN_META_KEY`); other metadata keys are kept.
+
+    >>> import pyarrow as pa
+    >>> t = with_provenance(pa.table({"prompt": ["Hoi"]}), Provenance(dataset="me/prompts", language_code="nld"))
+    >>> provenance_of(t).dataset, provenance_of(t).language_code
+    ('me/prompts', 'nld')
+    """
+    metadata = dict(table.schema.metadata or {})
+    if provenance is not None:
+        metadata[PROVENANCE_KEY] = provenance.to_json().encode("utf-8")
+    if run_meta is not None:
+        metadata[RUN_META_KEY] = json.dumps(run_meta.to_dict(), ensure_ascii=False).encode("utf-8")
+    return table.replace_schema_metadata(metadata)
+
+
+def provenance_of(table: pa.Table | pa.Schema) -> Provenance | None:
+    """The provenance stored by :func:`with_provenance`, else the run metadata's source, else ``None``."""
+    metadata = (table.schema if isinstance(table, pa.Table) else table).metadata or {}
+    if PROVENANCE_KEY in metadata:
+        try:
+            return Provenance.from_json(metadata[PROVENANCE_KEY])
+        except MetaError:
+            return None
+    meta = run_meta_of(table)
+    return meta.source if meta is not None and meta.source.known else None
+
+
+def run_meta_of(table: pa.Table | pa.Schema) -> RunMeta | None:
+    """The run metadata stored by :func:`with_provenance`, or ``None``."""
+    metadata = (table.schema if isinstance(table, pa.Table) else table).metadata or {}
+    if RUN_META_KEY not in metadata:
+        return None
+    try:
+        return RunMeta.from_json(metadata[RUN_META_KEY])
+    except MetaError:
+        return None
+
 
 
 def row_id(prompt: str, response: str) -> str:

@@ -48,6 +48,9 @@ DEFAULTS: Final[Mapping[str, Any]] = MappingProxyType({  # add a new setting her
     "seed": None,
     "judge_max_new_tokens": None,
     "judge_temperature": 0.1,
+    "judge_mode": judge_mod.DEFAULT_MODE,  # "ratings" (UltraFeedback 1-5 per text) | "pairwise" (A/B/tie)
+    "judge_order": judge_mod.DEFAULT_ORDER,  # "random" (one call, order seeded by the row id) | "both" (two calls)
+    "judge_structured": True,  # ask the judge for JSON (falls back to text per backend when refused)
     "concurrency": 8,
     "max_rows": None,
     "max_tokens": None,
@@ -155,6 +158,9 @@ class RunSettings:
     seed: int | None = DEFAULTS["seed"]
     judge_max_new_tokens: int | None = DEFAULTS["judge_max_new_tokens"]  # None: judge.default_max_new_tokens(n)
     judge_temperature: float = DEFAULTS["judge_temperature"]
+    judge_mode: str = DEFAULTS["judge_mode"]  # judge.JUDGE_MODES
+    judge_order: str = DEFAULTS["judge_order"]  # judge.ORDER_POLICIES
+    judge_structured: bool = DEFAULTS["judge_structured"]
     concurrency: int = DEFAULTS["concurrency"]  # calls in flight at once, across generation and judging
     max_rows: int | None = DEFAULTS["max_rows"]  # use only the first max_rows rows of the input
     max_tokens: int | None = DEFAULTS["max_tokens"]  # token budget (prompt + completion) of this run; None: none
@@ -216,6 +222,12 @@ class RunSettings:
             raise RunError(f"'{schema.HUMAN}' is reserved for the human responses; it cannot be a model id.")
         if self.aspect not in judge_mod.ASPECTS:
             raise RunError(f"Unknown aspect {self.aspect!r}; choose one of {', '.join(judge_mod.ASPECTS)}.")
+        if self.judge_mode not in judge_mod.JUDGE_MODES:
+            raise RunError(f"Unknown judge mode {self.judge_mode!r}; choose one of {', '.join(judge_mod.JUDGE_MODES)}.")
+        if self.judge_order not in judge_mod.ORDER_POLICIES:
+            raise RunError(
+                f"Unknown judge order {self.judge_order!r}; choose one of {', '.join(judge_mod.ORDER_POLICIES)}."
+            )
         if not 1 <= int(self.concurrency) <= 256:
             raise RunError("Concurrency must be between 1 and 256.")
         if self.max_new_tokens < 1:
@@ -236,7 +248,12 @@ class RunSettings:
 
     @property
     def judge_tokens(self) -> int:
-        return self.judge_max_new_tokens or judge_mod.default_max_new_tokens(self.n_texts)
+        shown = 2 if self.judge_mode == "pairwise" else self.n_texts  # texts in one judge call
+        return self.judge_max_new_tokens or judge_mod.default_max_new_tokens(shown)
+
+    @property
+    def judge_calls_per_row(self) -> int:
+        return judge_mod.judge_calls_per_row(self.n_texts, self.judge_mode, self.judge_order)
 
     def describe(self) -> dict:
         """A JSON-able description for checkpoints, cards and ``raw_meta`` (no token anywhere)."""
@@ -252,6 +269,9 @@ class RunSettings:
                 "seed": self.seed,
             },
             "judge_generation": {"max_new_tokens": self.judge_tokens, "temperature": self.judge_temperature},
+            "judge_mode": self.judge_mode,
+            "judge_order": self.judge_order,
+            "judge_structured": self.judge_structured,
             "concurrency": self.concurrency,
             "max_rows": self.max_rows,
             "max_tokens": self.max_tokens,
@@ -272,6 +292,9 @@ class RunSettings:
             "generation": d["generation"],
             "judge_generation": d["judge_generation"],
         }
+        for name in ("judge_mode", "judge_order"):  # only when not the default: older checkpoints keep resuming
+            if d[name] != DEFAULTS[name]:
+                key[name] = d[name]
         return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
 
     def gen_params(self) -> GenParams:
@@ -386,9 +409,15 @@ def plan_run(
         human_t = estimate_tokens(row.get("response", ""))
         # A rough upper bound for failed rows too (their cheaper resume is not counted here).
         gen_calls += n_gen
-        judge_calls += 1
+        judge_calls += settings.judge_calls_per_row
         tokens += n_gen * (sys_tokens + prompt_t + settings.max_new_tokens)
-        tokens += overhead + prompt_t + human_t + n_gen * settings.max_new_tokens + settings.judge_tokens
+        per_order = 2 if settings.judge_order == "both" else 1
+        if settings.judge_mode == "pairwise":  # one call per generator: the human answer against its answer
+            tokens += per_order * n_gen * (overhead + prompt_t + human_t + settings.max_new_tokens
+                                           + settings.judge_tokens)
+        else:
+            tokens += per_order * (overhead + prompt_t + human_t + n_gen * settings.max_new_tokens
+                                   + settings.judge_tokens)
     return Plan(total, already, to_run, retried, gen_calls, judge_calls, tokens, settings.max_tokens)
 
 

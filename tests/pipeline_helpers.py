@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from dataclasses import dataclass, field
 
@@ -12,6 +13,7 @@ from pipeline import schema
 from pipeline.inference import Backend, ChatResult, InferenceError
 
 JUDGE_MARK = "Your role is to evaluate text quality"
+PAIRWISE_MARK = "Please act as an impartial judge"
 
 
 def make_rows(n: int, *, prefix: str = "prompt", language_code: str = "nld") -> pa.Table:
@@ -33,11 +35,20 @@ def make_rows(n: int, *, prefix: str = "prompt", language_code: str = "nld") -> 
 
 
 def is_judge(messages: list[dict]) -> bool:
-    return bool(messages) and messages[0]["role"] == "system" and messages[0]["content"].startswith(JUDGE_MARK)
+    return bool(messages) and messages[0]["role"] == "system" and (
+        messages[0]["content"].startswith(JUDGE_MARK) or messages[0]["content"].startswith(PAIRWISE_MARK)
+    )
 
 
 def _annotation(messages: list[dict]) -> str:
     return messages[-1]["content"].split("## Annotation", 1)[-1]
+
+
+def judge_prompt(messages: list[dict]) -> str:
+    """The row's prompt inside a judge request (UltraFeedback or pairwise)."""
+    if messages[0]["content"].startswith(PAIRWISE_MARK):
+        return user_text(messages).split("[User Question]\n", 1)[1].split("\n\n[The Start", 1)[0]
+    return _annotation(messages).split("Instruction: ", 1)[1].split("\n", 1)[0]
 
 
 def n_texts(messages: list[dict]) -> int:
@@ -48,6 +59,42 @@ def judge_reply(n: int, ratings: list[int] | None = None) -> str:
     ratings = ratings or [min(5, 2 + i) for i in range(n)]
     return "\n\n".join(
         f"#### Output for Text {i + 1}\nRating: {ratings[i]}\nRationale: reason {i + 1}." for i in range(n)
+    )
+
+
+MODEL_RATINGS = {"model-b": 4}  # the mock judge's rating of a model's answer (others: 3; the human answer: 2)
+_MODEL_TEXT = re.compile(r"^(?:(\S+) says:|Antwoord van (\S+):)")
+
+
+def content_rating(text: str) -> int:
+    """The mock judge's rating of one text, by its content (so the order the texts are shown in does not matter):
+    "<model> says: ..." (MockChat) or "Antwoord van <model>: ..." (the services' responder) -> ``MODEL_RATINGS``
+    or 3; anything else (the human answer) 2."""
+    match = _MODEL_TEXT.match(text.strip())
+    if not match:
+        return 2
+    return MODEL_RATINGS.get(match.group(1) or match.group(2), 3)
+
+
+def is_pairwise(messages: list[dict]) -> bool:
+    return "[The Start of Assistant A's Answer]" in user_text(messages)
+
+
+def judge_answer(messages: list[dict], structured: bool) -> str:
+    """A well-formed judge reply rating by content: JSON when ``structured``, else the text format."""
+    user = user_text(messages)
+    if is_pairwise(messages):
+        a = user.split("[The Start of Assistant A's Answer]\n", 1)[1].split("\n[The End of Assistant A's Answer]")[0]
+        b = user.split("[The Start of Assistant B's Answer]\n", 1)[1].split("\n[The End of Assistant B's Answer]")[0]
+        ra, rb = content_rating(a), content_rating(b)
+        winner = "A" if ra > rb else "B" if rb > ra else "tie"
+        return json.dumps({"reason": "by content", "winner": winner}) if structured else f"By content. [[{winner}]]"
+    texts = re.findall(r"^<text \d+> (.*)$", _annotation(messages), flags=re.M)
+    ratings = [content_rating(t) for t in texts]
+    if structured:
+        return json.dumps({"ratings": [{"rating": r, "rationale": f"rated {r}."} for r in ratings]})
+    return "\n\n".join(
+        f"#### Output for Text {i + 1}\nRating: {r}\nRationale: rated {r}." for i, r in enumerate(ratings)
     )
 
 
@@ -74,7 +121,7 @@ class MockChat:
     async def __call__(self, backend: Backend, messages: list[dict], params, token) -> ChatResult:
         judge = is_judge(messages)
         text = user_text(messages)
-        prompt = _annotation(messages).split("Instruction: ", 1)[1].split("\n", 1)[0] if judge else text
+        prompt = judge_prompt(messages) if judge else text
         self.calls.append((backend.model, prompt, judge))
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
@@ -93,7 +140,7 @@ class MockChat:
                     raise InferenceError("judge server error (500)", kind="server", status=500, retryable=True)
                 if "GARBAGE" in prompt:
                     return ChatResult("Both texts are lovely. I cannot choose.", "stop", 100, 9, 0.0)
-                return ChatResult(judge_reply(n_texts(messages)), "stop", 100, 40, 0.0)
+                return ChatResult(judge_answer(messages, params.response_format is not None), "stop", 100, 40, 0.0)
             if "EMPTY" in prompt:
                 return ChatResult("   ", "length", 10, 0, 0.0)
             if "TOOLONG" in prompt:

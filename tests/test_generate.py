@@ -9,7 +9,7 @@ import time
 import pyarrow as pa
 import pytest
 
-from pipeline import schema
+from pipeline import judge, schema
 from pipeline.generate import Checkpoint, RunError, RunSettings, plan_run, run_async, start_run
 from pipeline.inference import Backend, InferenceError
 from tests.pipeline_helpers import MockChat, fake_detect, make_rows
@@ -46,7 +46,8 @@ def test_all_rows_once_in_input_order_with_judge_after_generations(tmp_path):
         assert rec["response_sources"] == ["human", "model-a", "model-b"]
         assert rec["responses"][1:] == [f"model-a says: {src['prompt']}", f"model-b says: {src['prompt']}"]
         assert rec["ratings"] == [2, 3, 4]
-        assert rec["rationales"] == ["reason 1.", "reason 2.", "reason 3."]
+        assert rec["rationales"] == ["rated 2.", "rated 3.", "rated 4."]  # aligned with the sources
+        assert rec["judge_orders"] == [judge.presentation_order(rec["id"], 3)]  # the order shown, recorded
         assert rec["language_match"] == [True, True, True]
         assert rec["detected_languages"] == ["nld"] * 3
         assert rec["system_prompt"] == "Answer in Dutch." and rec["target_language"] == "nld"

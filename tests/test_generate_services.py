@@ -8,7 +8,6 @@ import importlib.util
 import json
 import os
 import random
-import re
 import signal
 import subprocess
 import sys
@@ -22,7 +21,7 @@ from pipeline import recipe, schema
 from pipeline.generate import Checkpoint, RunSettings, run_async
 from pipeline.inference import Backend, RetryPolicy
 from tests.fixtures.faulty_server import FakeLLMServer, Fault
-from tests.pipeline_helpers import JUDGE_MARK, judge_reply, make_rows
+from tests.pipeline_helpers import is_judge, judge_answer, make_rows
 
 ROOT = Path(__file__).resolve().parent.parent
 FAST_RETRY = RetryPolicy(max_attempts=4, max_total_s=10, base_backoff_s=0.01, max_backoff_s=0.05)
@@ -31,9 +30,8 @@ FAST_RETRY = RetryPolicy(max_attempts=4, max_total_s=10, base_backoff_s=0.01, ma
 def ultrafeedback_responder(request: dict) -> str:
     """Generations echo the prompt; judge calls get a well-formed UltraFeedback reply for every text."""
     messages = request["messages"]
-    if messages[0]["role"] == "system" and messages[0]["content"].startswith(JUDGE_MARK):
-        annotation = messages[-1]["content"].split("## Annotation")[-1]
-        return judge_reply(len(re.findall(r"^<text \d+>", annotation, flags=re.M)))
+    if is_judge(messages):  # rates by content (human 2, model 3), in JSON when asked for structured output
+        return judge_answer(messages, structured="response_format" in request)
     return f"Antwoord van {request.get('model')}: {messages[-1]['content']}"
 
 
