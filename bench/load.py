@@ -37,6 +37,18 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.fixtures.app_server import launch_app  # noqa: E402
+
+
+def _generate_form():
+    """The Playground's /generate form (the same code the subprocess runs): its API takes the fields in this
+    form's component order (ui.forms.Form.api_args)."""
+    import app as app_module
+
+    demo = app_module.build_app()
+    return next(f.fn for f in demo.fns.values() if getattr(f, "name", None) == "generate").form
+
+
+GENERATE_FORM = _generate_form()
 from tests.fixtures.faulty_server import FakeLLMServer  # noqa: E402
 
 SRC_DEMO = "Demo data (bundled, no network)"  # ui.filter_tab.SRC_DEMO (not imported: that imports gradio here)
@@ -131,10 +143,14 @@ def session_run(url: str, llm_url: str, rounds: int, offset: int, rec: Recorder,
         rec.call(
             "prompt",
             lambda prompt=prompt: client.submit(
-                prompt, "Antwoord in het {language}.", "nld", 64, 0.7, 0.95, None,
-                "openai", "fake-model", llm_url, "auto", "",
-                "serverless", "", "", "auto", "",
-                "serverless", "", "", "auto", "",
+                *GENERATE_FORM.api_args({
+                    "prompt": prompt, "system_prompt": "Antwoord in het {language}.", "target": "nld",
+                    "max_new_tokens": 64, "temperature": 0.7, "top_p": 0.95, "seed": None,
+                    "a_kind": "openai", "a_model": "fake-model", "a_base_url": llm_url, "a_provider": "auto",
+                    "a_api_key": "", **{f"{c}_{k}": v for c in "bc" for k, v in
+                                        (("kind", "serverless"), ("model", ""), ("base_url", ""), ("provider", "auto"),
+                                         ("api_key", ""))},
+                }),
                 api_name="/generate",
             ).result(timeout=120),
             lambda out: None if out and out[0] == REPLY else f"unexpected answer {str(out[0] if out else out)[:120]!r}",

@@ -13,6 +13,7 @@ from pipeline.inference import Backend, GenParams, RetryPolicy, build_messages
 from pipeline.playground import ColumnRequest, record_vote, run_columns, tally
 from pipeline.state import ModelChoice, Session
 from tests.fixtures.faulty_server import Fault, FakeLLMServer
+from ui import playground_tab as tab
 
 DUTCH = "Amsterdam is de hoofdstad van Nederland en er wonen ongeveer negenhonderdduizend mensen in de stad."
 ONE_TRY = RetryPolicy(max_attempts=1)
@@ -173,24 +174,30 @@ def handler(demo, name):
     return next(f.fn for f in demo.fns.values() if getattr(f, "name", None) == name)
 
 
-def column_args(*columns):
-    out = []
-    for col in columns + (("serverless", "", "", "auto", ""),) * (3 - len(columns)):
-        out += list(col)
+def column_args(*columns) -> dict:
+    """The three columns' backend fields by name (``a_kind``, ``a_model``, ...), empty columns filled in."""
+    out = {}
+    for letter, col in zip("abc", columns + (("serverless", "", "", "auto", ""),) * (3 - len(columns))):
+        out.update(zip((f"{letter}_kind", f"{letter}_model", f"{letter}_base_url", f"{letter}_provider",
+                        f"{letter}_api_key"), col))
     return out
 
 
+def prompt_args(prompt: str, system: str = "", target: str = "nld", max_new: int = 64, temperature: float = 0.7,
+                top_p: float = 0.9, seed=None) -> dict:
+    return {"prompt": prompt, "system_prompt": system, "target": target, "max_new_tokens": max_new,
+            "temperature": temperature, "top_p": top_p, "seed": seed}
+
+
 def test_tab_generate_vote_and_use_in_pipeline(demo):
-    generate = handler(demo, "generate")
     save_vote = handler(demo, "save_vote")
-    use_in_pipeline = handler(demo, "use_in_pipeline")
     session = Session(filtered=FakeFiltered(filtered_table()))
     with FakeLLMServer(responder=lambda r: DUTCH) as server:
         cols = column_args(("openai", "local-a", server.base_url, "auto", ""),
                            ("serverless", "Qwen/Qwen2.5-72B-Instruct", "", "auto", ""),
                            ("openai", "local-c", server.base_url, "auto", "sk-typed"))
-        updates = list(generate("Wat is de hoofdstad?", "Antwoord altijd in het {language}.", "nld", 64, 0.7, 0.9,
-                                None, *cols, oauth_token=None))
+        updates = list(tab.generate_answers({**prompt_args("Wat is de hoofdstad?", "Antwoord altijd in het {language}."),
+                                             **cols}, oauth_token=None))
         sent = [r.json for r in server.requests]
         headers = [r.headers for r in server.requests]
     texts, stats, run = updates[-1][:3], updates[-1][3:6], updates[-1][6]
@@ -206,11 +213,12 @@ def test_tab_generate_vote_and_use_in_pipeline(demo):
     status, table, download = save_vote(session, "C better", run)
     status, table, download = save_vote(session, "A better", run)  # changes the vote on the same answers
     assert "1 vote" in status and len(session.votes) == 1 and session.votes[0]["winner"].startswith("local-a")
-    assert table["wins"].sum() == 1
+    assert table["Wins"].sum() == 1  # the tab shows people's column labels
     assert download["visible"] is True and download["value"].endswith(".csv")
     assert "sk-typed" not in open(download["value"], encoding="utf-8").read()
 
-    message = use_in_pipeline(session, "C", "Antwoord altijd in het {language}.", "nld", *cols)
+    message = tab.use_choice(session, {"chosen": "C", "system_prompt": "Antwoord altijd in het {language}.",
+                                       "target": "nld", **cols})
     assert session.model_choice == ModelChoice("local-c", "openai", server.base_url, "auto",
                                                "Antwoord altijd in het Dutch.")
     assert "API key again" in message and "sk-typed" not in message
@@ -218,12 +226,11 @@ def test_tab_generate_vote_and_use_in_pipeline(demo):
 
 def test_tab_sample_and_empty_prompt(demo):
     sample = handler(demo, "sample")
-    generate = handler(demo, "generate")
     session = Session(filtered=FakeFiltered(filtered_table()))
     prompt, human = sample(session)
     assert prompt.startswith("Vraag") and human.startswith("Antwoord")
-    assert list(generate("  ", "", "nld", 64, 0.7, 0.9, None, *column_args(("openai", "m", "http://127.0.0.1:9/v1",
-                                                                             "auto", ""))), ) == []
+    assert list(tab.generate_answers({**prompt_args("  "), **column_args(("openai", "m", "http://127.0.0.1:9/v1",
+                                                                          "auto", ""))})) == []
 
 
 class FakeRequest:
@@ -262,12 +269,11 @@ def test_generate_streams_through_a_running_app(demo):
     demo.queue().launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
     try:
         with FakeLLMServer(responder=lambda r: DUTCH, token_delay=0.01) as server:
-            job = Client(demo.local_url, verbose=False).submit(
-                "Wat is de hoofdstad?", "Antwoord in het {language}.", "nld", 64, 0.7, 0.9, None,
-                *column_args(("openai", "m", server.base_url, "auto", ""),
-                             ("serverless", "Qwen/Qwen2.5-72B-Instruct", "", "auto", "")),
-                api_name="/generate",
-            )
+            form = handler(demo, "generate").form  # the API takes the form's fields in component order
+            values = {**prompt_args("Wat is de hoofdstad?", "Antwoord in het {language}."),
+                      **column_args(("openai", "m", server.base_url, "auto", ""),
+                                    ("serverless", "Qwen/Qwen2.5-72B-Instruct", "", "auto", ""))}
+            job = Client(demo.local_url, verbose=False).submit(*form.api_args(values), api_name="/generate")
             final = job.result(timeout=60)
             streamed = job.outputs()
     finally:

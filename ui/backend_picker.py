@@ -6,12 +6,14 @@ read as a mapping with :meth:`BackendPicker.fields` (the key names of ``RunSetti
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
 
 from pipeline import inference
+from ui.common import warn
 
 __all__ = ["KIND_CHOICES", "BackendPicker"]
 
@@ -22,10 +24,24 @@ KIND_CHOICES = [
 ]
 
 
-def visibility(kind: str) -> tuple[Any, Any, Any]:
-    """(provider, base URL, API key) visibility for a backend kind."""
+def visibility(kind: str) -> tuple[Any, Any, Any, Any]:
+    """(provider, base URL, API key, list button) visibility for a backend kind."""
     return (gr.update(visible=kind == "serverless"), gr.update(visible=kind != "serverless"),
-            gr.update(visible=kind == "openai"))
+            gr.update(visible=kind == "openai"), gr.update(visible=kind == "openai"))
+
+
+def list_server_models(model: str, base_url: str, api_key: str) -> Any:
+    """The models an OpenAI-compatible server lists at ``/models``, as choices of the model dropdown."""
+    try:
+        names = inference.list_models(inference.Backend("openai", model or "?", base_url), api_key or None)
+    except inference.InferenceError as exc:
+        warn(exc.message)
+        return gr.update()
+    if not names:
+        gr.Warning("The server did not list any models at /models: type the model name yourself.")
+        return gr.update()
+    gr.Info(f"{len(names)} model(s) on the server.")
+    return gr.update(choices=names, value=model if model in names else names[0])
 
 
 @dataclass
@@ -39,17 +55,29 @@ class BackendPicker:
     api_key: Any
 
     @classmethod
-    def build(cls, model_label: str, default_model: str = "", lines: int = 1, kind: str = "serverless") -> BackendPicker:
+    def build(cls, model_label: str, default_model: str = "", *, lines: int = 1, kind: str = "serverless",
+              suggestions: Sequence[str] | None = None, model_info: str | None = None) -> BackendPicker:
+        """The components, in the current layout block. With ``suggestions`` the model id is a dropdown that
+        also takes any typed id, and an OpenAI-compatible server gets a "List the server's models" button."""
+        if suggestions is None:
+            model = gr.Textbox(label=model_label, value=default_model, lines=lines, max_lines=8, info=model_info)
+        else:
+            model = gr.Dropdown(choices=list(suggestions), value=default_model or None, allow_custom_value=True,
+                                label=model_label, info=model_info)
         kind_dd = gr.Dropdown(choices=KIND_CHOICES, value=kind, label="Runs on")
-        model = gr.Textbox(label=model_label, value=default_model, lines=lines, max_lines=8)
         provider = gr.Dropdown(choices=list(inference.PROVIDERS), value="auto", label="Provider",
                                info="auto = the first available in your Hugging Face settings order.",
                                visible=kind == "serverless")
         base_url = gr.Textbox(label="Base URL", placeholder="http://127.0.0.1:8080/v1", visible=kind != "serverless")
         api_key = gr.Textbox(label="API key (optional)", type="password", visible=kind == "openai",
                              info="Sent to this server only, per call; never stored or shown again.")
+        list_btn = gr.Button("List the server's models", size="sm", visible=kind == "openai" and suggestions is not None)
         picker = cls(kind_dd, model, provider, base_url, api_key)
-        kind_dd.change(visibility, inputs=kind_dd, outputs=[provider, base_url, api_key])
+        if suggestions is None:
+            kind_dd.change(lambda k: visibility(k)[:3], inputs=kind_dd, outputs=[provider, base_url, api_key])
+        else:
+            kind_dd.change(visibility, inputs=kind_dd, outputs=[provider, base_url, api_key, list_btn])
+            list_btn.click(list_server_models, inputs=[model, base_url, api_key], outputs=[model])
         return picker
 
     def fields(self, prefix: str = "", model_key: str = "model") -> dict[str, Any]:
@@ -61,7 +89,7 @@ class BackendPicker:
 
     def updates(self, kind: str, model: str, base_url: str = "", provider: str = "auto") -> dict[Any, Any]:
         """``{component: gr.update}`` that set this picker to a backend (e.g. "Use this judge")."""
-        prov, url, key = visibility(kind)
+        key = visibility(kind)[2]
         return {self.kind: gr.update(value=kind), self.model: gr.update(value=model),
                 self.provider: gr.update(value=provider or "auto", visible=kind == "serverless"),
                 self.base_url: gr.update(value=base_url, visible=kind != "serverless"), self.api_key: key}

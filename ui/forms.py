@@ -28,6 +28,14 @@ class Form:
         """The set of components to pass as ``inputs=`` (plus ``extra`` ones, e.g. the session state)."""
         return {*self.components.values(), *extra}
 
+    def api_args(self, values: Mapping[str, Any], *extra: Any) -> list[Any]:
+        """Positional arguments for a ``gradio_client`` call of an event wired with :meth:`inputs`: Gradio orders a
+        set of inputs by component creation, so ``values`` (by name) and the ``extra`` components' values (given as
+        ``(component, value)`` pairs) are put in that order."""
+        by_component = {comp: values.get(name) for name, comp in self.components.items()}
+        by_component.update(dict(extra))
+        return [by_component[c] for c in sorted(by_component, key=lambda c: c._id)]
+
     def values(self, data: Mapping[Any, Any]) -> dict[str, Any]:
         """``{name: value}`` from Gradio's ``{component: value}`` dict."""
         return {name: data[comp] for name, comp in self.components.items() if comp in data}

@@ -3,23 +3,21 @@ is in ``pipeline.playground``, ``pipeline.inference``, ``pipeline.langdetect`` a
 
 from __future__ import annotations
 
-import html
-import re
 import tempfile
 import uuid
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 import gradio as gr
 
 from pipeline import inference, langdetect, links, playground, templates
 from pipeline.inference import GenParams
 from pipeline.state import Session
-from ui.common import token_of, warn
-
-KIND_CHOICES = [
-    ("HF Inference Providers (serverless, sign-in)", "serverless"),
-    ("HF Inference Endpoint (URL)", "endpoint"),
-    ("OpenAI-compatible server (vLLM, TGI, Ollama, llama.cpp)", "openai"),
-]
+from pipeline.credentials import Credentials, api_keys_for
+from pipeline.settings import DEFAULTS
+from ui.backend_picker import BackendPicker
+from ui.common import html_text, md_text, table_frame, token_of, warn
+from ui.forms import Form
 DEFAULT_MODELS = ("meta-llama/Llama-3.3-70B-Instruct", "Qwen/Qwen2.5-72B-Instruct", "")
 # How many people can stream Playground answers at once (app-wide). A generation holds one of Gradio's worker
 # threads (40 by default) for as long as the model streams, so this stays below that and leaves threads for every
@@ -27,17 +25,12 @@ DEFAULT_MODELS = ("meta-llama/Llama-3.3-70B-Instruct", "Qwen/Qwen2.5-72B-Instruc
 # ninth person waited for a whole generation to finish (bench/load.py --latency 2: prompt p95 5.2 s vs 2.1 s).
 GENERATE_CONCURRENCY = 24
 NO_DATA = "No filtered data yet: type a prompt, or load data in **1. Filter** to sample real prompts."
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|>~])")
-
-
-def _safe(text: str) -> str:
-    """Untrusted text for a Markdown component: no HTML, no Markdown formatting or links."""
-    return _MD_SPECIAL.sub(r"\\\1", html.escape(text or "", quote=False))
+_safe = md_text  # untrusted text for a Markdown component: shown as text
 
 
 def _stats_html(text: str) -> str:
     """A column's status line as inert HTML: escaped text (no tags, no Markdown, no auto-links)."""
-    return f'<div style="font-size:0.9em;line-height:1.4">{html.escape(text or "")}</div>'
+    return f'<div style="font-size:0.9em;line-height:1.4">{html_text(text)}</div>'
 
 
 def _language_choices(extra: tuple[str, str] | None = None) -> list[tuple[str, str]]:
@@ -59,49 +52,89 @@ def _language_note(code: str) -> str:
         return "No target language: answers are not checked for language."
     name = langdetect.language_name(code)
     if langdetect.is_supported(code):
-        return f"Target **{_safe(name)} ({code})**: every answer gets a language check."
-    return (f"Target **{_safe(name)} ({code})**: the language detector (langid) does not know this language, so "
+        return f"Target **{_safe(name)} ({_safe(code)})**: every answer gets a language check."
+    return (f"Target **{_safe(name)} ({_safe(code)})**: the language detector (langid) does not know this language, so "
             "answers are **not checked** (shown as ➖, never as a mismatch).")
 
 
-def _column_ui(letter: str, default_model: str) -> dict:
+def _column_ui(letter: str, default_model: str) -> BackendPicker:
     with gr.Column(min_width=260):
         gr.Markdown(f"### Model {letter}")
-        model = gr.Dropdown(
-            choices=list(inference.SUGGESTED_MODELS),
-            value=default_model or None,
-            allow_custom_value=True,
-            label="Model id" + (" (leave empty to skip)" if letter != "A" else ""),
-            info="Any chat model id (owner/name), or pick a suggestion.",
-        )
-        kind = gr.Dropdown(choices=KIND_CHOICES, value="serverless", label="Runs on")
-        provider = gr.Dropdown(choices=list(inference.PROVIDERS), value="auto", label="Provider",
-                               info="auto = the first available in your Hugging Face settings order.")
-        base_url = gr.Textbox(label="Base URL", placeholder="http://127.0.0.1:8080/v1", visible=False)
-        api_key = gr.Textbox(label="API key (optional)", type="password", visible=False,
-                             info="Used for this server only, per request; never stored or shown again.")
-        list_btn = gr.Button("List the server's models", size="sm", visible=False)
-    kind.change(
-        lambda k: (gr.update(visible=k == "serverless"), gr.update(visible=k != "serverless"),
-                   gr.update(visible=k == "openai"), gr.update(visible=k == "openai")),
-        inputs=kind, outputs=[provider, base_url, api_key, list_btn],
-    )
-    list_btn.click(_list_models, inputs=[kind, model, base_url, api_key], outputs=[model])
-    return {"model": model, "kind": kind, "provider": provider, "base_url": base_url, "api_key": api_key}
+        return BackendPicker.build("Model id" + (" (leave empty to skip)" if letter != "A" else ""), default_model,
+                                   suggestions=inference.SUGGESTED_MODELS,
+                                   model_info="Any chat model id (owner/name), or pick a suggestion.")
 
 
-def _list_models(kind: str, model: str, base_url: str, api_key: str):
+def _column_backends(values: dict) -> list[tuple[str, inference.Backend | None, str]]:
+    """(letter, backend or None when the column is empty, API key) of each column, from the form's values."""
+    out = []
+    for letter in playground.LETTERS:
+        p = f"{letter.lower()}_"
+        backend = playground.make_backend(values.get(f"{p}kind") or "serverless", values.get(f"{p}model") or "",
+                                          values.get(f"{p}base_url") or "", values.get(f"{p}provider") or "auto")
+        out.append((letter, backend, values.get(f"{p}api_key") or ""))
+    return out
+
+
+def generate_answers(values: Mapping[str, Any], oauth_token: gr.OAuthToken | None = None) -> Iterator[tuple]:
+    """Stream every column's answer. ``values``: ``prompt``, ``system_prompt``, ``target`` (language code),
+    ``max_new_tokens``, ``temperature``, ``top_p``, ``seed`` and each column's backend fields (``a_kind``,
+    ``a_model``, ``a_base_url``, ``a_provider``, ``a_api_key``, then ``b_`` and ``c_``). Yields (3 texts, 3 stats,
+    the run for voting or an update)."""
+    v = dict(values)
+    prompt_text, code = v.get("prompt") or "", v.get("target") or ""
+    if not prompt_text.strip():
+        gr.Warning("The prompt is empty: type one or sample one from your data.")
+        return
+    columns_now = _column_backends(v)
+    token = token_of(oauth_token)
+    # each column's own credentials (two columns on one server may use different keys)
+    requests = [playground.ColumnRequest(letter, b, None if b is None else
+                                         Credentials(token, api_keys_for([b], key)).for_backend(b))
+                for letter, b, key in columns_now]
+    if all(r.backend is None for r in requests):
+        gr.Warning("Pick at least one model (Model A).")
+        return
+    name = langdetect.language_name(code) if code else ""
+    system_text = v.get("system_prompt") or ""
+    system_rendered = templates.render(system_text, name) if name else system_text
+    messages = inference.build_messages(prompt_text, system_rendered)
+    params = GenParams(int(v.get("max_new_tokens") or DEFAULTS["max_new_tokens"]),
+                       float(v.get("temperature", DEFAULTS["temperature"])), float(v.get("top_p", DEFAULTS["top_p"])),
+                       playground.parse_seed(v.get("seed")))
+    snapshot: list = []
+    for snapshot in playground.run_columns(requests, messages, params, code):
+        yield (*[s.text for s in snapshot], *[_stats_html(playground.stats_line(s, code)) for s in snapshot],
+               gr.update())
+    run = {
+        "id": uuid.uuid4().hex,
+        "prompt": prompt_text, "system_prompt": system_rendered, "target": code,
+        "labels": {s.letter: s.label for s in snapshot},
+        "responses": {s.letter: s.text for s in snapshot},
+    }
+    yield (*[s.text for s in snapshot], *[_stats_html(playground.stats_line(s, code)) for s in snapshot], run)
+
+
+def use_choice(session: Session, values: Mapping[str, Any]) -> Any:
+    """"Use in pipeline": hand the ``chosen`` column's model and the rendered system prompt to the Pipeline tab.
+    ``values``: ``chosen`` (a letter), ``system_prompt``, ``target`` and the columns' backend fields."""
+    v = dict(values)
+    letter = v.get("chosen") or "A"
+    _, backend, key = next(c for c in _column_backends(v) if c[0] == letter)
+    if backend is None:
+        gr.Warning(f"Model {letter} is empty: pick a model first.")
+        return gr.update()
     try:
-        backend = inference.Backend("openai", model or "?", base_url)
-        names = inference.list_models(backend, api_key or None)
+        backend.validate()
     except inference.InferenceError as exc:
         warn(exc.message)
         return gr.update()
-    if not names:
-        gr.Warning("The server did not list any models at /models: type the model name yourself.")
-        return gr.update()
-    gr.Info(f"{len(names)} model(s) on the server.")
-    return gr.update(choices=names, value=model if model in names else names[0])
+    code, system_text = v.get("target") or "", v.get("system_prompt") or ""
+    name = langdetect.language_name(code) if code else ""
+    rendered = templates.render(system_text, name) if name else system_text
+    session.model_choice = playground.model_choice(backend, rendered)
+    note = " Type the API key again in the Pipeline tab (keys are never carried over)." if key else ""
+    return f"**3. Pipeline** will use {_safe(backend.label)} with this system prompt.{note}"
 
 
 def build(session: gr.State, tab: gr.Tab) -> None:
@@ -141,9 +174,9 @@ def build(session: gr.State, tab: gr.Tab) -> None:
                             scale=3)
     with gr.Accordion("Generation settings", open=False):
         with gr.Row():
-            max_tokens = gr.Slider(16, 4096, value=512, step=16, label="Max new tokens")
-            temperature = gr.Slider(0.0, 2.0, value=0.7, step=0.05, label="Temperature")
-            top_p = gr.Slider(0.05, 1.0, value=0.95, step=0.05, label="Top-p")
+            max_tokens = gr.Slider(16, 4096, value=DEFAULTS["max_new_tokens"], step=16, label="Max new tokens")
+            temperature = gr.Slider(0.0, 2.0, value=DEFAULTS["temperature"], step=0.05, label="Temperature")
+            top_p = gr.Slider(0.05, 1.0, value=DEFAULTS["top_p"], step=0.05, label="Top-p")
             seed = gr.Number(value=None, precision=0, label="Seed (empty = random)")
     with gr.Row():
         generate_btn = gr.Button("Generate", variant="primary")
@@ -164,7 +197,8 @@ def build(session: gr.State, tab: gr.Tab) -> None:
         vote = gr.Radio(choices=list(playground.VOTE_CHOICES), label="Which answer is best?", scale=3)
         vote_btn = gr.Button("Save vote", scale=1)
     vote_status = gr.Markdown("")
-    tally = gr.Dataframe(value=playground.tally([]), label="Your votes so far (this session)", interactive=False)
+    tally = gr.Dataframe(value=table_frame(playground.tally([])), label="Your votes so far (this session)",
+                         interactive=False, wrap=True)
     download = gr.DownloadButton("Download votes (CSV)", visible=False)
 
     gr.Markdown("### Use in pipeline")
@@ -193,7 +227,7 @@ def build(session: gr.State, tab: gr.Tab) -> None:
                 gr.update(choices=_template_choices(code), value=None), note, model_update, prompt_update)
 
     tab.select(refresh, inputs=[session, target],
-               outputs=[target, target_note, template, data_note, columns[0]["model"], system_prompt])
+               outputs=[target, target_note, template, data_note, columns[0].model, system_prompt])
 
     target.change(
         lambda code: (_language_note(code), gr.update(choices=_template_choices(code), value=None)),
@@ -218,48 +252,19 @@ def build(session: gr.State, tab: gr.Tab) -> None:
 
     sample_btn.click(sample, inputs=session, outputs=[prompt, human])
 
-    column_inputs = []
-    for col in columns:
-        column_inputs += [col["kind"], col["model"], col["base_url"], col["provider"], col["api_key"]]
+    columns_form = Form(**{k: v for col, letter in zip(columns, playground.LETTERS)
+                           for k, v in col.fields(prefix=f"{letter.lower()}_").items()})
+    generate_form = columns_form.add(prompt=prompt, system_prompt=system_prompt, target=target,
+                                     max_new_tokens=max_tokens, temperature=temperature, top_p=top_p, seed=seed)
 
-    def generate(prompt_text, system_text, code, max_new, temp, top, seed_value,
-                 kind_a, model_a, url_a, provider_a, key_a,
-                 kind_b, model_b, url_b, provider_b, key_b,
-                 kind_c, model_c, url_c, provider_c, key_c,
-                 oauth_token: gr.OAuthToken | None = None):
-        configs = [(kind_a, model_a, url_a, provider_a, key_a), (kind_b, model_b, url_b, provider_b, key_b),
-                   (kind_c, model_c, url_c, provider_c, key_c)]
-        if not (prompt_text or "").strip():
-            gr.Warning("The prompt is empty: type one or sample one from your data.")
-            return
-        user_token = token_of(oauth_token)
-        requests = []
-        for letter, (kind, model, url, provider, key) in zip(playground.LETTERS, configs):
-            backend = playground.make_backend(kind, model, url, provider)
-            token = (key or None) if kind == "openai" else user_token
-            requests.append(playground.ColumnRequest(letter, backend, token))
-        if all(r.backend is None for r in requests):
-            gr.Warning("Pick at least one model (Model A).")
-            return
-        name = langdetect.language_name(code) if code else ""
-        system_rendered = templates.render(system_text or "", name) if name else (system_text or "")
-        messages = inference.build_messages(prompt_text, system_rendered)
-        params = GenParams(int(max_new), float(temp), float(top), playground.parse_seed(seed_value))
-        snapshot = []
-        for snapshot in playground.run_columns(requests, messages, params, code):
-            yield (*[s.text for s in snapshot], *[_stats_html(playground.stats_line(s, code)) for s in snapshot],
-                   gr.update())
-        run = {
-            "id": uuid.uuid4().hex,
-            "prompt": prompt_text, "system_prompt": system_rendered, "target": code,
-            "labels": {s.letter: s.label for s in snapshot},
-            "responses": {s.letter: s.text for s in snapshot},
-        }
-        yield (*[s.text for s in snapshot], *[_stats_html(playground.stats_line(s, code)) for s in snapshot], run)
+    def generate(data: dict, oauth_token: gr.OAuthToken | None = None):
+        yield from generate_answers(generate_form.values(data), oauth_token)
+
+    generate.form = generate_form  # type: ignore[attr-defined]  # for API callers: Form.api_args
 
     gen_event = generate_btn.click(
         generate,
-        inputs=[prompt, system_prompt, target, max_tokens, temperature, top_p, seed, *column_inputs],
+        inputs=generate_form.inputs(),
         outputs=[*outputs_text, *outputs_stats, last_run],
         concurrency_limit=GENERATE_CONCURRENCY,
     )
@@ -281,31 +286,13 @@ def build(session: gr.State, tab: gr.Tab) -> None:
         path = playground.write_votes_csv(sess.votes, tempfile.mkdtemp(prefix="dpo-studio-votes-"))
         return (f"Saved: {_safe(choice or '')} ({len(sess.votes)} vote(s) this session; voting again on the same "
                 "answers changes this vote).",
-                playground.tally(sess.votes), gr.update(value=str(path), visible=True))
+                table_frame(playground.tally(sess.votes)), gr.update(value=str(path), visible=True))
 
     vote_btn.click(save_vote, inputs=[session, vote, last_run], outputs=[vote_status, tally, download])
 
-    def use_in_pipeline(sess: Session, letter: str, system_text: str, code: str,
-                        kind_a, model_a, url_a, provider_a, key_a,
-                        kind_b, model_b, url_b, provider_b, key_b,
-                        kind_c, model_c, url_c, provider_c, key_c):
-        configs = {"A": (kind_a, model_a, url_a, provider_a, key_a), "B": (kind_b, model_b, url_b, provider_b, key_b),
-                   "C": (kind_c, model_c, url_c, provider_c, key_c)}
-        kind, model, url, provider, key = configs.get(letter or "A", configs["A"])
-        backend = playground.make_backend(kind, model, url, provider)
-        if backend is None:
-            gr.Warning(f"Model {letter} is empty: pick a model first.")
-            return gr.update()
-        try:
-            backend.validate()
-        except inference.InferenceError as exc:
-            warn(exc.message)
-            return gr.update()
-        name = langdetect.language_name(code) if code else ""
-        rendered = templates.render(system_text or "", name) if name else (system_text or "")
-        sess.model_choice = playground.model_choice(backend, rendered)
-        note = " Type the API key again in the Pipeline tab (keys are never carried over)." if key else ""
-        return f"**3. Pipeline** will use {_safe(backend.label)} with this system prompt.{note}"
+    use_form = columns_form.add(chosen=chosen, system_prompt=system_prompt, target=target)
 
-    use_btn.click(use_in_pipeline, inputs=[session, chosen, system_prompt, target, *column_inputs],
-                  outputs=use_status)
+    def use_in_pipeline(data: dict):
+        return use_choice(data[session], use_form.values(data))
+
+    use_btn.click(use_in_pipeline, inputs=use_form.inputs(session), outputs=use_status)
