@@ -16,9 +16,11 @@ Calls:
 
 Every failure is an ``InferenceError`` with a human message naming the model, the backend and what to do.
 Transient failures (429 honouring Retry-After, 503 model loading, other 5xx, time-outs, dropped connections,
-malformed replies) are retried with exponential backoff and jitter (tenacity), bounded in attempts and in time;
-400/401/403/404/422 surface at once. A process-wide limiter caps concurrent requests per backend for every caller
-(asyncio tasks on any event loop and threads alike; see ``set_concurrency_limit``).
+malformed replies) are retried with exponential backoff and jitter, bounded in attempts and in time;
+400/401/403/404/422 surface at once; a 402 or "out of credits / quota" is kind ``out_of_credit``. A process-wide
+controller per backend key (``pipeline.ratecontrol``; per user for serverless) caps concurrent requests for every
+caller (asyncio tasks on any event loop and threads alike; see ``set_concurrency_limit``) and adapts the cap to
+throttling: a 429 or an "overloaded" 503 is a wait (up to ``RetryPolicy.max_wait_s``), not a failed attempt.
 
 Tokens are passed per call and never logged, stored or put into messages. When no key is given for an
 ``openai``/``endpoint`` backend, no ``Authorization`` header is sent (the machine's own HF token is never sent
@@ -34,9 +36,9 @@ import os
 import random
 import threading
 import time
-from collections import deque
-from collections.abc import Iterator
-from contextlib import asynccontextmanager, contextmanager
+import contextvars
+from collections.abc import Callable, Iterator
+from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, field, replace
 from email.utils import parsedate_to_datetime
 from typing import Any, Literal
@@ -46,7 +48,6 @@ import httpx2
 from huggingface_hub import AsyncInferenceClient, InferenceClient
 from huggingface_hub.errors import HfHubHTTPError, InferenceTimeoutError, TextGenerationError
 from tenacity import (
-    AsyncRetrying,
     RetryCallState,
     Retrying,
     retry_if_exception,
@@ -54,7 +55,7 @@ from tenacity import (
     stop_before_delay,
 )
 
-from pipeline import netguard
+from pipeline import netguard, ratecontrol
 
 log = logging.getLogger(__name__)
 # On a public Space every request huggingface_hub's clients send is checked against private addresses as it is
@@ -259,6 +260,14 @@ class RetryPolicy:
     max_total_s: float = 120.0
     base_backoff_s: float = 1.0
     max_backoff_s: float = 20.0
+    # Throttling (429, "overloaded" 503) is a wait, not a failed attempt: a call may wait this long for the
+    # provider in total (None: max_total_s) before it gives up with kind "throttled". Off when adaptive
+    # concurrency is off (pipeline.ratecontrol.set_adaptive): then a 429 is one more attempt, as before.
+    max_wait_s: float | None = None
+
+    @property
+    def wait_budget_s(self) -> float:
+        return self.max_total_s if self.max_wait_s is None else self.max_wait_s
 
     def backoff(self, attempt: int, retry_after: float | None = None) -> float:
         """Seconds to wait after failed ``attempt`` (1-based)."""
@@ -277,122 +286,9 @@ NO_RETRY = RetryPolicy(max_attempts=1)
 # ---------------------------------------------------------------------------------------------------------------
 # Concurrency limit per backend, shared by every thread and event loop in the process
 # ---------------------------------------------------------------------------------------------------------------
-class _Waiter:
-    __slots__ = ("event", "loop", "future", "granted")
-
-    def __init__(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
-        self.loop = loop
-        self.future: asyncio.Future | None = loop.create_future() if loop is not None else None
-        self.event = threading.Event() if loop is None else None
-        self.granted = False
-
-    def wake(self) -> bool:
-        if self.event is not None:
-            self.event.set()
-            return True
-        try:
-            self.loop.call_soon_threadsafe(_resolve, self.future)  # type: ignore[union-attr]
-            return True
-        except RuntimeError:  # the loop is closed: nobody is waiting any more
-            return False
-
-
-def _resolve(future: asyncio.Future) -> None:
-    if not future.done():
-        future.set_result(None)
-
-
-class ConcurrencyLimiter:
-    """A FIFO counting semaphore usable from threads (``slot()``) and from any asyncio loop
-    (``async with aslot()``) at the same time; the count is process-wide. The limit can change at run time."""
-
-    def __init__(self, limit: int) -> None:
-        self._lock = threading.Lock()
-        self._limit = max(1, int(limit))
-        self._used = 0
-        self._waiters: deque[_Waiter] = deque()
-
-    @property
-    def limit(self) -> int:
-        return self._limit
-
-    @property
-    def in_use(self) -> int:
-        return self._used
-
-    @property
-    def waiting(self) -> int:
-        return len(self._waiters)
-
-    def set_limit(self, limit: int) -> None:
-        with self._lock:
-            self._limit = max(1, int(limit))
-            self._grant_locked()
-
-    def _grant_locked(self) -> None:
-        while self._waiters and self._used < self._limit:
-            waiter = self._waiters.popleft()
-            self._used += 1
-            waiter.granted = True
-            if not waiter.wake():
-                self._used -= 1
-                waiter.granted = False
-
-    def release(self) -> None:
-        with self._lock:
-            self._used -= 1
-            self._grant_locked()
-
-    def acquire(self, timeout: float | None = None) -> bool:
-        with self._lock:
-            if self._used < self._limit and not self._waiters:
-                self._used += 1
-                return True
-            waiter = _Waiter()
-            self._waiters.append(waiter)
-        waiter.event.wait(timeout)  # type: ignore[union-attr]
-        with self._lock:
-            if waiter.granted:
-                return True
-            self._waiters.remove(waiter)
-            return False
-
-    async def acquire_async(self) -> None:
-        with self._lock:
-            if self._used < self._limit and not self._waiters:
-                self._used += 1
-                return
-            waiter = _Waiter(asyncio.get_running_loop())
-            self._waiters.append(waiter)
-        try:
-            await waiter.future  # type: ignore[misc]
-        except BaseException:  # cancelled: give the slot back, or leave the queue
-            with self._lock:
-                if waiter.granted:
-                    self._used -= 1
-                    self._grant_locked()
-                else:
-                    try:
-                        self._waiters.remove(waiter)
-                    except ValueError:
-                        pass
-            raise
-
-    @contextmanager
-    def slot(self) -> Iterator[None]:
-        self.acquire()
-        try:
-            yield
-        finally:
-            self.release()
-
-    @asynccontextmanager
-    async def aslot(self):
-        await self.acquire_async()
-        try:
-            yield
-        finally:
-            self.release()
+# The controller (AIMD, pause on Retry-After, FIFO slots for threads and event loops) lives in pipeline.ratecontrol.
+ConcurrencyLimiter = ratecontrol.RateController
+ControllerState = ratecontrol.ControllerState
 
 
 def _default_limit(kind: str) -> int:
@@ -409,9 +305,18 @@ _LIMITERS: dict[tuple[str, ...], ConcurrencyLimiter] = {}
 _LIMITERS_LOCK = threading.Lock()
 
 
-def limiter_for(backend: Backend) -> ConcurrencyLimiter:
-    """The process-wide limiter of ``backend`` (created with the default limit on first use)."""
-    key = backend.key
+def controller_key(backend: Backend, token: str | None = None) -> tuple[str, ...]:
+    """Whose limits a call spends: for serverless, the user's account on that model and provider (a sha256 of the
+    token, never the token: one user's 429s never slow another's run); a shared server (endpoint, OpenAI-compatible
+    URL) is one key per URL for everyone."""
+    if backend.kind == "serverless":
+        return (*backend.key, ratecontrol.credential_key(token))
+    return backend.key
+
+
+def limiter_for(backend: Backend, token: str | None = None) -> ConcurrencyLimiter:
+    """The process-wide controller of ``backend`` for ``token`` (made with the default limit on first use)."""
+    key = controller_key(backend, token)
     with _LIMITERS_LOCK:
         limiter = _LIMITERS.get(key)
         if limiter is None:
@@ -419,16 +324,22 @@ def limiter_for(backend: Backend) -> ConcurrencyLimiter:
         return limiter
 
 
-def set_concurrency_limit(backend: Backend, limit: int) -> None:
-    """At most ``limit`` requests in flight to ``backend`` at once, across the whole process.
+def set_concurrency_limit(backend: Backend, limit: int, token: str | None = None) -> None:
+    """At most ``limit`` requests in flight to ``backend`` (for ``token`` on serverless) at once, across the whole
+    process: the ceiling the adaptive controller starts at and grows back to.
 
-    Defaults: 64 per serverless model, 32 per endpoint/OpenAI-compatible server (``DPO_STUDIO_MAX_CONCURRENCY``
-    overrides both). The pipeline sets its own concurrency here before a run."""
-    limiter_for(backend).set_limit(limit)
+    Defaults: 64 per serverless model and user, 32 per endpoint/OpenAI-compatible server
+    (``DPO_STUDIO_MAX_CONCURRENCY`` overrides both). The pipeline sets its own concurrency here before a run."""
+    limiter_for(backend, token).set_limit(limit)
 
 
-def concurrency_limit(backend: Backend) -> int:
-    return limiter_for(backend).limit
+def concurrency_limit(backend: Backend, token: str | None = None) -> int:
+    return limiter_for(backend, token).limit
+
+
+def controller_state(backend: Backend, token: str | None = None) -> ControllerState:
+    """What the controller of ``backend`` (for ``token``) allows now, has in flight and waits for."""
+    return limiter_for(backend, token).state()
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -509,6 +420,29 @@ def _where(backend: Backend) -> str:
     return backend.label
 
 
+# A provider's "you are out of credit" (HF: 402 "exceeded your monthly included credits"; OpenAI-style: 429
+# "insufficient_quota" / "exceeded your current quota"): waiting does not help, paying or switching does.
+_CREDIT_HINTS = ("credits", "credit balance", "insufficient_quota", "exceeded your current quota", "quota exceeded",
+                 "out of credit", "payment required", "billing")
+_OVERLOAD_HINTS = ("overload", "too many requests", "capacity")
+
+
+def out_of_credit_error(backend: Backend, status: str = "402", said: str = "") -> InferenceError:
+    """The ``InferenceError`` (kind ``out_of_credit``) for an account without credit or quota left."""
+    if backend.kind == "serverless":
+        todo = ("Add credits (hf.co/settings/billing) or subscribe to PRO, bill an organisation you belong to "
+                "(hf.co/settings/inference-providers), or pick another provider or model; then resume the run.")
+    else:
+        todo = "Add credits or raise the quota of this account or key, or pick another server; then resume the run."
+    return InferenceError(f"{_where(backend)}: out of credits or quota ({status}). {todo}{said}",
+                          kind="out_of_credit", status=int(status) if status.isdigit() else None)
+
+
+def is_throttle(error: BaseException) -> bool:
+    """A refusal for load that waiting fixes: a 429 (not out of credit) or an "overloaded" 503."""
+    return isinstance(error, InferenceError) and error.kind in ("rate_limited", "overloaded")
+
+
 def http_error(status: int, backend: Backend, server_text: str = "", retry_after: float | None = None,
                *, signed_in: bool = True) -> InferenceError:
     """The ``InferenceError`` for an HTTP error ``status`` from ``backend`` (public for tests and other callers)."""
@@ -552,12 +486,19 @@ def http_error(status: int, backend: Backend, server_text: str = "", retry_after
             f"temperature, top-p) and the model id.{said}",
             kind="bad_request", status=status,
         )
+    if status == 402 or (status in (403, 429) and any(hint in low for hint in _CREDIT_HINTS)):
+        return out_of_credit_error(backend, f"{status}", said)
     if status == 429:
         wait = f" It asked to wait {retry_after:g} s." if retry_after is not None else ""
         return InferenceError(
             f"{who}: rate limited (429).{wait} Wait a bit, lower the concurrency, or check your Inference "
             f"Providers quota.{said}",
             kind="rate_limited", status=429, retryable=True, retry_after=retry_after,
+        )
+    if status == 503 and any(hint in low for hint in _OVERLOAD_HINTS):
+        return InferenceError(
+            f"{who}: the provider is overloaded (503). The run slows down and tries again.{said}",
+            kind="overloaded", status=503, retryable=True, retry_after=retry_after,
         )
     if status == 503:
         return InferenceError(
@@ -813,6 +754,24 @@ def _log_retry(backend: Backend):
     return before_sleep
 
 
+# The caller's own slot (``AsyncChat.__call__(gate=...)``), seen by ``_once`` inside the same task.
+_GATE: contextvars.ContextVar[Callable[[], AbstractAsyncContextManager] | None] = contextvars.ContextVar(
+    "dpo_studio_gate", default=None)
+
+
+def _secs(seconds: float) -> str:
+    return f"{seconds:.0f}" if seconds >= 10 else f"{seconds:.1f}"
+
+
+def _throttled_out(error: InferenceError, requests: int, waited: float, budget: float) -> InferenceError:
+    """A call that waited its whole budget for a provider that kept refusing (kind ``throttled``)."""
+    return error.with_message(
+        f"{error.message} The provider kept refusing for load: this call waited {_secs(waited)} s in total, and "
+        f"the next wait would pass the limit of {_secs(budget)} s ('longest wait for the provider').",
+        kind="throttled", retryable=False, attempts=requests,
+    )
+
+
 class AsyncChat:
     """Chat with one backend many times over one connection pool (use in one event loop)::
 
@@ -827,7 +786,7 @@ class AsyncChat:
         self.timeout = timeout
         self._signed_in = bool(token)
         self._client = AsyncInferenceClient(**_client_kwargs(backend, token, timeout))
-        self._limiter = limiter_for(backend)
+        self._limiter = limiter_for(backend, token)
 
     async def __aenter__(self) -> AsyncChat:
         return self
@@ -839,14 +798,20 @@ class AsyncChat:
         await self._client.close()
 
     async def _once(self, messages: list[dict], params: GenParams) -> ChatResult:
-        async with self._limiter.aslot():
+        gate = _GATE.get()
+        async with self._limiter.aslot(), (gate() if gate is not None else nullcontext()):
             started = time.perf_counter()
+            sent = time.monotonic()
             try:
                 output = await self._client.chat_completion(messages=messages,
                                                             **_request_kwargs(self.backend, params))
                 text, finish, prompt_tokens, completion_tokens = _parse_output(output)
             except Exception as exc:  # noqa: BLE001 - every failure becomes an InferenceError
-                raise to_inference_error(exc, self.backend, signed_in=self._signed_in, timeout=self.timeout) from exc
+                error = to_inference_error(exc, self.backend, signed_in=self._signed_in, timeout=self.timeout)
+                if is_throttle(error):
+                    self._limiter.throttled(sent, error.retry_after, certain=error.kind == "overloaded")
+                raise error from exc
+            self._limiter.succeeded(sent)
             return ChatResult(text, finish, prompt_tokens, completion_tokens, time.perf_counter() - started)
 
     async def _once_in_dialect(self, messages: list[dict], params: GenParams) -> ChatResult:
@@ -865,19 +830,46 @@ class AsyncChat:
                 if refusal is not None:
                     raise refusal from error
 
-    async def __call__(self, messages: list[dict], params: GenParams = GenParams()) -> ChatResult:
+    async def __call__(self, messages: list[dict], params: GenParams = GenParams(), *,
+                       gate: Callable[[], AbstractAsyncContextManager] | None = None) -> ChatResult:
+        """One reply, retried (see ``RetryPolicy``). ``gate``: the caller's own slot (e.g. a run's concurrency
+        limit), entered for each request while it is on the wire and left while the call waits to retry.
+
+        A throttle (429 / "overloaded" 503) is a wait, not a failed attempt: the call waits for the provider's
+        Retry-After (or a backoff) holding no slot, up to ``retry.wait_budget_s`` in total, then gives up with kind
+        ``throttled``. Other retryable failures count as attempts (``max_attempts``, ``max_total_s``)."""
         check_messages(messages)
+        policy = self.retry
         started = time.monotonic()
-        retrying = AsyncRetrying(stop=_stop(self.retry), wait=_wait(self.retry), retry=_RETRYABLE, reraise=True,
-                                 before_sleep=_log_retry(self.backend))
+        requests = strikes = throttles = 0
+        waited = 0.0
+        reset = _GATE.set(gate)
         try:
-            async for attempt in retrying:
-                with attempt:
+            while True:
+                requests += 1
+                try:
                     result = await self._once_in_dialect(messages, params)
-                    return replace(result, attempts=attempt.retry_state.attempt_number)
-        except InferenceError as error:
-            raise _gave_up(error, retrying.statistics.get("attempt_number", 1), started) from error
-        raise AssertionError("unreachable")  # pragma: no cover
+                    return replace(result, attempts=requests)
+                except InferenceError as error:
+                    if not error.retryable:
+                        raise  # already final (after earlier retries it still says what to do)
+                    if is_throttle(error) and ratecontrol.adaptive():
+                        throttles += 1
+                        delay = max(policy.backoff(throttles, error.retry_after), self._limiter.paused_for())
+                        if waited + delay > policy.wait_budget_s:
+                            raise _throttled_out(error, requests, waited, policy.wait_budget_s) from error
+                        waited += delay
+                    else:
+                        strikes += 1
+                        delay = policy.backoff(strikes, error.retry_after)
+                        spent = time.monotonic() - started - waited
+                        if strikes >= policy.max_attempts or spent + delay > policy.max_total_s:
+                            raise _gave_up(error, requests, started) from error
+                    log.info("retrying %s after %s (request %d, waiting %.1f s)", self.backend.label, error.kind,
+                             requests, delay)
+                await asyncio.sleep(delay)
+        finally:
+            _GATE.reset(reset)
 
 
 async def achat(backend: Backend, messages: list[dict], params: GenParams, token: str | None, *,
@@ -937,12 +929,13 @@ def stream_chat(backend: Backend, messages: list[dict], params: GenParams, token
     kwargs = _client_kwargs(backend, token, timeout)
     request = _request_kwargs(backend, params)
     signed_in = bool(token)
-    limiter = limiter_for(backend)
+    limiter = limiter_for(backend, token)
     started = time.perf_counter()
     started_mono = time.monotonic()
 
     def open_once() -> _OpenStream:
         limiter.acquire()
+        sent = time.monotonic()
         client = None
         try:
             client = InferenceClient(**kwargs)
@@ -972,7 +965,10 @@ def stream_chat(backend: Backend, messages: list[dict], params: GenParams, token
                 client.close()  # closes a failed response still held by the client
             limiter.release()
             if isinstance(exc, Exception):
-                raise to_inference_error(exc, backend, signed_in=signed_in, timeout=timeout) from exc
+                error = to_inference_error(exc, backend, signed_in=signed_in, timeout=timeout)
+                if is_throttle(error):
+                    limiter.throttled(sent, error.retry_after, certain=error.kind == "overloaded")
+                raise error from exc
             raise
 
     retrying = Retrying(stop=_stop(retry), wait=_wait(retry), retry=_RETRYABLE, reraise=True,

@@ -1,0 +1,346 @@
+"""Adaptive concurrency per backend key: how many calls may be in flight to one provider account or server now.
+
+Owns:
+
+- :class:`Aimd`: the decision rule, pure and clock-driven (unit-testable without a server). It starts at the
+  ceiling (the user's concurrency setting). A throttle the provider means (a 429 with Retry-After, an "overloaded"
+  503, or refusals of most recent calls) cuts the allowed concurrency multiplicatively, once per congestion event,
+  and each further refusal of that event takes one more slot off, so a burst that refused k of n calls ends near
+  what the provider took, without a cascade of cuts. A Retry-After pauses the whole key until then. A bare 429
+  among successes (a busy provider refusing a call here and there) only takes half a slot off. Successes grow the
+  limit back by about one slot per round of calls up to just below where the last cut began, then probe slowly,
+  up to the ceiling. A key unused for a minute starts at the ceiling again.
+- :class:`RateController`: a FIFO counting semaphore usable from threads (``slot()``) and from any asyncio loop
+  (``async with aslot()``) at the same time, whose limit is ``Aimd.allowed`` and which grants nothing while the key
+  is paused. One per backend key, process-wide (see ``pipeline.inference.limiter_for``).
+- :class:`ControllerState`: a snapshot for progress displays (allowed now, in flight, paused for, refused).
+- :func:`credential_key`: a short sha256 of a credential, for keys; the credential itself is never stored.
+- :func:`set_adaptive`: switch adaptation off (the fixed limit of before; benchmarks compare both). The environment
+  variable ``DPO_STUDIO_ADAPTIVE_CONCURRENCY=0`` does the same at start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import hashlib
+import math
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
+
+IDLE_RESET_S = 60.0  # a key unused this long starts at its ceiling again
+
+_adaptive = os.environ.get("DPO_STUDIO_ADAPTIVE_CONCURRENCY", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def set_adaptive(enabled: bool) -> None:
+    """Adapt the concurrency to throttling (default) or keep every key at its fixed limit (the old behaviour)."""
+    global _adaptive
+    _adaptive = bool(enabled)
+
+
+def adaptive() -> bool:
+    return _adaptive
+
+
+def credential_key(token: str | None) -> str:
+    """A short, one-way fingerprint of a credential (16 hex digits of its sha256); ``""`` for none."""
+    if not token:
+        return ""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class ControllerState:
+    """One backend key's controller, for progress displays."""
+
+    limit: int  # the ceiling: the user's setting
+    allowed: int  # calls allowed in flight now
+    in_flight: int
+    waiting: int  # calls queued for a slot
+    paused_s: float  # seconds until the provider's Retry-After ends (0 when not paused)
+    refused: int  # throttled calls seen since the controller was made
+    throttled: bool  # cut below the ceiling by throttling
+
+
+class Aimd:
+    """The additive-increase / multiplicative-decrease rule of one key (not thread-safe: the caller locks).
+
+    - A *certain* throttle (the provider sent a Retry-After, or said it is overloaded, or most recent calls were
+      refused) from a call started after the last cut opens a congestion event: ``allowed`` is cut to
+      ``decrease`` × itself, and every refusal of the same event takes one more slot off the level the event began
+      at (so a burst of k refusals out of n calls leaves about n − k: what the provider took). A Retry-After pauses
+      the key until then.
+    - A bare 429 among mostly successful calls may be noise (a busy provider refusing a call here and there):
+      it takes ``soft_step`` slot off, no more.
+    - A success while calls were queueing adds ``increase / allowed`` (one slot per round of calls) up to one below
+      the level of the last cut, then ``probe / allowed`` (a slow probe for more), up to the ceiling.
+    """
+
+    def __init__(self, ceiling: int, *, decrease: float = 0.5, increase: float = 1.0, probe: float = 0.1,
+                 soft_step: float = 0.5, dense_share: float = 0.3,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.ceiling = max(1, int(ceiling))
+        self.allowed = float(self.ceiling)
+        self.decrease = decrease
+        self.increase = increase
+        self.probe = probe
+        self.soft_step = soft_step
+        self.dense_share = dense_share
+        self.clock = clock
+        self.paused_until = 0.0
+        self.last_cut = -math.inf
+        self.cut_from = math.inf  # ``allowed`` when the last congestion event began: grow slowly near it
+        self.event_refused = 0
+        self.refused = 0
+        self.last_used = clock()
+        self._outcomes: collections.deque[bool] = collections.deque(maxlen=2 * self.ceiling + 8)  # True = refused
+
+    @property
+    def limit(self) -> int:
+        """Calls allowed in flight now (at least 1)."""
+        return max(1, int(self.allowed))
+
+    def set_ceiling(self, ceiling: int) -> None:
+        ceiling = max(1, int(ceiling))
+        if self.allowed >= self.ceiling:  # not throttled: follow the new setting
+            self.allowed = float(ceiling)
+        self.allowed = min(self.allowed, float(ceiling))
+        self.ceiling = ceiling
+        self._outcomes = collections.deque(self._outcomes, maxlen=2 * ceiling + 8)
+
+    def paused_for(self, now: float | None = None) -> float:
+        now = self.clock() if now is None else now
+        return max(0.0, self.paused_until - now)
+
+    def touch(self, now: float) -> None:
+        """A call is about to start: after a long idle time, start again from the ceiling."""
+        if now - self.last_used > IDLE_RESET_S and now >= self.paused_until:
+            self.allowed = float(self.ceiling)
+            self.last_cut = -math.inf
+            self.cut_from = math.inf
+            self._outcomes.clear()
+        self.last_used = now
+
+    def refused_share(self) -> float:
+        """The share of refusals among the last two rounds of calls (0 before any outcome)."""
+        n = max(10, 2 * self.limit)  # fewer outcomes than that count as successes: one early 429 is no pattern
+        recent = list(self._outcomes)[-n:]
+        return sum(recent) / n
+
+    def on_success(self, started: float, now: float, queued: bool) -> None:
+        """A call started at ``started`` succeeded; ``queued``: other calls were waiting for a slot."""
+        self.last_used = now
+        self._outcomes.append(False)
+        if queued and adaptive() and self.allowed < self.ceiling:
+            step = self.increase if self.allowed < self.cut_from - 1 else self.probe
+            self.allowed = min(float(self.ceiling), self.allowed + step / max(1.0, self.allowed))
+
+    def on_throttle(self, started: float, now: float, retry_after: float | None = None,
+                    certain: bool = False) -> None:
+        """A call started at ``started`` was refused for load (429 / overloaded 503). ``certain``: the provider
+        said it is overloaded (a 503's message); a Retry-After makes it certain too."""
+        self.refused += 1
+        self.last_used = now
+        self._outcomes.append(True)
+        if not adaptive():
+            return
+        if retry_after is not None and retry_after > 0:
+            self.paused_until = max(self.paused_until, now + retry_after)
+            certain = True
+        if not certain and self.refused_share() < self.dense_share:
+            self.allowed = max(1.0, self.allowed - self.soft_step)
+            return
+        if started >= self.last_cut:  # a new congestion event
+            self.cut_from = self.allowed
+            self.event_refused = 0
+            self.last_cut = now
+            self.allowed = max(1.0, self.allowed * self.decrease)
+        self.event_refused += 1
+        self.allowed = max(1.0, min(self.allowed, self.cut_from - self.event_refused))
+
+
+class _Waiter:
+    __slots__ = ("event", "loop", "future", "granted")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        self.loop = loop
+        self.future: asyncio.Future | None = loop.create_future() if loop is not None else None
+        self.event = threading.Event() if loop is None else None
+        self.granted = False
+
+    def wake(self) -> bool:
+        if self.event is not None:
+            self.event.set()
+            return True
+        try:
+            self.loop.call_soon_threadsafe(_resolve, self.future)  # type: ignore[union-attr]
+            return True
+        except RuntimeError:  # the loop is closed: nobody is waiting any more
+            return False
+
+
+def _resolve(future: asyncio.Future) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+class RateController:
+    """The process-wide gate of one backend key: FIFO slots for threads and event loops alike, at most
+    ``Aimd.limit`` in use, none granted while the provider asked to wait (see the module docstring)."""
+
+    def __init__(self, limit: int, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self._lock = threading.Lock()
+        self._aimd = Aimd(limit, clock=clock)
+        self._clock = clock
+        self._used = 0
+        self._waiters: collections.deque[_Waiter] = collections.deque()
+        self._timer: threading.Timer | None = None
+        self._timer_at = 0.0
+
+    # --- the numbers ---
+    @property
+    def limit(self) -> int:
+        """The ceiling: the user's setting (what ``set_limit`` gave)."""
+        return self._aimd.ceiling
+
+    @property
+    def allowed(self) -> int:
+        """Calls allowed in flight now (the ceiling unless throttling cut it)."""
+        return self._aimd.limit if adaptive() else self._aimd.ceiling
+
+    @property
+    def in_use(self) -> int:
+        return self._used
+
+    @property
+    def waiting(self) -> int:
+        return len(self._waiters)
+
+    def state(self) -> ControllerState:
+        with self._lock:
+            aimd = self._aimd
+            return ControllerState(
+                limit=aimd.ceiling, allowed=self.allowed, in_flight=self._used, waiting=len(self._waiters),
+                paused_s=aimd.paused_for(), refused=aimd.refused, throttled=self.allowed < aimd.ceiling,
+            )
+
+    def paused_for(self) -> float:
+        """Seconds until the key's pause (the provider's Retry-After) ends."""
+        with self._lock:
+            return self._aimd.paused_for()
+
+    def set_limit(self, limit: int) -> None:
+        with self._lock:
+            self._aimd.set_ceiling(limit)
+            self._grant_locked()
+
+    # --- outcomes (call after a request returns) ---
+    def succeeded(self, started: float) -> None:
+        with self._lock:
+            self._aimd.on_success(started, self._clock(), queued=bool(self._waiters))
+            self._grant_locked()
+
+    def throttled(self, started: float, retry_after: float | None, *, certain: bool = False) -> None:
+        with self._lock:
+            self._aimd.on_throttle(started, self._clock(), retry_after, certain)
+            self._grant_locked()
+
+    # --- slots ---
+    def _free_locked(self) -> bool:
+        if self._used >= self.allowed:
+            return False
+        wait = self._aimd.paused_for()
+        if wait > 0:
+            self._wake_at_locked(self._clock() + wait)
+            return False
+        return True
+
+    def _wake_at_locked(self, when: float) -> None:
+        if self._timer is not None and self._timer_at >= when:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = when
+        self._timer = threading.Timer(max(0.0, when - self._clock()) + 0.001, self._on_timer)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _on_timer(self) -> None:
+        with self._lock:
+            self._timer = None
+            self._grant_locked()
+
+    def _grant_locked(self) -> None:
+        while self._waiters and self._free_locked():
+            waiter = self._waiters.popleft()
+            self._used += 1
+            waiter.granted = True
+            if not waiter.wake():
+                self._used -= 1
+                waiter.granted = False
+
+    def release(self) -> None:
+        with self._lock:
+            self._used -= 1
+            self._grant_locked()
+
+    def _try_locked(self) -> bool:
+        self._aimd.touch(self._clock())
+        if not self._waiters and self._free_locked():
+            self._used += 1
+            return True
+        return False
+
+    def acquire(self, timeout: float | None = None) -> bool:
+        with self._lock:
+            if self._try_locked():
+                return True
+            waiter = _Waiter()
+            self._waiters.append(waiter)
+        waiter.event.wait(timeout)  # type: ignore[union-attr]
+        with self._lock:
+            if waiter.granted:
+                return True
+            self._waiters.remove(waiter)
+            return False
+
+    async def acquire_async(self) -> None:
+        with self._lock:
+            if self._try_locked():
+                return
+            waiter = _Waiter(asyncio.get_running_loop())
+            self._waiters.append(waiter)
+        try:
+            await waiter.future  # type: ignore[misc]
+        except BaseException:  # cancelled: give the slot back, or leave the queue
+            with self._lock:
+                if waiter.granted:
+                    self._used -= 1
+                    self._grant_locked()
+                else:
+                    try:
+                        self._waiters.remove(waiter)
+                    except ValueError:
+                        pass
+            raise
+
+    @contextmanager
+    def slot(self) -> Iterator[None]:
+        self.acquire()
+        try:
+            yield
+        finally:
+            self.release()
+
+    @asynccontextmanager
+    async def aslot(self):
+        await self.acquire_async()
+        try:
+            yield
+        finally:
+            self.release()
