@@ -29,7 +29,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -223,11 +223,10 @@ class _Hedger:
 
     def preempt(self) -> bool:
         """Cancel the newest hedge copy so its slot goes to real work. True if one was cancelled."""
-        running = [f for f in self.flights if f.hedge is not None and not f.hedge.done()]
+        running = [f.hedge for f in self.flights if f.hedge is not None and not f.hedge.done()]
         if not running:
             return False
-        newest = max(running, key=lambda f: f.hedge.get_name())
-        newest.hedge.cancel()
+        max(running, key=lambda hedge: hedge.get_name()).cancel()
         return True
 
     def tick(self) -> None:
@@ -405,9 +404,9 @@ class _Executor:
             {"role": "user", "content": prompt}
         ]
         responses: list[str | None] = [human] + [None] * n_gen
-        jobs: dict[int, Awaitable] = {}
+        jobs: dict[int, Coroutine[Any, Any, tuple[str | None, str, int]]] = {}
         for i, backend in enumerate(s.generators, start=1):
-            if reusable and (previous["responses"][i] or "").strip():
+            if previous is not None and reusable and (previous["responses"][i] or "").strip():
                 responses[i] = previous["responses"][i]
             else:
                 jobs[i] = self._generate(backend, messages)

@@ -15,14 +15,14 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, cast
 
 import pyarrow as pa
 
 from pipeline import judge as judge_mod
 from pipeline import schema
 from pipeline.credentials import public_url
-from pipeline.inference import Backend, GenParams
+from pipeline.inference import Backend, BackendKind, GenParams
 
 if TYPE_CHECKING:  # pragma: no cover
     from pipeline.checkpoint import Checkpoint, Entry
@@ -119,7 +119,8 @@ def backend_from(spec: Any, *, kind: str | None = None) -> Backend:
         spec = dict(spec or {})
         base_url = str(spec.get("base_url") or "").strip()
         kind = spec.get("kind") or spec.get("backend") or kind or ("openai" if base_url else "serverless")
-        backend = Backend(kind, str(spec.get("model") or "").strip(), base_url, spec.get("provider") or "auto")
+        backend = Backend(cast(BackendKind, kind), str(spec.get("model") or "").strip(), base_url,
+                          spec.get("provider") or "auto")
     backend.validate()
     return backend
 
