@@ -37,7 +37,7 @@ import random
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Final
 
 import pyarrow as pa
@@ -742,6 +742,29 @@ def start_check(items: Sequence[CheckItem], settings: CheckSettings, credentials
     handle._thread = threading.Thread(target=target, name="dpo-studio-judge-check", daemon=True)
     handle._thread.start()
     return handle
+
+
+def for_run(check: schema.JudgeCheck | None, judge: Backend) -> schema.JudgeCheck | None:
+    """The check to record in a run's metadata (``RunMeta.judge_check``): ``check`` when it scored the run's
+    ``judge`` (same model id and backend kind), with ``chosen`` set to it; ``None`` when no check scored that judge
+    (the cards then say no judge check was run for it)."""
+    if check is None:
+        return None
+    score = next((j for j in check.judges if j.model == judge.model and j.backend == judge.kind and j.rows), None)
+    return None if score is None else replace(check, chosen=score.model)
+
+
+def read_check(path: str) -> schema.JudgeCheck:
+    """A check from the JSON that ``python -m pipeline judge-check --output`` wrote (for a run's metadata)."""
+    import json
+
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+        return schema.JudgeCheck.from_dict(data["check"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise JudgeCheckError(f"{path}: not a judge check result ({type(exc).__name__}); write one with "
+                              "python -m pipeline judge-check ... --output check.json.") from None
 
 
 # --------------------------------------------------------------------------------------------------------------

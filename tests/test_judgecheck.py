@@ -368,3 +368,19 @@ def test_start_check_runs_in_a_thread_and_refuses_bad_input_before_starting(fres
     handle = judgecheck.start_check(_good_items(), settings, chat=ScriptedJudges(), language="nld")
     assert handle.wait(30)
     assert handle.error == "" and handle.report.check.judges[0].agree == 6
+
+
+def test_the_check_a_run_records_is_the_one_that_scored_its_judge(tmp_path):
+    scored = judgecheck.score_judge(_openai("fair"), [RowOutcome("fair", "1", OK, 0, 0, False, True, 10, 1.0)])
+    stopped = judgecheck.score_judge(_openai("gone"), [], "Stopped after 0 of 1 rows")
+    check = schema.JudgeCheck(1, "labels", "nld", "ratings", "overall-rating", (scored, stopped))
+    assert judgecheck.for_run(check, _openai("fair")).chosen == "fair"
+    assert judgecheck.for_run(check, _openai("gone")) is None  # it never judged a row
+    assert judgecheck.for_run(check, Backend("serverless", "fair")) is None  # another backend
+    assert judgecheck.for_run(None, _openai("fair")) is None
+    path = tmp_path / "check.json"
+    path.write_text(json.dumps(judgecheck.CheckReport(check).to_dict()), encoding="utf-8")
+    assert judgecheck.read_check(str(path)) == check
+    path.write_text("{}", encoding="utf-8")
+    with pytest.raises(JudgeCheckError, match="--output check.json"):
+        judgecheck.read_check(str(path))
