@@ -120,6 +120,8 @@ def test_a_check_in_the_app_and_use_this_judge(session, server):
     assert updates[picker.model]["value"] == "good-judge" and updates[picker.base_url]["value"] == server.base_url
     assert updates[picker.kind]["value"] == "openai" and "good\\-judge" in updates["note"]
     assert session.judge_check.result.chosen == "good-judge"
+    assert set(jc.poll_check(session)) == {"timer"}  # a late tick changes nothing
+    assert session.judge_check.result.chosen == "good-judge"
 
 
 def test_serverless_judges_need_sign_in_and_labels_save_for_the_cli(session):

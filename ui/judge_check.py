@@ -218,12 +218,12 @@ def poll_check(session: Session) -> dict[str, Any]:
     """Timer tick: progress while the check runs; the table and the judges to choose from when it ends."""
     state = session.judge_check
     handle = state.handle
-    if handle is None:
-        return {"status": "", "timer": gr.Timer(active=False)}
+    if handle is None:  # nothing running (or its end already shown): leave the page as it is
+        return {"timer": gr.Timer(active=False)}
     if handle.running:
         return {"status": "Checking: " + md_text(handle.progress.line()), "timer": gr.Timer(active=True)}
+    state.handle = None  # shown once: a late tick must not undo "Use this judge"
     if handle.error:
-        state.handle = None
         return {"status": md_text(handle.error), "timer": gr.Timer(active=False)}
     report = handle.report
     state.result = report.check
