@@ -10,8 +10,8 @@ from types import SimpleNamespace
 import gradio as gr
 import pytest
 
-from pipeline import judge, judgecheck, tablefiles
 from pipeline import export as ex
+from pipeline import judge, judgecheck, tablefiles
 from pipeline.argilla_io import annotations_table
 from pipeline.state import Session
 from tests.fixtures.faulty_server import FakeLLMServer

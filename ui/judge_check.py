@@ -58,7 +58,8 @@ def _tally(session: Session) -> str:
     counts = Counter(lab.choice for lab in labels.values())
     parts = ", ".join(f"{counts[c]} {c}" for _, c in CHOICE_BUTTONS if counts[c])
     usable = len(labels) - counts[judgecheck.CHOICE_BAD]
-    text = f"**{len(labels)} labelled** ({parts}): {usable} can check judges; all are in **5. Export** as people's answers."
+    text = (f"**{len(labels)} labelled** ({parts}): {usable} can check judges; all are in **5. Export** as "
+            "people's answers.")
     if usable < judgecheck.MIN_LABEL_ROWS:
         text += f" Label at least {judgecheck.MIN_LABEL_ROWS} for figures worth reading."
     return text
