@@ -123,9 +123,13 @@ def normalize_url(url: str) -> str:
     if "://" not in url:
         host = url.split("/")[0].split(":")[0]
         url = ("http://" if host in ("localhost", "127.0.0.1", "0.0.0.0") else "https://") + url
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:  # e.g. brackets that are not an IPv6 address
+        raise ArgillaIOError(f"{url!r} is not a URL. Type your Argilla Space's URL, like https://owner-name.hf.space.")
     space = re.match(r"^/spaces/([^/]+)/([^/]+)", parts.path)
-    if parts.hostname in ("huggingface.co", "www.huggingface.co", "hf.co") and space:
+    if host in ("huggingface.co", "www.huggingface.co", "hf.co") and space:
         sub = re.sub(r"[^a-z0-9]+", "-", f"{space.group(1)}-{space.group(2)}".lower()).strip("-")
         return f"https://{sub}.hf.space"
     path = parts.path.rstrip("/")

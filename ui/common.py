@@ -22,7 +22,7 @@ from urllib.parse import quote
 
 import gradio as gr
 import pandas as pd
-from gradio.components.plot import PlotData
+from gradio.components.plot import AltairPlotData
 
 
 def token_of(oauth_token: gr.OAuthToken | None) -> str | None:
@@ -159,14 +159,15 @@ def series_colors(names: Sequence[str]) -> dict[str, str]:
 def bar_chart(frame: pd.DataFrame | None, x: str, y: str, *, title: str, empty: str, color: str | None = None,
               x_title: str | None = None, y_title: str | None = None, color_title: str | None = None,
               x_order: Sequence[str] | None = None, y_max: float | None = None, y_format: str = "d",
-              colors: Mapping[str, str] | None = None) -> PlotData:  # fmt: skip
-    """A bar chart for a ``gr.Plot`` (a Vega-Lite spec, drawn by Gradio's own Vega renderer).
+              colors: Mapping[str, str] | None = None) -> AltairPlotData:  # fmt: skip
+    """A bar chart for a ``gr.Plot``: a Vega-Lite spec, drawn by Gradio's own Vega renderer with the app's theme
+    (its fonts, text colours and series palette, light or dark) and the width of its box.
 
     With ``color``, each series has its own colour and legend entry and its bars stand side by side (grouped,
     not stacked). Without data it shows the sentence ``empty`` (what will appear there) and no axes. The whole
     spec is sent with every update, so new series always get their colour (``gr.BarPlot`` keeps the colour scale
-    of its first data)."""
-    width_step = {"width": "container", "height": 300, "autosize": {"type": "fit", "contains": "padding"}}
+    of its first data). No ``width``: Gradio sets it to the box's width, also when a hidden tab opens."""
+    width_step = {"height": 300, "autosize": {"type": "fit", "contains": "padding"}}
     base: dict[str, Any] = {
         "$schema": "https://vega.github.io/schema/vega-lite/v5.json",
         "title": {"text": title, "color": _TEXT, "fontWeight": "normal", "anchor": "start"},
@@ -184,7 +185,7 @@ def bar_chart(frame: pd.DataFrame | None, x: str, y: str, *, title: str, empty: 
         base["data"] = {"values": [{"text": empty}]}
         base["mark"] = {"type": "text", "fontSize": 14, "color": _TEXT, "limit": 600}
         base["encoding"] = {"text": {"field": "text"}}
-        return PlotData(type="altair", plot=json.dumps(base))
+        return AltairPlotData(chart="bar", plot=json.dumps(base))
     order = list(x_order) if x_order else list(dict.fromkeys(r[x] for r in rows))
     scale: dict[str, Any] = {"domainMin": 0}
     if y_max is not None:
@@ -208,4 +209,4 @@ def bar_chart(frame: pd.DataFrame | None, x: str, y: str, *, title: str, empty: 
     base["data"] = {"values": rows}
     base["mark"] = {"type": "bar", "tooltip": True}
     base["encoding"] = encoding
-    return PlotData(type="altair", plot=json.dumps(base))
+    return AltairPlotData(chart="bar", plot=json.dumps(base))
