@@ -246,3 +246,14 @@ def test_people_who_are_not_signed_in_never_share_a_run(session):
         tab.checkpoint_for(session.filtered, settings, tab.run_owner(session, alice)).path
         == tab.checkpoint_for(other.filtered, settings, tab.run_owner(other, alice)).path
     )
+
+
+def test_judge_mode_and_order_fields_reach_the_run_settings_and_the_estimate(session):
+    fields = _fields("http://127.0.0.1:9/v1", models="fake-a", rows=6)
+    settings = tab.make_settings({**fields, "judge_mode": "pairwise", "judge_order": "both",
+                                  "judge_structured": False})
+    assert (settings.judge_mode, settings.judge_order, settings.judge_structured) == ("pairwise", "both", False)
+    once = tab.estimate(session, {**fields, "judge_order": "random"}).replace("\\", "")  # Markdown-escaped text
+    both = tab.estimate(session, {**fields, "judge_order": "both"}).replace("\\", "")
+    assert "6 generations + 6 judge calls" in once and "6 generations + 12 judge calls" in both
+    assert "Unknown judge mode" in tab.estimate(session, {**fields, "judge_mode": "vibes"})

@@ -180,6 +180,10 @@ def _data_note(filtered: Any) -> str:
 # --------------------------------------------------------------------------------------------------------------
 HUB_CHECKPOINTS_INFO = "A restart then loses at most N rows."
 HUB_CHECKPOINTS_SIGNED_OUT = "Sign in to use this; without sign-in results stay on this server's disk."
+JUDGE_MODE_CHOICES = [("Ratings: an UltraFeedback rating (1-5) per answer", "ratings"),
+                      ("Pairwise: which answer is better, A, B or a tie", "pairwise")]
+JUDGE_ORDER_CHOICES = [("Random order per row (1 judge call)", "random"),
+                       ("Both orders, averaged (2 judge calls; flags verdicts that flip)", "both")]
 RUN_OPTIONS: Mapping[str, Any] = {  # the run's options besides its settings, with their defaults
     "restart": False, "hub_checkpoints": True, "checkpoint_every": 100, "repo": "", "hedge": True,
 }
@@ -384,6 +388,13 @@ def build(session: gr.State, tab: gr.Tab) -> None:
             jud = BackendPicker.build("Judge model id (empty: the first generator)")
             aspect = gr.Dropdown(choices=list(judge.ASPECTS), value=DEFAULTS["aspect"], label="Aspect",
                                  info="overall-rating: one holistic 1-5 rating per answer.")
+            judge_mode = gr.Radio(choices=JUDGE_MODE_CHOICES, value=DEFAULTS["judge_mode"], label="Judge mode")
+            judge_order = gr.Radio(choices=JUDGE_ORDER_CHOICES, value=DEFAULTS["judge_order"], label="Answer order",
+                                   info="Judges favour positions: the order is random per row (seeded by the row), "
+                                        "or both orders are judged and a row whose verdict flips is flagged.")
+            judge_structured = gr.Checkbox(value=DEFAULTS["judge_structured"],
+                                           label="Structured output (the judge answers in JSON that fits a schema)",
+                                           info="Falls back to the plain text format where a server refuses it.")
     system_prompt = gr.Textbox(label="System prompt (generators)", lines=3,
                                info="Prefilled from the Playground's “Use in pipeline”.")
     with gr.Accordion("Limits and settings", open=True):
@@ -408,7 +419,8 @@ def build(session: gr.State, tab: gr.Tab) -> None:
     settings_form = Form(
         **gen.fields(model_key="models"), **jud.fields(prefix="judge_"), aspect=aspect, system_prompt=system_prompt,
         max_rows=max_rows, max_new_tokens=max_new, max_tokens=budget, concurrency=concurrency,
-        temperature=temperature, top_p=top_p,
+        temperature=temperature, top_p=top_p, judge_mode=judge_mode, judge_order=judge_order,
+        judge_structured=judge_structured,
     )
     with gr.Row():
         estimate_btn = gr.Button("Estimate")
@@ -427,7 +439,7 @@ def build(session: gr.State, tab: gr.Tab) -> None:
         lang_plot = gr.Plot(langs_chart(None), show_label=False, elem_id="langs-chart")
     leaderboard = gr.Dataframe(label="Leaderboard (mean judge rating and language-match rate per source)",
                                interactive=False, visible=False)
-    judge_check.build(session, jud, aspect=aspect)  # label a pilot run, compare judges, "Use this judge"
+    judge_check.build(session, jud, aspect=aspect, mode=judge_mode)  # label a pilot run, compare judges, "Use this judge"
     with gr.Accordion("Push the raw dataset to the Hub", open=False):
         with gr.Row():
             repo = gr.Textbox(label="Dataset (owner/name)", placeholder="your-name/aya-dutch-dpo-raw", scale=3)
