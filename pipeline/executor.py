@@ -29,8 +29,9 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -39,6 +40,7 @@ from pipeline import schema
 from pipeline.checkpoint import Checkpoint, Entry
 from pipeline.credentials import Credentials
 from pipeline.runhandle import (
+    CallStats,
     STATE_CANCELLED,
     STATE_DONE,
     STATE_FAILED,
@@ -83,6 +85,11 @@ def _error_kind(exc: BaseException) -> tuple[str, int | None, str]:
     return str(kind), status, str(message)
 
 
+def _named(model: str, message: str, role: str = "") -> str:
+    """``message`` led by the model it is about, naming the model once (inference messages already name it)."""
+    return f"{role}{model}: {message}" if model not in message else (f"{role.strip()}: {message}" if role else message)
+
+
 def _is_auth(kind: str, status: int | None) -> bool:
     return kind in ("auth", "unauthorized", "forbidden") or status in (401, 403)
 
@@ -95,23 +102,41 @@ class _PooledChat:
     """The default chat function: one ``pipeline.inference.AsyncChat`` (one connection pool) per backend for the
     whole run, inside the run's event loop. Raises the process-wide per-backend limit to the run's concurrency."""
 
+    gated = True  # takes ``gate=``: the run's slot is held only while a request is on the wire
+
     def __init__(self, concurrency: int, retry: Any = None, timeout: float = 120.0) -> None:
         self._chats: dict[Any, Any] = {}
+        self._controllers: dict[int, Any] = {}  # the backends' rate controllers (pipeline.ratecontrol), by id
+        self._refused_before: dict[int, int] = {}  # their refusal counts when this run began using them
         self._concurrency = concurrency
         self._retry = retry
         self._timeout = timeout
 
-    async def __call__(self, backend: Any, messages: list[dict], params: Any, token: str | None) -> Any:
+    async def __call__(self, backend: Any, messages: list[dict], params: Any, token: str | None,
+                       gate: Any = None) -> Any:
         from pipeline import inference
 
         chat = self._chats.get(backend)
         if chat is None:
-            if inference.concurrency_limit(backend) < self._concurrency:
-                inference.set_concurrency_limit(backend, self._concurrency)
+            if inference.concurrency_limit(backend, token) < self._concurrency:
+                inference.set_concurrency_limit(backend, self._concurrency, token)
+            controller = inference.limiter_for(backend, token)
+            self._refused_before.setdefault(id(controller), controller.state().refused)
+            self._controllers[id(controller)] = controller
             chat = self._chats[backend] = inference.AsyncChat(
                 backend, token, retry=self._retry or inference.DEFAULT_RETRY, timeout=self._timeout
             )
-        return await chat(messages, params)
+        return await chat(messages, params, gate=gate)
+
+    def limits(self) -> tuple[int | None, bool, float, int]:
+        """(calls the providers allow now, or None before any call; throttled; seconds of Retry-After left;
+        calls refused for load in this run), over the backends of the run."""
+        states = [(key, c.state()) for key, c in list(self._controllers.items())]
+        if not states:
+            return None, False, 0.0, 0
+        return (sum(st.allowed for _, st in states), any(st.throttled for _, st in states),
+                max(st.paused_s for _, st in states),
+                sum(st.refused - self._refused_before.get(key, 0) for key, st in states))
 
     async def aclose(self) -> None:
         for chat in self._chats.values():
@@ -122,7 +147,7 @@ class _PooledChat:
         self._chats.clear()
 
 
-PRIORITY_GENERATION, PRIORITY_JUDGE = 0, 1  # generations first: a row's chain is longest before it starts
+PRIORITY_GENERATION, PRIORITY_JUDGE, PRIORITY_HEDGE = 0, 1, 2  # generations first: a row's chain is longest
 
 
 class _Slots:
@@ -188,6 +213,8 @@ class _Flight:
     tasks: list = field(default_factory=list)
     hedge: asyncio.Task | None = None
     errors: list = field(default_factory=list)
+    gated: bool = False  # each request takes a slot through the gate; nothing is held while a call waits
+    hedge_call: Callable[[], Awaitable[Any]] | None = None  # a gated flight's backup request (lowest priority)
 
 
 class _Hedger:
@@ -210,6 +237,7 @@ class _Hedger:
         self.enabled = True
         self.tail = False  # set once every row has been started: only then are idle slots really idle
         self.on_hedge: Callable[[], None] | None = None
+        self.throttled: Callable[[], bool] | None = None  # a provider throttles: no backup requests then
         slots.preempt = self.preempt
 
     def observe(self, kind: str, seconds: float) -> None:
@@ -232,6 +260,9 @@ class _Hedger:
     def tick(self) -> None:
         if not (self.enabled and self.tail) or self.used >= self.cap or not self.slots.idle:
             return
+        if self.throttled is not None and self.throttled():
+            return
+        free = self.slots.free  # gated hedges take their slot when their task starts: start at most this many
         now = time.monotonic()
         candidates = []
         for flight in self.flights:
@@ -240,10 +271,14 @@ class _Hedger:
                 if now - flight.started >= limit:
                     candidates.append(flight)
         for flight in sorted(candidates, key=lambda f: f.started):
-            if self.used >= self.cap or not self.slots.try_acquire():
+            if flight.gated:
+                if self.used >= self.cap or free <= 0:
+                    return
+                free -= 1
+            elif self.used >= self.cap or not self.slots.try_acquire():
                 return
             self.used += 1
-            flight.hedge = _start_request(self, flight, name=f"hedge-{self.used:06d}")
+            flight.hedge = _start_request(self, flight, name=f"hedge-{self.used:06d}", hedge=True)
             if self.on_hedge is not None:
                 self.on_hedge()
 
@@ -253,14 +288,17 @@ class _Hedger:
             self.tick()
 
 
-def _start_request(hedger: _Hedger, flight: _Flight, name: str) -> asyncio.Task:
-    """Start one request of ``flight`` (its slot is already held) and settle the flight when it ends."""
-    task = asyncio.ensure_future(flight.call())
+def _start_request(hedger: _Hedger, flight: _Flight, name: str, *, hedge: bool = False) -> asyncio.Task:
+    """Start one request of ``flight`` (its slot is already held, unless the flight is gated) and settle the
+    flight when it ends."""
+    call = flight.hedge_call if hedge and flight.hedge_call is not None else flight.call
+    task = asyncio.ensure_future(call())
     task.set_name(name)
     flight.tasks.append(task)
 
     def done(t: asyncio.Task) -> None:
-        hedger.slots.release()
+        if not flight.gated:
+            hedger.slots.release()
         if flight.result.done():
             return
         if t.cancelled():
@@ -299,6 +337,8 @@ class _Executor:
         self.ckpt = checkpoint
         self.handle = handle
         self.chat = chat_fn
+        self._gated = bool(getattr(chat_fn, "gated", False))
+        self._answered: collections.deque[float] = collections.deque(maxlen=4096)  # when calls were answered
         self._secrets = secrets
         self.on_checkpoint = on_checkpoint
         self.every = max(1, checkpoint_every)
@@ -311,6 +351,13 @@ class _Executor:
         self.hedger = _Hedger(self.slots, cap=max(settings.concurrency, planned // 40))
         self.hedger.enabled = hedge
         self.hedger.on_hedge = handle.count_hedge
+        limits = getattr(chat_fn, "limits", None)
+        if limits is not None:
+            self.hedger.throttled = lambda: bool(limits()[1])
+        self._began = time.monotonic()
+        # what rows need after their generations, loaded in a worker thread as the run starts (see execute)
+        self.judge_loaded: asyncio.Future = asyncio.get_running_loop().create_future()
+        self.language_loaded: asyncio.Future = asyncio.get_running_loop().create_future()
         self.gen_params = settings.gen_params()
         self.judge_params = settings.judge_params()
         self.budget_hit = False
@@ -321,18 +368,55 @@ class _Executor:
         self._fh: Any = None
 
     # --- calls ---
+    def _gate(self, flight: _Flight, priority: int) -> Callable[[], Any]:
+        """The run's slot for one request of ``flight`` (entered per request by ``inference.AsyncChat``)."""
+
+        @asynccontextmanager
+        async def gate() -> AsyncIterator[None]:
+            await self.slots.acquire(priority)
+            flight.started = time.monotonic()
+            try:
+                yield
+            finally:
+                self.slots.release()
+
+        return gate
+
+    def call_stats(self) -> CallStats:
+        """The run's calls now (thread-safe enough for snapshots: it only reads)."""
+        now = time.monotonic()
+        answered = [t for t in list(self._answered) if t >= now - 10.0]
+        span = min(10.0, max(1.0, now - self._began))
+        allowed, throttled, waiting, refused = (
+            self.chat.limits() if hasattr(self.chat, "limits") else (None, False, 0.0, 0)  # type: ignore[attr-defined]
+        )
+        concurrency = self.s.concurrency
+        return CallStats(
+            in_flight=max(0, concurrency - self.slots.free), concurrency=concurrency,
+            allowed=concurrency if allowed is None else min(concurrency, allowed),
+            calls_per_s=len(answered) / span, throttled=throttled, waiting_s=waiting, refused=refused,
+        )
+
     async def _call(self, backend: Any, messages: list[dict], params: Any, kind: str = "generation") -> tuple[Any, int]:
         key = self._secrets.for_backend(backend)
-        flight = _Flight(
-            kind, 0.0, lambda: self.chat(backend, messages, params, key), asyncio.get_running_loop().create_future()
-        )
-        await self.slots.acquire(PRIORITY_GENERATION if kind == "generation" else PRIORITY_JUDGE)
-        try:
-            flight.started = time.monotonic()
-            _start_request(self.hedger, flight, name="primary")  # from here on the request owns the slot
-        except BaseException:
-            self.slots.release()
-            raise
+        priority = PRIORITY_GENERATION if kind == "generation" else PRIORITY_JUDGE
+        loop = asyncio.get_running_loop()
+        if self._gated:  # the request takes the run's slot itself, and gives it back while it waits to retry
+            flight = _Flight(kind, time.monotonic(), lambda: None, loop.create_future(), gated=True)  # type: ignore
+            flight.call = lambda: self.chat(backend, messages, params, key,
+                                            gate=self._gate(flight, priority))  # type: ignore[call-arg]
+            flight.hedge_call = lambda: self.chat(backend, messages, params, key,
+                                                  gate=self._gate(flight, PRIORITY_HEDGE))  # type: ignore[call-arg]
+            _start_request(self.hedger, flight, name="primary")
+        else:
+            flight = _Flight(kind, 0.0, lambda: self.chat(backend, messages, params, key), loop.create_future())
+            await self.slots.acquire(priority)
+            try:
+                flight.started = time.monotonic()
+                _start_request(self.hedger, flight, name="primary")  # from here on the request owns the slot
+            except BaseException:
+                self.slots.release()
+                raise
         self.hedger.flights.add(flight)
         try:
             result = await flight.result
@@ -344,6 +428,7 @@ class _Executor:
                 flight.result.cancel()
             elif not flight.result.cancelled():
                 flight.result.exception()  # retrieved: no "never retrieved" warning
+        self._answered.append(time.monotonic())
         used = (getattr(result, "prompt_tokens", None) or sum(estimate_tokens(m["content"]) for m in messages)) + (
             getattr(result, "completion_tokens", None) or estimate_tokens(getattr(result, "text", "") or "")
         )
@@ -364,6 +449,14 @@ class _Executor:
                 f"Stopped: the {what} model {backend.model!r} was not found ({message}). Check the model id and "
                 "backend, then resume the run; finished rows are kept.",
             ) from None
+        if kind == "out_of_credit":  # the message says what to do: add credits, bill an organisation, switch
+            raise _Stop(STATE_PAUSED, f"Paused: {message} Finished rows are kept.") from None
+        if kind == "throttled":
+            raise _Stop(
+                STATE_PAUSED,
+                f"Paused: {message} Resume the run later (finished rows are kept); or lower the concurrency, or "
+                "allow a longer wait.",
+            ) from None
 
     async def _generate(self, backend: Any, messages: list[dict]) -> tuple[str | None, str, int]:
         """(text or None, failure reason, tokens used)."""
@@ -377,7 +470,7 @@ class _Executor:
             message = self._secrets.scrub(message)
             if kind == "too_long":
                 return None, f"{backend.model}: the prompt is longer than the model's context window ({message})", 0
-            return None, f"{backend.model}: {message}", 0
+            return None, _named(backend.model, message), 0
         text = (getattr(result, "text", "") or "").strip()
         if not text:
             reason = getattr(result, "finish_reason", None) or "unknown"
@@ -423,6 +516,7 @@ class _Executor:
                     reasons.append(reason)
 
         texts = [r or "" for r in responses]
+        await self.judge_loaded  # the judge's templates (loading in a thread while the first generations ran)
         verdict: judge_mod.RowVerdict | None = None
         # The language check runs while the judge works.
         lang_task = asyncio.ensure_future(self._languages(texts, target))
@@ -491,7 +585,7 @@ class _Executor:
             if kind == "too_long":
                 message = f"the judge prompt is longer than the judge model's context window ({message})"
             verdict = judge_mod.RowVerdict(
-                status=schema.STATUS_JUDGE_FAILED, error=f"judge {s.judge.model}: {message}", ratings=[None] * n,
+                status=schema.STATUS_JUDGE_FAILED, error=_named(s.judge.model, message, "judge "), ratings=[None] * n,
                 rationales=[None] * n, orders=[], inconsistent=None, structured=state.use_structured(s.judge),
                 tokens=0, latency_s=time.monotonic() - started,
             )
@@ -502,6 +596,7 @@ class _Executor:
     async def _languages(self, texts: list[str], target: str) -> list[Any]:
         if self.detect is None:
             return [None] * len(texts)
+        await self.language_loaded
         nonempty = [i for i, t in enumerate(texts) if t.strip()]
         # inline: a check takes well under a millisecond (langdetect's sparse scorer); a thread hop costs more
         checks = self.detect([texts[i] for i in nonempty], target) if nonempty else []
@@ -603,6 +698,39 @@ def _default_detect() -> Callable[[list[str], str], list[Any]]:
     return langdetect.check_many
 
 
+def _load_for_judging(settings: RunSettings, language_check: bool, loop: asyncio.AbstractEventLoop,
+                      judge_loaded: asyncio.Future, language_loaded: asyncio.Future) -> None:
+    """Load what rows need after their generations, in a worker thread while the first generations run: the
+    judge's prompt templates (about a second in a fresh process), then langid's model (a few seconds). Loaded
+    inside the run's event loop, they stalled every call at the start. A failure is logged and the first judge
+    call or language check loads (and reports) it itself."""
+
+    def done(future: asyncio.Future) -> None:
+        if not future.done():
+            future.set_result(None)
+
+    try:
+        try:
+            judge_mod.judge_messages("warm-up", ["a", "b"], settings.aspect)
+        finally:
+            loop.call_soon_threadsafe(done, judge_loaded)
+        if language_check:
+            from pipeline import langdetect
+
+            langdetect.warm_up()
+    except Exception as exc:  # noqa: BLE001
+        log.warning("loading the judge templates or the language model failed: %s", type(exc).__name__)
+    finally:
+        loop.call_soon_threadsafe(done, language_loaded)
+
+
+def _with_wait_limit(retry: Any, settings: RunSettings) -> Any:
+    """The retry policy of the run's calls, with the user's longest wait for a throttling provider."""
+    from pipeline import inference
+
+    return replace(retry or inference.DEFAULT_RETRY, max_wait_s=float(settings.max_wait_s))
+
+
 def _first_leaf(exc: BaseException) -> BaseException:
     while isinstance(exc, BaseExceptionGroup):
         exc = exc.exceptions[0]
@@ -647,7 +775,7 @@ async def execute(
         return handle
     detector = _default_detect() if detect == "default" else detect
     secrets = credentials or Credentials(token, api_keys)
-    pooled = _PooledChat(settings.concurrency, retry, timeout) if chat_fn is None else None
+    pooled = _PooledChat(settings.concurrency, _with_wait_limit(retry, settings), timeout) if chat_fn is None else None
     executor = _Executor(
         handle.todo,
         settings,
@@ -660,10 +788,15 @@ async def execute(
         detector,  # type: ignore[arg-type]
         hedge,
     )
+    loading = asyncio.ensure_future(asyncio.to_thread(
+        _load_for_judging, settings, detect == "default", asyncio.get_running_loop(), executor.judge_loaded,
+        executor.language_loaded))
+    handle.watch_calls(executor.call_stats)
     try:
         try:
             state, message = await executor.run()
         finally:
+            handle.watch_calls(None)
             if pooled is not None:
                 await pooled.aclose()
     except asyncio.CancelledError:
@@ -681,6 +814,13 @@ async def execute(
         message = f"Done: {snap.counts.get(schema.STATUS_OK, 0)} of {snap.total} rows ok" + (
             f", {fails} failed (resume the run to retry them)." if fails else "."
         )
+    if handle.snapshot().failures:
+        try:  # the failed rows grouped by reason, for the end of the run (app and CLI)
+            from pipeline import results
+
+            handle.set_failures(tuple(results.failure_reasons(handle.table())))
+        except Exception as exc:  # noqa: BLE001 - a courtesy: the counts are already in the message
+            log.warning("grouping the failed rows failed: %s", type(exc).__name__)
     handle.end(state, message)
     return handle
 

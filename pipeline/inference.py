@@ -306,10 +306,11 @@ _LIMITERS_LOCK = threading.Lock()
 
 
 def controller_key(backend: Backend, token: str | None = None) -> tuple[str, ...]:
-    """Whose limits a call spends: for serverless, the user's account on that model and provider (a sha256 of the
-    token, never the token: one user's 429s never slow another's run); a shared server (endpoint, OpenAI-compatible
-    URL) is one key per URL for everyone."""
-    if backend.kind == "serverless":
+    """Whose limits a call spends. Serverless: the user's account on that model and provider (a sha256 of the
+    token, never the token), so one user's 429s never slow another's run. An OpenAI-compatible URL called with an
+    API key: that key's account on that server (hosted APIs limit each key; users sharing one key share one
+    controller). A shared server (an endpoint, a keyless OpenAI-compatible URL): one controller per URL."""
+    if backend.kind == "serverless" or (backend.kind == "openai" and token):
         return (*backend.key, ratecontrol.credential_key(token))
     return backend.key
 

@@ -5,7 +5,9 @@ Every function takes a ``pyarrow.Table`` and returns plain Python / pandas value
 
 from __future__ import annotations
 
-from collections import defaultdict
+import re
+from collections import Counter, defaultdict
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
@@ -32,6 +34,37 @@ def counts_by_status(raw: pa.Table) -> dict[str, int]:
     for status in raw.column("status").to_pylist():
         counts[status] = counts.get(status, 0) + 1
     return counts
+
+
+@dataclass(frozen=True)
+class FailureGroup:
+    """Failed rows that failed the same way: ``rows`` rows of ``status``, for ``reason`` (the error's first
+    sentence, e.g. "m on http://localhost:8000/v1: cannot connect to http://localhost:8000/v1")."""
+
+    status: str
+    reason: str
+    rows: int
+
+
+def _reason(error: str | None) -> str:
+    """The part of a row's error that is the same for every row that failed the same way."""
+    text = " ".join((error or "").split())
+    text = text.split("; ")[0]  # several generators: the first one's reason
+    text = re.sub(r"\s\(gave up after [^)]*\)", "", text)  # attempts and seconds differ from row to row
+    text = re.split(r"(?<=[.!?])\s", text, maxsplit=1)[0].rstrip(".")
+    return (text[:157] + "…") if len(text) > 160 else (text or "no reason recorded")
+
+
+def failure_reasons(raw: pa.Table | None) -> list[FailureGroup]:
+    """The rows that did not finish ``ok``, grouped by status and reason, the biggest group first (the Pipeline
+    tab and the CLI show these at the end of a run)."""
+    if raw is None or raw.num_rows == 0:
+        return []
+    groups: Counter = Counter()
+    for status, error in _iter_aligned(raw, "status", "error"):
+        if status != schema.STATUS_OK:
+            groups[(status, _reason(error))] += 1
+    return [FailureGroup(status, reason, n) for (status, reason), n in groups.most_common()]
 
 
 def _iter_aligned(raw: pa.Table, *columns: str):

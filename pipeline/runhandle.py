@@ -24,6 +24,7 @@ from pipeline.checkpoint import Checkpoint, Entry, check_checkpoint
 from pipeline.settings import Plan, RunError, RunSettings, plan_run, scope_rows
 
 __all__ = [
+    "CallStats",
     "Progress", "RunHandle", "RUNNING_STATES", "STATE_CANCELLED", "STATE_DONE", "STATE_FAILED", "STATE_PAUSED",
     "STATE_STOPPED", "duration", "prepare_run",
 ]
@@ -39,6 +40,33 @@ STATE_DONE, STATE_CANCELLED, STATE_PAUSED, STATE_STOPPED, STATE_FAILED = (
     "stopped",
     "failed",
 )
+
+
+@dataclass(frozen=True)
+class CallStats:
+    """The run's calls right now, for the progress line: in flight, allowed by the providers' limits, finished per
+    second, and whether a provider is throttling (``waiting_s``: until its Retry-After ends)."""
+
+    in_flight: int = 0
+    allowed: int = 0  # calls the run may have in flight now: its concurrency, or less while a provider throttles
+    concurrency: int = 0  # the user's setting
+    calls_per_s: float = 0.0  # calls answered per second, over the last few seconds
+    throttled: bool = False  # a provider refused calls for load lately and the allowed concurrency is cut
+    waiting_s: float = 0.0  # the run waits this long for a provider's Retry-After
+    refused: int = 0  # calls refused for load (429 / overloaded) in this run
+
+    def line(self) -> str:
+        """E.g. "12 calls in flight · 24 of 64 allowed now · 18.3 calls/s · throttled by the provider, waiting 3 s"
+        (the throttling part only while it happens)."""
+        allowed = f"{self.allowed} allowed now" if self.allowed >= self.concurrency else (
+            f"{self.allowed} of {self.concurrency} allowed now")
+        calls = "call" if self.in_flight == 1 else "calls"
+        text = f"{self.in_flight} {calls} in flight · {allowed} · {self.calls_per_s:.1f} calls/s"
+        if self.waiting_s >= 0.5:
+            text += f" · throttled by the provider, waiting {self.waiting_s:.0f} s"
+        elif self.throttled:
+            text += " · throttled by the provider"
+        return text
 
 
 @dataclass(frozen=True)
@@ -59,6 +87,8 @@ class Progress:
     judged_both: int = 0  # rows of this run judged (and parsed) in both orders
     flips: int = 0  # of which: the preferred answer changed with the order ("inconsistent")
     notices: tuple[str, ...] = ()  # things the user should know while it runs (e.g. the judge fell back to text)
+    calls: CallStats = CallStats()  # calls in flight, allowed concurrency, calls/s, throttling
+    failure_groups: tuple = ()  # results.FailureGroup per (status, reason), biggest first; set when the run ends
 
     @property
     def flip_rate(self) -> float | None:
@@ -156,6 +186,9 @@ class RunHandle:
         self._cancel_requested = False
         self._finished_event = threading.Event()
         self._release: Callable[[], None] | None = None
+        self._call_stats: Callable[[], CallStats] | None = None
+        self._last_calls = CallStats(allowed=settings.concurrency, concurrency=settings.concurrency)
+        self._failure_groups: tuple = ()
         self.hub_message = ""  # the last Hub checkpoint problem, "" when fine
 
     # -- the lifecycle, driven by the executor (pipeline.executor) --
@@ -181,6 +214,17 @@ class RunHandle:
         with self._lock:
             self._state = "running"
             self._started = time.monotonic()
+
+    def set_failures(self, groups: tuple) -> None:
+        """The run's failed rows grouped by reason (``results.failure_reasons``), shown at the end of a run."""
+        with self._lock:
+            self._failure_groups = tuple(groups)
+
+    def watch_calls(self, stats: Callable[[], CallStats] | None) -> None:
+        """Where snapshots read the live call numbers (the executor's; thread-safe); None freezes the last ones."""
+        if stats is None and self._call_stats is not None:
+            self._last_calls = self._call_stats()
+        self._call_stats = stats
 
     def record(self, rec: dict, prior_status: str | None, tokens: int) -> None:
         with self._lock:
@@ -234,6 +278,8 @@ class RunHandle:
             return self._tokens
 
     def snapshot(self) -> Progress:
+        stats = self._call_stats
+        calls = stats() if stats is not None else self._last_calls
         with self._lock:
             now = self._ended if self._ended is not None else time.monotonic()
             elapsed = max(1e-9, now - self._started)
@@ -255,6 +301,8 @@ class RunHandle:
                 judged_both=self._judged_both,
                 flips=self._flips,
                 notices=tuple(self._notices),
+                calls=calls,
+                failure_groups=self._failure_groups,
             )
 
     def live_stats(self) -> tuple[list[dict], list[dict]]:

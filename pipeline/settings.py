@@ -54,6 +54,7 @@ DEFAULTS: Final[Mapping[str, Any]] = MappingProxyType({  # add a new setting her
     "concurrency": 8,
     "max_rows": None,
     "max_tokens": None,
+    "max_wait_s": 600.0,  # seconds one call may wait in total for a throttling provider before the run pauses
 })
 """Every default of a run, in one place: the dataclass below, the Pipeline tab's fields and the CLI's help use it."""
 
@@ -165,6 +166,7 @@ class RunSettings:
     concurrency: int = DEFAULTS["concurrency"]  # calls in flight at once, across generation and judging
     max_rows: int | None = DEFAULTS["max_rows"]  # use only the first max_rows rows of the input
     max_tokens: int | None = DEFAULTS["max_tokens"]  # token budget (prompt + completion) of this run; None: none
+    max_wait_s: float = DEFAULTS["max_wait_s"]  # longest total wait of one call for a provider's rate limit
 
     @classmethod
     def from_mapping(cls, fields: Mapping[str, Any]) -> RunSettings:
@@ -237,6 +239,8 @@ class RunSettings:
             raise RunError("The row limit must be at least 1 (or empty for no limit).")
         if self.max_tokens is not None and self.max_tokens < 1:
             raise RunError("The token budget must be at least 1 (or empty for no budget).")
+        if not 1 <= float(self.max_wait_s) <= 86_400:
+            raise RunError("The longest wait for a provider must be between 1 and 86400 seconds.")
 
     @property
     def sources(self) -> list[str]:
@@ -276,6 +280,7 @@ class RunSettings:
             "concurrency": self.concurrency,
             "max_rows": self.max_rows,
             "max_tokens": self.max_tokens,
+            "max_wait_s": self.max_wait_s,
         }
 
     def fingerprint(self) -> str:

@@ -199,8 +199,12 @@ def test_serverless_users_have_separate_controllers_and_the_key_holds_no_token()
 
 
 def test_a_shared_server_has_one_controller_for_everyone():
-    backend = Backend("openai", "m", "http://127.0.0.1:9/v1")
-    assert inference.limiter_for(backend, "key-a") is inference.limiter_for(backend, "key-b")
+    endpoint = Backend("endpoint", "", "https://xyz.endpoints.huggingface.cloud")
+    assert inference.limiter_for(endpoint, "hf_a") is inference.limiter_for(endpoint, "hf_b")
+    keyless = Backend("openai", "m", "http://127.0.0.1:9/v1")
+    assert inference.limiter_for(keyless, None) is inference.limiter_for(keyless, "")
+    # an API key is an account on that server (hosted OpenAI-compatible APIs limit each key)
+    assert inference.limiter_for(keyless, "key-a") is not inference.limiter_for(keyless, "key-b")
 
 
 # --- calls ------------------------------------------------------------------------------------------------------

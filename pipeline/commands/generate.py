@@ -29,7 +29,7 @@ CONFIG_KEYS = (
     "judge_backend", "judge_base_url", "judge_provider", "system_prompt", "system_prompt_file", "aspect",
     "max_rows", "max_tokens", "max_new_tokens", "temperature", "top_p", "seed", "judge_max_new_tokens",
     "judge_temperature", "concurrency", "push", "public", "overwrite", "source_dataset", "license",
-    "hub_checkpoint", "checkpoint_every",
+    "hub_checkpoint", "checkpoint_every", "max_wait_s",
 )
 
 
@@ -68,7 +68,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     r = p.add_argument_group("limits")
     r.add_argument("--max-rows", type=int, help="use only the first N rows of the input")
     r.add_argument("--max-tokens", type=int, help="token budget of this run (prompt + completion)")
-    r.add_argument("--concurrency", type=int, help=f"calls in flight at once (default {DEFAULTS['concurrency']})")
+    r.add_argument("--concurrency", type=int, help=f"calls in flight at once (default {DEFAULTS['concurrency']}); "
+                   "fewer while a provider throttles, growing back as it allows")
+    r.add_argument("--max-wait", dest="max_wait_s", type=float, metavar="SECONDS",
+                   help="longest total wait of one call for a provider that throttles (429); after it the run "
+                        f"pauses, to resume later (default {DEFAULTS['max_wait_s']:g})")
     r.add_argument("--no-hedge", action="store_true",
                    help="never send backup requests for stragglers at the end of the run (default: up to one per "
                         "slow call, only when slots are idle, at most max(concurrency, 2.5%% of calls))")
@@ -284,7 +288,14 @@ def _main(args: argparse.Namespace) -> int:
     if interrupted or snap.state == generate.STATE_CANCELLED:
         print("Rerun the same command to resume.", file=sys.stderr)
         return 130
+    if snap.failure_groups:
+        print("Failed rows by reason:", file=sys.stderr)
+        for group in snap.failure_groups:
+            print(f"  {group.rows} × {group.status.replace('_', ' ')}: {group.reason}", file=sys.stderr)
     if snap.state != generate.STATE_DONE:
+        return 1
+    if not snap.counts.get("ok"):
+        print("error: no row finished ok; see the reasons above.", file=sys.stderr)
         return 1
     if push:
         try:
@@ -304,5 +315,5 @@ def _counts(counts: dict) -> str:
 def _update(bar, snap) -> None:
     bar.n = snap.done
     fails = snap.failures
-    bar.set_postfix_str(f"failed={fails} {snap.rows_per_s:.2f} rows/s", refresh=False)
+    bar.set_postfix_str(f"failed={fails} {snap.rows_per_s:.2f} rows/s · {snap.calls.line()}", refresh=False)
     bar.refresh()
