@@ -604,6 +604,9 @@ def _request_kwargs(backend: Backend, params: GenParams) -> dict[str, Any]:
     elif backend.kind == "endpoint":
         out["model"] = "tgi"
     if params.response_format is not None:
+        refused = refused_schema(backend)
+        if refused is not None:  # checked as the request is about to go: calls that waited for a slot send nothing
+            raise refused
         out["response_format"] = response_format_payload(backend, params.response_format)
     return out
 
@@ -624,6 +627,7 @@ SCHEMA_DIALECTS: dict[str, tuple[str, ...]] = {
     "openai": ("json_object", "json_schema"),
 }
 _DIALECT_AT: dict[tuple[str, ...], int] = {}  # (backend key..., model) -> index into its SCHEMA_DIALECTS
+_REFUSED: dict[tuple[str, ...], InferenceError] = {}  # backends that refused every dialect: no more asking
 _DIALECT_LOCK = threading.Lock()
 
 
@@ -646,7 +650,7 @@ def _next_dialect(backend: Backend, refused: str) -> bool:
         if dialects[at] != refused:  # another call moved it already
             return True
         if at + 1 >= len(dialects):
-            return False
+            return False  # the caller records the refusal (_schema_refused)
         _DIALECT_AT[_dialect_key(backend)] = at + 1
         log.info("%s refused response_format %r; trying %r", backend.label, refused, dialects[at + 1])
         return True
@@ -674,11 +678,20 @@ def _schema_refused(error: InferenceError, backend: Backend, dialect: str) -> In
         return error
     if _next_dialect(backend, dialect):
         return None
-    return error.with_message(
+    refusal = error.with_message(
         f"{_where(backend)}: structured output (a JSON schema in response_format) was refused ({error.status}). "
         f"{error.message}",
         kind="schema_refused",
     )
+    with _DIALECT_LOCK:
+        _REFUSED.setdefault(_dialect_key(backend), refusal)
+    return refusal
+
+
+def refused_schema(backend: Backend) -> InferenceError | None:
+    """The refusal of a backend that refused structured output in every dialect (asked no more), else None."""
+    with _DIALECT_LOCK:
+        return _REFUSED.get(_dialect_key(backend))
 
 
 def check_messages(messages: list[dict]) -> None:
@@ -820,6 +833,8 @@ class AsyncChat:
         again, and raises ``schema_refused`` when none is left."""
         while True:
             dialect = schema_dialect(self.backend) if params.response_format is not None else ""
+            if dialect and (refused := refused_schema(self.backend)) is not None:
+                raise refused  # refused before in this process: no request
             try:
                 return await self._once(messages, params)
             except InferenceError as error:

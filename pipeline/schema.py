@@ -59,6 +59,15 @@ STATUS_JUDGE_FAILED: Final = "judge_failed"
 STATUS_JUDGE_UNPARSEABLE: Final = "judge_unparseable"
 STATUSES: Final = (STATUS_OK, STATUS_GENERATION_FAILED, STATUS_JUDGE_FAILED, STATUS_JUDGE_UNPARSEABLE)
 
+# Added with the structured, order-aware judge (pipeline/judge.py): absent in older raw files, read as null.
+JUDGE_COLUMNS: Final = (
+    "judge_mode",  # "ratings" | "pairwise" (null: ratings, an older file)
+    "judge_orders",  # list[list[int]]: presentation order(s) used (pairwise: [shown as A, shown as B] per call)
+    "judge_inconsistent",  # bool | None: judged in both orders and the preferred answer changed; None: judged once
+    "judge_structured",  # bool | None: every judge call used structured output (False: fell back to text)
+    "judge_winners",  # list[str] | None: pairwise, per generator "human" | "model" | "tie"
+)
+
 RAW_COLUMNS: Final = (
     "id",
     "prompt",
@@ -66,7 +75,7 @@ RAW_COLUMNS: Final = (
     "target_language",  # ISO 639-3 code of the filtered language
     "responses",  # list[str]; index 0 is the human response
     "response_sources",  # list[str]; "human" or the generator's model id
-    "ratings",  # list[int | None]; UltraFeedback rating 1-5 per response
+    "ratings",  # list[float | None]; rating 1-5 per response (mean over orders; pairwise: points, see judge.py)
     "rationales",  # list[str | None]
     "detected_languages",  # list[str | None]; ISO 639-3, None where undetectable
     "language_confidences",  # list[float | None]
@@ -75,6 +84,7 @@ RAW_COLUMNS: Final = (
     "aspect",  # UltraFeedback aspect, e.g. "overall-rating"
     "status",  # one of STATUSES
     "error",  # human-readable reason, "" when status == ok
+    *JUDGE_COLUMNS,
 )
 
 # --- Human annotations pulled from Argilla ------------------------------------------------------------------
@@ -86,6 +96,40 @@ ANNOTATION_COLUMNS: Final = (
     "agreement",  # float in [0, 1]: share of annotators that agree with the majority preference
     "improved_response",  # str | None
 )
+
+
+@dataclass(frozen=True)
+class JudgeStats:
+    """What a run's judge did, counted over raw rows (``pipeline.results.judge_stats``), for cards and the app.
+
+    ``judged`` rows got an answer from the judge (``ok`` or ``judge_unparseable``; failed calls are not counted);
+    ``structured`` of them used structured output in every call, ``text`` the text format (fell back, or asked);
+    ``both_orders`` were judged in both orders and parsed, ``flips`` of them changed preference with the order."""
+
+    mode: str = "ratings"  # "ratings" | "pairwise" | "mixed"
+    order: str = "random"  # "random" | "both" | "fixed" (older runs: human first) | "mixed"
+    judged: int = 0
+    parsed: int = 0
+    structured: int = 0
+    text: int = 0
+    both_orders: int = 0
+    flips: int = 0
+
+    @property
+    def parse_rate(self) -> float | None:
+        return self.parsed / self.judged if self.judged else None
+
+    @property
+    def flip_rate(self) -> float | None:
+        return self.flips / self.both_orders if self.both_orders else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "parse_rate": self.parse_rate, "flip_rate": self.flip_rate}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> JudgeStats:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
 
 
 @dataclass(frozen=True)
@@ -443,6 +487,11 @@ class RunMeta:
     checkpoint: bool = False  # a checkpoint of a run in progress (not its final push)
     run_state: str = ""  # the run's last state when its results were taken (app)
     hedged_calls: int = 0  # backup requests sent for slow calls
+    judge_mode: str = ""  # "ratings" | "pairwise" ("": ratings, an older run)
+    judge_order: str = ""  # "random" | "both" ("": an older run, human answer shown first)
+    judge_structured: bool | None = None  # the run asked the judge for structured output (None: older run)
+    judge_stats: JudgeStats | None = None  # what the judge did, counted over the raw rows (results.judge_stats)
+    judge_check: JudgeCheck | None = None  # the judge check run before this run, if any (pipeline.judgecheck)
     raw_dataset: str = ""  # the Hub id the raw results were loaded from (Export)
     created_with: str = "DPO Studio"
     created_at: str = ""  # YYYY-MM-DD (UTC)
@@ -492,7 +541,7 @@ class RunMeta:
         consumed = set(data)
         settings = data.get("settings") if isinstance(data.get("settings"), Mapping) else {}
         for key in ("generators", "judge", "system_prompt", "aspect", "generation", "judge_generation",
-                    "concurrency", "max_rows", "max_tokens"):
+                    "concurrency", "max_rows", "max_tokens", "judge_mode", "judge_order", "judge_structured"):
             if data.get(key) is None and settings.get(key) is not None:
                 data[key] = settings[key]
         if not data.get("generators"):
@@ -593,7 +642,7 @@ def raw_schema() -> pa.Schema:
         "target_language": s,
         "responses": pa.list_(s),
         "response_sources": pa.list_(s),
-        "ratings": pa.list_(i),
+        "ratings": pa.list_(f),
         "rationales": pa.list_(s),
         "detected_languages": pa.list_(s),
         "language_confidences": pa.list_(f),
@@ -602,5 +651,33 @@ def raw_schema() -> pa.Schema:
         "aspect": s,
         "status": s,
         "error": s,
+        "judge_mode": s,
+        "judge_orders": pa.list_(pa.list_(i)),
+        "judge_inconsistent": b,
+        "judge_structured": b,
+        "judge_winners": pa.list_(s),
     }
     return pa.schema([(name, types[name]) for name in RAW_COLUMNS])
+
+
+def conform_raw(table: pa.Table) -> pa.Table:
+    """``table`` with every column of :func:`raw_schema`, in order and type: columns an older raw file lacks
+    (``JUDGE_COLUMNS``) are added as nulls, integer ratings become floats, extra columns are kept at the end.
+    Raises ``ValueError`` naming the missing columns when a column other than ``JUDGE_COLUMNS`` is absent."""
+    target = raw_schema()
+    missing = [c for c in RAW_COLUMNS if c not in table.column_names and c not in JUDGE_COLUMNS]
+    if missing:
+        raise ValueError(f"Not a raw results table: missing column(s) {', '.join(missing)}.")
+    columns, names = [], []
+    for fld in target:
+        if fld.name in table.column_names:
+            col = table.column(fld.name)
+            columns.append(col if col.type == fld.type else col.cast(fld.type))
+        else:
+            columns.append(pa.nulls(table.num_rows, fld.type))
+        names.append(fld.name)
+    for name in table.column_names:
+        if name not in target.names:
+            columns.append(table.column(name))
+            names.append(name)
+    return pa.Table.from_arrays(columns, names=names)
