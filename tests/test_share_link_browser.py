@@ -1,5 +1,8 @@
 """A community link, in a real browser: opening ``?language=…`` pre-selects the language in the Filter tab, and
-"Share a link" builds a link from the session's choices that does the same for the next person."""
+"Share a link" builds a link from the session's choices (language and source; model and system prompt once chosen in
+the Playground) that does the same for the next person, and says what it does not carry.
+
+``tests/test_ui_browser.py`` opens a full link (language, model, system prompt, source) in a fresh page."""
 
 from __future__ import annotations
 
@@ -51,13 +54,17 @@ def test_link_preselects_language_and_share_builds_the_same_link(page, app_serve
     )
     link = box.input_value()
     assert link.startswith(app_server.url.rstrip("/") + "/")
-    assert parse_qs(urlsplit(link).query) == {"language": ["nld"]}  # no model chosen in the Playground yet
+    # no model chosen in the Playground yet: the link has the language and the data's source, and a note says why
+    assert parse_qs(urlsplit(link).query) == {"language": ["nld"], "source": ["demo"]}
+    note = page.locator("#share-link-note")
+    note.get_by_text("does not carry a model", exact=False).wait_for()
+    assert "Use in pipeline" in note.inner_text()
 
-    # The next person opens it and gets Dutch without choosing.
+    # The next person opens it and gets the demo data filtered to Dutch without a click.
     page.goto(link)
     page.get_by_role("tab", name="1. Filter").wait_for()
-    load_demo(page)
     page.get_by_text("of Dutch").first.wait_for()
+    assert page.get_by_label("Demo data (bundled, no network)").is_checked()
 
 
 def test_without_a_link_no_language_is_chosen(page, app_server):

@@ -263,7 +263,7 @@ def build_tab(session: gr.State, tab: gr.Tab) -> dict[str, Any]:
         with gr.Row():
             c["connect"] = gr.Button("Connect", variant="secondary")
             c["forget"] = gr.Button("Forget my key", variant="secondary")
-    c["conn_status"] = gr.Markdown("Not connected yet.")
+    c["conn_status"] = gr.Markdown("Not connected yet.", elem_id="argilla-status")
 
     gr.Markdown("### Send pairs for validation")
     c["send_info"] = gr.Markdown()

@@ -113,6 +113,8 @@ COLUMN_LABELS: dict[str, str] = {
     "preference_source": "Preferred by",
     "chosen_source": "Chosen from",
     "rejected_source": "Rejected from",
+    "chosen_model": "Chosen from",
+    "rejected_model": "Rejected from",
     "target_language": "Language",
     "system_prompt": "System prompt",
 }

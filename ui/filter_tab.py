@@ -161,7 +161,7 @@ def on_filter(language: str | None, annotation_types: list[str] | None, min_prom
     if src is None:
         session.filtered = None
         btn, note = _push_state(session, profile)
-        return session, "Load a dataset first (button above).", empty, gr.update(), btn, note
+        return session, _waiting_for_data(language), empty, gr.update(), btn, note
     if not language:
         session.filtered = None
         btn, note = _push_state(session, profile)
@@ -261,6 +261,15 @@ def on_source_change(choice: str) -> dict:
 
 
 # --- opened from a community link ---------------------------------------------------------------------------------
+def _waiting_for_data(language: str | None) -> str:
+    """The count line before any data is loaded (a community link may already have chosen the language)."""
+    if not language:
+        return "Load a dataset first (button above)."
+    name = languages.display_name(language)
+    label = f"{name} ({language})" if name != language else language
+    return f"Click **Load** above: {_md(label)} is chosen, and its rows show as soon as the data is there."
+
+
 def on_link_open(session: Session, request: gr.Request, profile: gr.OAuthProfile | None = None) -> tuple:
     """Page load with ``?language=…&source=…``: land ready. The link's source is chosen; the demo data (bundled,
     instant) is loaded and filtered to the link's language at once; Aya (about 200,000 rows from the Hub) is one
@@ -286,7 +295,7 @@ def on_link_open(session: Session, request: gr.Request, profile: gr.OAuthProfile
               "200,000; a few seconds), or choose the demo data.")  # fmt: skip
     language = (gr.update(choices=[(f"{name} ({shared.language})", shared.language)], value=shared.language,
                           interactive=True) if shared.language else keep)  # fmt: skip
-    count = f"Click **Load** above: {chosen} is chosen, and its rows show as soon as the data is there."
+    count = _waiting_for_data(shared.language)
     return session, gr.update(value=SRC_AYA), status, keep, keep, language, keep, count, keep, keep, keep, keep
 
 
