@@ -206,7 +206,8 @@ def bar_chart(frame: pd.DataFrame | None, x: str, y: str, *, title: str, empty: 
         encoding["color"] = {"field": color, "type": "nominal", "title": color_title or color,
                              "scale": {"domain": names, "range": [series[n] for n in names]},
                              "legend": {"orient": "bottom", "labelLimit": 280}}  # fmt: skip
-        encoding["xOffset"] = {"field": color, "type": "nominal", "sort": names}
+        if color != x:  # bars of one x value stand side by side, one per series
+            encoding["xOffset"] = {"field": color, "type": "nominal", "sort": names}
         encoding["tooltip"].insert(0, {"field": color, "type": "nominal", "title": color_title or color})
     base["data"] = {"values": rows}
     base["mark"] = {"type": "bar", "tooltip": True}

@@ -428,7 +428,7 @@ def build(session: gr.State, tab: gr.Tab) -> None:
         cancel_btn = gr.Button("Cancel", variant="stop")
         restart = gr.Checkbox(value=RUN_OPTIONS["restart"], label="Start over (discard finished rows of these settings)")
     estimate_md = gr.Markdown()
-    progress_md = gr.Markdown()
+    progress_md = gr.Markdown(elem_id="pipeline-progress")
     latest = gr.Dataframe(
         latest_view(pd.DataFrame(columns=["status", "prompt", "human", "human rating", "human lang", "error"]))[
             "value"],
