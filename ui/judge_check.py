@@ -297,7 +297,7 @@ def build(session: gr.State, judge_picker: BackendPicker, *, aspect: Any = None,
             tally = gr.Markdown("No labels yet.")
             with gr.Row():
                 save_btn = gr.Button("Save labels (for the command line)", size="sm")
-                labels_out = gr.File(label="Labels (JSON Lines)", interactive=False, visible=True)
+                labels_out = gr.File(label="Labels (JSON Lines)", interactive=False, visible=False)
         gr.Markdown("**Candidate judges** (up to 3; empty model ids are skipped)")
         with gr.Row(equal_height=False):
             pickers = []
@@ -343,6 +343,10 @@ def build(session: gr.State, judge_picker: BackendPicker, *, aspect: Any = None,
     def _poll(state: Session) -> dict:
         return {poll_out[k]: v for k, v in poll_check(state).items()}
 
+    def _save(state: Session) -> Any:
+        path = labels_file(state)
+        return gr.update(value=path, visible=path is not None)
+
     def _use(data: dict) -> dict:
         values = {"choice": data[choice]}
         return {use_out.get(k, k): v for k, v in use_judge(data[session], values, judge_picker).items()}
@@ -353,7 +357,7 @@ def build(session: gr.State, judge_picker: BackendPicker, *, aspect: Any = None,
         button.click(lambda s, v=value: _panel(answer(s, v)), inputs=session, outputs=outputs)
     prev_btn.click(lambda s: _panel(move(s, -1)), inputs=session, outputs=outputs)
     next_btn.click(lambda s: _panel(move(s, 1)), inputs=session, outputs=outputs)
-    save_btn.click(labels_file, inputs=session, outputs=labels_out)
+    save_btn.click(_save, inputs=session, outputs=labels_out)
     estimate_btn.click(lambda data: estimate_check(data[session], check_form.values(data)),
                        inputs=check_form.inputs(session), outputs=estimate_md)
     run_btn.click(_start, inputs=check_form.inputs(session), outputs=[status_md, timer])
