@@ -73,11 +73,7 @@ ENV_KEY: Final = "ARGILLA_API_KEY"
 GUIDELINES_TEMPLATE: Final = Path(__file__).with_name("argilla_guidelines.md")
 GUIDELINES_MAX_CHARS: Final = 10_000  # Argilla's limit
 
-EXTRA_ANNOTATION_COLUMNS: Final = (
-    "judge_ratings",  # list[float | None], aligned with the raw row's responses
-    "judge_preference",  # int | None; index into responses, -1 = tie
-    "n_discarded",  # annotators who discarded the record
-)
+EXTRA_ANNOTATION_COLUMNS: Final = schema.EXTRA_ANNOTATION_COLUMNS  # judge_ratings, judge_preference, n_discarded
 
 SKIP_FEW_RESPONSES: Final = "fewer than 2 non-empty responses (e.g. generation failed)"
 SKIP_NO_ID: Final = "no id or prompt"
@@ -818,19 +814,8 @@ class PullResult:
 
 
 def annotations_schema() -> pa.Schema:
-    f, i, s = pa.float64(), pa.int64(), pa.string()
-    types = {
-        "id": s,
-        "n_annotators": i,
-        "human_ratings": pa.list_(f),
-        "human_preference": i,
-        "agreement": f,
-        "improved_response": s,
-        "judge_ratings": pa.list_(f),
-        "judge_preference": i,
-        "n_discarded": i,
-    }
-    return pa.schema([(c, types[c]) for c in (*schema.ANNOTATION_COLUMNS, *EXTRA_ANNOTATION_COLUMNS)])
+    """The pulled annotations' Arrow schema (declared in :data:`pipeline.schema.ANNOTATION_SCHEMA`)."""
+    return schema.ANNOTATION_SCHEMA
 
 
 def annotations_table(rows: Iterable[Mapping[str, Any]]) -> pa.Table:

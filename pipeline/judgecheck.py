@@ -306,11 +306,8 @@ def merge_annotations(existing: pa.Table | None, labelled: pa.Table, *,
 
 def labels_table(labels: Iterable[Label]) -> pa.Table:
     """The labels as a table (:data:`LABEL_COLUMNS`), for a ``.jsonl``/``.parquet`` file the CLI reads back."""
-    s, i = pa.string(), pa.int64()
-    sch = pa.schema([("id", s), ("prompt", s), ("shown", pa.list_(i)), ("answers", pa.list_(s)), ("choice", s),
-                     ("language", s), ("n_responses", i)])
     rows = [{**asdict(lab), "shown": list(lab.shown), "answers": list(lab.answers)} for lab in labels]
-    return pa.Table.from_pylist(rows, schema=sch)
+    return pa.Table.from_pylist(rows, schema=schema.LABEL_SCHEMA)
 
 
 def labels_from_table(table: pa.Table, where: str = "the labels file") -> list[Label]:

@@ -381,6 +381,13 @@ class Provenance:
     rows: int | None = None  # rows of the filtered set
     file: str = ""  # the local file's name (never its folder) when the rows were read from one
 
+    def __post_init__(self) -> None:
+        # stored as JSON gives it back: tuples become lists, so a provenance equals itself after a round trip
+        object.__setattr__(self, "filters", json.loads(json.dumps(dict(self.filters), default=list)))
+        columns = {str(k): "" if v is None else str(v) for k, v in dict(self.columns).items()}
+        object.__setattr__(self, "columns", columns)
+        object.__setattr__(self, "filter_notes", tuple(str(n) for n in self.filter_notes))
+
     @property
     def known(self) -> bool:
         """Whether the source is known (a Hub dataset id, or the demo data)."""
@@ -556,7 +563,8 @@ class RunMeta:
                 source[key] = _first(data, *aliases)
         data["source"] = source
         data["language"] = _first(data, "language", "language_name", default="")
-        data["language_code"] = _first(data, "language_code", default="") or source.get("language_code") or ""
+        if "language_code" not in data:
+            data["language_code"] = source.get("language_code") or ""
         aliases = {"settings", "models", "generator_models", "judge_model", "source_dataset", "license",
                    "source_license", "language_name"}
         known = {f.name for f in fields(cls)}
