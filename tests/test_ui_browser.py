@@ -28,12 +28,14 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-net
 SHOTS = OUTPUT_DIR / "browser"
 STEP_MS = 30_000
 
-# Every word of every visible table header: does it sit on one line? (a word broken over two lines has client
-# rectangles at two heights)
+# Every visible table header: is any word broken over two lines (its client rectangles sit at two heights), or is
+# the header wider than its cell (cut off: words are never broken, so a too-narrow column hides the end)?
 BROKEN_HEADER_WORDS = """() => {
   const broken = [];
   for (const th of document.querySelectorAll('th')) {
     if (!th.offsetParent || !th.innerText.trim()) continue;
+    const box = th.querySelector('.header-content') || th;
+    if (box.scrollWidth > box.clientWidth + 1) broken.push('cut off: ' + th.innerText.trim());
     const walker = document.createTreeWalker(th, NodeFilter.SHOW_TEXT);
     let node;
     while ((node = walker.nextNode())) {

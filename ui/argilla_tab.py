@@ -30,7 +30,7 @@ ANNOTATION_PREVIEW_COLUMNS = ["prompt", "human preference", "judge preference", 
 
 
 _md = md_text  # untrusted text (names, messages quoting data) shown as text
-TABLE_WIDTHS = column_widths([26, 9, 9, 8, 8, 9, 9, 16, 6])
+TABLE_WIDTHS = column_widths([18, 11, 11, 11, 11, 10, 10, 12, 6])
 
 
 def _env_key_name() -> str:
