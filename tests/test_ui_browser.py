@@ -228,7 +228,7 @@ def test_table_headers_are_not_broken_inside_a_word(page, app_server):
     headers = [h.strip() for h in page.locator("th").filter(visible=True).all_inner_texts() if h.strip()]
     assert "Answer length (mean chars)" in headers and "Annotation type" in headers
     assert not any("_" in h for h in headers), f"raw column names as headers: {headers}"
-    for name in ("4. Argilla", "5. Export"):
+    for name in ("2. Playground", "3. Pipeline", "4. Argilla", "5. Export"):
         tab(page, name)
         page.wait_for_timeout(500)
         assert not broken_headers(page), (name, broken_headers(page))
