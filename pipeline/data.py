@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline import hub, languages, tablefiles
+from pipeline import hub, languages, schema, tablefiles
 from pipeline.schema import FILTERED_COLUMNS, row_id
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -57,7 +57,7 @@ __all__ = [
 AYA_ID = "CohereForAI/aya_dataset"
 AYA_LICENSE = "apache-2.0"
 DEMO_ID = "dpo-studio/demo"  # not a Hub repo: the bundled demo data
-DEMO_LABEL = "DPO Studio demo data (bundled, self-written; not Aya)"
+DEMO_LABEL = schema.DEMO_LABEL
 DEMO_FILE = Path(__file__).resolve().parent / "demo_data" / "aya_demo.jsonl"
 PROMPT_CHARS, RESPONSE_CHARS = "_prompt_chars", "_response_chars"
 PROMPT_KEY, IS_REPEAT = "_prompt_key", "_is_repeat"  # helper columns of a Source table (see _sort_for_filtering)
@@ -545,7 +545,9 @@ def _drop_duplicate_prompts(t: pa.Table) -> pa.Table:
 
 @dataclass
 class FilteredSet:
-    """The output of Filter and the input of the Pipeline tab (``session.filtered``)."""
+    """The output of Filter and the input of the Pipeline tab (``session.filtered``). ``table`` carries
+    :meth:`provenance` in its Arrow schema metadata (``schema.with_provenance``), so every file written from it
+    (Parquet, JSON Lines with its sidecar, a Hub push) names its source, filters and language."""
 
     table: pa.Table  # schema.FILTERED_COLUMNS
     source: SourceInfo
@@ -569,6 +571,16 @@ class FilteredSet:
     def summary(self) -> str:
         return f"{self.rows:,} {self.language} rows from {self.source.label}"
 
+    def provenance(self) -> schema.Provenance:
+        """Where these rows come from: the source dataset (or the demo data), the filters and the language."""
+        src = self.source
+        return schema.Provenance(
+            dataset="" if src.is_demo else src.dataset_id, config=src.config or "", split=src.split,
+            license=src.license, demo=src.is_demo, columns=dict(src.mapping), filters=asdict(self.spec),
+            filter_notes=tuple(self.spec.describe()), language=self.language, language_code=self.language_code,
+            rows=self.rows,
+        )
+
     def to_dict(self) -> dict[str, Any]:
         """Everything but the table (for cards, checkpoints and logs)."""
         return {"source": asdict(self.source), "filters": asdict(self.spec), "language": self.language,
@@ -576,11 +588,14 @@ class FilteredSet:
 
 
 def filter_source(source: Source, spec: FilterSpec) -> FilteredSet:
-    """Filter and wrap the result with its provenance. DataError for an unknown language or bad filters."""
+    """Filter and wrap the result with its provenance (also in the table's schema metadata). DataError for an
+    unknown language or bad filters."""
     lang = source.resolve_language(spec.language)
     table = apply_filters(source, spec, lang)
-    return FilteredSet(table=table, source=source.info, spec=replace(spec, language=lang.code), language=lang.name,
-                       language_code=lang.code)  # fmt: skip
+    fs = FilteredSet(table=table, source=source.info, spec=replace(spec, language=lang.code), language=lang.name,
+                     language_code=lang.code)
+    fs.table = schema.with_provenance(table, fs.provenance())
+    return fs
 
 
 # --- cards and files ----------------------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
-"""What travels with a raw dataset: its metadata (``raw_meta``), its card, and a ``pipeline.py`` that reproduces
-the run with distilabel's own ``Pipeline`` (so it can scale out on distilabel's Ray runner), plus the push.
+"""What travels with a raw dataset: its metadata (:class:`pipeline.schema.RunMeta`), its card, and a
+``pipeline.py`` that reproduces the run with distilabel's own ``Pipeline`` (so it can scale out on distilabel's Ray
+runner), plus the push.
 
 The generated script mirrors the data-is-better-together recipe: ``LoadDataFromDicts`` → one ``TextGeneration`` per
 generator model → ``GroupColumns`` (the human response joins the group first, straight from the loader) →
@@ -7,59 +8,80 @@ generator model → ``GroupColumns`` (the human response joins the group first, 
 serverless models through the HF router's OpenAI-compatible API, and ``InferenceEndpointsLLM(base_url=...)`` for
 dedicated endpoints (``InferenceEndpointsLLM(model_id=...)`` is broken with current huggingface_hub, and
 ``base_url`` alone sends the model name "dummy", which only endpoints ignore). Keys are read from the environment
-when the script runs; no token is ever written into it.
+when the script runs; no token is ever written into it, and no path of the machine that made it: its input is a
+Hub dataset id (the default once the raw dataset is pushed) or the ``--data`` argument.
+
+Every raw table this module writes carries its provenance and run metadata in its Arrow schema metadata
+(``schema.with_provenance``), and the cards name the real source: the Hub dataset the rows were filtered from, the
+demo data as demo data, or "not recorded" when nobody said (never a guess).
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import json
+import re
 from typing import Any
 
 import pyarrow as pa
 
 from pipeline import results, schema
+from pipeline.schema import ModelRef, Provenance, RunMeta, Sampling
 
 ROUTER_URL = "https://router.huggingface.co/v1"
 AYA_DATASET = "CohereForAI/aya_dataset"
-DEFAULT_SOURCE = {"dataset": AYA_DATASET, "split": "train", "license": "apache-2.0"}
 DISTILABEL_VERSION = "1.5.3"
+_HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_FILE_SUFFIXES = (".parquet", ".jsonl", ".json", ".ndjson", ".csv")
 
 
 # --------------------------------------------------------------------------------------------------------------
 # Metadata
 # --------------------------------------------------------------------------------------------------------------
-def build_raw_meta(settings: Any, raw: pa.Table, source: dict | None = None, language: str = "",
-                   language_code: str = "") -> dict:
-    """The ``session.raw_meta`` dict for the Argilla and Export tabs and for cards (JSON-able, no token).
+def build_raw_meta(settings: Any, raw: pa.Table | None, source: Provenance | None = None, language: str = "",
+                   language_code: str = "") -> RunMeta:
+    """The run's metadata for the Argilla and Export tabs and for cards (no token anywhere).
 
-    ``settings`` is a ``pipeline.generate.RunSettings``; ``source`` describes the filtered set (``dataset``,
-    ``split``, ``license``, optionally ``revision``/``rows``); ``language``/``language_code`` its language.
+    ``settings`` is a ``pipeline.settings.RunSettings``; ``source`` the provenance of the rows (``None``: not
+    known, and the cards say so); ``language``/``language_code`` their language (default: the source's, else the
+    raw table's only ``target_language``).
     """
     d = settings.describe()
-    source = {**DEFAULT_SOURCE, **(source or {})}
+    source = source or Provenance()
     codes = set(raw.column("target_language").to_pylist()) if raw is not None and raw.num_rows else set()
-    language_code = language_code or (next(iter(codes)) if len(codes) == 1 else "")
-    return {
-        "fingerprint": settings.fingerprint(),
-        "models": [g["model"] for g in d["generators"]],
-        "generators": d["generators"],
-        "system_prompt": d["system_prompt"],
-        "judge": d["judge"],
-        "judge_model": d["judge"]["model"],
-        "aspect": d["aspect"],
-        "settings": {k: d[k] for k in ("generation", "judge_generation", "concurrency", "max_rows", "max_tokens")},
-        "source": source,
-        "license": source.get("license") or "",
-        "source_dataset": source.get("dataset") or "",
-        "language": language,
-        "language_name": language,
-        "language_code": language_code,
-        "rows": raw.num_rows if raw is not None else 0,
-        "counts": results.counts_by_status(raw),
-        "created_with": "DPO Studio",
-        "created_at": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d"),
-    }
+    language_code = language_code or source.language_code or (next(iter(codes)) if len(codes) == 1 else "")
+    return RunMeta(
+        source=source,
+        language=language or source.language,
+        language_code=language_code,
+        generators=tuple(ModelRef.from_dict(g) for g in d["generators"]),
+        judge=ModelRef.from_dict(d["judge"]),
+        system_prompt=d["system_prompt"],
+        aspect=d["aspect"],
+        generation=Sampling.from_dict(d["generation"]),
+        judge_generation=Sampling.from_dict(d["judge_generation"]),
+        concurrency=d.get("concurrency"),
+        max_rows=d.get("max_rows"),
+        max_tokens=d.get("max_tokens"),
+        judge_mode=d.get("judge_mode") or "",
+        judge_order=d.get("judge_order") or "",
+        judge_structured=d.get("judge_structured"),
+        fingerprint=settings.fingerprint(),
+        rows=raw.num_rows if raw is not None else 0,
+        counts=results.counts_by_status(raw),
+        created_at=_dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d"),
+    )
+
+
+def with_results(meta: RunMeta, raw: pa.Table, **changes: Any) -> RunMeta:
+    """``meta`` with the rows, counts and judge figures of ``raw`` (and ``changes``)."""
+    return meta.replace(rows=raw.num_rows, counts=results.counts_by_status(raw),
+                        judge_stats=results.judge_stats(raw), **changes)
+
+
+def tag_raw(raw: pa.Table, meta: RunMeta) -> pa.Table:
+    """``raw`` with ``meta`` and its provenance in the Arrow schema metadata (kept by every file written from it)."""
+    return schema.with_provenance(raw, meta.source if meta.source.known else None, meta)
 
 
 def hub_language(code: str) -> str | None:
@@ -119,54 +141,66 @@ def _markdown_table(df) -> str:
     return "\n".join(lines)
 
 
-def card_metadata(meta: dict) -> dict:
-    lang = hub_language(meta.get("language_code", ""))
-    return {
-        "license": meta.get("license") or None,
+def card_metadata(meta: RunMeta) -> dict:
+    lang = hub_language(meta.language_code)
+    out = {
+        "license": meta.source.license or None,
         "language": [lang] if lang else None,
-        "pretty_name": f"{meta.get('language') or meta.get('language_code') or 'Aya'} DPO raw generations",
-        "size_categories": [_size_category(int(meta.get("rows") or 0))],
+        "pretty_name": f"{meta.language_name or meta.language_code or 'Language'} DPO raw generations",
+        "size_categories": [_size_category(int(meta.rows or 0))],
         "task_categories": ["text-generation"],
-        "tags": ["dpo", "orpo", "preference", "ultrafeedback", "synthetic", "distilabel", "dpo-studio"],
+        "tags": ["dpo", "orpo", "preference", "ultrafeedback", "synthetic", "distilabel", "dpo-studio"]
+        + (["demo"] if meta.source.demo else []),
     }
+    if meta.source.dataset and not meta.source.demo:
+        out["source_datasets"] = [meta.source.dataset]
+    return out
 
 
-def render_raw_body(meta: dict, raw: pa.Table | None = None) -> str:
+def source_sentence(src: Provenance) -> str:
+    """Where the prompts and human answers come from, in Markdown (untrusted text in code spans)."""
+    if src.demo:
+        return "DPO Studio's bundled demo data (self-written for its demo and tests, not Aya: do not train on it)"
+    if not src.dataset:
+        return "a source that was not recorded" + (f" (file {_code(src.file)})" if src.file else "")
+    return _code(src.dataset)
+
+
+def render_raw_body(meta: RunMeta, raw: pa.Table | None = None) -> str:
     """The markdown body of the raw dataset's card (see :func:`render_raw_card`)."""
-    src = meta.get("source") or {}
-    counts = meta.get("counts") or {}
-    settings = meta.get("settings") or {}
-    gen = settings.get("generation") or {}
-    jgen = settings.get("judge_generation") or {}
-    lang = meta.get("language") or meta.get("language_code") or "your language"
-    models = meta.get("models") or []
-    judge = meta.get("judge") or {}
+    src = meta.source
+    counts = dict(meta.counts)
+    gen, jgen = meta.generation, meta.judge_generation
+    lang = meta.language_name or meta.language_code or "your language"
+    models = meta.models
     lines = [
         f"# {lang}: prompts, human and model responses, rated by an LLM judge",
         "",
         f"Raw step of a DPO/ORPO preference dataset for **{lang}**, built with DPO Studio following the "
         "data-is-better-together recipe. Each row holds a human-written prompt and answer from "
-        f"{_code(src.get('dataset', AYA_DATASET))}, a second answer from "
+        f"{source_sentence(src)}, a second answer from "
         + ("each of the models below" if len(models) > 1 else "the model below")
-        + f", an UltraFeedback rating of every answer (aspect {_code(meta.get('aspect', ''))}) by an LLM judge, "
+        + f", an UltraFeedback rating of every answer (aspect {_code(meta.aspect)}) by an LLM judge, "
         "and the detected language of every answer. It is meant to be validated by people (e.g. in Argilla) "
         "before being turned into `prompt`/`chosen`/`rejected` pairs.",
         "",
         "## How it was made",
         "",
         "- Generator model(s): " + ", ".join(_code(m) for m in models),
-        f"- Judge: {_code(judge.get('model', ''))} with distilabel's `UltraFeedback` prompt, aspect "
-        f"{_code(meta.get('aspect', ''))}; the texts are shown to the judge in the order of `response_sources` "
-        "(the human answer first; the prompt does not say which text is human).",
-        f"- Generation: max new tokens {gen.get('max_new_tokens')}, temperature {gen.get('temperature')}, "
-        f"top-p {gen.get('top_p')}, seed {gen.get('seed')}; judge: max new tokens {jgen.get('max_new_tokens')}, "
-        f"temperature {jgen.get('temperature')}.",
+        f"- Judge: {_code(meta.judge_model)}"
+        + (" asked which answer is better (A, B or tie), the human answer against each model's"
+           if meta.judge_mode == "pairwise" else
+           f" with distilabel's `UltraFeedback` prompt, aspect {_code(meta.aspect)}")
+        + "; the prompt does not say which text is human (see \"The judge\" below for the order and figures).",
+        f"- Generation: max new tokens {gen.max_new_tokens}, temperature {gen.temperature}, "
+        f"top-p {gen.top_p}, seed {gen.seed}; judge: max new tokens {jgen.max_new_tokens}, "
+        f"temperature {jgen.temperature}.",
         "- Language check: `langid` on every answer; `language_match` is empty where the detector does not "
         "support the language.",
-        "- System prompt:" if meta.get("system_prompt") else "- System prompt: none.",
+        "- System prompt:" if meta.system_prompt else "- System prompt: none.",
     ]
-    if meta.get("system_prompt"):
-        lines += ["", _fence(meta["system_prompt"]), ""]
+    if meta.system_prompt:
+        lines += ["", _fence(meta.system_prompt), ""]
     lines += [
         "",
         "`pipeline.py` in this repository reproduces the run with distilabel's own `Pipeline` "
@@ -184,6 +218,14 @@ def render_raw_body(meta: dict, raw: pa.Table | None = None) -> str:
         "(raw reply in `error`) |",
         "",
     ]
+    stats = results.judge_stats(raw) if raw is not None and raw.num_rows else meta.judge_stats
+    if stats is not None:
+        lines += ["## The judge", ""]
+        lines += results.judge_card_lines(stats, structured_asked=meta.judge_structured, check=meta.judge_check,
+                                          judge_model=meta.judge_model)
+        lines += [""]
+        if raw is not None and raw.num_rows:
+            lines += [_markdown_table(results.judge_leaderboard(raw)), ""]
     if raw is not None and raw.num_rows:
         board = results.leaderboard(raw)
         lines += ["## Leaderboard", "", _markdown_table(board), ""]
@@ -192,20 +234,41 @@ def render_raw_body(meta: dict, raw: pa.Table | None = None) -> str:
         "",
         "`id` (stable id of the prompt + human answer), `prompt`, `system_prompt`, `target_language` (ISO 639-3), "
         "`responses` (index 0 is the human answer), `response_sources` (`human` or the model id), `ratings` "
-        "(1-5), `rationales`, `detected_languages`, `language_confidences`, `language_match`, `judge_model`, "
-        "`aspect`, `status`, `error`.",
+        "(1-5; the mean over both orders when judged twice; pairwise: 5 a win, 3 a tie, 1 a loss), `rationales`, "
+        "`detected_languages`, `language_confidences`, `language_match`, `judge_model`, `aspect`, `status`, "
+        "`error`, `judge_mode`, `judge_orders` (the order(s) the answers were shown in, as indices into "
+        "`responses`), `judge_inconsistent` (judged in both orders and the preferred answer changed), "
+        "`judge_structured` (the judge answered in JSON), `judge_winners` (pairwise: per model, `human`, `model` "
+        "or `tie`).",
         "",
         "## Source and licence",
         "",
-        f"Prompts and human answers: {_code(src.get('dataset', AYA_DATASET))} (split {_code(src.get('split', 'train'))}"
-        + (f", revision {_code(src['revision'])}" if src.get("revision") else "")
-        + f"), licence {_code(meta.get('license') or 'see source')}. Model answers and ratings are subject to the "
-        "terms of the models that wrote them.",
+        _source_and_licence(src),
     ]
     return "\n".join(lines)
 
 
-def render_raw_card(meta: dict, raw: pa.Table | None = None) -> str:
+def _source_and_licence(src: Provenance) -> str:
+    if src.demo:
+        return (f"Prompts and human answers: the {schema.DEMO_LABEL}. They were written for DPO Studio's demo "
+                "and tests: do not train a model on them.")
+    if not src.dataset:
+        return ("Prompts and human answers: the source was not recorded (the filtered set was made outside DPO "
+                "Studio or without its provenance). Check its licence before sharing. Model answers and ratings are "
+                "subject to the terms of the models that wrote them.")
+    where = [f"split {_code(src.split)}"] if src.split else []
+    if src.config:
+        where.insert(0, f"configuration {_code(src.config)}")
+    if src.revision:
+        where.append(f"revision {_code(src.revision)}")
+    filters = "; ".join(src.filter_notes)
+    return (f"Prompts and human answers: {_code(src.dataset)}" + (f" ({', '.join(where)})" if where else "")
+            + (f", filtered: {_code(filters)}" if filters else "")
+            + f", licence {_code(src.license or 'see source')}. Model answers and ratings are subject to the "
+            "terms of the models that wrote them.")
+
+
+def render_raw_card(meta: RunMeta, raw: pa.Table | None = None) -> str:
     """The raw dataset's card (YAML metadata + markdown) via ``pipeline.hub.render_card``."""
     from pipeline import hub
 
@@ -225,11 +288,11 @@ each answer's language. Mirrors the data-is-better-together "DPO/ORPO dataset fo
     pip install "distilabel[openai,hf-inference-endpoints]=={distilabel}" langid
     export HF_TOKEN=hf_...            # for serverless/endpoint models and --push (never put it in this file)
     export OPENAI_API_KEY=...         # only if your OpenAI-compatible server needs a key
-    python pipeline.py --limit 10     # try a few rows first
-    python pipeline.py --output generated.jsonl [--push your-name/{repo_name}] [--ray]
+    python pipeline.py {data_usage}--limit 10     # try a few rows first
+    python pipeline.py {data_usage}--output generated.jsonl [--push your-name/{repo_name}] [--ray]
 
 --data takes a Hub dataset id or a local .parquet/.jsonl file with either a `responses` column (a DPO Studio raw
-dataset: index 0 is the human answer) or `prompt` + `response` columns (a DPO Studio filtered set).
+dataset: index 0 is the human answer) or `prompt` + `response` columns (a DPO Studio filtered set).{data_note}
 """
 
 import argparse
@@ -240,19 +303,22 @@ from distilabel.pipeline import Pipeline
 from distilabel.steps import GroupColumns, LoadDataFromDicts, StepInput, step
 from distilabel.steps.tasks import TextGeneration, UltraFeedback
 
-DATA = {data!r}
+DATA = {data!r}  # a Hub dataset id, or None: give --data
 SYSTEM_PROMPT = {system_prompt!r}
 GENERATORS = {generators}
 JUDGE = {judge}
 ASPECT = {aspect!r}
 GENERATION_KWARGS = {generation_kwargs}
 JUDGE_KWARGS = {judge_kwargs}
+# The judge answers in JSON that fits this schema (distilabel's UltraFeedback schema, bounded to one rating 1-5 per
+# text), sent as the server's structured output; None: the plain UltraFeedback text format.
+JUDGE_SCHEMA = {judge_schema}
 TARGET_LANGUAGE = {target!r}  # ISO 639-1, as langid reports it
 HF_ROUTER_URL = {router_url!r}
 
 
-def make_llm(backend, generation_kwargs):
-    """distilabel LLM for one backend; keys come from the environment."""
+def make_llm(backend, generation_kwargs, schema=None):
+    """distilabel LLM for one backend; keys come from the environment. ``schema``: ask for JSON that fits it."""
     from distilabel.models import InferenceEndpointsLLM, OpenAILLM
 
     kwargs = dict(generation_kwargs)
@@ -267,9 +333,18 @@ def make_llm(backend, generation_kwargs):
             model_display_name=backend["model"] or None,
             api_key=os.environ.get("HF_TOKEN") or "none",
             generation_kwargs=kwargs,
+            structured_output={{"format": "json", "schema": schema}} if schema else None,  # TGI's grammar
         )
+    extra_body = {{}}
     if seed is not None:
-        kwargs["extra_body"] = {{"seed": seed}}
+        extra_body["seed"] = seed
+    if schema and backend["kind"] == "serverless":  # OpenAI's form; the router translates it per provider
+        extra_body["response_format"] = {{"type": "json_schema", "json_schema": {{"name": "ultrafeedback",
+                                                                                "schema": schema}}}}
+    elif schema:  # llama.cpp servers follow the schema; vLLM and Ollama take it as JSON mode
+        extra_body["response_format"] = {{"type": "json_object", "schema": schema}}
+    if extra_body:
+        kwargs["extra_body"] = extra_body
     if backend["kind"] == "serverless":  # HF Inference Providers through the router's OpenAI-compatible API
         provider = backend.get("provider") or "auto"
         model = backend["model"] if provider == "auto" else backend["model"] + ":" + provider
@@ -310,6 +385,17 @@ def load_rows(data, limit=None):
     return rows
 
 
+class JsonUltraFeedback(UltraFeedback):
+    """distilabel's UltraFeedback reading the judge's JSON (its structured-output parser), with the schema sent by
+    make_llm as the server's own structured output: the same as use_default_structured_output=True, without the
+    instructor/outlines packages that distilabel needs to send it itself."""
+
+    def format_output(self, output, input=None):
+        if output is None:
+            return super().format_output(output, input)
+        return self._format_structured_output(output, input)
+
+
 @step(inputs=["generations"], outputs=["detected_languages", "language_match"])
 def DetectLanguages(inputs: StepInput):
     """langid's language of every answer, and whether it is the target language."""
@@ -339,7 +425,8 @@ def build_pipeline(rows, batch_size=10):
             output_columns=["generations", "generation_models"],
             input_batch_size=batch_size,
         )
-        judge = UltraFeedback(llm=make_llm(JUDGE, JUDGE_KWARGS), aspect=ASPECT, input_batch_size=batch_size)
+        task = JsonUltraFeedback if JUDGE_SCHEMA else UltraFeedback
+        judge = task(llm=make_llm(JUDGE, JUDGE_KWARGS, JUDGE_SCHEMA), aspect=ASPECT, input_batch_size=batch_size)
         languages = DetectLanguages(input_batch_size=batch_size)
         load >> group  # the human answer joins the group first...
         load >> generate
@@ -350,7 +437,8 @@ def build_pipeline(rows, batch_size=10):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", default=DATA, help="Hub dataset id or local .parquet/.jsonl (default: %(default)s)")
+    parser.add_argument("--data", default=DATA, required=DATA is None,
+                        help="Hub dataset id or local .parquet/.jsonl" + (" (default: %(default)s)" if DATA else ""))
     parser.add_argument("--limit", type=int, default=None, help="only the first N rows")
     parser.add_argument("--batch-size", type=int, default=10, help="distilabel input_batch_size (default 10)")
     parser.add_argument("--output", default="generated.jsonl", help="local JSON Lines output")
@@ -382,51 +470,84 @@ def _py(value: Any) -> str:
     return repr(json.loads(json.dumps(value)))
 
 
-def render_pipeline_script(meta: dict, *, data: str = "", router_url: str = ROUTER_URL) -> str:
+def hub_dataset_id(data: str) -> str | None:
+    """``data`` if it is a Hub dataset id (``owner/name``), ``None`` for anything else (a local file or folder)."""
+    data = (data or "").strip()
+    if not _HUB_ID.match(data) or data.lower().endswith(_FILE_SUFFIXES) or data.startswith("."):
+        return None
+    return data
+
+
+def _script_judge_schema(meta: RunMeta) -> dict | None:
+    """The JSON schema the script's judge is asked for: distilabel's UltraFeedback schema with one rating (1-5) and
+    one rationale per text; None when the run used the text format (asked for it, or its judge fell back)."""
+    stats = meta.judge_stats
+    if meta.judge_structured is False or (stats is not None and stats.judged and not stats.structured):
+        return None
+    from pipeline import judge
+
+    n = 1 + len(meta.generators)
+    schema_ = judge.distilabel_schema(meta.aspect or judge.DEFAULT_ASPECT)
+    props = schema_["properties"]
+    for name, prop in props.items():
+        if prop.get("type") == "array":
+            prop.update(minItems=n, maxItems=n)
+            if name == "ratings":
+                prop["items"] = {"type": "integer", "enum": list(range(judge.MIN_RATING, judge.MAX_RATING + 1))}
+            elif prop["items"].get("type") == "string":
+                prop["items"] = {"type": "string", "maxLength": judge.RATIONALE_MAX_CHARS}
+    return schema_
+
+
+def render_pipeline_script(meta: RunMeta, *, data: str = "", router_url: str = ROUTER_URL) -> str:
     """A standalone ``pipeline.py`` reproducing the run described by ``meta`` (see :func:`build_raw_meta`).
 
-    ``data`` is the default ``--data`` (the raw dataset's Hub id once pushed, or a local file). Values are written
-    as Python literals with ``repr`` (no code injection through a system prompt or model id); keys are read from
-    the environment at run time.
+    ``data`` is the default ``--data`` when it is a Hub dataset id (the raw dataset's, once pushed). Anything else
+    (a local file) is left out: the script then requires ``--data``, so it holds no path of this machine. Values
+    are written as Python literals with ``repr`` (no code injection through a system prompt or model id); keys are
+    read from the environment at run time.
     """
-    settings = meta.get("settings") or {}
-    gen = dict(settings.get("generation") or {})
-    jgen = dict(settings.get("judge_generation") or {})
-    generation_kwargs = {
-        "max_new_tokens": gen.get("max_new_tokens", 512),
-        "temperature": gen.get("temperature", 0.7),
-        "top_p": gen.get("top_p", 0.95),
+    gen, jgen = meta.generation, meta.judge_generation
+    generation_kwargs: dict[str, Any] = {
+        "max_new_tokens": gen.max_new_tokens if gen.max_new_tokens is not None else 512,
+        "temperature": gen.temperature if gen.temperature is not None else 0.7,
+        "top_p": gen.top_p if gen.top_p is not None else 0.95,
     }
-    if gen.get("seed") is not None:
-        generation_kwargs["seed"] = gen["seed"]
-    judge_kwargs = {"max_new_tokens": jgen.get("max_new_tokens", 1024), "temperature": jgen.get("temperature", 0.1)}
-    target = hub_language(meta.get("language_code", "")) or ""
-    lang = meta.get("language") or meta.get("language_code") or "a language"
-    keep = ("kind", "model", "base_url", "provider")
+    if gen.seed is not None:
+        generation_kwargs["seed"] = gen.seed
+    judge_kwargs = {"max_new_tokens": jgen.max_new_tokens if jgen.max_new_tokens is not None else 1024,
+                    "temperature": jgen.temperature if jgen.temperature is not None else 0.1}
+    target = hub_language(meta.language_code) or ""
+    lang = meta.language_name or meta.language_code or "a language"
+    hub_id = hub_dataset_id(data)
     return _SCRIPT.format(
-        date=meta.get("created_at") or _dt.date.today().isoformat(),
+        date=meta.created_at or _dt.date.today().isoformat(),
         language=str(lang).replace('"""', "'''"),
         distilabel=DISTILABEL_VERSION,
-        repo_name=default_repo_name(meta.get("language", ""), meta.get("language_code", ""), "distilabel"),
-        data=data,
-        system_prompt=meta.get("system_prompt", ""),
-        generators=_py([{k: g.get(k, "") for k in keep} for g in meta.get("generators") or []]),
-        judge=_py({k: (meta.get("judge") or {}).get(k, "") for k in keep}),
-        aspect=meta.get("aspect", "overall-rating"),
+        repo_name=default_repo_name(meta.language_name, meta.language_code, "distilabel"),
+        data=hub_id,
+        data_usage="" if hub_id else "--data raw.parquet ",
+        data_note="" if hub_id else "\nThere is no default: --data is required (the run's input was a local file).",
+        system_prompt=meta.system_prompt,
+        generators=_py([g.to_dict() for g in meta.generators]),
+        judge=_py(meta.judge.to_dict()),
+        aspect=meta.aspect or "overall-rating",
         generation_kwargs=_py(generation_kwargs),
         judge_kwargs=_py(judge_kwargs),
+        judge_schema=_py(_script_judge_schema(meta)),
         target=target.split("-")[0],
         router_url=router_url,
-        pipeline_name=default_repo_name(meta.get("language", ""), meta.get("language_code", ""), "generation"),
+        pipeline_name=default_repo_name(meta.language_name, meta.language_code, "generation"),
     )
 
 
 # --------------------------------------------------------------------------------------------------------------
 # Push
 # --------------------------------------------------------------------------------------------------------------
-def push_raw(raw: pa.Table, meta: dict, repo_id: str, token: str | None, *, private: bool = True,
+def push_raw(raw: pa.Table, meta: RunMeta, repo_id: str, token: str | None, *, private: bool = True,
              overwrite: bool = False) -> str:
-    """Push the raw table to ``repo_id`` with its card, ``pipeline.py`` and ``dpo_studio.json`` (the metadata).
+    """Push the raw table to ``repo_id`` with its card, ``pipeline.py`` and ``dpo_studio.json`` (the metadata,
+    also in the Parquet file's schema metadata).
 
     Raises ``pipeline.hub.HubError`` with a message for the user. Returns the dataset URL.
     """
@@ -435,9 +556,9 @@ def push_raw(raw: pa.Table, meta: dict, repo_id: str, token: str | None, *, priv
     if raw is None or raw.num_rows == 0:
         raise hub.HubError("There are no results to push yet: run the pipeline first.")
     raw = schema.conform_raw(raw).select(list(schema.RAW_COLUMNS))
-    meta = {**meta, "rows": raw.num_rows, "counts": results.counts_by_status(raw), "checkpoint": False}
+    meta = with_results(meta, raw, checkpoint=False)
     return hub.push_dataset(
-        raw,
+        tag_raw(raw, meta),
         repo_id,
         token,
         private=private,
@@ -445,7 +566,7 @@ def push_raw(raw: pa.Table, meta: dict, repo_id: str, token: str | None, *, priv
         overwrite=overwrite,
         extra_files={
             "pipeline.py": render_pipeline_script(meta, data=hub.validate_repo_id(repo_id)),
-            "dpo_studio.json": json.dumps(meta, ensure_ascii=False, indent=1),
+            "dpo_studio.json": meta.to_json(),
         },
         commit_message=f"Raw generations ({raw.num_rows} rows) with DPO Studio",
     )
@@ -467,10 +588,10 @@ def checkpoint_repo_state(repo_id: str, token: str | None, fingerprint: str) -> 
     if not hub.repo_exists(repo_id, token):
         return "absent"
     try:
-        meta = json.loads(hub.download_file(repo_id, CHECKPOINT_MARKER, token))
-    except (hub.HubError, ValueError):
+        meta = RunMeta.from_json(hub.download_file(repo_id, CHECKPOINT_MARKER, token))
+    except (hub.HubError, schema.MetaError):
         return "other"
-    return "ours" if meta.get("fingerprint") == fingerprint else "other"
+    return "ours" if meta.fingerprint == fingerprint else "other"
 
 
 def restore_checkpoint(repo_id: str, token: str | None, checkpoint: Any) -> int:
@@ -485,7 +606,7 @@ def restore_checkpoint(repo_id: str, token: str | None, checkpoint: Any) -> int:
     return table.num_rows
 
 
-def checkpoint_pusher(meta: dict, repo_id: str, token: str | None) -> Any:
+def checkpoint_pusher(meta: RunMeta, repo_id: str, token: str | None) -> Any:
     """A callable for ``generate.execute(on_checkpoint=...)`` that pushes the results so far to ``repo_id``
     (private, replacing the previous checkpoint). The token stays inside the closure, in the run's thread."""
     from pipeline import hub
@@ -494,32 +615,24 @@ def checkpoint_pusher(meta: dict, repo_id: str, token: str | None) -> Any:
         table = handle.table()
         if table.num_rows == 0:
             return
-        snapshot = {**meta, "fingerprint": handle.settings.fingerprint(), "checkpoint": True,
-                    "rows": table.num_rows, "counts": results.counts_by_status(table)}  # fmt: skip
+        snapshot = with_results(meta, table, fingerprint=handle.settings.fingerprint(), checkpoint=True)
         hub.push_dataset(
-            table, repo_id, token, private=True, overwrite=True,
+            tag_raw(table, snapshot), repo_id, token, private=True, overwrite=True,
             card=render_raw_card(snapshot, table).replace(
                 "\n# ", "\n> **Checkpoint of a run in progress** (DPO Studio pushes the results so far every few "
                 "rows; the final push replaces it).\n\n# ", 1,
             ),
-            extra_files={CHECKPOINT_MARKER: json.dumps(snapshot, ensure_ascii=False, indent=1)},
+            extra_files={CHECKPOINT_MARKER: snapshot.to_json()},
             commit_message=f"Checkpoint: {table.num_rows} rows",
-        )  # fmt: skip
+        )
 
     return push
 
 
-def source_from_filtered(filtered: Any) -> tuple[dict, str, str]:
-    """(source dict, language name, language code) of a ``pipeline.data.FilteredSet`` (or anything alike)."""
-    src = getattr(filtered, "source", None)
-    source = dict(DEFAULT_SOURCE)
-    if src is not None:
-        source.update({
-            "dataset": getattr(src, "dataset_id", "") or AYA_DATASET,
-            "split": getattr(src, "split", "") or "train",
-            "license": getattr(src, "license", "") or "",
-            "demo": bool(getattr(src, "is_demo", False)),
-        })  # fmt: skip
-        if getattr(src, "config", None):
-            source["config"] = src.config
-    return source, getattr(filtered, "language", "") or "", getattr(filtered, "language_code", "") or ""
+def source_from_filtered(filtered: Any) -> tuple[Provenance, str, str]:
+    """(provenance, language name, language code) of a ``pipeline.data.FilteredSet``: its own provenance (source
+    dataset or demo data, config, split, filters, language); an empty ``Provenance`` when there is none."""
+    provenance = filtered.provenance() if hasattr(filtered, "provenance") else Provenance()
+    language = getattr(filtered, "language", "") or provenance.language
+    code = getattr(filtered, "language_code", "") or provenance.language_code
+    return provenance, language, code

@@ -14,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipeline.schema import RunMeta
+
 
 @dataclass
 class ModelChoice:
@@ -24,6 +26,10 @@ class ModelChoice:
     base_url: str = ""  # endpoint or OpenAI-compatible base URL ("" for serverless)
     provider: str = "auto"  # serverless provider
     system_prompt: str = ""
+
+    def stamp(self) -> tuple[str, str, str, str, str]:
+        """The values that identify this choice (the Pipeline tab prefills once per stamp)."""
+        return (self.model, self.backend, self.base_url, self.provider, self.system_prompt)
 
 
 @dataclass
@@ -47,7 +53,7 @@ class PipelineState:
 
     anonymous_key: str = ""  # checkpoint owner for a visitor who is not signed in (random, per session)
     prefilled: tuple | None = None  # the Playground choice (its values) last prefilled
-    run_meta: Any = None  # the run's metadata at start (schema.RunMeta), completed when its results load
+    run_meta: RunMeta | None = None  # the run's metadata at start, completed when its results load
     loaded_run: int | None = None  # id() of the run handle whose results are in Session.raw
 
 
@@ -67,7 +73,7 @@ class HubRaw:
     dataset_id: str
     raw: Any  # pyarrow.Table with schema.RAW_SCHEMA's columns
     annotations: Any  # pyarrow.Table with schema.ANNOTATION_SCHEMA's columns, or None
-    meta: Any  # schema.RunMeta
+    meta: RunMeta
 
 
 @dataclass
@@ -98,7 +104,7 @@ class Session:
     model_choice: ModelChoice | None = None  # Playground -> Pipeline
     run: Any = None  # the running/finished pipeline run handle (pipeline.generate), if any
     raw: Any = None  # pyarrow.Table with schema.RAW_SCHEMA's columns (Pipeline -> Argilla, Export)
-    raw_meta: dict = field(default_factory=dict)  # `raw`'s run metadata (models, settings, source, counts: for cards)
+    raw_meta: RunMeta | None = None  # `raw`'s run metadata (models, settings, source, counts: for cards)
     argilla_url: str = ""
     argilla_key: str = ""  # a per-session override typed by the user; never rendered back or logged
     annotations: Any = None  # pyarrow.Table with schema.ANNOTATION_SCHEMA's columns (Argilla -> Export)

@@ -26,6 +26,7 @@ from pipeline.checkpoint import Checkpoint, default_data_dir
 from pipeline.credentials import Credentials
 from pipeline.executor import start_run
 from pipeline.runhandle import RunHandle
+from pipeline.schema import Provenance, RunMeta
 from pipeline.settings import RunError, RunSettings
 
 __all__ = [
@@ -97,7 +98,7 @@ class GenerationRequest:
     settings: RunSettings
     checkpoint: Checkpoint
     credentials: Credentials
-    source: dict = field(default_factory=dict)  # provenance of the rows (dataset, config, split, filters, file)
+    source: Provenance | None = None  # provenance of the rows (dataset, config, split, filters); None: unknown
     language: str = ""
     language_code: str = ""
     restart: bool = False  # discard the finished rows of these settings first
@@ -112,7 +113,7 @@ class GenerationStart:
     """A started run: its handle, the raw dataset's metadata (for cards) and notes for the user."""
 
     handle: RunHandle
-    meta: dict
+    meta: RunMeta
     notes: list[str]
 
 
@@ -149,6 +150,7 @@ def start_generation(request: GenerationRequest) -> GenerationStart:
         notes.append(f"Checkpoints go to the private dataset {repo_id} every {every} rows.")
     handle = start_run(
         request.rows, settings, ckpt, restart=request.restart, credentials=creds, on_checkpoint=on_checkpoint,
-        checkpoint_every=every, source=request.source, hedge=request.hedge, **request.execute_kwargs,
+        checkpoint_every=every, hedge=request.hedge,
+        source=request.source.to_dict() if request.source else None, **request.execute_kwargs,
     )
     return GenerationStart(handle, meta, notes)

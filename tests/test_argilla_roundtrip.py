@@ -383,7 +383,8 @@ def test_tab_handlers(sent, monkeypatch):
     assert "Nothing to send yet" in status
 
     session.raw = pa.Table.from_pylist(ROWS)
-    session.raw_meta = {"language": "Dutch", "language_code": "nld", "judge_model": "org/judge"}
+    session.raw_meta = schema.RunMeta.from_dict({"language": "Dutch", "language_code": "nld",
+                                                 "judge_model": "org/judge"})
     info, name, guidelines, key_box, _ = tab.on_select(session, "", "", profile)
     assert "6 of 7 rows are ready" in info and "3 responses" in info
     assert name == "dpo-dutch-alice" and "Dutch" in guidelines and "org/judge" in guidelines

@@ -9,6 +9,7 @@ import pytest
 
 from pipeline import export as ex
 from pipeline import schema
+from pipeline.schema import RunMeta
 
 
 # --- builders ------------------------------------------------------------------------------------------------
@@ -476,18 +477,6 @@ def test_agreement_hand_computed():
     assert ag["kappa"] == pytest.approx((0.5 - 0.375) / (1 - 0.375))
 
 
-def test_export_frames_numbers():
-    rows = [raw_row("a", ["x", "y"], [5, 1]), raw_row("b", ["x2", "y2"], [4, 3]), raw_row("t", ["p", "q"], [2, 2])]
-    result = ex.build_export(table(rows))
-    frames = ex.export_frames(result)
-    rules = dict(zip(frames["rules"]["rule"], frames["rules"]["rows"]))
-    assert rules == {"kept": 2, "tie": 1}  # rules that dropped nothing are left out of the plot
-    ratings = {(r, w): n for r, n, w in frames["ratings"].itertuples(index=False)}
-    assert ratings == {("5", "chosen"): 1, ("4", "chosen"): 1, ("1", "rejected"): 1, ("3", "rejected"): 1}
-    assert dict(zip(frames["margins"]["margin"], frames["margins"]["pairs"])) == {"1": 1, "4": 1}
-    assert frames["agreement"].empty
-
-
 # --- card ----------------------------------------------------------------------------------------------------
 META = {
     "source_dataset": "CohereForAI/aya_dataset",
@@ -563,7 +552,10 @@ def test_card_reads_the_pipelines_checkpoint_meta():
                      "judge": {"model": "org/the-judge"}, "system_prompt": "Wees kort.", "aspect": "honesty"},
         "source": {"dataset": "CohereForAI/aya_dataset", "license": "apache-2.0", "language": "Dutch"},
     }
-    flat = ex.normalize_meta(meta)
+    run = RunMeta.from_dict(meta)  # the older checkpoint shape: read by RunMeta.from_dict
+    flat = {"source_dataset": run.source.dataset, "source_license": run.source.license,
+            "language_name": run.language_name, "generator_models": run.models, "judge_model": run.judge_model,
+            "system_prompt": run.system_prompt, "aspect": run.aspect}
     assert flat == {"source_dataset": "CohereForAI/aya_dataset", "source_license": "apache-2.0",
                     "language_name": "Dutch", "generator_models": ["org/gen-a", "org/gen-b"],
                     "judge_model": "org/the-judge", "system_prompt": "Wees kort.", "aspect": "honesty"}
@@ -574,7 +566,7 @@ def test_card_reads_the_pipelines_checkpoint_meta():
 
 
 def test_card_reads_the_session_raw_meta():
-    # the shape pipeline.recipe.build_raw_meta gives session.raw_meta
+    # the shape pipeline.recipe.build_raw_meta gave session.raw_meta before RunMeta
     raw_meta = {
         "models": ["org/gen-a"], "generators": [{"kind": "serverless", "model": "org/gen-a"}],
         "system_prompt": "Wees kort.", "judge": {"model": "org/the-judge"}, "judge_model": "org/the-judge",
@@ -582,11 +574,14 @@ def test_card_reads_the_session_raw_meta():
         "source": {"dataset": "CohereForAI/aya_dataset", "split": "train", "license": "apache-2.0"},
         "license": "apache-2.0", "language": "Dutch", "language_code": "nld", "rows": 1, "counts": {"ok": 1},
     }  # fmt: skip
-    flat = ex.normalize_meta(raw_meta)
+    run = RunMeta.from_dict(raw_meta)  # the dict the app wrote before RunMeta (dpo_studio.json of older pushes)
+    flat = {"source_dataset": run.source.dataset, "source_license": run.source.license,
+            "language_name": run.language_name, "generator_models": run.models, "judge_model": run.judge_model,
+            "system_prompt": run.system_prompt, "aspect": run.aspect}
     assert flat == {"source_dataset": "CohereForAI/aya_dataset", "source_license": "apache-2.0",
                     "language_name": "Dutch", "generator_models": ["org/gen-a"], "judge_model": "org/the-judge",
                     "system_prompt": "Wees kort.", "aspect": "overall-rating"}  # fmt: skip
-    assert ex.default_repo_name("nld", raw_meta) == "aya-dutch-dpo"
+    assert ex.default_repo_name("nld", raw_meta) == "aya-dutch-dpo" == ex.default_repo_name("nld", run)
 
 
 def test_the_other_steps_typed_tables_export():

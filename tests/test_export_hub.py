@@ -95,8 +95,8 @@ def test_load_raw_from_hub(hub):
     raw, ann, meta = ex.load_raw_from_hub(repo, "hf_alice_export")
     assert raw.num_rows == 5 and "human_ratings" not in raw.column_names
     assert ann is not None and ann.num_rows == 5
-    assert meta["source_dataset"] == "CohereForAI/aya_dataset" and meta["source_license"] == "apache-2.0"
-    assert meta["judge_model"] == "org/judge"
+    assert meta.source.dataset == "CohereForAI/aya_dataset" and meta.source.license == "apache-2.0"
+    assert meta.judge_model == "org/judge"
     result = ex.build_export(raw, ann)
     first = next(p for p in result.pairs if p.id == "a")
     assert first.preference_source == "human" and first.chosen == "Parijs."
@@ -119,7 +119,7 @@ def test_load_raw_from_hub_reads_the_pipelines_dpo_studio_json(hub):
             "license": "apache-2.0", "language": "Dutch", "language_code": "nld"}  # fmt: skip
     hub.add_dataset(repo, pa.Table.from_pylist(ROWS), files={"dpo_studio.json": json.dumps(meta)})
     raw, ann, got = ex.load_raw_from_hub(repo, "hf_alice_export")
-    assert ann is None and got["raw_dataset"] == repo and got["judge_model"] == "org/judge-y"
+    assert ann is None and got.raw_dataset == repo and got.judge_model == "org/judge-y"
     result = ex.build_export(raw)
     assert ex.default_repo_name(result.target_language, got) == "aya-dutch-dpo"
     body = ex.card_body(result, got, "alice/aya-dutch-dpo")

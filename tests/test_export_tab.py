@@ -10,8 +10,9 @@ import pyarrow as pa
 import pytest
 
 from pipeline import export as ex
+from pipeline.schema import RunMeta
 from pipeline.state import Session
-from tests.test_export import ann_row, annotations, raw_row
+from tests.test_export import ann_row, annotations, raw_row, table
 from ui import export_tab as tab
 from ui.common import SIGN_IN_NEEDED
 
@@ -22,20 +23,32 @@ ROWS = [
     raw_row("t", ["Ja.", "Nee."], [3, 3], prompt="Klopt dat?"),
     raw_row("e", [f"Rood. {EVIL}", "Blauw."], [4, 1], prompt="Welke kleur?"),
 ]
-DEFAULTS = ("human_then_judge", "best_worst", False, 0, False, True, 0, True, True)  # the rules' UI defaults
+DEFAULTS = dict(tab.DEFAULTS)  # the form's values by name, as the tab starts
 
 
 def _session() -> Session:
     s = Session()
     s.raw = pa.Table.from_pylist(ROWS)
-    s.raw_meta = {"source": {"dataset": "CohereForAI/aya_dataset", "license": "apache-2.0", "language": "Dutch"},
-                  "settings": {"generators": [{"model": "org/model-1"}], "judge": {"model": "org/judge"}}}
+    s.raw_meta = RunMeta.from_dict({
+        "source": {"dataset": "CohereForAI/aya_dataset", "license": "apache-2.0", "language": "Dutch"},
+        "settings": {"generators": [{"model": "org/model-1"}], "judge": {"model": "org/judge"}}})
     s.annotations = annotations([ann_row("a", [1.0, 5.0], 1), ann_row("b", [2.0, 4.0, 1.0], 1)])
     return s
 
 
-def _build(session, source=tab.SRC_SESSION, rules=DEFAULTS, fmt="standard", test_size=0, language="nld"):
-    return tab.on_build(session, source, language, *rules, fmt, False, test_size, 42, "alice", "aya-dutch-dpo")
+def _values(source=tab.SRC_SESSION, rules=None, fmt="standard", test_size=0, language="nld", **more):
+    """The form's values by name: the tab's defaults with these changes (``rules``: ExportRules fields)."""
+    return {**DEFAULTS, "source": source, "language": language, "format": fmt, "test_size": test_size,
+            "owner": "alice", "repo_name": "aya-dutch-dpo", **(rules or {}), **more}
+
+
+def _build(session, source=tab.SRC_SESSION, rules=None, fmt="standard", test_size=0, language="nld"):
+    return tab.on_build(session, _values(source, rules, fmt, test_size, language))
+
+
+def _refresh(session, language=None, profile=None, token=None):
+    values = {"source": tab.SRC_SESSION, "language": language, "owner": None, "repo_name": ""}
+    return tab.on_refresh(session, values, profile, token)
 
 
 def _plain(markdown: str) -> str:
@@ -89,26 +102,25 @@ def test_judge_only_source_ignores_annotations_and_split_files():
     assert sorted(Path(f).name for f in out[-1]) == [
         "README.md", "aya-dutch-dpo-test.jsonl", "aya-dutch-dpo-test.parquet", "aya-dutch-dpo-train.jsonl",
         "aya-dutch-dpo-train.parquet",
-    ]  # fmt: skip
+    ]
     assert out[7]["visible"] is False  # no agreement plot without human answers
 
 
 def test_every_row_dropped_is_explained():
     session = _session()
-    rules = ("judge", "best_worst", False, 4.5, False, True, 0, True, True)
-    out = _build(session, rules=rules)
+    out = _build(session, rules={"preference_source": "judge", "min_margin": 4.5})
     assert _plain(out[1]).startswith("**Nothing to export.** Every row was dropped (4 in the input)")
     assert "rating margin below the minimum: 3" in out[1] and out[-1] is None and session.export is None
 
 
 def test_no_input_and_mixed_languages():
     empty = Session()
-    summary = tab.on_refresh(empty, tab.SRC_SESSION, None, None, "")[0]
+    summary = _refresh(empty)[0]
     assert "no raw results in this session yet" in summary
     assert "no raw results" in _build(empty)[1]
     mixed = _session()
     mixed.raw = pa.Table.from_pylist([*ROWS, raw_row("f", ["Oui.", "Non."], [5, 1], target="fra")])
-    summary, lang, *_ = tab.on_refresh(mixed, tab.SRC_SESSION, None, None, "")
+    summary, lang, *_ = _refresh(mixed)
     assert "mixes languages" in summary and lang["choices"] == ["nld", "fra"] and lang["value"] is None
     assert "mixes 2 target languages" in _build(mixed, language=None)[1]
     assert "**1 pairs**" in _build(mixed, language="fra")[1]
@@ -117,18 +129,17 @@ def test_no_input_and_mixed_languages():
 def test_untrusted_codes_are_escaped_in_markdown():
     session = _session()
     session.raw = pa.Table.from_pylist([raw_row("x", ["a", "b"], [5, 1], target=EVIL)])
-    summary = tab.on_refresh(session, tab.SRC_SESSION, None, None, "")[0]
+    summary = _refresh(session)[0]
     assert "<img" not in summary and "<script" not in summary and "&lt;img" in summary
 
 
 def test_refresh_signed_out_disables_push():
-    out = tab.on_refresh(_session(), tab.SRC_SESSION, None, None, "", None, None)
+    out = _refresh(_session())
     summary, lang, owner, name, push_btn, note, hub_row = out
     assert "4 rows" in summary and "Annotators answered 2 rows" in summary
     assert lang["value"] == "nld" and name["value"] == "aya-dutch-dpo"
     assert push_btn["interactive"] is False and note == SIGN_IN_NEEDED and hub_row["visible"] is False
-    assert tab.on_push(_session(), tab.SRC_SESSION, "nld", *DEFAULTS, "standard", False, 0, 42, "alice", "x", True,
-                       False, None, None) == SIGN_IN_NEEDED  # fmt: skip
+    assert tab.on_push(_session(), _values(repo_name="x"), None, None) == SIGN_IN_NEEDED
 
 
 @pytest.fixture()
@@ -139,7 +150,7 @@ def hub(fake_hub):
 
 
 def test_refresh_signed_in_offers_writable_owners(hub):
-    out = tab.on_refresh(_session(), tab.SRC_SESSION, None, None, "", _profile("alice"), _token("hf_alice_tab"))
+    out = _refresh(_session(), None, _profile("alice"), _token("hf_alice_tab"))
     owner, push_btn, note = out[2], out[4], out[5]
     assert owner["choices"] == ["alice", "team"] and owner["value"] == "alice"
     assert push_btn["interactive"] is True and note == ""
@@ -150,12 +161,12 @@ def test_push_then_load_back(hub):
 
     session = _session()
     name = f"aya-dutch-dpo-{uuid.uuid4().hex[:6]}"
-    msg = tab.on_push(session, tab.SRC_SESSION, "nld", *DEFAULTS, "recipe", True, 1, 42, "alice", name, True, False,
-                      _profile("alice"), _token("hf_alice_tab"))  # fmt: skip
+    values = _values(fmt="recipe", test_size=1, include_system=True, repo_name=name)
+    msg = tab.on_push(session, values, _profile("alice"), _token("hf_alice_tab"))
     assert msg.startswith("**Pushed** 3 pairs (private)")
     loaded = datasets.load_dataset(f"alice/{name}", token="hf_alice_tab")
-    for split, table in session.export.splits.items():
-        assert loaded[split].to_list() == table.to_pylist()
+    for split, split_table in session.export.splits.items():
+        assert loaded[split].to_list() == split_table.to_pylist()
     assert hub.repo(f"alice/{name}").private
 
 
@@ -163,8 +174,7 @@ def test_push_to_a_target_the_user_cannot_write_is_refused_before_work(hub):
     session = _session()
     before = len(hub.requests)
     for owner in ("bob", "readers"):
-        msg = tab.on_push(session, tab.SRC_SESSION, "nld", *DEFAULTS, "standard", False, 0, 42, owner, "x", True,
-                          False, _profile("alice"), _token("hf_alice_tab"))  # fmt: skip
+        msg = tab.on_push(session, _values(owner=owner, repo_name="x"), _profile("alice"), _token("hf_alice_tab"))
         assert msg.startswith("**Not pushed.**") and "cannot write" in msg
     assert session.export is None  # nothing was built
     assert not any(m == "POST" for m, _, _ in hub.requests[before:])
@@ -174,10 +184,45 @@ def test_load_raw_dataset_from_the_hub(hub):
     repo = f"alice/raw-{uuid.uuid4().hex[:6]}"
     hub.add_dataset(repo, pa.Table.from_pylist(ROWS), private=True)
     session = Session()
-    returned, summary, lang = tab.on_load_hub(repo, "train", session, _profile("alice"), _token("hf_alice_tab"))
+    hub_values = {"hub_id": repo, "hub_split": "train"}
+    returned, summary, lang = tab.on_load_hub(session, hub_values, _profile("alice"), _token("hf_alice_tab"))
     assert returned is session and "4 rows" in summary and lang["value"] == "nld"
     out = _build(session, source=tab.SRC_HUB)
     assert "**3 pairs**" in out[1]
     # bob cannot see alice's private dataset
-    _, summary, _ = tab.on_load_hub(repo, "train", Session(), _profile("bob"), _token("hf_bob_tab"))
+    _, summary, _ = tab.on_load_hub(Session(), hub_values, _profile("bob"), _token("hf_bob_tab"))
     assert summary.startswith("**Could not load it.**")
+
+
+def test_export_frames_numbers():
+    rows = [raw_row("a", ["x", "y"], [5, 1]), raw_row("b", ["x2", "y2"], [4, 3]), raw_row("t", ["p", "q"], [2, 2])]
+    result = ex.build_export(table(rows))
+    frames = tab.export_frames(result)
+    rules = dict(zip(frames["rules"]["rule"], frames["rules"]["rows"]))
+    assert rules == {"kept": 2, "tie": 1}  # rules that dropped nothing are left out of the plot
+    ratings = {(r, w): n for r, n, w in frames["ratings"].itertuples(index=False)}
+    assert ratings == {("5", "chosen"): 1, ("4", "chosen"): 1, ("1", "rejected"): 1, ("3", "rejected"): 1}
+    assert dict(zip(frames["margins"]["margin"], frames["margins"]["pairs"])) == {"1": 1, "4": 1}
+    assert frames["agreement"].empty
+
+
+def test_every_rule_has_a_box_and_every_default_lives_once():
+    import app
+
+    app.build_app()  # builds every tab, this one included
+    assert set(tab.RULE_FIELDS) <= set(tab.FIELDS)  # each ExportRules field is a value of the form
+    request = tab.ExportRequest.from_values({})  # nothing given: the defaults, as the rules declare them
+    assert request.rules == ex.ExportRules() and request.fmt == ex.FORMAT_STANDARD and request.test_size is None
+    changed = tab.ExportRequest.from_values({"min_chosen_rating": 4, "test_size": 3, "keep_ties": True})
+    assert changed.rules.min_chosen_rating == 4.0 and changed.rules.keep_ties and changed.test_size == 3
+
+
+def test_no_function_of_the_tab_takes_more_than_eight_parameters():
+    import ast
+
+    for path in [Path(tab.__file__)]:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                args = node.args
+                n = len(args.posonlyargs) + len(args.args) + len(args.kwonlyargs)
+                assert n <= 8, f"{path.name}:{node.lineno} {node.name}() takes {n} parameters"

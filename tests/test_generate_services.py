@@ -157,13 +157,14 @@ def test_generated_pipeline_script_runs_on_three_rows(llm_server, tmp_path):
     settings = RunSettings(generators=(backend,), judge=backend, system_prompt="Answer briefly.", max_new_tokens=32,
                            judge_max_new_tokens=120)  # fmt: skip
     meta = recipe.build_raw_meta(settings, None, language="English", language_code="eng")
-    script = recipe.render_pipeline_script(meta, data="rows.parquet")
+    script = recipe.render_pipeline_script(meta, data=str(tmp_path / "rows.parquet"))
+    assert str(tmp_path) not in script and "rows.parquet" not in script  # no path of this machine in the script
     (tmp_path / "pipeline.py").write_text(script)
     pq.write_table(make_rows(5, language_code="eng"), tmp_path / "rows.parquet")
     env = {k: v for k, v in os.environ.items() if not k.startswith("HF_TOKEN")}
     env.update({"HOME": str(tmp_path), "DISTILABEL_CACHE_DIR": str(tmp_path / "cache"), "PYTHONPATH": ""})
     done = subprocess.run(
-        [sys.executable, "pipeline.py", "--limit", "3", "--output", "out.jsonl"],
+        [sys.executable, "pipeline.py", "--data", "rows.parquet", "--limit", "3", "--output", "out.jsonl"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
@@ -190,7 +191,8 @@ def test_push_raw_to_fake_hub_loads_back(fake_hub, tmp_path):
     handle = asyncio.run(run(rows, settings, Checkpoint(tmp_path / "c.jsonl"), chat_fn=MockChat(), detect=fake_detect,
                              token=canary))  # fmt: skip
     raw = handle.table()
-    meta = recipe.build_raw_meta(settings, raw, language="Dutch", language_code="nld")
+    meta = recipe.build_raw_meta(settings, raw, source=schema.Provenance(dataset="CohereForAI/aya_dataset", split="train", license="apache-2.0"), language="Dutch",
+                                 language_code="nld")
     url = recipe.push_raw(raw, meta, "dora/aya-dutch-dpo-raw", canary, private=True)
     assert url.endswith("dora/aya-dutch-dpo-raw")
     ds = datasets.load_dataset("dora/aya-dutch-dpo-raw", split="train", token=canary)

@@ -4,7 +4,6 @@ raw card and the generated pipeline.py, and the `generate` CLI's configuration h
 from __future__ import annotations
 
 import ast
-import json
 import logging
 
 import pyarrow as pa
@@ -130,10 +129,11 @@ def _settings(system_prompt: str = "Antwoord in het Nederlands.") -> RunSettings
 
 def test_card_and_script_carry_the_settings_but_no_secrets():
     hostile = 'Say """hi""" \'\'\' {language} ``` <script>alert(1)</script>\nimport os; os.system("x")'
-    meta = recipe.build_raw_meta(_settings(hostile), None, language="Dutch", language_code="nld")
+    meta = recipe.build_raw_meta(_settings(hostile), None, source=schema.Provenance(dataset="CohereForAI/aya_dataset", split="train", license="apache-2.0"), language="Dutch",
+                                 language_code="nld")
     card = recipe.render_raw_card(meta)
     script = recipe.render_pipeline_script(meta, data="alice/aya-dutch-dpo-raw")
-    for text in (card, script, json.dumps(meta)):
+    for text in (card, script, meta.to_json()):
         assert "secret" not in text and "key=abc" not in text  # credentials in URLs are stripped
     assert "language:\n- nl" in card and "license: apache-2.0" in card
     assert "`org/gen`, `local-model`" in card and "`org/judge`" in card
@@ -189,8 +189,8 @@ def test_cli_config_file_and_bad_input(tmp_path, capsys):
     table = pq.read_table(tmp_path / "out" / "raw.parquet")
     assert table.num_rows == 6 and table.column_names == list(schema.RAW_COLUMNS)
     assert table.column("response_sources").to_pylist()[0] == ["human", "gen-a", "gen-b"]
-    meta = json.loads((tmp_path / "out" / "dpo_studio.json").read_text())
-    assert meta["counts"]["ok"] == 6 and meta["models"] == ["gen-a", "gen-b"]
+    meta = schema.RunMeta.from_json((tmp_path / "out" / "dpo_studio.json").read_text())
+    assert meta.counts["ok"] == 6 and meta.models == ["gen-a", "gen-b"]
 
 
 def test_logs_never_carry_credentials(tmp_path, caplog):

@@ -108,8 +108,9 @@ def test_start_poll_and_results_in_session(session):
     assert session.raw.column_names == list(schema.RAW_COLUMNS) and session.raw.num_rows == 12
     assert session.raw.column("response_sources").to_pylist()[0] == ["human", "fake-a", "fake-b"]
     meta = session.raw_meta
-    assert meta["models"] == ["fake-a", "fake-b"] and meta["judge_model"] == "judge"
-    assert meta["language"] == "Dutch" and meta["counts"]["ok"] == 12 and meta["system_prompt"]
+    assert meta.models == ["fake-a", "fake-b"] and meta.judge_model == "judge"
+    assert meta.language == "Dutch" and meta.counts["ok"] == 12 and meta.system_prompt
+    assert meta.source.demo and schema.provenance_of(session.raw) == meta.source  # the Filter's provenance
     assert set(ratings["source"]) == {"human", "fake-a", "fake-b"}
     assert board["visible"] is True and list(board["value"]["source"]) == ["human", "fake-a", "fake-b"]
     assert list(latest.columns)[:2] == ["status", "prompt"]

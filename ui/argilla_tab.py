@@ -58,8 +58,8 @@ def _connect(session: Session, url_box: str) -> aio.Connection:
 
 def _language(session: Session) -> tuple[str, str]:
     """(language name, code) of the raw results, from the Pipeline's metadata or the rows."""
-    meta = dict(session.raw_meta or {})
-    name, code = str(meta.get("language") or ""), str(meta.get("language_code") or "")
+    meta = session.raw_meta
+    name, code = (meta.language_name, meta.language_code) if meta is not None else ("", "")
     raw = session.raw
     if not code and raw is not None and "target_language" in getattr(raw, "column_names", []):
         codes = {c for c in raw.column("target_language").to_pylist() if c}
@@ -99,7 +99,7 @@ def default_name(session: Session, profile: gr.OAuthProfile | None) -> str:
 
 def default_guidelines(session: Session) -> str:
     name, _ = _language(session)
-    judge = str((session.raw_meta or {}).get("judge_model") or "")
+    judge = session.raw_meta.judge_model if session.raw_meta is not None else ""
     if not judge and session.raw is not None and "judge_model" in session.raw.column_names:
         judges = [j for j in session.raw.column("judge_model").to_pylist() if j]
         judge = judges[0] if judges else ""

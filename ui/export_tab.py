@@ -1,23 +1,35 @@
 """The Export tab: the final DPO/ORPO dataset (rules, format, split, numbers, preview, push, downloads).
 
-UI glue only: every decision is made in :mod:`pipeline.export`; the Hub is reached through :mod:`pipeline.hub`.
+UI glue only: every decision is made in :mod:`pipeline.export`; pushes are pre-flighted by
+:func:`pipeline.workflow.preflight_push` and reach the Hub through :mod:`pipeline.export.hub_io`. The handlers are
+module-level and take the session plus ONE mapping of the form's values by name (:data:`FIELDS`; Gradio passes a
+dict when ``inputs`` is a set, :class:`ui.forms.Form` names it), so tests call them with plain dicts. Every
+default is in :data:`DEFAULTS`, taken from :class:`pipeline.export.ExportRules`. The numbers behind the plots and
+the preview grid are made here (:func:`export_frames`, :func:`preview_rows`): they are display only.
 """
 
 from __future__ import annotations
 
-import html
-import re
+import dataclasses
 import tempfile
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from types import MappingProxyType
+from typing import Any, Final
 
 import gradio as gr
+import pandas as pd
+import pyarrow as pa
 
 from pipeline import export as ex
-from pipeline import hub
+from pipeline import hub, workflow
 from pipeline.agreement import OUTCOMES
+from pipeline.schema import RunMeta
 from pipeline.state import HubRaw, Session
-from ui.common import SIGN_IN_NEEDED, info, token_of, username_of, warn
+from ui.common import SIGN_IN_NEEDED, info, md_link, md_text, token_of, username_of, warn
+from ui.forms import Form
 
 SRC_SESSION = "This session: judge + annotators' answers"
 SRC_JUDGE = "This session: judge only"
@@ -27,6 +39,34 @@ SOURCES = (SRC_SESSION, SRC_JUDGE, SRC_HUB)
 _PREF = [(ex.PREFERENCE_SOURCE_LABELS[k], k) for k in ex.PREFERENCE_SOURCES]
 _PAIRING = [(ex.PAIRING_LABELS[k], k) for k in ex.PAIRINGS]
 _FORMATS = [(ex.FORMAT_LABELS[k], k) for k in ex.FORMATS]
+RULE_FIELDS: Final = tuple(f.name for f in dataclasses.fields(ex.ExportRules))
+
+DEFAULTS: Final[Mapping[str, Any]] = MappingProxyType({
+    "source": SRC_SESSION,
+    "language": None,
+    "hub_id": "",
+    "hub_split": "train",
+    **dataclasses.asdict(ex.ExportRules()),  # the rules' defaults, as the rules declare them
+    "min_chosen_rating": 0,  # the box's 0 means "no minimum" (ExportRules: None)
+    "format": ex.FORMAT_STANDARD,
+    "include_system": False,
+    "test_size": 0,  # 0 = no test split
+    "seed": 42,
+    "owner": None,
+    "repo_name": "",
+    "private": True,
+    "overwrite": False,
+})
+"""Every value of the tab's form by name, with its default: the components start from these, handlers fill in a
+missing value from here."""
+FIELDS: Final = tuple(DEFAULTS)
+_RULE_DEFAULTS: Final = ex.ExportRules()
+
+PREVIEW_COLUMNS: Final = (
+    "id", "prompt", "chosen", "rejected", "chosen_rating", "rejected_rating", "margin", "preference_source",
+    "chosen_model", "rejected_model",
+)
+PREVIEW_ROWS: Final = 50
 
 INTRO = (
     "Build the **preference dataset** (`prompt`, `chosen`, `rejected`) that TRL's `DPOTrainer` and `ORPOTrainer` "
@@ -34,14 +74,45 @@ INTRO = (
     "dataset is made of before you push it."
 )
 
-
-def _md(text: Any) -> str:
-    """Untrusted text (ids, codes, messages quoting data) made inert for Markdown: no HTML, no markup."""
-    return re.sub(r"([\\`*_{}\[\]()#+!|~])", r"\\\1", html.escape(str(text), quote=False))
+_md = md_text  # untrusted text (ids, codes, messages quoting data) shown as text
 
 
-def _inputs(session: Session, source: str) -> tuple[Any, Any, dict, str]:
-    """(raw, annotations, meta, where) for the chosen source; raises ExportError when there is nothing."""
+@dataclass(frozen=True)
+class ExportRequest:
+    """What the form asks for, checked: the rules, the format and the split (from the values by name)."""
+
+    rules: ex.ExportRules
+    fmt: str
+    include_system: bool
+    test_size: float | int | None
+    seed: int
+    language: str | None
+
+    @classmethod
+    def from_values(cls, values: Mapping[str, Any]) -> ExportRequest:
+        """From the form's values (missing ones from :data:`DEFAULTS`); ``ExportError`` for a bad rule value."""
+        v = {**DEFAULTS, **{k: val for k, val in values.items() if val is not None}}
+        rules: dict[str, Any] = {}
+        for name in RULE_FIELDS:
+            default = getattr(_RULE_DEFAULTS, name)
+            if isinstance(default, bool):
+                rules[name] = bool(v[name])
+            elif name == "min_chosen_rating":
+                rules[name] = float(v[name]) if float(v[name] or 0) > 0 else None
+            elif isinstance(default, float):
+                rules[name] = float(v[name] or 0)
+            else:
+                rules[name] = v[name]
+        size = float(v["test_size"] or 0)
+        test_size = None if size <= 0 else (int(size) if size >= 1 and size.is_integer() else size)
+        return cls(ex.ExportRules(**rules), v["format"], bool(v["include_system"]), test_size, int(v["seed"] or 0),
+                   values.get("language") or None)
+
+
+
+# --- the input ------------------------------------------------------------------------------------------------
+def _inputs(session: Session, source: str) -> tuple[pa.Table, pa.Table | None, RunMeta, str]:
+    """(raw, annotations, the run's metadata, where) for the chosen source; ExportError when there is nothing."""
     if source == SRC_HUB:
         loaded = session.export_tab.hub
         if loaded is None:
@@ -53,7 +124,7 @@ def _inputs(session: Session, source: str) -> tuple[Any, Any, dict, str]:
             "dataset from the Hub."
         )
     annotations = session.annotations if source == SRC_SESSION else None
-    return session.raw, annotations, dict(session.raw_meta or {}), "this session"
+    return session.raw, annotations, session.raw_meta or RunMeta(), "this session"
 
 
 def _summary_md(session: Session, source: str) -> str:
@@ -96,108 +167,74 @@ def _owners(oauth_token: gr.OAuthToken | None) -> list[str]:
         return []
 
 
-# --- handlers (module level so tests can call them) -----------------------------------------------------------
-def on_refresh(
-    session: Session,
-    source: str,
-    language: str | None,
-    owner: str | None,
-    repo_name: str,
-    profile: gr.OAuthProfile | None = None,
-    oauth_token: gr.OAuthToken | None = None,
-) -> tuple:
-    """On opening the tab or changing the source: describe the input, offer its languages and the push owners."""
-    lang_update = _language_update(session, source, language)
-    owners = _owners(oauth_token)
-    user = username_of(profile)
-    owner_value = owner if owner in owners else (user if user in owners else (owners[0] if owners else None))
-    lang = lang_update.get("value") or language or ""
-    try:
-        meta = _inputs(session, source)[2]
-    except ex.ExportError:
-        meta = {}
-    name = repo_name if (repo_name or "").strip() else ex.default_repo_name(lang, meta)
-    signed_in = bool(token_of(oauth_token))
-    push_note = "" if signed_in else SIGN_IN_NEEDED
-    return (
-        _summary_md(session, source),
-        lang_update,
-        gr.update(choices=owners, value=owner_value, interactive=signed_in),
-        gr.update(value=name),
-        gr.update(interactive=signed_in),
-        push_note,
-        gr.update(visible=source == SRC_HUB),
+# --- what the tab shows (display only) --------------------------------------------------------------------------
+def _bucket(value: float | None) -> str:
+    """Ratings and margins to half-point labels ("4", "4.5"); None → "n/a"."""
+    if value is None:
+        return "n/a"
+    return f"{round(value * 2) / 2:g}"
+
+
+def export_frames(result: ex.ExportResult | ex.Selection) -> dict[str, pd.DataFrame]:
+    """pandas DataFrames behind the tab's plots.
+
+    Keys: ``rules`` (rule, rows, outcome: one "kept" row then one per rule that dropped rows), ``ratings`` (rating,
+    pairs, response: chosen/rejected), ``margins`` (margin, pairs) and ``agreement`` (outcome, rows; empty when no
+    row has both a human and a judge preference).
+    """
+    counts, pairs, agreement = result.counts, result.pairs, result.agreement
+    rules_rows = [{"rule": "kept", "rows": counts.get("kept", 0), "outcome": "kept"}]
+    rules_rows += [{"rule": r, "rows": counts[r], "outcome": "dropped"} for r in ex.DROP_RULES if counts.get(r)]
+    ratings: Counter = Counter()
+    for p in pairs:
+        ratings[(_bucket(p.chosen_rating), "chosen")] += 1
+        ratings[(_bucket(p.rejected_rating), "rejected")] += 1
+    rating_rows = [
+        {"rating": k[0], "pairs": v, "response": k[1]}
+        for k, v in sorted(ratings.items(), key=lambda kv: (kv[0][0] == "n/a", kv[0][0], kv[0][1]))
+    ]
+    margins = Counter(_bucket(p.margin) for p in pairs)
+    margin_rows = [
+        {"margin": k, "pairs": v}
+        for k, v in sorted(margins.items(), key=lambda kv: (kv[0] == "n/a", float(kv[0]) if kv[0] != "n/a" else 0))
+    ]
+    agreement_rows = (
+        [{"outcome": k, "rows": v} for k, v in agreement.get("outcomes", {}).items()] if agreement.get("rows") else []
     )
+    return {
+        "rules": pd.DataFrame(rules_rows, columns=["rule", "rows", "outcome"]),
+        "ratings": pd.DataFrame(rating_rows, columns=["rating", "pairs", "response"]),
+        "margins": pd.DataFrame(margin_rows, columns=["margin", "pairs"]),
+        "agreement": pd.DataFrame(agreement_rows, columns=["outcome", "rows"]),
+    }
 
 
-def on_load_hub(
-    dataset_id: str,
-    split: str,
-    session: Session,
-    profile: gr.OAuthProfile | None = None,
-    oauth_token: gr.OAuthToken | None = None,
-) -> tuple:
-    """Load a raw-results dataset from the Hub into this session (for this tab only)."""
-    dataset_id = (dataset_id or "").strip()
-    try:
-        raw, annotations, meta = ex.load_raw_from_hub(dataset_id, token_of(oauth_token), (split or "train").strip())
-    except (hub.HubError, ex.ExportError) as e:
-        warn(e)
-        return session, f"**Could not load it.** {_md(e)}", gr.update()
-    session.export_tab.hub = HubRaw(dataset_id, raw, annotations, meta)
-    lang_update = _language_update(session, SRC_HUB, None)
-    return session, _summary_md(session, SRC_HUB), lang_update
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
 
 
-def _rules(pref, pairing, improved, min_margin, keep_ties, drop_lang, min_chosen, dedupe,
-           drop_discarded) -> ex.ExportRules:  # fmt: skip
-    min_chosen = float(min_chosen or 0)
-    return ex.ExportRules(
-        preference_source=pref,
-        pairing=pairing,
-        use_improved_response=bool(improved),
-        min_margin=float(min_margin or 0),
-        keep_ties=bool(keep_ties),
-        drop_language_mismatch=bool(drop_lang),
-        min_chosen_rating=min_chosen if min_chosen > 0 else None,
-        dedupe_prompts=bool(dedupe),
-        drop_discarded=bool(drop_discarded),
-    )
+def _last_text(value: Any) -> str:
+    if isinstance(value, list):
+        return _text(value[-1].get("content")) if value and isinstance(value[-1], dict) else ""
+    return _text(value)
 
 
-def _test_size(value: Any) -> float | int | None:
-    size = float(value or 0)
-    if size <= 0:
-        return None
-    return int(size) if size >= 1 and size.is_integer() else size
+def _user_text(value: Any) -> str:
+    if isinstance(value, list):
+        users = [m.get("content") for m in value if isinstance(m, dict) and m.get("role") == "user"]
+        return _text(users[-1]) if users else ""
+    return _text(value)
 
 
-def _run_export(session: Session, source: str, language: str | None, rule_values: tuple, fmt: str,
-                include_system: bool, test_size: Any, seed: Any) -> tuple[ex.ExportResult, dict]:  # fmt: skip
-    raw, annotations, meta, _ = _inputs(session, source)
-    result = ex.build_export(
-        raw,
-        annotations,
-        _rules(*rule_values),
-        fmt,
-        include_system=bool(include_system),
-        test_size=_test_size(test_size),
-        seed=int(seed or 0),
-        target_language=language or None,
-    )
-    return result, meta
-
-
-def _downloads(result: ex.ExportResult, meta: dict, repo_id: str) -> list[str]:
-    folder = Path(tempfile.mkdtemp(prefix="dpo-studio-export-"))
-    stem = ex.default_repo_name(result.target_language, meta)
-    files: list[str] = []
-    for suffix in (".parquet", ".jsonl"):
-        files += [str(p) for p in ex.write_export(result, folder / f"{stem}{suffix}").values()]
-    card = folder / "README.md"
-    card.write_text(ex.render_export_card(result, meta, repo_id), encoding="utf-8")
-    files.append(str(card))
-    return files
+def preview_rows(table: pa.Table, limit: int = PREVIEW_ROWS) -> list[list[Any]]:
+    """The first ``limit`` rows as plain values for the preview grid (:data:`PREVIEW_COLUMNS`): the prompt,
+    chosen and rejected texts whatever the format (the user message and the assistant replies of conversations)."""
+    out = []
+    for row in table.slice(0, limit).to_pylist():
+        prompt = _user_text(row["prompt"]) or _user_text(row["chosen"])
+        out.append([row["id"], prompt, _last_text(row["chosen"]), _last_text(row["rejected"]),
+                    *(row[c] for c in PREVIEW_COLUMNS[4:])])
+    return out
 
 
 def _status_md(result: ex.ExportResult) -> str:
@@ -227,221 +264,262 @@ def _status_md(result: ex.ExportResult) -> str:
 
 
 def _empty_outputs(message: str) -> tuple:
-    import pandas as pd
-
-    empty = {k: pd.DataFrame(columns=cols) for k, cols in (
+    frames = {k: pd.DataFrame(columns=cols) for k, cols in (
         ("rules", ["rule", "rows", "outcome"]), ("ratings", ["rating", "pairs", "response"]),
-        ("margins", ["margin", "pairs"]), ("agreement", ["outcome", "rows"]))}  # fmt: skip
+        ("margins", ["margin", "pairs"]), ("agreement", ["outcome", "rows"]))}
+    return (message, [], [], frames["rules"], frames["ratings"], frames["margins"],
+            gr.update(value=frames["agreement"], visible=False), None)
+
+
+# --- the export -------------------------------------------------------------------------------------------------
+def _run_export(session: Session, values: Mapping[str, Any]) -> tuple[ex.ExportResult, RunMeta]:
+    raw, annotations, meta, _ = _inputs(session, values.get("source") or DEFAULTS["source"])
+    req = ExportRequest.from_values(values)
+    result = ex.build_export(
+        raw, annotations, req.rules, req.fmt, include_system=req.include_system, test_size=req.test_size,
+        seed=req.seed, target_language=req.language, source=meta.source if meta.source.known else None,
+    )
+    return result, meta
+
+
+def _repo_id(values: Mapping[str, Any]) -> str:
+    owner, name = values.get("owner"), (values.get("repo_name") or "").strip()
+    return f"{owner}/{name}" if owner and name else ""
+
+
+def _downloads(result: ex.ExportResult, meta: RunMeta, repo_id: str) -> list[str]:
+    folder = Path(tempfile.mkdtemp(prefix="dpo-studio-export-"))
+    stem = ex.default_repo_name(result.target_language, meta)
+    files: list[str] = []
+    for suffix in (".parquet", ".jsonl"):
+        files += [str(p) for p in ex.write_export(result, folder / f"{stem}{suffix}").values()]
+    card = folder / "README.md"
+    card.write_text(ex.render_export_card(result, meta, repo_id), encoding="utf-8")
+    files.append(str(card))
+    return files
+
+
+# --- handlers (module level so tests can call them) -----------------------------------------------------------
+def on_refresh(session: Session, values: Mapping[str, Any], profile: gr.OAuthProfile | None = None,
+               oauth_token: gr.OAuthToken | None = None) -> tuple:
+    """On opening the tab or changing the source: describe the input, offer its languages and the push owners.
+    ``values``: ``source``, ``language``, ``owner``, ``repo_name``."""
+    source = values.get("source") or DEFAULTS["source"]
+    language, owner, repo_name = values.get("language"), values.get("owner"), values.get("repo_name") or ""
+    lang_update = _language_update(session, source, language)
+    owners = _owners(oauth_token)
+    user = username_of(profile)
+    owner_value = owner if owner in owners else (user if user in owners else (owners[0] if owners else None))
+    lang = lang_update.get("value") or language or ""
+    try:
+        meta = _inputs(session, source)[2]
+    except ex.ExportError:
+        meta = RunMeta()
+    name = repo_name if repo_name.strip() else ex.default_repo_name(lang, meta)
+    signed_in = bool(token_of(oauth_token))
     return (
-        message,
-        [],
-        [],
-        empty["rules"],
-        empty["ratings"],
-        empty["margins"],
-        gr.update(value=empty["agreement"], visible=False),
-        None,
+        _summary_md(session, source),
+        lang_update,
+        gr.update(choices=owners, value=owner_value, interactive=signed_in),
+        gr.update(value=name),
+        gr.update(interactive=signed_in),
+        "" if signed_in else SIGN_IN_NEEDED,
+        gr.update(visible=source == SRC_HUB),
     )
 
 
-def on_build(
-    session: Session,
-    source: str,
-    language: str | None,
-    pref: str,
-    pairing: str,
-    improved: bool,
-    min_margin: float,
-    keep_ties: bool,
-    drop_lang: bool,
-    min_chosen: float,
-    dedupe: bool,
-    drop_discarded: bool,
-    fmt: str,
-    include_system: bool,
-    test_size: float,
-    seed: float,
-    owner: str | None,
-    repo_name: str,
-) -> tuple:
-    """Build the export with the rules shown; fill the numbers, plots, preview and downloads."""
-    rule_values = (pref, pairing, improved, min_margin, keep_ties, drop_lang, min_chosen, dedupe, drop_discarded)
+def on_load_hub(session: Session, values: Mapping[str, Any], profile: gr.OAuthProfile | None = None,
+                oauth_token: gr.OAuthToken | None = None) -> tuple:
+    """Load a raw-results dataset from the Hub into this session (for this tab only). ``values``: ``hub_id``,
+    ``hub_split``."""
+    dataset_id = (values.get("hub_id") or "").strip()
+    split = (values.get("hub_split") or DEFAULTS["hub_split"]).strip()
     try:
-        result, meta = _run_export(session, source, language, rule_values, fmt, include_system, test_size, seed)
+        raw, annotations, meta = ex.load_raw_from_hub(dataset_id, token_of(oauth_token), split)
+    except (hub.HubError, ex.ExportError) as e:
+        warn(e)
+        return session, f"**Could not load it.** {_md(e)}", gr.update()
+    session.export_tab.hub = HubRaw(dataset_id, raw, annotations, meta)
+    return session, _summary_md(session, SRC_HUB), _language_update(session, SRC_HUB, None)
+
+
+def on_build(session: Session, values: Mapping[str, Any]) -> tuple:
+    """Build the export with the rules shown; fill the numbers, plots, preview and downloads. ``values``: the
+    form's values by name (:data:`FIELDS`)."""
+    try:
+        result, meta = _run_export(session, values)
     except ex.ExportError as e:
         warn(e)
         session.export = None
         return (session, *_empty_outputs(f"**Nothing to export.** {_md(e)}"))
     session.export = result
-    frames = ex.export_frames(result)
-    repo_id = f"{owner}/{repo_name.strip()}" if owner and (repo_name or "").strip() else ""
+    frames = export_frames(result)
     counts = [[label, value] for label, value in ex.counts_table(result.counts)]
     return (
         session,
         _status_md(result),
         counts,
-        ex.preview_rows(result.table),
+        preview_rows(result.table),
         frames["rules"],
         frames["ratings"],
         frames["margins"],
         gr.update(value=frames["agreement"], visible=not frames["agreement"].empty),
-        _downloads(result, meta, repo_id),
+        _downloads(result, meta, _repo_id(values)),
     )
 
 
-def on_push(
-    session: Session,
-    source: str,
-    language: str | None,
-    pref: str,
-    pairing: str,
-    improved: bool,
-    min_margin: float,
-    keep_ties: bool,
-    drop_lang: bool,
-    min_chosen: float,
-    dedupe: bool,
-    drop_discarded: bool,
-    fmt: str,
-    include_system: bool,
-    test_size: float,
-    seed: float,
-    owner: str | None,
-    repo_name: str,
-    private: bool,
-    overwrite: bool,
-    profile: gr.OAuthProfile | None = None,
-    oauth_token: gr.OAuthToken | None = None,
-) -> str:
-    """Push the export, built with the rules shown, to ``owner/repo_name``. The target is checked first."""
+def on_push(session: Session, values: Mapping[str, Any], profile: gr.OAuthProfile | None = None,
+            oauth_token: gr.OAuthToken | None = None) -> str:
+    """Push the export, built with the rules shown, to ``owner/repo_name`` (``values`` as for :func:`on_build`,
+    plus ``private`` and ``overwrite``). The target is checked before any work."""
     token = token_of(oauth_token)
     if not token:
         gr.Warning(SIGN_IN_NEEDED)
         return SIGN_IN_NEEDED
-    if not owner:
+    if not values.get("owner"):
         return "Choose an owner (your account or an organisation where you can write)."
-    repo_id = f"{owner}/{(repo_name or '').strip()}"
-    try:  # refuse a target the user cannot write to before any work
-        repo_id = hub.validate_repo_id(repo_id)
-        hub.check_writable(repo_id, token)
-        if hub.repo_exists(repo_id, token) and not overwrite:
-            raise hub.HubError(
-                f"'{repo_id}' already exists on the Hub: pick a new name, or tick overwrite to replace its contents."
-            )
+    private, overwrite = bool(values.get("private", DEFAULTS["private"])), bool(values.get("overwrite"))
+    try:
+        repo_id = workflow.preflight_push(f"{values['owner']}/{(values.get('repo_name') or '').strip()}", token,
+                                          overwrite=overwrite, overwrite_hint="tick overwrite")
     except hub.HubError as e:
         warn(e)
         return f"**Not pushed.** {_md(e)}"
-    rule_values = (pref, pairing, improved, min_margin, keep_ties, drop_lang, min_chosen, dedupe, drop_discarded)
     try:
-        result, meta = _run_export(session, source, language, rule_values, fmt, include_system, test_size, seed)
-        url = ex.push_export(result, repo_id, token, private=bool(private), meta=meta, overwrite=bool(overwrite))
+        result, meta = _run_export(session, values)
+        url = ex.push_export(result, repo_id, token, private=private, meta=meta, overwrite=overwrite)
     except (ex.ExportError, hub.HubError) as e:
         warn(e)
         return f"**Not pushed.** {_md(e)}"
     session.export = result
-    visibility = "private" if private else "public"
     info(f"Pushed {result.num_rows} pairs to {repo_id}.")
-    return f"**Pushed** {result.num_rows} pairs ({visibility}) to [{_md(repo_id)}]({html.escape(url, quote=True)})."
+    return f"**Pushed** {result.num_rows} pairs ({'private' if private else 'public'}) to {md_link(repo_id, url)}."
 
 
 # --- layout ---------------------------------------------------------------------------------------------------
+def _rules_box(d: Mapping[str, Any]) -> dict[str, Any]:
+    """The rule components, named by their :class:`pipeline.export.ExportRules` field."""
+    c: dict[str, Any] = {}
+    with gr.Row():
+        c["preference_source"] = gr.Radio(_PREF, value=d["preference_source"], label="Preference source")
+        c["pairing"] = gr.Radio(_PAIRING, value=d["pairing"], label="With more than two responses")
+    with gr.Row():
+        c["min_margin"] = gr.Number(value=d["min_margin"], minimum=0, maximum=4, step=0.5,
+                                    label="Minimum rating margin (0 = any difference)")
+        c["min_chosen_rating"] = gr.Number(value=d["min_chosen_rating"], minimum=0, maximum=5, step=0.5,
+                                           label="Minimum rating of the chosen response (0 = none)")
+    with gr.Row():
+        c["keep_ties"] = gr.Checkbox(value=d["keep_ties"], label="Keep ties")
+        c["drop_language_mismatch"] = gr.Checkbox(value=d["drop_language_mismatch"],
+                                                  label="Drop pairs whose chosen response is in another language")
+        c["dedupe_prompts"] = gr.Checkbox(value=d["dedupe_prompts"], label="Collapse duplicate prompts")
+        c["drop_discarded"] = gr.Checkbox(value=d["drop_discarded"], label="Drop rows annotators discarded")
+        c["use_improved_response"] = gr.Checkbox(value=d["use_improved_response"],
+                                                 label="Use annotators' improved responses as chosen")
+        c["drop_inconsistent"] = gr.Checkbox(value=d["drop_inconsistent"],
+                                             label="Drop judge verdicts that flip when the answers swap places")
+    gr.Markdown(
+        "Always dropped: failed generations, a failed or unparseable judge where no annotator answered, empty "
+        "texts, and pairs whose chosen and rejected texts are the same. Responses in a language the detector "
+        "does not know are kept and counted."
+    )
+    return c
+
+
 def build_tab(session: gr.State, tab: gr.Tab) -> dict[str, Any]:
-    """Build the components; returns them by name (tests drive them)."""
-    d = ex.ExportRules()
+    """Build the components; returns them by name (the names of :data:`FIELDS` for the form's fields)."""
+    d = DEFAULTS
     c: dict[str, Any] = {}
     gr.Markdown(INTRO)
     with gr.Row():
-        c["source"] = gr.Radio(list(SOURCES), value=SRC_SESSION, label="Input", scale=3)
+        c["source"] = gr.Radio(list(SOURCES), value=d["source"], label="Input", scale=3)
         c["language"] = gr.Dropdown([], label="Target language (ISO 639-3)", interactive=False, scale=1,
-                                    allow_custom_value=False)  # fmt: skip
+                                    allow_custom_value=False)
     with gr.Row(visible=False) as c["hub_row"]:
-        c["hub_id"] = gr.Textbox(label="Raw dataset on the Hub", placeholder="owner/aya-nld-raw", scale=3)
-        c["hub_split"] = gr.Textbox(value="train", label="Split", scale=1)
+        c["hub_id"] = gr.Textbox(value=d["hub_id"], label="Raw dataset on the Hub", placeholder="owner/aya-nld-raw",
+                                 scale=3)
+        c["hub_split"] = gr.Textbox(value=d["hub_split"], label="Split", scale=1)
         c["hub_load"] = gr.Button("Load", scale=1)
     c["summary"] = gr.Markdown()
 
     with gr.Accordion("Rules", open=True):
-        with gr.Row():
-            c["pref"] = gr.Radio(_PREF, value=d.preference_source, label="Preference source")
-            c["pairing"] = gr.Radio(_PAIRING, value=d.pairing, label="With more than two responses")
-        with gr.Row():
-            c["min_margin"] = gr.Number(value=d.min_margin, minimum=0, maximum=4, step=0.5,
-                                        label="Minimum rating margin (0 = any difference)")  # fmt: skip
-            c["min_chosen"] = gr.Number(value=0, minimum=0, maximum=5, step=0.5,
-                                        label="Minimum rating of the chosen response (0 = none)")  # fmt: skip
-        with gr.Row():
-            c["keep_ties"] = gr.Checkbox(value=d.keep_ties, label="Keep ties")
-            c["drop_lang"] = gr.Checkbox(value=d.drop_language_mismatch,
-                                         label="Drop pairs whose chosen response is in another language")  # fmt: skip
-            c["dedupe"] = gr.Checkbox(value=d.dedupe_prompts, label="Collapse duplicate prompts")
-            c["drop_discarded"] = gr.Checkbox(value=d.drop_discarded, label="Drop rows annotators discarded")
-            c["improved"] = gr.Checkbox(value=d.use_improved_response,
-                                        label="Use annotators' improved responses as chosen")  # fmt: skip
-        gr.Markdown(
-            "Always dropped: failed generations, a failed or unparseable judge where no annotator answered, empty "
-            "texts, and pairs whose chosen and rejected texts are the same. Responses in a language the detector "
-            "does not know are kept and counted."
-        )
+        c.update(_rules_box(d))
     with gr.Row():
-        c["fmt"] = gr.Radio(_FORMATS, value=ex.FORMAT_STANDARD, label="Format", scale=3)
+        c["format"] = gr.Radio(_FORMATS, value=d["format"], label="Format", scale=3)
         with gr.Column(scale=1):
-            c["include_system"] = gr.Checkbox(value=False, label="System prompt as a system message")
-            c["test_size"] = gr.Number(value=0, minimum=0, label="Test split (fraction or prompts; 0 = none)")
-            c["seed"] = gr.Number(value=42, precision=0, label="Split seed")
+            c["include_system"] = gr.Checkbox(value=d["include_system"], label="System prompt as a system message")
+            c["test_size"] = gr.Number(value=d["test_size"], minimum=0,
+                                       label="Test split (fraction or prompts; 0 = none)")
+            c["seed"] = gr.Number(value=d["seed"], precision=0, label="Split seed")
     c["build"] = gr.Button("Build the dataset", variant="primary")
     c["status"] = gr.Markdown()
     with gr.Row():
         c["plot_rules"] = gr.BarPlot(x="rule", y="rows", color="outcome", title="Rows kept and dropped by rule",
                                      sort=["kept", *ex.DROP_RULES], y_lim=[0, None],
-                                     color_map={"kept": "#2e7d32", "dropped": "#c62828"})  # fmt: skip
+                                     color_map={"kept": "#2e7d32", "dropped": "#c62828"})
         c["plot_margins"] = gr.BarPlot(x="margin", y="pairs", title="Rating margin (chosen − rejected)",
-                                       y_lim=[0, None])  # fmt: skip
+                                       y_lim=[0, None])
     with gr.Row():
         c["plot_ratings"] = gr.BarPlot(x="rating", y="pairs", color="response", y_lim=[0, None],
-                                       title="Ratings of chosen and rejected responses")  # fmt: skip
+                                       title="Ratings of chosen and rejected responses")
         c["plot_agreement"] = gr.BarPlot(x="outcome", y="rows", title="Judge versus annotators", visible=False,
-                                         y_lim=[0, None], sort=list(OUTCOMES))  # fmt: skip
+                                         y_lim=[0, None], sort=list(OUTCOMES))
     with gr.Accordion("Counts", open=False):
-        c["counts"] = gr.Dataframe(headers=["", "rows"], datatype=["str", "number"], interactive=False,
-                                   wrap=True)  # fmt: skip
+        c["counts"] = gr.Dataframe(headers=["", "rows"], datatype=["str", "number"], interactive=False, wrap=True)
     c["preview"] = gr.Dataframe(
-        headers=list(ex.PREVIEW_COLUMNS),
+        headers=list(PREVIEW_COLUMNS),
         datatype=["str", "str", "str", "str", "number", "number", "number", "str", "str", "str"],
         interactive=False,
         wrap=True,
-        label="Preview (first 50 pairs)",
+        label=f"Preview (first {PREVIEW_ROWS} pairs)",
         max_height=500,
         column_widths=["9%", "19%", "20%", "20%", "6%", "6%", "5%", "5%", "5%", "5%"],
     )
     c["downloads"] = gr.File(label="Download (Parquet, JSON Lines, card)", file_count="multiple",
-                             interactive=False)  # fmt: skip
+                             interactive=False)
 
     with gr.Accordion("Push to the Hub", open=True):
         with gr.Row():
-            c["owner"] = gr.Dropdown([], label="Owner (you or an organisation where you can write)",
-                                     interactive=False, allow_custom_value=False)  # fmt: skip
-            c["repo_name"] = gr.Textbox(label="Dataset name")
+            c["owner"] = gr.Dropdown([], value=d["owner"], label="Owner (you or an organisation where you can write)",
+                                     interactive=False, allow_custom_value=False)
+            c["repo_name"] = gr.Textbox(value=d["repo_name"], label="Dataset name")
         with gr.Row():
-            c["private"] = gr.Checkbox(value=True, label="Private")
-            c["overwrite"] = gr.Checkbox(value=False, label="Overwrite if it exists")
+            c["private"] = gr.Checkbox(value=d["private"], label="Private")
+            c["overwrite"] = gr.Checkbox(value=d["overwrite"], label="Overwrite if it exists")
             c["push"] = gr.Button("Push to the Hub", interactive=False)
         c["push_note"] = gr.Markdown()
         c["push_status"] = gr.Markdown()
-
-    refresh_in = [session, c["source"], c["language"], c["owner"], c["repo_name"]]
-    refresh_out = [c["summary"], c["language"], c["owner"], c["repo_name"], c["push"], c["push_note"],
-                   c["hub_row"]]  # fmt: skip
-    tab.select(on_refresh, refresh_in, refresh_out)
-    c["source"].change(on_refresh, refresh_in, refresh_out)
-    c["hub_load"].click(on_load_hub, [c["hub_id"], c["hub_split"], session], [session, c["summary"], c["language"]])
-    build_in = [session, c["source"], c["language"], c["pref"], c["pairing"], c["improved"], c["min_margin"],
-                c["keep_ties"], c["drop_lang"], c["min_chosen"], c["dedupe"], c["drop_discarded"], c["fmt"],
-                c["include_system"], c["test_size"], c["seed"], c["owner"], c["repo_name"]]  # fmt: skip
-    build_out = [session, c["status"], c["counts"], c["preview"], c["plot_rules"], c["plot_ratings"],
-                 c["plot_margins"], c["plot_agreement"], c["downloads"]]  # fmt: skip
-    c["build"].click(on_build, build_in, build_out)
-    c["push"].click(on_push, [*build_in, c["private"], c["overwrite"]], [c["push_status"]])
+    _wire(session, tab, c)
     return c
+
+
+def _wire(session: gr.State, tab: gr.Tab, c: dict[str, Any]) -> None:
+    """Connect the events: each handler gets the session and one mapping of the values it reads."""
+    refresh_form = Form(**{k: c[k] for k in ("source", "language", "owner", "repo_name")})
+    hub_form = Form(hub_id=c["hub_id"], hub_split=c["hub_split"])
+    form = Form(**{k: c[k] for k in FIELDS if k not in ("hub_id", "hub_split")})
+    refresh_out = [c["summary"], c["language"], c["owner"], c["repo_name"], c["push"], c["push_note"], c["hub_row"]]
+    build_out = [session, c["status"], c["counts"], c["preview"], c["plot_rules"], c["plot_ratings"],
+                 c["plot_margins"], c["plot_agreement"], c["downloads"]]
+
+    def _refresh(data: dict, profile: gr.OAuthProfile | None = None,
+                 oauth_token: gr.OAuthToken | None = None) -> tuple:
+        return on_refresh(data[session], refresh_form.values(data), profile, oauth_token)
+
+    def _load(data: dict, profile: gr.OAuthProfile | None = None, oauth_token: gr.OAuthToken | None = None) -> tuple:
+        return on_load_hub(data[session], hub_form.values(data), profile, oauth_token)
+
+    def _build(data: dict) -> tuple:
+        return on_build(data[session], form.values(data))
+
+    def _push(data: dict, profile: gr.OAuthProfile | None = None, oauth_token: gr.OAuthToken | None = None) -> str:
+        return on_push(data[session], form.values(data), profile, oauth_token)
+
+    tab.select(_refresh, refresh_form.inputs(session), refresh_out)
+    c["source"].change(_refresh, refresh_form.inputs(session), refresh_out)
+    c["hub_load"].click(_load, hub_form.inputs(session), [session, c["summary"], c["language"]])
+    c["build"].click(_build, form.inputs(session), build_out)
+    c["push"].click(_push, form.inputs(session), [c["push_status"]])
 
 
 def build(session: gr.State, tab: gr.Tab) -> None:

@@ -298,16 +298,13 @@ def cancel(session: Session) -> str:
 def _load_results(session: Session, handle: generate.RunHandle) -> None:
     """Put the run's table (every id once) and metadata in the session for the Argilla and Export tabs."""
     table = handle.table()
-    meta = dict(session.pipeline_tab.run_meta or {})
-    settings = handle.settings
-    source, language, code = recipe.source_from_filtered(session.filtered)
-    fresh = recipe.build_raw_meta(settings, table, source=meta.get("source") or source,
-                                  language=meta.get("language") or language,
-                                  language_code=meta.get("language_code") or code)
-    fresh["run_state"] = handle.snapshot().state
-    fresh["hedged_calls"] = handle.snapshot().hedged_calls
-    session.raw = table
-    session.raw_meta = fresh
+    meta = session.pipeline_tab.run_meta
+    if meta is None:
+        source, language, code = recipe.source_from_filtered(session.filtered)
+        meta = recipe.build_raw_meta(handle.settings, None, source=source, language=language, language_code=code)
+    snap = handle.snapshot()
+    session.raw_meta = recipe.with_results(meta, table, run_state=snap.state, hedged_calls=snap.hedged_calls)
+    session.raw = recipe.tag_raw(table, session.raw_meta)
     session.pipeline_tab.loaded_run = id(handle)
 
 
@@ -350,12 +347,12 @@ def push(session: Session, values: Mapping[str, Any], oauth_token: gr.OAuthToken
         warn("There are no results to push yet: run the pipeline first.")
         return "No results yet."
     private = bool(values.get("private", True))
-    meta = session.raw_meta or {}
+    meta = session.raw_meta if session.raw_meta is not None else schema.RunMeta()
     try:
         repo_id = workflow.preflight_push(
             values.get("repo") or default_repo(username_of(profile), session.filtered), token,
             overwrite=bool(values.get("overwrite")), overwrite_hint="tick “Overwrite if it exists”",
-            ours=lambda rid: recipe.checkpoint_repo_state(rid, token, meta.get("fingerprint", "")) == "ours",
+            ours=lambda rid: recipe.checkpoint_repo_state(rid, token, meta.fingerprint) == "ours",
         )
         url = recipe.push_raw(session.raw, meta, repo_id, token, private=private, overwrite=True)
     except hub.HubError as exc:

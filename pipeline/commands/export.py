@@ -7,17 +7,21 @@ Example::
 
 Nothing is written when the export fails (every row dropped, missing columns, mixed languages: a one-line error
 and exit code 1), and a push target you cannot write to is refused before any work.
+
+The card names the source of the prompts that the input records: the Pipeline's ``dpo_studio.json`` beside it (or
+``--meta``), else the run metadata and provenance in the raw file's own schema metadata (written by ``generate``).
+The output files carry the same provenance.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
 
 from pipeline import export as ex
+from pipeline.schema import MetaError, RunMeta, run_meta_of
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -60,6 +64,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                        help="keep every row of a repeated prompt (collapsed to one by default)")
     rules.add_argument("--keep-discarded", action="store_true",
                        help="keep rows that more annotators discarded than answered (dropped by default)")
+    rules.add_argument("--keep-inconsistent", action="store_true",
+                       help="keep rows whose judge preference flipped when the answers swapped places (judged in "
+                       "both orders; dropped by default)")
 
     split = p.add_argument_group("split")
     split.add_argument("--test-size", type=float, default=None,
@@ -87,8 +94,9 @@ def _token() -> str | None:
     return get_token()
 
 
-def _load_meta(args: argparse.Namespace) -> dict:
-    """--meta, else the Pipeline's dpo_studio.json beside the input, else <input>.meta.json, else nothing."""
+def _load_meta(args: argparse.Namespace, raw) -> RunMeta:
+    """--meta, else the Pipeline's dpo_studio.json beside the input, else <input>.meta.json, else what the raw
+    table's schema metadata records, else nothing known."""
     if args.meta:
         path = Path(args.meta)
         if not path.exists():
@@ -96,17 +104,14 @@ def _load_meta(args: argparse.Namespace) -> dict:
     else:
         source = Path(args.input)
         found = [p for p in (source.with_name("dpo_studio.json"), source.with_name(source.name + ".meta.json"))
-                 if p.exists()]  # fmt: skip
+                 if p.exists()]
         if not found:
-            return {}
+            return run_meta_of(raw) or RunMeta()
         path = found[0]
     try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise ex.ExportError(f"{path} is not valid JSON ({e.msg}).") from e
-    if not isinstance(meta, dict):
-        raise ex.ExportError(f"{path} must hold a JSON object.")
-    return meta
+        return RunMeta.from_json(path.read_text(encoding="utf-8"))
+    except MetaError as e:
+        raise ex.ExportError(f"{path}: {e}") from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -136,9 +141,10 @@ def run(args: argparse.Namespace) -> int:
             min_chosen_rating=args.min_chosen_rating,
             dedupe_prompts=not args.keep_duplicate_prompts,
             drop_discarded=not args.keep_discarded,
+            drop_inconsistent=not args.keep_inconsistent,
         )
-        meta = _load_meta(args)
         raw = ex.read_table(args.input)
+        meta = _load_meta(args, raw)
         annotations = ex.read_table(args.annotations) if args.annotations else None
         if annotations is None:
             raw, annotations = ex.split_annotation_columns(raw)
@@ -151,6 +157,7 @@ def run(args: argparse.Namespace) -> int:
             test_size=test_size,
             seed=args.seed,
             target_language=args.language,
+            source=meta.source if meta.source.known else None,
         )
     except ex.ExportError as e:
         return _fail(str(e))

@@ -11,6 +11,10 @@ already ok are skipped, failed rows are retried). At the end (also after Ctrl-C)
 (``schema.RAW_COLUMNS``), ``README.md`` (the dataset card), ``pipeline.py`` (the distilabel recipe) and
 ``dpo_studio.json``. ``--push owner/name`` pushes them to the Hub.
 
+The source named in the card and ``dpo_studio.json`` is the one the filtered set records (``python -m pipeline
+filter`` writes it into the file's schema metadata: the Hub dataset, or the demo data). ``--source-dataset`` and
+``--license`` set it for a file made elsewhere; without either the card says the source was not recorded.
+
 Credentials come from the environment only: ``HF_TOKEN`` (or the token saved by ``hf auth login``) for serverless
 and endpoint models and for ``--push``; ``OPENAI_API_KEY`` for OpenAI-compatible servers that need a key.
 """
@@ -18,6 +22,7 @@ and endpoint models and for ``--push``; ``OPENAI_API_KEY`` for OpenAI-compatible
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -86,8 +91,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     h.add_argument("--checkpoint-every", type=int, help="rows between two Hub checkpoints (default 100, at least 10)")
     h.add_argument("--public", action="store_true", help="make the pushed dataset public (default private)")
     h.add_argument("--overwrite", action="store_true", help="replace the dataset if it exists")
-    h.add_argument("--source-dataset", help="for the card (default CohereForAI/aya_dataset)")
-    h.add_argument("--license", help="licence of the source data, for the card (default apache-2.0)")
+    h.add_argument("--source-dataset",
+                   help="the Hub dataset the rows come from, for the card (default: the one the input records)")
+    h.add_argument("--license", help="licence of the source data, for the card (default: the input's record)")
     p.set_defaults(func=_run)
 
 
@@ -140,7 +146,8 @@ def _build_settings(conf: dict):
 
 
 def read_input(path: str):
-    """The filtered set from a .parquet or .jsonl/.json file, as a table with ``schema.FILTERED_COLUMNS``."""
+    """The filtered set from a .parquet or .jsonl/.json file, as a table with ``schema.FILTERED_SCHEMA`` (and the
+    file's schema metadata: its provenance)."""
     import pyarrow as pa
 
     from pipeline import schema, tablefiles
@@ -168,7 +175,21 @@ def read_input(path: str):
             "annotation_type": str(row.get("annotation_type") or ""),
             "user_id": str(row.get("user_id") or ""),
         })  # fmt: skip
-    return pa.Table.from_pylist(out, schema=pa.schema([(c, pa.string()) for c in schema.FILTERED_COLUMNS]))
+    return pa.Table.from_pylist(out, schema=schema.FILTERED_SCHEMA.with_metadata(table.schema.metadata))
+
+
+def input_provenance(rows, conf: dict):
+    """The rows' provenance: what the input file records, with ``source_dataset``/``license`` from the flags or
+    config winning, and the input's file name (never its folder)."""
+    from pipeline import schema
+
+    found = schema.provenance_of(rows) or schema.Provenance()
+    changes: dict = {"file": Path(conf["input"]).name}
+    if conf.get("source_dataset"):
+        changes.update(dataset=conf["source_dataset"], demo=False)
+    if conf.get("license"):
+        changes["license"] = conf["license"]
+    return dataclasses.replace(found, **changes)
 
 
 def _hf_token() -> str | None:
@@ -183,19 +204,19 @@ def _hf_token() -> str | None:
         return None
 
 
-def _write_outputs(handle, out: Path, meta: dict, data_ref: str) -> Any:
-    import pyarrow.parquet as pq
+def _write_outputs(handle, out: Path, meta, hub_id: str) -> Any:
+    """raw.parquet (with the run's metadata and provenance in its schema), README.md, pipeline.py (its --data
+    defaults to ``hub_id`` when the raw set is pushed there; else it is required: no local path in the script) and
+    dpo_studio.json."""
+    from pipeline import recipe, tablefiles
 
-    from pipeline import recipe, results
-
-    table = handle.table()
-    tmp = out / "raw.parquet.tmp"
-    pq.write_table(table, tmp)
-    tmp.replace(out / "raw.parquet")
-    meta = {**meta, "rows": table.num_rows, "counts": results.counts_by_status(table)}
+    raw = handle.table()
+    meta = recipe.with_results(meta, raw)
+    table = recipe.tag_raw(raw, meta)
+    tablefiles.write_table(table, out / "raw.parquet")
     (out / "README.md").write_text(recipe.render_raw_card(meta, table), encoding="utf-8")
-    (out / "pipeline.py").write_text(recipe.render_pipeline_script(meta, data=data_ref), encoding="utf-8")
-    (out / "dpo_studio.json").write_text(json.dumps(meta, ensure_ascii=False, indent=1), encoding="utf-8")
+    (out / "pipeline.py").write_text(recipe.render_pipeline_script(meta, data=hub_id), encoding="utf-8")
+    (out / "dpo_studio.json").write_text(meta.to_json(), encoding="utf-8")
     return table, meta
 
 
@@ -251,8 +272,7 @@ def _main(args: argparse.Namespace) -> int:
         out.mkdir(parents=True, exist_ok=True)
         languages = {r for r in rows.column("language").to_pylist() if r}
         codes = {r for r in rows.column("language_code").to_pylist() if r}
-        source = {"dataset": conf.get("source_dataset") or recipe.AYA_DATASET, "split": "train",
-                  "license": conf.get("license") or "apache-2.0", "file": Path(conf["input"]).name}
+        source = input_provenance(rows, conf)
         started = workflow.start_generation(workflow.GenerationRequest(
             rows=rows, settings=settings, checkpoint=checkpoint, credentials=credentials, source=source,
             language=next(iter(languages)) if len(languages) == 1 else "",
@@ -280,7 +300,7 @@ def _main(args: argparse.Namespace) -> int:
     _update(bar, snap)
     bar.close()
 
-    table, meta = _write_outputs(handle, out, started.meta, data_ref=push or str((out / "raw.parquet").resolve()))
+    table, meta = _write_outputs(handle, out, started.meta, hub_id=push or "")
     print(snap.message, file=sys.stderr)
     if handle.hub_message:
         print(handle.hub_message, file=sys.stderr)
