@@ -546,7 +546,8 @@ class RunMeta:
             raise MetaError(f"The run's metadata must be a JSON object (got {type(data).__name__}).")
         data = dict(data)
         consumed = set(data)
-        settings = data.get("settings") if isinstance(data.get("settings"), Mapping) else {}
+        given = data.get("settings")
+        settings: Mapping[str, Any] = given if isinstance(given, Mapping) else {}
         for key in ("generators", "judge", "system_prompt", "aspect", "generation", "judge_generation",
                     "concurrency", "max_rows", "max_tokens", "judge_mode", "judge_order", "judge_structured"):
             if data.get(key) is None and settings.get(key) is not None:
@@ -558,9 +559,9 @@ class RunMeta:
             data["judge"] = {"model": _first(data, "judge_model", default="")}
         source = data.get("source")
         source = dict(source) if isinstance(source, Mapping) else {"dataset": source or ""}
-        for key, aliases in (("dataset", ("source_dataset",)), ("license", ("license", "source_license"))):
-            if not source.get(key) and _first(data, *aliases):
-                source[key] = _first(data, *aliases)
+        for key, names in (("dataset", ("source_dataset",)), ("license", ("license", "source_license"))):
+            if not source.get(key) and _first(data, *names):
+                source[key] = _first(data, *names)
         data["source"] = source
         data["language"] = _first(data, "language", "language_name", default="")
         if "language_code" not in data:

@@ -187,7 +187,7 @@ def check_trl_example(example: Mapping[str, Any], fmt: str) -> list[str]:
         return out
 
     def roles(value: Any) -> list[str]:
-        return [m.get("role") for m in value if isinstance(m, dict)] if isinstance(value, list) else []
+        return [str(m.get("role") or "") for m in value if isinstance(m, dict)] if isinstance(value, list) else []
 
     prompt, chosen, rejected = example["prompt"], example["chosen"], example["rejected"]
     if fmt == FORMAT_STANDARD:

@@ -317,6 +317,15 @@ class _Candidate:
     source: str  # "human" | "judge"
 
 
+def _margin_of(c: _Candidate) -> float:
+    return (c.chosen_score or 0.0) - (c.rejected_score or 0.0)
+
+
+def _scores(cands: list[int], score: list[float | None]) -> dict[int, float]:
+    """The scores of ``cands`` (callers pass only candidates that have one)."""
+    return {c: value for c in cands if (value := score[c]) is not None}
+
+
 def _best_worst(cands: list[int], score: list[float | None]) -> tuple[int, int]:
     """Best (highest score, earliest on ties) and worst (lowest score, latest on ties) of scored candidates."""
     best = max(cands, key=lambda c: (score[c], -c))
@@ -327,10 +336,12 @@ def _best_worst(cands: list[int], score: list[float | None]) -> tuple[int, int]:
 def _pairs_from_scores(
     cands: list[int], score: list[float | None], rules: ExportRules, source: str
 ) -> list[_Candidate]:
-    """Pairs from scores alone (judge ratings, or human ratings without a stated preference)."""
+    """Pairs from scores alone (judge ratings, or human ratings without a stated preference); ``cands`` are the
+    candidates that have a score."""
+    known = _scores(cands, score)
     if rules.pairing == PAIRING_BEST_WORST:
         best, worst = _best_worst(cands, score)
-        if abs(score[best] - score[worst]) <= _EPS:  # all equal: a tie between the first and the last
+        if abs(known[best] - known[worst]) <= _EPS:  # all equal: a tie between the first and the last
             best, worst = cands[0], cands[-1]
             return [_Candidate(best, worst, score[best], score[worst], True, source)]
         return [_Candidate(best, worst, score[best], score[worst], False, source)]
@@ -339,7 +350,7 @@ def _pairs_from_scores(
         for j in cands:
             if i == j:
                 continue
-            diff = score[i] - score[j]
+            diff = known[i] - known[j]
             if diff > _EPS:
                 out.append(_Candidate(i, j, score[i], score[j], False, source))
             elif abs(diff) <= _EPS and i < j:
@@ -357,11 +368,12 @@ def _pairwise_candidates(cands: list[int], points: list[float | None], rules: Ex
     ``best_worst`` keeps the most decisive comparison (the first on equal margins; a tie if none is decisive)."""
     if 0 not in cands:
         return []
+    known = _scores(cands, points)
     out = []
     for i in cands:
-        if i == 0:
+        if i == 0 or i not in known:
             continue
-        model, human = points[i], PAIRWISE_POINTS - points[i]  # type: ignore[operator]
+        model, human = known[i], PAIRWISE_POINTS - known[i]
         if abs(model - human) <= _EPS:
             out.append(_Candidate(0, i, human, model, True, SOURCE_JUDGE))
         elif model > human:
@@ -370,7 +382,7 @@ def _pairwise_candidates(cands: list[int], points: list[float | None], rules: Ex
             out.append(_Candidate(0, i, human, model, False, SOURCE_JUDGE))
     if rules.pairing == PAIRING_BEST_WORST and out:
         decisive = [c for c in out if not c.tie]
-        out = [max(decisive, key=lambda c: c.chosen_score - c.rejected_score)] if decisive else out[:1]
+        out = [max(decisive, key=_margin_of)] if decisive else out[:1]
     return out
 
 
@@ -427,7 +439,8 @@ def _human_candidates(
         return [], None, "too_few_responses"
     pairs = _pairs_from_scores(rated, hr, rules, SOURCE_HUMAN)
     best, worst = _best_worst(rated, hr)
-    best_idx = best if abs(hr[best] - hr[worst]) > _EPS else None
+    known = _scores(rated, hr)
+    best_idx = best if abs(known[best] - known[worst]) > _EPS else None
     return pairs, best_idx, None
 
 
