@@ -116,3 +116,17 @@ def test_a_file_made_elsewhere_says_its_source_was_not_recorded_unless_told(hub_
     _, told = _generate_and_export(capsys, llm, tmp_path / "mine.parquet", tmp_path / "run2", "--source-dataset",
                                    "someone/dutch-qa", "--license", "mit")
     assert "`someone/dutch-qa`" in told and "license: mit" in told
+
+
+def test_a_filtered_set_pushed_to_the_hub_carries_its_provenance(hub_env, capsys):
+    import io
+
+    import pyarrow.parquet as pq
+
+    from pipeline import hub
+
+    repo = f"alice/demo-nld-{uuid.uuid4().hex[:6]}"
+    _cli(capsys, "filter", "--demo", "--language", "nl", "--sample", "3", "--push", repo)
+    blob = hub.download_file(repo, "data/train-00000-of-00001.parquet", "hf_alice_prov")
+    source = schema.provenance_of(pq.read_table(io.BytesIO(blob)))
+    assert source is not None and source.demo and source.language == "Dutch" and source.rows == 3
