@@ -226,3 +226,36 @@ def test_no_function_of_the_tab_takes_more_than_eight_parameters():
                 args = node.args
                 n = len(args.posonlyargs) + len(args.args) + len(args.kwonlyargs)
                 assert n <= 8, f"{path.name}:{node.lineno} {node.name}() takes {n} parameters"
+
+
+def test_launched_app_loads_from_the_hub_and_builds(hub, tmp_path):
+    """The wiring as a browser uses it: the Hub load and the build events get their values by name."""
+    import socket
+
+    from gradio_client import Client
+
+    repo = f"alice/raw-{uuid.uuid4().hex[:6]}"
+    hub.add_dataset(repo, pa.Table.from_pylist(ROWS))  # public: no sign-in needed to load it
+    with gr.Blocks() as demo:
+        session = gr.State(Session())
+        with gr.Tab("Export") as export:
+            c = tab.build_tab(session, export)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    demo.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, ssr_mode=False,
+                        quiet=True)
+    try:
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False, download_files=str(tmp_path))
+        forms = c["forms"]
+        summary, lang = client.predict(*forms["load_hub"].api_args({"hub_id": repo, "hub_split": "train"}),
+                                       api_name="/export_load_hub")
+        assert "4 rows" in summary and lang["value"] == "nld"
+        values = _values(source=tab.SRC_HUB, fmt="conversational", language=None, owner=None)  # no choices yet
+        out = client.predict(*forms["build"].api_args(values), api_name="/export_build")
+        status, counts, preview = out[0], out[1], out[2]
+        assert ["Rows kept", 3] in counts["data"]
+        assert "**3 pairs** from 3 of 4 rows" in status and "format **conversational**" in status
+        assert [r[0] for r in preview["data"]] == ["a", "b", "e"]
+    finally:
+        demo.close()

@@ -427,7 +427,8 @@ def _rules_box(d: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def build_tab(session: gr.State, tab: gr.Tab) -> dict[str, Any]:
-    """Build the components; returns them by name (the names of :data:`FIELDS` for the form's fields)."""
+    """Build the components; returns them by name (the names of :data:`FIELDS` for the form's fields), and the
+    events' forms under ``"forms"``."""
     d = DEFAULTS
     c: dict[str, Any] = {}
     gr.Markdown(INTRO)
@@ -489,12 +490,13 @@ def build_tab(session: gr.State, tab: gr.Tab) -> dict[str, Any]:
             c["push"] = gr.Button("Push to the Hub", interactive=False)
         c["push_note"] = gr.Markdown()
         c["push_status"] = gr.Markdown()
-    _wire(session, tab, c)
+    c["forms"] = _wire(session, tab, c)
     return c
 
 
-def _wire(session: gr.State, tab: gr.Tab, c: dict[str, Any]) -> None:
-    """Connect the events: each handler gets the session and one mapping of the values it reads."""
+def _wire(session: gr.State, tab: gr.Tab, c: dict[str, Any]) -> dict[str, Form]:
+    """Connect the events: each handler gets the session and one mapping of the values it reads. Returns the forms
+    by event (API callers order their arguments with ``Form.api_args``)."""
     refresh_form = Form(**{k: c[k] for k in ("source", "language", "owner", "repo_name")})
     hub_form = Form(hub_id=c["hub_id"], hub_split=c["hub_split"])
     form = Form(**{k: c[k] for k in FIELDS if k not in ("hub_id", "hub_split")})
@@ -517,9 +519,11 @@ def _wire(session: gr.State, tab: gr.Tab, c: dict[str, Any]) -> None:
 
     tab.select(_refresh, refresh_form.inputs(session), refresh_out)
     c["source"].change(_refresh, refresh_form.inputs(session), refresh_out)
-    c["hub_load"].click(_load, hub_form.inputs(session), [session, c["summary"], c["language"]])
-    c["build"].click(_build, form.inputs(session), build_out)
-    c["push"].click(_push, form.inputs(session), [c["push_status"]])
+    c["hub_load"].click(_load, hub_form.inputs(session), [session, c["summary"], c["language"]],
+                        api_name="export_load_hub")
+    c["build"].click(_build, form.inputs(session), build_out, api_name="export_build")
+    c["push"].click(_push, form.inputs(session), [c["push_status"]], api_name="export_push")
+    return {"refresh": refresh_form, "load_hub": hub_form, "build": form, "push": form}
 
 
 def build(session: gr.State, tab: gr.Tab) -> None:
