@@ -128,7 +128,7 @@ def test_export_tab_messages():
     from pipeline.state import Session
     from ui import export_tab as et
 
-    _, message, _ = et.on_load_hub(PAYLOAD, "train", Session())
+    _, message, _ = et.on_load_hub(Session(), {"hub_id": PAYLOAD, "hub_split": "train"})
     assert "Could not load" in message
     assert_inert(message)
 

@@ -24,11 +24,11 @@ import pandas as pd
 import pyarrow as pa
 
 from pipeline import export as ex
-from pipeline import hub, workflow
+from pipeline import hub, languages, workflow
 from pipeline.agreement import OUTCOMES
 from pipeline.schema import RunMeta
 from pipeline.state import HubRaw, Session
-from ui.common import SIGN_IN_NEEDED, info, md_link, md_text, token_of, username_of, warn
+from ui.common import SIGN_IN_NEEDED, column_label, column_widths, info, md_link, md_text, token_of, username_of, warn
 from ui.forms import Form
 
 SRC_SESSION = "This session: judge + annotators' answers"
@@ -75,6 +75,12 @@ INTRO = (
 )
 
 _md = md_text  # untrusted text (ids, codes, messages quoting data) shown as text
+
+
+def _language_label(code: str | None) -> str:
+    """ "Dutch (nld)" for a code (the code alone when it has no known name)."""
+    name = languages.display_name(code) if code else ""
+    return f"{name} ({code})" if name and name != code else (code or "?")
 
 
 @dataclass(frozen=True)
@@ -133,7 +139,7 @@ def _summary_md(session: Session, source: str) -> str:
     except ex.ExportError as e:
         return f"**No input yet.** {_md(e)}"
     s = ex.input_summary(raw, annotations)
-    langs = ", ".join(f"{_md(k or '?')} ({v})" for k, v in s["languages"].items()) or "none"
+    langs = ", ".join(f"{_md(_language_label(k))}: {v} rows" for k, v in s["languages"].items()) or "none"
     statuses = ", ".join(f"{_md(k)}: {v}" for k, v in s["statuses"].items())
     line = f"**Input:** {_md(where)} — {s['rows']} rows; target language {langs}; {statuses}."
     if source == SRC_JUDGE:
@@ -154,7 +160,8 @@ def _language_update(session: Session, source: str, current: str | None) -> dict
     except ex.ExportError:
         langs = []
     value = current if current in langs else (langs[0] if len(langs) == 1 else None)
-    return gr.update(choices=langs, value=value, interactive=len(langs) > 1)
+    choices = [(_language_label(code), code) for code in langs]  # "Dutch (nld)", not a bare code
+    return gr.update(choices=choices, value=value, interactive=len(langs) > 1)
 
 
 def _owners(oauth_token: gr.OAuthToken | None) -> list[str]:
@@ -242,7 +249,7 @@ def _status_md(result: ex.ExportResult) -> str:
     lines = [
         f"**{result.num_rows} pairs** from {result.counts['kept']} of {result.counts['input']} rows "
         f"({', '.join(f'{k}: {v.num_rows}' for k, v in result.splits.items())}); format **{result.format}**; "
-        f"target language {_md(result.target_language)}.",
+        f"target language {_md(_language_label(result.target_language))}.",
         f"Preferences from annotators: {result.counts['from_human']}; from the judge: {result.counts['from_judge']}.",
     ]
     if dropped:
@@ -434,7 +441,7 @@ def build_tab(session: gr.State, tab: gr.Tab) -> dict[str, Any]:
     gr.Markdown(INTRO)
     with gr.Row():
         c["source"] = gr.Radio(list(SOURCES), value=d["source"], label="Input", scale=3)
-        c["language"] = gr.Dropdown([], label="Target language (ISO 639-3)", interactive=False, scale=1,
+        c["language"] = gr.Dropdown([], label="Target language", interactive=False, scale=1,
                                     allow_custom_value=False)
     with gr.Row(visible=False) as c["hub_row"]:
         c["hub_id"] = gr.Textbox(value=d["hub_id"], label="Raw dataset on the Hub", placeholder="owner/aya-nld-raw",
@@ -466,15 +473,15 @@ def build_tab(session: gr.State, tab: gr.Tab) -> dict[str, Any]:
         c["plot_agreement"] = gr.BarPlot(x="outcome", y="rows", title="Judge versus annotators", visible=False,
                                          y_lim=[0, None], sort=list(OUTCOMES))
     with gr.Accordion("Counts", open=False):
-        c["counts"] = gr.Dataframe(headers=["", "rows"], datatype=["str", "number"], interactive=False, wrap=True)
+        c["counts"] = gr.Dataframe(headers=["", "Rows"], datatype=["str", "number"], interactive=False, wrap=True)
     c["preview"] = gr.Dataframe(
-        headers=list(PREVIEW_COLUMNS),
+        headers=[column_label(c) for c in PREVIEW_COLUMNS],
         datatype=["str", "str", "str", "str", "number", "number", "number", "str", "str", "str"],
         interactive=False,
         wrap=True,
         label=f"Preview (first {PREVIEW_ROWS} pairs)",
         max_height=500,
-        column_widths=["9%", "19%", "20%", "20%", "6%", "6%", "5%", "5%", "5%", "5%"],
+        column_widths=column_widths([5, 15, 17, 17, 8, 9, 8, 8, 7, 8]),
     )
     c["downloads"] = gr.File(label="Download (Parquet, JSON Lines, card)", file_count="multiple",
                              interactive=False)
