@@ -121,7 +121,8 @@ def test_no_input_and_mixed_languages():
     mixed = _session()
     mixed.raw = pa.Table.from_pylist([*ROWS, raw_row("f", ["Oui.", "Non."], [5, 1], target="fra")])
     summary, lang, *_ = _refresh(mixed)
-    assert "mixes languages" in summary and lang["choices"] == [("Dutch (nld)", "nld"), ("French (fra)", "fra")] and lang["value"] is None
+    assert "mixes languages" in summary and lang["value"] is None
+    assert lang["choices"] == [("Dutch (nld)", "nld"), ("French (fra)", "fra")]  # named, not bare codes
     assert "mixes 2 target languages" in _build(mixed, language=None)[1]
     assert "**1 pairs**" in _build(mixed, language="fra")[1]
 
