@@ -252,7 +252,7 @@ def test_argilla_message_shows_its_example_url_without_stray_characters(page, ap
 def test_a_shared_link_lands_ready_in_a_fresh_page(page, app_server):
     system_prompt = "Antwoord altijd in het Nederlands, kort en duidelijk."
     query = urlencode({"language": "nld", "model": "org/shared-model", "system_prompt": system_prompt,
-                       "source": "demo"})  # fmt: skip
+                       "source": "demo"})
     open_app(page, f"{app_server.url}/?{query}")
     banner = page.locator("#link-banner")
     banner.get_by_text("Opened from a shared link", exact=False).wait_for()

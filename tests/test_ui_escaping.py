@@ -17,8 +17,10 @@ from markdown_it import MarkdownIt
 
 from ui.common import html_text, md_link, md_text
 
-PAYLOAD = ("<img src=x onerror=alert(1)> **bold** _em_ [link](http://evil.example/x) `code` # heading "
-           "(like https://owner-name.hf.space) | a | b | ~~gone~~ <script>alert(2)</script> a@b.org $x$ 1. item")  # fmt: skip
+PAYLOAD = (
+    "<img src=x onerror=alert(1)> **bold** _em_ [link](http://evil.example/x) `code` # heading "
+    "(like https://owner-name.hf.space) | a | b | ~~gone~~ <script>alert(2)</script> a@b.org $x$ 1. item"
+)
 RENDER = MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"])
 MADE_FROM_PAYLOAD = {"img", "script", "a", "em", "code", "h1", "table", "s", "del", "ol", "li"}
 
@@ -100,7 +102,7 @@ def test_pipeline_tab_messages():
 
     fields = dict(kind="openai", models="m", provider="auto", base_url=PAYLOAD, judge_kind="openai", judge_model="",
                   judge_provider="auto", judge_base_url="", aspect="overall-rating", system_prompt="", max_rows=5,
-                  max_new_tokens=16, max_tokens=0, concurrency=1, temperature=0.7, top_p=0.95)  # fmt: skip
+                  max_new_tokens=16, max_tokens=0, concurrency=1, temperature=0.7, top_p=0.95)
     from pipeline import data
     from pipeline.state import Session
 

@@ -155,7 +155,7 @@ def on_connect(session: Session, url_box: str, key_box: str, workspace: str | No
 def on_forget(session: Session):
     session.argilla_key = ""
     msg = "Your key is forgotten." + (f" {_env_key_name()[:1].upper()}{_env_key_name()[1:]} is used now."
-                                      if aio.env_key_set() else "")  # fmt: skip
+                                      if aio.env_key_set() else "")
     return session, gr.update(value="", placeholder=_key_placeholder(session)), msg
 
 
@@ -297,7 +297,7 @@ def build_tab(session: gr.State, tab: gr.Tab) -> dict[str, Any]:
                                    interactive=False, wrap=True)  # fmt: skip
     c["table"] = gr.Dataframe(value=table_frame(pd.DataFrame(columns=ANNOTATION_PREVIEW_COLUMNS)),
                               label="Answers per record (first rows)", interactive=False, wrap=True,
-                              column_widths=TABLE_WIDTHS)  # fmt: skip
+                              column_widths=TABLE_WIDTHS)
 
     tab.select(on_select, [session, c["dataset"], c["guidelines"]],
                [c["send_info"], c["dataset"], c["guidelines"], c["key"], c["url"]])  # fmt: skip

@@ -161,7 +161,7 @@ def series_colors(names: Sequence[str]) -> dict[str, str]:
 def bar_chart(frame: pd.DataFrame | None, x: str, y: str, *, title: str, empty: str, color: str | None = None,
               x_title: str | None = None, y_title: str | None = None, color_title: str | None = None,
               x_order: Sequence[str] | None = None, y_max: float | None = None, y_format: str = "d",
-              colors: Mapping[str, str] | None = None) -> AltairPlotData:  # fmt: skip
+              colors: Mapping[str, str] | None = None) -> AltairPlotData:
     """A bar chart for a ``gr.Plot``: a Vega-Lite spec, drawn by Gradio's own Vega renderer with the app's theme
     (its fonts, text colours and series palette, light or dark) and the width of its box.
 
@@ -180,7 +180,7 @@ def bar_chart(frame: pd.DataFrame | None, x: str, y: str, *, title: str, empty: 
         # SVG so the marks are elements (tests and screen readers see them); no action menu
         "usermeta": {"embedOptions": {"renderer": "svg", "actions": False}},
         **width_step,
-    }  # fmt: skip
+    }
     rows = [] if frame is None or frame.empty else json.loads(frame.to_json(orient="records"))
     if not rows:
         base["height"] = 120
@@ -199,13 +199,13 @@ def bar_chart(frame: pd.DataFrame | None, x: str, y: str, *, title: str, empty: 
               "axis": {"format": y_format, **({"tickMinStep": 1} if y_format == "d" else {})}},
         "tooltip": [{"field": x, "type": "nominal", "title": x_title or x},
                     {"field": y, "type": "quantitative", "title": y_title or y}],
-    }  # fmt: skip
+    }
     if color:
         series = colors or series_colors([r[color] for r in rows])
         names = [n for n in series if any(r[color] == n for r in rows)]
         encoding["color"] = {"field": color, "type": "nominal", "title": color_title or color,
                              "scale": {"domain": names, "range": [series[n] for n in names]},
-                             "legend": {"orient": "bottom", "labelLimit": 280}}  # fmt: skip
+                             "legend": {"orient": "bottom", "labelLimit": 280}}
         if color != x:  # bars of one x value stand side by side, one per series
             encoding["xOffset"] = {"field": color, "type": "nominal", "sort": names}
         encoding["tooltip"].insert(0, {"field": color, "type": "nominal", "title": color_title or color})

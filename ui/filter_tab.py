@@ -292,9 +292,9 @@ def on_link_open(session: Session, request: gr.Request, profile: gr.OAuthProfile
     name = languages.display_name(shared.language) if shared.language else ""
     chosen = f"{_md(name)} ({_md(shared.language)})" if shared.language else "no language"
     status = (f"**Opened from a shared link** for {chosen} on Aya. Click **Load** to get Aya's rows (about "
-              "200,000; a few seconds), or choose the demo data.")  # fmt: skip
+              "200,000; a few seconds), or choose the demo data.")
     language = (gr.update(choices=[(f"{name} ({shared.language})", shared.language)], value=shared.language,
-                          interactive=True) if shared.language else keep)  # fmt: skip
+                          interactive=True) if shared.language else keep)
     count = _waiting_for_data(shared.language)
     return session, gr.update(value=SRC_AYA), status, keep, keep, language, keep, count, keep, keep, keep, keep
 
@@ -303,7 +303,7 @@ def open_link_on_load(demo: gr.Blocks, session: gr.State, c: dict[str, Any]) -> 
     """Wire :func:`on_link_open` to the page's load event (app.py calls this once)."""
     demo.load(on_link_open, [session], [session, c["source"], c["load_status"], c["lang_table"], c["lang_plot"],
                                         c["language"], c["annotation_types"], c["count"], c["preview"],
-                                        c["repo_name"], c["push"], c["push_note"]])  # fmt: skip
+                                        c["repo_name"], c["push"], c["push_note"]])
 
 
 # --- layout -------------------------------------------------------------------------------------------------------
@@ -356,7 +356,7 @@ def build_tab(session: gr.State, tab: gr.Tab) -> dict[str, Any]:
     c["preview"] = gr.Dataframe(headers=list(table_frame(pd.DataFrame(columns=PREVIEW_HEADERS)).columns),
                                 datatype=["str"] * len(PREVIEW_HEADERS), interactive=False,
                                 wrap=True, max_height=450, label=f"Preview (first {PREVIEW_ROWS} rows)",
-                                column_widths=PREVIEW_WIDTHS)  # fmt: skip
+                                column_widths=PREVIEW_WIDTHS)
 
     with gr.Row():
         with gr.Column():

@@ -127,7 +127,7 @@ def ratings_chart(ratings: pd.DataFrame | None) -> Any:
     colors = series_colors(list(dict.fromkeys(ratings["source"]))) if has_data else None
     return bar_chart(frame, "rating", "count", color="source", title="Judge ratings (1-5)", empty=RATINGS_EMPTY,
                      x_title="Rating", y_title="Answers", color_title="Source", x_order=[str(r) for r in range(1, 6)],
-                     colors=colors)  # fmt: skip
+                     colors=colors)
 
 
 def langs_chart(langs: pd.DataFrame | None) -> Any:
@@ -136,7 +136,7 @@ def langs_chart(langs: pd.DataFrame | None) -> Any:
     colors = series_colors(list(langs["source"])) if frame is not None else None
     return bar_chart(frame, "source", "rate", color="source" if frame is not None else None,
                      title="Language-match rate", empty=LANGS_EMPTY, x_title="Source", y_title="In the target language",
-                     color_title="Source", y_max=1, y_format=".0%", colors=colors)  # fmt: skip
+                     color_title="Source", y_max=1, y_format=".0%", colors=colors)
 
 
 def latest_view(latest: Any) -> Any:
@@ -160,7 +160,7 @@ def latest_view(latest: Any) -> Any:
         row["Error"] = short(rec.get("error"))
         rows.append(row)
     names = ["status", "Prompt", *[f"{s.capitalize() if s == 'human' else s} answer" for s in sources],
-             "Ratings", "Language", "Error"]  # fmt: skip
+             "Ratings", "Language", "Error"]
     frame = pd.DataFrame(rows, columns=names).rename(columns={"status": "Status"})
     widths = column_widths([8, 22, *[max(12.0, 44 / max(len(sources), 1))] * len(sources), 11, 11, 10])
     return gr.update(value=frame, column_widths=widths)
