@@ -2,6 +2,7 @@
 
     python bench/pipeline.py                 # 200 rows, concurrency 20, lognormal latency (mean 0.5 s, sigma 0.8)
     python bench/pipeline.py --memory        # also: a 10,000-row run on a fast server, peak extra memory
+    python bench/pipeline.py --faults 0.2    # 20% of calls refused at random (429, 500 or 503), ours only
 
 A loopback OpenAI-compatible server (``tests/fixtures/faulty_server.FakeLLMServer``, in its own process) answers
 generations with a short text and judge calls with a well-formed UltraFeedback reply, after a lognormal delay.
@@ -17,6 +18,12 @@ Both are timed from a warm process (imports, the langid model and distilabel's t
 The last line printed is one JSON object with ``ours_s``, ``cookbook_s``, ``limit_s``, ``efficiency``
 (= limit_s / ours_s, goal ≥ 0.85) and ``speedup`` (= cookbook_s / ours_s, goal ≥ 3.5); with ``--memory`` also
 ``memory_rows``, ``memory_extra_mb`` (peak RSS during the run minus RSS before it; goal < 500) and ``memory_s``.
+
+``--faults P``: the server answers a share P of all calls at random, at once, with 429 (no Retry-After), 500 or
+503 (one third each), as a busy provider does; the run retries them (a 429 is a wait, the others attempts) and the
+adaptive controller must not mistake the scattered 429s for a rate limit. Only our executor runs (the cookbook has
+no retries to compare); ``efficiency`` is still against the fault-free ``limit_s`` (goal ≥ 0.8), and the JSON
+also has ``faults``, ``calls_sent`` (all requests the server saw), ``failed_rows`` and ``refused_429``.
 """
 
 from __future__ import annotations
@@ -65,13 +72,14 @@ def _responder(request: dict) -> str:
     return _ANSWER * 3
 
 
-def serve(latency: str) -> None:
+def serve(latency: str, faults: float = 0.0) -> None:
     import random
 
-    from tests.fixtures.faulty_server import FakeLLMServer
+    from tests.fixtures.faulty_server import FakeLLMServer, Fault
 
     rnd = random.Random(1234)
     lock = threading.Lock()
+    counts = {"429": 0, "500": 0, "503": 0}
 
     def delay() -> float:
         if latency == "fast":
@@ -79,21 +87,39 @@ def serve(latency: str) -> None:
         with lock:
             return rnd.lognormvariate(MU, SIGMA)
 
-    srv = FakeLLMServer(responder=_responder, latency=delay, record=False).start()
+    def fault_for(request: dict) -> Fault | None:
+        with lock:
+            if rnd.random() >= faults:
+                return None
+            code = rnd.choice((429, 500, 503))
+            counts[str(code)] += 1
+        return Fault.status(code)
+
+    srv = FakeLLMServer(responder=_responder, latency=delay, record=False, fault_for=fault_for if faults else None,
+                        fault_latency=False)
+    srv.start()
     print(srv.base_url, flush=True)
-    sys.stdin.read()  # until the parent closes our stdin
+    for line in sys.stdin:  # "stats" prints the counts; the parent closing our stdin stops the server
+        if line.strip() == "stats":
+            with lock:
+                print(json.dumps({"calls": srv.chat_requests, **counts}), flush=True)
     srv.stop()
 
 
 class Server:
-    def __init__(self, latency: str) -> None:
+    def __init__(self, latency: str, faults: float = 0.0) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, __file__, "--serve", latency], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            text=True, cwd=ROOT,
-        )  # fmt: skip
+            [sys.executable, __file__, "--serve", latency, "--faults", str(faults)], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, text=True, cwd=ROOT,
+        )
         self.base_url = self.proc.stdout.readline().strip()
         if not self.base_url.startswith("http"):
             raise SystemExit("the bench server did not start")
+
+    def stats(self) -> dict:
+        self.proc.stdin.write("stats\n")
+        self.proc.stdin.flush()
+        return json.loads(self.proc.stdout.readline())
 
     def close(self) -> None:
         self.proc.stdin.close()
@@ -113,7 +139,7 @@ def make_rows(n: int):
         prompt = f"Vraag {i}: leg in een paar zinnen uit hoe je brood bakt, en waarom het deeg moet rijzen?"
         response = f"Antwoord {i}: " + _ANSWER * 2
         rows.append({"id": schema.row_id(prompt, response), "prompt": prompt, "response": response,
-                     "language": "Dutch", "language_code": "nld", "annotation_type": "", "user_id": ""})  # fmt: skip
+                     "language": "Dutch", "language_code": "nld", "annotation_type": "", "user_id": ""})
     return pa.Table.from_pylist(rows)
 
 
@@ -123,7 +149,7 @@ def _settings(base_url: str, concurrency: int):
 
     backend = Backend("openai", "bench-model", base_url)
     return RunSettings(generators=(backend,), judge=backend, system_prompt="Antwoord altijd in het Nederlands.",
-                       max_new_tokens=256, judge_max_new_tokens=512, concurrency=concurrency)  # fmt: skip
+                       max_new_tokens=256, judge_max_new_tokens=512, concurrency=concurrency)
 
 
 def _warm_up() -> None:
@@ -136,7 +162,7 @@ def _warm_up() -> None:
 # --------------------------------------------------------------------------------------------------------------
 # Ours
 # --------------------------------------------------------------------------------------------------------------
-def run_ours(base_url: str, rows, concurrency: int) -> tuple[float, dict]:
+def run_ours(base_url: str, rows, concurrency: int, *, all_ok: bool = True) -> tuple[float, dict]:
     from pipeline.generate import Checkpoint, run_async
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -145,7 +171,7 @@ def run_ours(base_url: str, rows, concurrency: int) -> tuple[float, dict]:
         handle = asyncio.run(run_async(rows, _settings(base_url, concurrency), ckpt))
         took = time.perf_counter() - started
     snap = handle.snapshot()
-    if snap.state != "done" or snap.counts.get("ok") != rows.num_rows:
+    if snap.state != "done" or (all_ok and snap.counts.get("ok") != rows.num_rows):
         raise SystemExit(f"our run did not complete: {snap.state} {snap.counts} {snap.message}")
     return took, {**snap.counts, "hedged_calls": snap.hedged_calls}
 
@@ -182,9 +208,9 @@ def run_cookbook(base_url: str, rows) -> tuple[float, dict]:
         pq.write_table(rows, folder / "rows.parquet")
         (folder / "driver.py").write_text(_DRIVER.format(folder=str(folder), data=str(folder / "rows.parquet")))
         env = {**os.environ, "HOME": str(folder), "DISTILABEL_CACHE_DIR": str(folder / "cache"),
-               "HF_HUB_OFFLINE": "0"}  # fmt: skip
+               "HF_HUB_OFFLINE": "0"}
         done = subprocess.run([sys.executable, str(folder / "driver.py")], cwd=folder, env=env, capture_output=True,
-                              text=True, timeout=900)  # fmt: skip
+                              text=True, timeout=900)
     last = (done.stdout.strip().splitlines() or [""])[-1]
     try:
         out = json.loads(last)
@@ -240,6 +266,8 @@ def run_memory(base_url: str, n: int, concurrency: int) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--serve", choices=("lognormal", "fast"), help=argparse.SUPPRESS)
+    parser.add_argument("--faults", type=float, default=0.0,
+                        help="share of calls answered at random by 429/500/503 (ours only; e.g. 0.2)")
     parser.add_argument("--rows", type=int, default=200)
     parser.add_argument("--concurrency", type=int, default=20)
     parser.add_argument("--memory", action="store_true", help="also measure a 10,000-row run's extra memory")
@@ -247,7 +275,7 @@ def main() -> None:
     parser.add_argument("--skip-cookbook", action="store_true")
     args = parser.parse_args()
     if args.serve:
-        serve(args.serve)
+        serve(args.serve, args.faults)
         return
 
     import logging
@@ -259,13 +287,18 @@ def main() -> None:
     limit_s = calls * MEAN_LATENCY / args.concurrency
     result: dict = {"rows": args.rows, "concurrency": args.concurrency, "calls": calls}
 
-    server = Server("lognormal")
+    server = Server("lognormal", args.faults)
     try:
-        ours_s, counts = run_ours(server.base_url, rows, args.concurrency)
+        ours_s, counts = run_ours(server.base_url, rows, args.concurrency, all_ok=not args.faults)
         print(f"ours: {ours_s:.2f} s {counts}", file=sys.stderr)
         result["ours_s"] = round(ours_s, 2)
         result["hedged_calls"] = counts["hedged_calls"]
-        if not args.skip_cookbook:
+        if args.faults:
+            sent = server.stats()
+            print(f"server: {sent}", file=sys.stderr)
+            result.update({"faults": args.faults, "calls_sent": sent["calls"], "refused_429": sent["429"],
+                           "failed_rows": args.rows - counts.get("ok", 0)})
+        if not args.skip_cookbook and not args.faults:
             cookbook_s, out = run_cookbook(server.base_url, rows)
             print(f"cookbook (distilabel Pipeline): {cookbook_s:.2f} s {out}", file=sys.stderr)
             result["cookbook_s"] = round(cookbook_s, 2)
@@ -287,7 +320,7 @@ def main() -> None:
             fast.close()
         print(f"memory: {args.memory_rows} rows in {took:.1f} s, +{extra_mb:.0f} MB peak", file=sys.stderr)
         result.update({"memory_rows": args.memory_rows, "memory_extra_mb": round(extra_mb, 1),
-                       "memory_s": round(took, 1)})  # fmt: skip
+                       "memory_s": round(took, 1)})
     print(json.dumps(result))
 
 

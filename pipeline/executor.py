@@ -129,14 +129,20 @@ class _PooledChat:
         return await chat(messages, params, gate=gate)
 
     def limits(self) -> tuple[int | None, bool, float, int]:
-        """(calls the providers allow now, or None before any call; throttled; seconds of Retry-After left;
-        calls refused for load in this run), over the backends of the run."""
+        """(calls the providers allow now, or None before any call; throttled: a provider's limit holds the run
+        below its concurrency; seconds of Retry-After left; calls refused for load in this run), over the run's
+        backends."""
         states = [(key, c.state()) for key, c in list(self._controllers.items())]
         if not states:
             return None, False, 0.0, 0
-        return (sum(st.allowed for _, st in states), any(st.throttled for _, st in states),
+        return (sum(st.allowed for _, st in states),
+                any(st.allowed < min(st.limit, self._concurrency) for _, st in states),
                 max(st.paused_s for _, st in states),
                 sum(st.refused - self._refused_before.get(key, 0) for key, st in states))
+
+    def cut_recently(self) -> bool:
+        """A provider paused the run or refused it for load (not a stray 429) in the last seconds."""
+        return any(c.state().cut_recently for c in list(self._controllers.values()))
 
     async def aclose(self) -> None:
         for chat in self._chats.values():
@@ -215,6 +221,7 @@ class _Flight:
     errors: list = field(default_factory=list)
     gated: bool = False  # each request takes a slot through the gate; nothing is held while a call waits
     hedge_call: Callable[[], Awaitable[Any]] | None = None  # a gated flight's backup request (lowest priority)
+    on_wire: int = 0  # a gated flight's requests on the wire now (0 while it waits to retry: not a straggler)
 
 
 class _Hedger:
@@ -267,6 +274,8 @@ class _Hedger:
         candidates = []
         for flight in self.flights:
             limit = self.threshold(flight.kind)
+            if flight.gated and not flight.on_wire:
+                continue  # waiting to retry, not slow: its retry comes soon enough
             if flight.hedge is None and not flight.result.done() and limit is not None:
                 if now - flight.started >= limit:
                     candidates.append(flight)
@@ -351,9 +360,9 @@ class _Executor:
         self.hedger = _Hedger(self.slots, cap=max(settings.concurrency, planned // 40))
         self.hedger.enabled = hedge
         self.hedger.on_hedge = handle.count_hedge
-        limits = getattr(chat_fn, "limits", None)
-        if limits is not None:
-            self.hedger.throttled = lambda: bool(limits()[1])
+        cut_recently = getattr(chat_fn, "cut_recently", None)
+        if cut_recently is not None:  # no backup requests to a provider that is throttling the run
+            self.hedger.throttled = cut_recently
         self._began = time.monotonic()
         # what rows need after their generations, loaded in a worker thread as the run starts (see execute)
         self.judge_loaded: asyncio.Future = asyncio.get_running_loop().create_future()
@@ -375,9 +384,11 @@ class _Executor:
         async def gate() -> AsyncIterator[None]:
             await self.slots.acquire(priority)
             flight.started = time.monotonic()
+            flight.on_wire += 1
             try:
                 yield
             finally:
+                flight.on_wire -= 1
                 self.slots.release()
 
         return gate
@@ -725,10 +736,13 @@ def _load_for_judging(settings: RunSettings, language_check: bool, loop: asyncio
 
 
 def _with_wait_limit(retry: Any, settings: RunSettings) -> Any:
-    """The retry policy of the run's calls, with the user's longest wait for a throttling provider."""
+    """The retry policy of the run's calls (default: ``inference.DEFAULT_RETRY`` with backoffs from 0.5 s up to
+    8 s, as the OpenAI client's: a row waiting out a long backoff at the end of a run is the run's tail), with the
+    user's longest wait for a throttling provider."""
     from pipeline import inference
 
-    return replace(retry or inference.DEFAULT_RETRY, max_wait_s=float(settings.max_wait_s))
+    policy = retry or replace(inference.DEFAULT_RETRY, base_backoff_s=0.5, max_backoff_s=8.0)
+    return replace(policy, max_wait_s=float(settings.max_wait_s))
 
 
 def _first_leaf(exc: BaseException) -> BaseException:

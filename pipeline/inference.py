@@ -813,20 +813,21 @@ class AsyncChat:
 
     async def _once(self, messages: list[dict], params: GenParams) -> ChatResult:
         gate = _GATE.get()
-        async with self._limiter.aslot(), (gate() if gate is not None else nullcontext()):
-            started = time.perf_counter()
-            sent = time.monotonic()
-            try:
-                output = await self._client.chat_completion(messages=messages,
-                                                            **_request_kwargs(self.backend, params))
-                text, finish, prompt_tokens, completion_tokens = _parse_output(output)
-            except Exception as exc:  # noqa: BLE001 - every failure becomes an InferenceError
-                error = to_inference_error(exc, self.backend, signed_in=self._signed_in, timeout=self.timeout)
-                if is_throttle(error):
-                    self._limiter.throttled(sent, error.retry_after, certain=error.kind == "overloaded")
-                raise error from exc
-            self._limiter.succeeded(sent)
-            return ChatResult(text, finish, prompt_tokens, completion_tokens, time.perf_counter() - started)
+        async with self._limiter.aslot():
+            sent = time.monotonic()  # admitted: a cut after this moment is news to this call, one before it is not
+            async with gate() if gate is not None else nullcontext():
+                started = time.perf_counter()
+                try:
+                    output = await self._client.chat_completion(messages=messages,
+                                                                **_request_kwargs(self.backend, params))
+                    text, finish, prompt_tokens, completion_tokens = _parse_output(output)
+                except Exception as exc:  # noqa: BLE001 - every failure becomes an InferenceError
+                    error = to_inference_error(exc, self.backend, signed_in=self._signed_in, timeout=self.timeout)
+                    if is_throttle(error):
+                        self._limiter.throttled(sent, error.retry_after, certain=error.kind == "overloaded")
+                    raise error from exc
+                self._limiter.succeeded(sent)
+                return ChatResult(text, finish, prompt_tokens, completion_tokens, time.perf_counter() - started)
 
     async def _once_in_dialect(self, messages: list[dict], params: GenParams) -> ChatResult:
         """``_once``; with a ``response_format``, a 400/422 moves the backend to its next schema dialect and asks

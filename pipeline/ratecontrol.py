@@ -8,8 +8,8 @@ Owns:
   and each further refusal of that event takes one more slot off, so a burst that refused k of n calls ends near
   what the provider took, without a cascade of cuts. A Retry-After pauses the whole key until then. A bare 429
   among successes (a busy provider refusing a call here and there) only takes half a slot off. Successes grow the
-  limit back by about one slot per round of calls up to just below where the last cut began, then probe slowly,
-  up to the ceiling. A key unused for a minute starts at the ceiling again.
+  limit back by about one slot per round of calls up to 90% of where the last cut began, then probe slowly (a
+  slot per ten rounds), up to the ceiling. A key unused for a minute starts at the ceiling again.
 - :class:`RateController`: a FIFO counting semaphore usable from threads (``slot()``) and from any asyncio loop
   (``async with aslot()``) at the same time, whose limit is ``Aimd.allowed`` and which grants nothing while the key
   is paused. One per backend key, process-wide (see ``pipeline.inference.limiter_for``).
@@ -33,6 +33,7 @@ from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 
 IDLE_RESET_S = 60.0  # a key unused this long starts at its ceiling again
+CUT_RECENT_S = 10.0  # a certain cut this recent counts as "the provider is throttling now"
 
 _adaptive = os.environ.get("DPO_STUDIO_ADAPTIVE_CONCURRENCY", "1").strip().lower() not in ("0", "false", "no", "off")
 
@@ -65,6 +66,7 @@ class ControllerState:
     paused_s: float  # seconds until the provider's Retry-After ends (0 when not paused)
     refused: int  # throttled calls seen since the controller was made
     throttled: bool  # cut below the ceiling by throttling
+    cut_recently: bool = False  # paused, or cut for a certain throttle (not a stray 429) in the last CUT_RECENT_S
 
 
 class Aimd:
@@ -77,12 +79,13 @@ class Aimd:
       the key until then.
     - A bare 429 among mostly successful calls may be noise (a busy provider refusing a call here and there):
       it takes ``soft_step`` slot off, no more.
-    - A success while calls were queueing adds ``increase / allowed`` (one slot per round of calls) up to one below
-      the level of the last cut, then ``probe / allowed`` (a slow probe for more), up to the ceiling.
+    - A success while calls were queueing adds ``increase / allowed`` (one slot per round of calls) up to
+      ``recover`` × the level the last cut began at, then ``probe / allowed`` (a slow probe for more; a token
+      bucket's burst makes that level look higher than what lasts), up to the ceiling.
     """
 
     def __init__(self, ceiling: int, *, decrease: float = 0.5, increase: float = 1.0, probe: float = 0.1,
-                 soft_step: float = 0.5, dense_share: float = 0.3,
+                 soft_step: float = 0.5, dense_share: float = 0.3, recover: float = 0.9,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.ceiling = max(1, int(ceiling))
         self.allowed = float(self.ceiling)
@@ -91,6 +94,7 @@ class Aimd:
         self.probe = probe
         self.soft_step = soft_step
         self.dense_share = dense_share
+        self.recover = recover
         self.clock = clock
         self.paused_until = 0.0
         self.last_cut = -math.inf
@@ -137,7 +141,7 @@ class Aimd:
         self.last_used = now
         self._outcomes.append(False)
         if queued and adaptive() and self.allowed < self.ceiling:
-            step = self.increase if self.allowed < self.cut_from - 1 else self.probe
+            step = self.increase if self.allowed < self.recover * self.cut_from else self.probe
             self.allowed = min(float(self.ceiling), self.allowed + step / max(1.0, self.allowed))
 
     def on_throttle(self, started: float, now: float, retry_after: float | None = None,
@@ -224,9 +228,11 @@ class RateController:
     def state(self) -> ControllerState:
         with self._lock:
             aimd = self._aimd
+            paused = aimd.paused_for()
             return ControllerState(
                 limit=aimd.ceiling, allowed=self.allowed, in_flight=self._used, waiting=len(self._waiters),
-                paused_s=aimd.paused_for(), refused=aimd.refused, throttled=self.allowed < aimd.ceiling,
+                paused_s=paused, refused=aimd.refused, throttled=self.allowed < aimd.ceiling,
+                cut_recently=paused > 0 or self._clock() - aimd.last_cut < CUT_RECENT_S,
             )
 
     def paused_for(self) -> float:

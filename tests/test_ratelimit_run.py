@@ -79,7 +79,8 @@ def test_out_of_credit_pauses_and_a_resume_finishes(tmp_path):
         assert "out of credits" in snap.message and "402" in snap.message
         assert "add credits" in snap.message.lower() and "resume" in snap.message
         assert 0 < snap.counts["ok"] < 10  # the rows finished before the credits ran out are kept
-        assert server.chat_requests <= 8 + 2 + 1  # the run stopped calling (at most the calls already in flight)
+        refused = server.chat_requests - server.served_for(None)
+        assert 1 <= refused <= 4  # the run stopped calling: only calls already under way were refused too
 
         server.add_credits(100)  # the user topped up
         resumed = asyncio.run(run_async(rows, settings, ckpt, retry=FAST, detect=None))

@@ -1,0 +1,177 @@
+"""Benchmark: a run against a provider's rate limit, with the adaptive concurrency controller off and on.
+
+    python bench/ratelimit.py                  # 400 rows, concurrency 64, token bucket 50 calls/s, 0.3 s latency
+    python bench/ratelimit.py --rate 20        # the issue's first measurement (see "Rate" below)
+
+A loopback OpenAI-compatible server (``tests/fixtures/faulty_server.FakeLLMServer`` in its own process) enforces a
+token bucket of ``--rate`` R calls/s (bucket size R) per API key and answers every call beyond it at once with 429
+and ``Retry-After`` (``--retry-after`` seconds, 1 by default, as the provider measured in the issue did); answered
+calls take 0.3 s. The app's executor (``pipeline.generate.run_async``: real HTTP client, retries, checkpoint,
+language check) runs 400 rows (one generation + one judge call each) at concurrency 64, twice in one process:
+
+- ``off``: ``pipeline.ratecontrol.set_adaptive(False)``, the behaviour before the controller: a fixed limit of 64,
+  every 429 one more attempt (5 at most, then the row fails), each call backing off on its own.
+- ``on``: the controller (AIMD per key, the key paused until Retry-After, a 429 a wait and not an attempt).
+
+Each mode uses its own API key, so the server's buckets and the app's controllers start fresh. For each mode:
+``failed_rows`` (rows not ok at the end), ``refused_share`` (429s ÷ all calls the server saw), ``goodput`` (answered
+calls per second of the run ÷ R), ``calls``, ``seconds`` and the run's ``state``. Goals with the controller on:
+``failed_rows`` == 0, ``refused_share`` <= 0.05, ``goodput`` >= 0.9. The last line printed is one JSON object.
+
+Rate: the run starts at the user's concurrency (64), as it should; against a bucket of R calls, the first 64 − R
+calls are refused before the controller has any signal. At R = 20 that alone is 44 of ~850 calls (5.2 %), over
+the refusal goal whatever the controller does next, so the default is R = 50 (still a limit of 15 calls in flight,
+a quarter of the setting). ``--rate 20`` shows the issue's setting.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+# bench/ holds scripts named like packages (pipeline.py, langid.py): never import from it
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+sys.path.insert(0, str(ROOT))
+
+LATENCY = 0.3
+_ANSWER = "Dit is een antwoord in het Nederlands, met een voorbeeld en een korte samenvatting. " * 3
+
+
+def _responder(request: dict) -> str:
+    import re
+
+    messages = request["messages"]
+    if messages[0]["role"] == "system" and messages[0]["content"].startswith("Your role is to evaluate"):
+        annotation = messages[-1]["content"].split("## Annotation")[-1]
+        n = len(re.findall(r"^<text \d+>", annotation, flags=re.M))
+        return "\n\n".join(
+            f"#### Output for Text {i + 1}\nRating: {min(5, 3 + i)}\nRationale: Clear and correct, in Dutch."
+            for i in range(n)
+        )
+    return _ANSWER
+
+
+def serve(rate: float, retry_after: float | None) -> None:
+    """The server process: prints its base URL; on a "stats" line prints its counts; stops when stdin closes."""
+    from tests.fixtures.faulty_server import FakeLLMServer
+
+    srv = FakeLLMServer(responder=_responder, latency=LATENCY, rate_limit=rate, rate_retry_after=retry_after,
+                        record=False).start()
+    print(srv.base_url, flush=True)
+    for line in sys.stdin:
+        if line.strip() == "stats":
+            print(json.dumps({"calls": srv.chat_requests, "refused": srv.rate_limited}), flush=True)
+            srv.reset()
+    srv.stop()
+
+
+class Server:
+    def __init__(self, rate: float, retry_after: float | None) -> None:
+        import subprocess
+
+        args = [sys.executable, __file__, "--serve", "--rate", str(rate), "--retry-after", str(retry_after or 0)]
+        self.proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT)
+        self.base_url = self.proc.stdout.readline().strip()
+        if not self.base_url.startswith("http"):
+            raise SystemExit("the bench server did not start")
+
+    def stats(self) -> dict:
+        self.proc.stdin.write("stats\n")
+        self.proc.stdin.flush()
+        return json.loads(self.proc.stdout.readline())
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait(10)
+
+
+def make_rows(n: int):
+    import pyarrow as pa
+
+    from pipeline import schema
+
+    rows = []
+    for i in range(n):
+        prompt = f"Vraag {i}: hoe bak je brood, en waarom moet het deeg rijzen?"
+        response = f"Antwoord {i}: " + _ANSWER
+        rows.append({"id": schema.row_id(prompt, response), "prompt": prompt, "response": response,
+                     "language": "Dutch", "language_code": "nld", "annotation_type": "", "user_id": ""})
+    return pa.Table.from_pylist(rows)
+
+
+def run_mode(server: Server, rows, concurrency: int, rate: float, adaptive: bool) -> dict:
+    from pipeline import ratecontrol
+    from pipeline.generate import Checkpoint, RunSettings, run_async
+    from pipeline.inference import Backend
+
+    ratecontrol.set_adaptive(adaptive)
+    backend = Backend("openai", "bench-model", server.base_url)
+    settings = RunSettings(generators=(backend,), judge=backend, concurrency=concurrency, judge_structured=False,
+                           max_new_tokens=256, judge_max_new_tokens=512)
+    key = f"bench-key-{'on' if adaptive else 'off'}"  # fresh bucket on the server, fresh controller in the app
+    server.stats()  # reset the server's counts
+    with tempfile.TemporaryDirectory() as tmp:
+        started = time.perf_counter()
+        handle = asyncio.run(run_async(rows, settings, Checkpoint(Path(tmp) / "c.jsonl"),
+                                       api_keys={server.base_url: key}))
+        seconds = time.perf_counter() - started
+    counts = server.stats()
+    snap = handle.snapshot()
+    answered = counts["calls"] - counts["refused"]
+    return {
+        "state": snap.state,
+        "failed_rows": rows.num_rows - snap.counts.get("ok", 0),
+        "refused_share": round(counts["refused"] / max(1, counts["calls"]), 3),
+        "goodput": round(answered / seconds / rate, 3),
+        "calls": counts["calls"],
+        "refused": counts["refused"],
+        "seconds": round(seconds, 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--rate", type=float, default=50.0, help="the server's limit, calls per second (R)")
+    parser.add_argument("--retry-after", type=float, default=1.0,
+                        help="Retry-After of a 429, seconds (0: the time until the bucket's next token)")
+    parser.add_argument("--rows", type=int, default=400)
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--only-on", action="store_true", help="skip the run with the controller off")
+    args = parser.parse_args()
+    retry_after = args.retry_after if args.retry_after > 0 else None
+    if args.serve:
+        serve(args.rate, retry_after)
+        return
+
+    import logging
+
+    logging.basicConfig(level=logging.ERROR)
+    from pipeline import judge, langdetect
+
+    judge.judge_messages("x", ["a", "b"])  # warm: both modes start from a warm process
+    langdetect.warm_up()
+    rows = make_rows(args.rows)
+    result: dict = {"rows": args.rows, "concurrency": args.concurrency, "rate": args.rate,
+                    "retry_after": args.retry_after, "latency": LATENCY}
+    server = Server(args.rate, retry_after)
+    try:
+        for adaptive in ((True,) if args.only_on else (False, True)):
+            mode = "on" if adaptive else "off"
+            result[mode] = run_mode(server, rows, args.concurrency, args.rate, adaptive)
+            print(f"controller {mode}: {result[mode]}", file=sys.stderr)
+    finally:
+        server.close()
+    on = result["on"]
+    result["goals_met"] = on["failed_rows"] == 0 and on["refused_share"] <= 0.05 and on["goodput"] >= 0.9
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
