@@ -113,3 +113,22 @@ def test_all_rows_failing_are_summarised_and_the_cli_exits_non_zero(tmp_path, ca
     assert err.count("fake-model on") >= 1 and "fake-model: fake-model" not in err  # each model named once
     groups = results.failure_reasons(pq.read_table(tmp_path / "out" / "raw.parquet"))
     assert [(g.status, g.rows) for g in groups] == [("generation_failed", 3)]
+
+
+def test_the_pipeline_tab_shows_live_calls_and_why_rows_failed():
+    from pipeline.results import FailureGroup
+    from pipeline.runhandle import CallStats, Progress
+    from ui.pipeline_tab import progress_markdown
+
+    base = dict(message="", total=10, done=4, counts={"ok": 4}, finished_this_run=4, elapsed_s=2.0, rows_per_s=2.0,
+                eta_s=3.0, tokens_used=100)
+    calls = CallStats(in_flight=6, allowed=6, concurrency=64, calls_per_s=19.5, throttled=True, waiting_s=3.2,
+                      refused=12)
+    running = progress_markdown(Progress(state="running", calls=calls, **base))
+    assert "6 calls in flight" in running and "6 of 64 allowed now" in running and "19.5 calls/s" in running
+    assert "throttled by the provider, waiting 3 s" in running
+    groups = (FailureGroup("generation_failed", "m on http://x/v1: cannot connect to http://x/v1", 2),)
+    done = progress_markdown(Progress(state="done", calls=calls, failure_groups=groups,
+                                      **{**base, "counts": {"ok": 8, "generation_failed": 2}, "done": 10}))
+    assert "Failed rows by reason" in done and "2 × generation failed" in done and "cannot connect" in done
+    assert "calls in flight" not in done  # live numbers only while it runs

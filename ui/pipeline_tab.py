@@ -92,8 +92,13 @@ def progress_markdown(snap: generate.Progress, hub_message: str = "") -> str:
         + (f" · {', '.join(fails)}" if fails else " · no failures")
         + f" · {snap.rows_per_s:.2f} rows/s{eta} · {snap.tokens_used:,} tokens · state: **{snap.state}**",
     ]
+    if snap.running:  # calls in flight, the concurrency the providers allow now, calls/s, throttling
+        lines.append(snap.calls.line())  # our own words and numbers
     if snap.message:
         lines.append(_safe(snap.message))
+    if snap.failure_groups:  # at the end of a run: why rows failed (results.failure_reasons)
+        lines.append("**Failed rows by reason**\n\n" + "\n".join(
+            f"- {g.rows:,} × {g.status.replace('_', ' ')}: {_safe(g.reason)}" for g in snap.failure_groups))
     if hub_message:
         lines.append(_safe(hub_message))
     return "\n\n".join(lines)
