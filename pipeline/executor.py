@@ -40,12 +40,12 @@ from pipeline import schema
 from pipeline.checkpoint import Checkpoint, Entry
 from pipeline.credentials import Credentials
 from pipeline.runhandle import (
-    CallStats,
     STATE_CANCELLED,
     STATE_DONE,
     STATE_FAILED,
     STATE_PAUSED,
     STATE_STOPPED,
+    CallStats,
     RunHandle,
     prepare_run,
 )
@@ -364,6 +364,7 @@ class _Executor:
         if cut_recently is not None:  # no backup requests to a provider that is throttling the run
             self.hedger.throttled = cut_recently
         self._began = time.monotonic()
+        self.loading: asyncio.Future | None = None  # the worker thread loading the judge templates and langid
         # what rows need after their generations, loaded in a worker thread as the run starts (see execute)
         self.judge_loaded: asyncio.Future = asyncio.get_running_loop().create_future()
         self.language_loaded: asyncio.Future = asyncio.get_running_loop().create_future()
@@ -399,7 +400,7 @@ class _Executor:
         answered = [t for t in list(self._answered) if t >= now - 10.0]
         span = min(10.0, max(1.0, now - self._began))
         allowed, throttled, waiting, refused = (
-            self.chat.limits() if hasattr(self.chat, "limits") else (None, False, 0.0, 0)  # type: ignore[attr-defined]
+            self.chat.limits() if hasattr(self.chat, "limits") else (None, False, 0.0, 0)
         )
         concurrency = self.s.concurrency
         return CallStats(
@@ -802,7 +803,7 @@ async def execute(
         detector,  # type: ignore[arg-type]
         hedge,
     )
-    loading = asyncio.ensure_future(asyncio.to_thread(
+    executor.loading = asyncio.ensure_future(asyncio.to_thread(
         _load_for_judging, settings, detect == "default", asyncio.get_running_loop(), executor.judge_loaded,
         executor.language_loaded))
     handle.watch_calls(executor.call_stats)

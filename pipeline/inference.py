@@ -30,13 +30,13 @@ to a third-party URL), and ``serverless`` refuses to run without the user's toke
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import logging
 import os
 import random
 import threading
 import time
-import contextvars
 from collections.abc import Callable, Iterator
 from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, field, replace

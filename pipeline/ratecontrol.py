@@ -182,7 +182,7 @@ class _Waiter:
             self.event.set()
             return True
         try:
-            self.loop.call_soon_threadsafe(_resolve, self.future)  # type: ignore[union-attr]
+            self.loop.call_soon_threadsafe(_resolve, self.future)  # type: ignore[union-attr, arg-type]
             return True
         except RuntimeError:  # the loop is closed: nobody is waiting any more
             return False
