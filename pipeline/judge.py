@@ -138,6 +138,12 @@ def judge_messages(instruction: str, texts: list[str], aspect: str = DEFAULT_ASP
     return _task(aspect).format_input({"instruction": instruction, "generations": list(texts)})
 
 
+def distilabel_schema(aspect: str = DEFAULT_ASPECT) -> dict:
+    """distilabel's own UltraFeedback JSON schema for ``aspect`` (what ``use_default_structured_output`` sends; the
+    generated distilabel ``pipeline.py`` uses it, bounded)."""
+    return json.loads(json.dumps(_task(aspect).get_structured_output()))
+
+
 def _clip(text: str, limit: int = RAW_KEEP_CHARS) -> str:
     return text if len(text) <= limit else text[:limit] + f"… [{len(text) - limit} more characters]"
 

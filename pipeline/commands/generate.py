@@ -33,7 +33,8 @@ CONFIG_KEYS = (
     "input", "output", "generators", "model", "backend", "base_url", "provider", "judge", "judge_model",
     "judge_backend", "judge_base_url", "judge_provider", "system_prompt", "system_prompt_file", "aspect",
     "max_rows", "max_tokens", "max_new_tokens", "temperature", "top_p", "seed", "judge_max_new_tokens",
-    "judge_temperature", "concurrency", "push", "public", "overwrite", "source_dataset", "license",
+    "judge_temperature", "judge_mode", "judge_order", "judge_structured", "concurrency", "push", "public",
+    "overwrite", "source_dataset", "license",
     "hub_checkpoint", "checkpoint_every", "max_wait_s",
 )
 
@@ -70,6 +71,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     j.add_argument("--aspect", help=f"UltraFeedback aspect (default {DEFAULTS['aspect']})")
     j.add_argument("--judge-max-new-tokens", type=int)
     j.add_argument("--judge-temperature", type=float)
+    j.add_argument("--judge-mode", choices=("ratings", "pairwise"),
+                   help="ratings: UltraFeedback 1-5 per answer; pairwise: A, B or tie, the human answer against each "
+                   f"model's (default {DEFAULTS['judge_mode']})")
+    j.add_argument("--judge-order", choices=("random", "both"),
+                   help="random: answers shown in a random order per row; both: each row judged twice, the second "
+                   f"time in reverse order, flips counted (default {DEFAULTS['judge_order']})")
     r = p.add_argument_group("limits")
     r.add_argument("--max-rows", type=int, help="use only the first N rows of the input")
     r.add_argument("--max-tokens", type=int, help="token budget of this run (prompt + completion)")
@@ -302,6 +309,11 @@ def _main(args: argparse.Namespace) -> int:
 
     table, meta = _write_outputs(handle, out, started.meta, hub_id=push or "")
     print(snap.message, file=sys.stderr)
+    for notice in snap.notices:
+        print(notice, file=sys.stderr)
+    if snap.judged_both:
+        print(f"Judge flip rate: {snap.flip_rate:.0%} ({snap.flips} of {snap.judged_both} rows judged in both orders "
+              "changed their preferred answer).", file=sys.stderr)
     if handle.hub_message:
         print(handle.hub_message, file=sys.stderr)
     print(f"{table.num_rows} rows in {out / 'raw.parquet'} ({_counts(snap.counts)})", file=sys.stderr)
