@@ -292,7 +292,8 @@ each answer's language. Mirrors the data-is-better-together "DPO/ORPO dataset fo
     python pipeline.py {data_usage}--output generated.jsonl [--push your-name/{repo_name}] [--ray]
 
 --data takes a Hub dataset id or a local .parquet/.jsonl file with either a `responses` column (a DPO Studio raw
-dataset: index 0 is the human answer) or `prompt` + `response` columns (a DPO Studio filtered set).{data_note}
+dataset: index 0 is the human answer) or `prompt` + `response` columns (a DPO Studio filtered
+set).{data_note}{judge_note}
 """
 
 import argparse
@@ -478,6 +479,17 @@ def hub_dataset_id(data: str) -> str | None:
     return data
 
 
+def _script_judge_note(meta: RunMeta) -> str:
+    """What the script's judge does differently from the run's (distilabel has no pairwise task, and its
+    UltraFeedback shows the texts in group order)."""
+    if meta.judge_mode == "pairwise":
+        return ("\nThe run's judge was pairwise (the human answer against each model's: A, B or tie); distilabel has "
+                "no such task,\nso this script rates every answer with UltraFeedback instead.")
+    if meta.judge_order == "both":
+        return ("\nThe run judged every row in both orders; this script judges once, the human answer first.")
+    return ""
+
+
 def _script_judge_schema(meta: RunMeta) -> dict | None:
     """The JSON schema the script's judge is asked for: distilabel's UltraFeedback schema with one rating (1-5) and
     one rationale per text; None when the run used the text format (asked for it, or its judge fell back)."""
@@ -528,6 +540,7 @@ def render_pipeline_script(meta: RunMeta, *, data: str = "", router_url: str = R
         data=hub_id,
         data_usage="" if hub_id else "--data raw.parquet ",
         data_note="" if hub_id else "\nThere is no default: --data is required (the run's input was a local file).",
+        judge_note=_script_judge_note(meta),
         system_prompt=meta.system_prompt,
         generators=_py([g.to_dict() for g in meta.generators]),
         judge=_py(meta.judge.to_dict()),

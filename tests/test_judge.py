@@ -62,7 +62,8 @@ def run(coro):
 
 
 def judge_row(chat, texts=("human answer", "model-b says: hi"), *, state=None, **kwargs):
-    return run(judge.judge_row(chat, backend(), PARAMS, prompt="hi", texts=list(texts), row_id=kwargs.pop("row_id", "r1"),
+    row_id = kwargs.pop("row_id", "r1")
+    return run(judge.judge_row(chat, backend(), PARAMS, prompt="hi", texts=list(texts), row_id=row_id,
                                structured=state or judge.StructuredState(), **kwargs))
 
 
@@ -244,7 +245,8 @@ def test_older_raw_tables_without_judge_columns_still_conform_and_export():
         [f.name for f in types].index("ratings"), pa.field("ratings", pa.list_(pa.int64()))))
     conformed = schema.conform_raw(table)
     assert conformed.column_names == list(schema.RAW_COLUMNS)
-    assert conformed.column("ratings").to_pylist() == [[2.0, 4.0]] and conformed.column("judge_mode").to_pylist() == [None]
+    assert conformed.column("ratings").to_pylist() == [[2.0, 4.0]]
+    assert conformed.column("judge_mode").to_pylist() == [None]
     assert [p.chosen_model for p in select_pairs(table).pairs] == ["m1"]
     assert results.judge_stats(table).order == "fixed"
 
@@ -255,7 +257,8 @@ def test_judge_stats_leaderboard_and_card_lines():
              "judge_structured": False, "judge_orders": [[1, 0], [0, 1]]}]
     raw = pa.Table.from_pylist(rows, schema=schema.raw_schema())
     stats = results.judge_stats(raw)
-    assert (stats.judged, stats.parsed, stats.structured, stats.text, stats.both_orders, stats.flips) == (3, 2, 2, 1, 2, 1)
+    counted = (stats.judged, stats.parsed, stats.structured, stats.text, stats.both_orders, stats.flips)
+    assert counted == (3, 2, 2, 1, 2, 1)
     assert stats.order == "both" and stats.flip_rate == 0.5
     board = results.judge_leaderboard(raw).to_dict("records")
     assert board == [{"judge_model": "j", "mode": "ratings", "order": "both", "judged": 3, "parse_rate": 0.667,
@@ -367,3 +370,24 @@ def test_smollm2_gives_a_structured_pairwise_verdict(llm_server):
     assert verdict.status == schema.STATUS_OK, verdict.error
     assert verdict.structured and verdict.winners[0] in ("human", "model", "tie")
     assert sorted(verdict.ratings) in ([1.0, 5.0], [3.0, 3.0])
+
+
+def test_cli_generate_pairwise_in_both_orders(tmp_path, capsys):
+    import pyarrow.parquet as pq
+
+    from pipeline.cli import main
+
+    pq.write_table(make_rows(3), tmp_path / "in.parquet")
+    with FakeLLMServer(responder=_judge_text_responder) as srv:
+        code = main(["generate", str(tmp_path / "in.parquet"), "--output", str(tmp_path / "run"), "--base-url",
+                     srv.base_url, "--model", "model-b", "--judge-mode", "pairwise", "--judge-order", "both"])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "6 judge calls" in err and "Judge flip rate: 0% (0 of 3 rows" in err
+    rows = pq.read_table(tmp_path / "run" / "raw.parquet").to_pylist()
+    assert all(r["judge_mode"] == "pairwise" and r["judge_winners"] == ["model"] and r["ratings"] == [1.0, 5.0]
+               and r["judge_inconsistent"] is False and r["judge_structured"] for r in rows)
+    card = (tmp_path / "run" / "README.md").read_text()
+    assert "Judge mode: pairwise" in card and "Flip rate: 0%" in card and "Parse rate: 100%" in card
+    script = (tmp_path / "run" / "pipeline.py").read_text()
+    assert "pairwise" in script.split('"""')[1]  # the script says it rates with UltraFeedback instead
