@@ -4,7 +4,8 @@ Owns the decisions that sit between a user's request and the step's modules:
 
 - :func:`start_generation`: start or resume a Pipeline run, with its local checkpoint and, optionally, a Hub
   checkpoint in a private dataset of the user's (absent → created; ours → restored when the local one is missing;
-  someone else's dataset → refused), and the credentials routed once (:mod:`pipeline.credentials`).
+  someone else's dataset → refused), and the credentials routed once (:mod:`pipeline.credentials`); a judge
+  check run before (:mod:`pipeline.judgecheck`) goes into the run's metadata, so both cards state its figures.
 - :func:`preflight_push`: "is this a valid name, can this token write there, and may we overwrite?", checked
   before any work is spent (the Filter, Pipeline and Export steps, in the tabs and the CLI).
 - :func:`require_sign_in`: which models of a run need the user's HF token (each named once).
@@ -21,12 +22,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline import hub, recipe
+from pipeline import hub, judgecheck, recipe
 from pipeline.checkpoint import Checkpoint, default_data_dir
 from pipeline.credentials import Credentials
 from pipeline.executor import start_run
 from pipeline.runhandle import RunHandle
-from pipeline.schema import Provenance, RunMeta
+from pipeline.schema import JudgeCheck, Provenance, RunMeta
 from pipeline.settings import RunError, RunSettings
 
 __all__ = [
@@ -105,6 +106,7 @@ class GenerationRequest:
     hub_repo: str | None = None  # a private dataset of the user's for Hub checkpoints; None: local only
     checkpoint_every: int = 100
     hedge: bool = True
+    judge_check: JudgeCheck | None = None  # a judge check run before (pipeline.judgecheck): its figures go on cards
     execute_kwargs: dict = field(default_factory=dict)  # more arguments for pipeline.executor.execute
 
 
@@ -129,6 +131,8 @@ def start_generation(request: GenerationRequest) -> GenerationStart:
     settings, ckpt, creds = request.settings, request.checkpoint, request.credentials
     meta = recipe.build_raw_meta(settings, None, source=request.source, language=request.language,
                                  language_code=request.language_code)
+    if request.judge_check is not None:  # the check that scored this run's judge, if it did
+        meta = meta.replace(judge_check=judgecheck.for_run(request.judge_check, settings.judge))
     notes: list[str] = []
     on_checkpoint = None
     every = max(HUB_CHECKPOINT_MIN_EVERY, int(request.checkpoint_every or 100))

@@ -155,3 +155,33 @@ def test_smollm2_judges_labelled_rows_with_structured_output(tmp_path, llm_serve
     assert score["structured"] is True, captured.err  # llama.cpp takes the schema: no fallback to text
     assert score["tokens_per_row"] > 0 and score["mean_latency_s"] > 0
     assert llm_server.model in captured.out
+
+
+def test_generate_records_the_judge_check_on_the_card(tmp_path, judge_server, monkeypatch, capsys):
+    """judge-check --output, then generate --judge-check with the checked judge: the raw card states the check's
+    agreement figures (a check of another judge is not claimed for this run)."""
+    import pyarrow.parquet as pq
+
+    from tests.pipeline_helpers import make_rows
+
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    tasks = judgecheck.label_tasks(raw_table(12), 10)
+    path, _ = _labels_file(tmp_path, _prefer_model(tasks[:6]))
+    check = tmp_path / "check.json"
+    assert main(["judge-check", "--labels", str(path), "--judge", "good-judge", "--judge-base-url",
+                 judge_server.base_url, "--output", str(check)]) == 0
+    source = tmp_path / "filtered.parquet"
+    pq.write_table(make_rows(3), source)
+    base = ["generate", str(source), "--base-url", judge_server.base_url, "--model", "good-judge",
+            "--judge-check", str(check), "--no-hedge"]
+    assert main([*base, "-o", str(tmp_path / "run")]) in (0, 1)
+    card = (tmp_path / "run" / "README.md").read_text(encoding="utf-8")
+    assert "Judge check before the run (6 rows" in card and "`good-judge` agreed with the people on 100%" in card
+    # the check scored good-judge only: a run judged by other-judge does not carry it
+    assert main([*base, "--judge-model", "other-judge", "-o", str(tmp_path / "run2")]) in (0, 1)
+    assert "Judge check before the run" not in (tmp_path / "run2" / "README.md").read_text(encoding="utf-8")
+    # a file that is not a check is refused with a message that says how to make one
+    bad = tmp_path / "bad.json"
+    bad.write_text("{}", encoding="utf-8")
+    assert main([*base, "--judge-check", str(bad), "-o", str(tmp_path / "run3")]) == 2
+    assert "python -m pipeline judge-check" in capsys.readouterr().err

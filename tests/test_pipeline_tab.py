@@ -258,3 +258,15 @@ def test_judge_mode_and_order_fields_reach_the_run_settings_and_the_estimate(ses
     both = tab.estimate(session, {**fields, "judge_order": "both"}).replace("\\", "")
     assert "6 generations + 6 judge calls" in once and "6 generations + 12 judge calls" in both
     assert "Unknown judge mode" in tab.estimate(session, {**fields, "judge_mode": "vibes"})
+
+
+def test_both_orders_show_the_flip_rate_and_notices_live_and_the_waiting_limit_is_a_field(session):
+    with FakeLLMServer(responder=ultrafeedback_responder, latency=lambda: 0.01) as srv:
+        fields = _fields(srv.base_url, models="fake-a", rows=4, judge_order="both", max_wait_s=30)
+        assert tab.make_settings(fields).max_wait_s == 30
+        tab.start(session, _run(fields, restart=True))
+        progress, *_ = _run_to_end(session)
+    snap = session.run.snapshot()
+    assert snap.judged_both == 4 and "Judge flip rate" in progress and f"of {snap.judged_both} rows" in progress
+    assert all(tab._safe(notice) in progress for notice in snap.notices)
+    assert "wait" in tab.estimate(session, {**fields, "max_wait_s": 0}).lower()  # refused with a reason

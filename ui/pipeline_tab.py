@@ -94,6 +94,10 @@ def progress_markdown(snap: generate.Progress, hub_message: str = "") -> str:
     ]
     if snap.running:  # calls in flight, the concurrency the providers allow now, calls/s, throttling
         lines.append(snap.calls.line())  # our own words and numbers
+    if snap.judged_both:  # position bias, live: rows whose preferred answer changed when the answers swapped
+        lines.append(f"Judge flip rate: **{snap.flip_rate:.0%}** ({snap.flips:,} of {snap.judged_both:,} rows judged "
+                     "in both orders changed their preferred answer)")
+    lines.extend(_safe(n) for n in snap.notices)
     if snap.message:
         lines.append(_safe(snap.message))
     if snap.failure_groups:  # at the end of a run: why rows failed (results.failure_reasons)
@@ -274,6 +278,7 @@ def start(session: Session, values: Mapping[str, Any], oauth_token: gr.OAuthToke
         source=source, language=language, language_code=code, restart=bool(opts["restart"]),
         hub_repo=(opts["repo"] or default_repo(user, filtered)) if opts["hub_checkpoints"] and token and user else None,
         checkpoint_every=int(opts["checkpoint_every"] or 100), hedge=bool(opts["hedge"]),
+        judge_check=session.judge_check.result,
     )
     try:
         started = workflow.start_generation(request)
@@ -407,6 +412,9 @@ def build(session: gr.State, tab: gr.Tab) -> None:
             budget = gr.Number(label="Token budget (0 = none)", value=0, precision=0, minimum=0,
                                info="The run stops (resumable) once it has used this many tokens.")
             concurrency = gr.Slider(1, 64, value=DEFAULTS["concurrency"], step=1, label="Concurrency (calls at once)")
+            max_wait = gr.Number(label="Longest wait for the provider (s)", value=DEFAULTS["max_wait_s"], precision=0,
+                                 minimum=1, info="When a provider throttles (429) longer than this in all, the run "
+                                                 "pauses (resumable) instead of waiting on.")
         with gr.Row():
             temperature = gr.Slider(0.0, 2.0, value=DEFAULTS["temperature"], step=0.05, label="Temperature")
             top_p = gr.Slider(0.05, 1.0, value=DEFAULTS["top_p"], step=0.05, label="Top-p")
@@ -422,7 +430,7 @@ def build(session: gr.State, tab: gr.Tab) -> None:
         **gen.fields(model_key="models"), **jud.fields(prefix="judge_"), aspect=aspect, system_prompt=system_prompt,
         max_rows=max_rows, max_new_tokens=max_new, max_tokens=budget, concurrency=concurrency,
         temperature=temperature, top_p=top_p, judge_mode=judge_mode, judge_order=judge_order,
-        judge_structured=judge_structured,
+        judge_structured=judge_structured, max_wait_s=max_wait,
     )
     with gr.Row():
         estimate_btn = gr.Button("Estimate")
@@ -440,6 +448,8 @@ def build(session: gr.State, tab: gr.Tab) -> None:
         rating_plot = gr.Plot(ratings_chart(None), show_label=False, elem_id="ratings-chart")
         lang_plot = gr.Plot(langs_chart(None), show_label=False, elem_id="langs-chart")
     leaderboard = gr.Dataframe(label="Leaderboard (mean judge rating and language-match rate per source)",
+                               interactive=False, visible=False)
+    judge_board = gr.Dataframe(label="Judge (per judge model: mode, order, parse rate, flip rate)",
                                interactive=False, visible=False)
     judge_check.build(session, jud, aspect=aspect, mode=judge_mode)  # label a pilot run, compare judges, "Use this judge"
     with gr.Accordion("Push the raw dataset to the Hub", open=False):
@@ -486,10 +496,13 @@ def build(session: gr.State, tab: gr.Tab) -> None:
             board = {**board, "value": table_frame(board["value"])}
         ended = sess.run is not None and not sess.run.running
         charts = (ratings_chart(ratings), langs_chart(langs)) if sess.run is not None else (gr.update(), gr.update())
-        return (text, latest_view(rows), *charts, board, tick, "" if ended else gr.update())
+        judges = gr.update()
+        if ended and sess.raw is not None and sess.raw.num_rows:
+            judges = gr.update(value=table_frame(results.judge_leaderboard(sess.raw)), visible=True)
+        return (text, latest_view(rows), *charts, board, tick, "" if ended else gr.update(), judges)
 
     timer.tick(_poll, inputs=session,
-               outputs=[progress_md, latest, rating_plot, lang_plot, leaderboard, timer, estimate_md])
+               outputs=[progress_md, latest, rating_plot, lang_plot, leaderboard, timer, estimate_md, judge_board])
     push_btn.click(_push, inputs=push_form.inputs(session), outputs=push_md)
 
 

@@ -35,7 +35,7 @@ CONFIG_KEYS = (
     "max_rows", "max_tokens", "max_new_tokens", "temperature", "top_p", "seed", "judge_max_new_tokens",
     "judge_temperature", "judge_mode", "judge_order", "judge_structured", "concurrency", "push", "public",
     "overwrite", "source_dataset", "license",
-    "hub_checkpoint", "checkpoint_every", "max_wait_s",
+    "hub_checkpoint", "checkpoint_every", "judge_check", "max_wait_s",
 )
 
 
@@ -74,6 +74,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     j.add_argument("--judge-mode", choices=("ratings", "pairwise"),
                    help="ratings: UltraFeedback 1-5 per answer; pairwise: A, B or tie, the human answer against each "
                    f"model's (default {DEFAULTS['judge_mode']})")
+    j.add_argument("--judge-check", metavar="CHECK.json",
+                   help="the JSON of a `judge-check` run (its --output): the figures of the checked judge that this "
+                        "run uses go on the dataset cards")
     j.add_argument("--judge-order", choices=("random", "both"),
                    help="random: answers shown in a random order per row; both: each row judged twice, the second "
                    f"time in reverse order, flips counted (default {DEFAULTS['judge_order']})")
@@ -238,7 +241,7 @@ def _run(args: argparse.Namespace) -> int:
 def _main(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from pipeline import generate, hub, recipe, workflow
+    from pipeline import generate, hub, judgecheck, recipe, workflow
     from pipeline.credentials import Credentials, api_keys_for, env_api_key
 
     conf = _settings_from(args)
@@ -260,6 +263,12 @@ def _main(args: argparse.Namespace) -> int:
     credentials = Credentials(token, api_keys_for(backends, env_api_key()))
     push = conf.get("push")
     hub_repo = conf.get("hub_checkpoint")
+    judge_check = None
+    if conf.get("judge_check"):
+        try:
+            judge_check = judgecheck.read_check(conf["judge_check"])
+        except judgecheck.JudgeCheckError as exc:
+            raise _UsageError(str(exc)) from None
     try:
         workflow.require_sign_in(settings, token, "Set HF_TOKEN (or run `hf auth login`)")
         if push and not args.dry_run:
@@ -285,7 +294,7 @@ def _main(args: argparse.Namespace) -> int:
             language=next(iter(languages)) if len(languages) == 1 else "",
             language_code=next(iter(codes)) if len(codes) == 1 else "",
             restart=bool(args.restart), hub_repo=hub_repo, checkpoint_every=int(conf.get("checkpoint_every") or 100),
-            hedge=not args.no_hedge,
+            hedge=not args.no_hedge, judge_check=judge_check,
         ))
         handle = started.handle
         for note in started.notes:
