@@ -34,14 +34,19 @@ def hubdata(fake_hub):
 
 def load(session: Session, choice: str = ft.SRC_AYA, oauth=None, language: str | None = None, **hub_fields):
     fields = {"dataset_id": "", "split": "train", "config": "", "prompt_col": "prompt", "response_col": "response",
-              "language_col": "", "all_rows_language": ""} | hub_fields  # fmt: skip
-    return ft.on_load(choice, *fields.values(), language, session, oauth)
+              "language_col": "", "all_rows_language": ""} | hub_fields
+    return ft.on_load(session, {"source": choice, **fields, "language": language}, oauth)
 
 
 def filt(session: Session, language, prof=None, repo_name="", **kw):
     v = {"annotation_types": [], "min_prompt": 0, "max_prompt": 0, "min_response": 0, "max_response": 0,
-         "dedup": True, "sample": 0, "seed": 42} | kw  # fmt: skip
-    return ft.on_filter(language, *v.values(), repo_name, session, prof)
+         "dedup": True, "sample": 0, "seed": 42} | kw
+    return ft.on_filter(session, {"language": language, **v, "repo_name": repo_name}, prof)
+
+
+def push(session: Session, owner, repo_name, prof=None, tok=None, private=True, overwrite=False):
+    values = {"owner": owner, "repo_name": repo_name, "private": private, "overwrite": overwrite}
+    return ft.on_push(session, values, prof, tok)
 
 
 def test_app_builds_with_the_filter_tab():
@@ -99,17 +104,17 @@ def test_push_from_the_tab(hubdata):
     s = Session()
     s, *_ = load(s)
     s, *_ = filt(s, "fr", profile("alice"), sample=5)
-    assert "Sign in" in ft.on_push("alice", "aya-fra", True, False, s, None, None)
+    assert "Sign in" in push(s, "alice", "aya-fra", None, None)
     name = f"aya-fra-{uuid.uuid4().hex[:6]}"
-    msg = ft.on_push("langcommunity", name, True, False, s, profile("alice"), token("hf_alice"))
+    msg = push(s, "langcommunity", name, profile("alice"), token("hf_alice"))
     assert msg.startswith("**Pushed** 5 rows (private)"), msg
     assert hubdata.read_table(f"langcommunity/{name}").num_rows == 5
-    again = ft.on_push("langcommunity", name, True, False, s, profile("alice"), token("hf_alice"))
+    again = push(s, "langcommunity", name, profile("alice"), token("hf_alice"))
     assert "Not pushed" in again and "already exists" in again and "overwrite" in again
-    bad = ft.on_push("alice", "bad name!", True, False, s, profile("alice"), token("hf_alice"))
+    bad = push(s, "alice", "bad name!", profile("alice"), token("hf_alice"))
     assert "Not pushed" in bad and "not a valid repo name" in bad
     s.filtered = None
-    assert "no rows to push" in ft.on_push("alice", "x", True, False, s, profile("alice"), token("hf_alice"))
+    assert "no rows to push" in push(s, "alice", "x", profile("alice"), token("hf_alice"))
 
 
 def test_owner_choices_from_whoami(hubdata):
@@ -153,6 +158,11 @@ def test_untrusted_text_is_escaped_in_status():
     assert "<script>" not in status and "](javascript" not in status
 
 
+def _event_form(demo: gr.Blocks, api_name: str):
+    """The form of the event wired under ``api_name`` (its API takes the fields in the form's component order)."""
+    return next(f.fn for f in demo.fns.values() if f.api_name == api_name).form
+
+
 def test_launched_app_demo_flow(tmp_path):
     """The wiring as a browser uses it: load the demo data, filter, download, through a launched app."""
     import socket
@@ -166,14 +176,19 @@ def test_launched_app_demo_flow(tmp_path):
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     demo.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, ssr_mode=False,
-                        quiet=True)  # fmt: skip
+                        quiet=True)
     try:
         client = Client(f"http://127.0.0.1:{port}/", verbose=False, download_files=str(tmp_path))
-        status, table, plot, languages, ann = client.predict(ft.SRC_DEMO, "", "train", "", "prompt", "response", "",
-                                                             "", None, api_name="/on_load")  # fmt: skip
+        load_form, filter_form = (_event_form(demo, name) for name in ("on_load", "on_filter"))
+        load_values = {"source": ft.SRC_DEMO, "dataset_id": "", "split": "train", "config": "", "prompt_col": "prompt",
+                       "response_col": "response", "language_col": "", "all_rows_language": "", "language": None}
+        status, table, plot, languages, ann = client.predict(*load_form.api_args(load_values), api_name="/on_load")
         assert "302 rows in 11 languages" in status
         assert ["Yoruba (yor) — 15 rows", "yor"] in languages["choices"]
-        out = client.predict("Yoruba", [], 0, 0, 0, 0, True, 0, 42, "", api_name="/on_filter")
+        filter_values = {"language": "Yoruba", "annotation_types": [], "min_prompt": 0, "max_prompt": 0,
+                         "min_response": 0, "max_response": 0, "dedup": True, "sample": 0, "seed": 42,
+                         "repo_name": ""}
+        out = client.predict(*filter_form.api_args(filter_values), api_name="/on_filter")
         assert "**14 rows** of Yoruba" in out[0]
         files, message = client.predict(api_name="/on_download")
         assert len(files) == 3 and "14 rows ready" in message

@@ -79,11 +79,10 @@ def test_filter_tab_messages():
     from pipeline.state import Session
     from ui import filter_tab as ft
 
-    session = ft.on_load(ft.SRC_DEMO, "", "", "", "", "", "", "", None, Session())[0]
-    d = ft.data.FilterSpec(language="")
-    _, count, *_ = ft.on_filter(PAYLOAD, [], 0, 0, 0, 0, d.dedup, 0, d.seed, "", session)
+    session = ft.on_load(Session(), {"source": ft.SRC_DEMO})[0]
+    _, count, *_ = ft.on_filter(session, {"language": PAYLOAD})
     assert_inert(count)
-    _, status, *_ = ft.on_load(ft.SRC_HUB, "", "train", "", "prompt", "response", "", PAYLOAD, None, Session())
+    _, status, *_ = ft.on_load(Session(), {"source": ft.SRC_HUB, "dataset_id": "", "all_rows_language": PAYLOAD})
     assert "Could not load" in status
 
 

@@ -3,13 +3,22 @@
 UI glue only: loading, filtering, cards and pushing live in :mod:`pipeline.data` and :mod:`pipeline.hub`.
 The loaded source is shared read-only by all sessions (cached in ``pipeline.data``); this session keeps a
 reference in ``session.filter_tab.source`` and the current filtered set in ``session.filtered``.
+
+The handlers are module-level and take the session plus ONE mapping of the form's values by name (Gradio passes a
+dict when ``inputs`` is a set; :class:`ui.forms.Form` names the components): :data:`LOAD_DEFAULTS` for
+:func:`on_load`, :data:`FILTER_DEFAULTS` for :func:`on_filter`, :data:`PUSH_DEFAULTS` for :func:`on_push`. Those
+mappings hold every default once: the components start from them and a handler fills a missing value from them,
+so tests and a community link pass only what they mean. The wired events keep the API names ``/on_load`` and
+``/on_filter``; their forms are attached to the wired functions (``fn.form``) for ``Form.api_args``.
 """
 
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from types import MappingProxyType
+from typing import Any, Final
 
 import gradio as gr
 import pandas as pd
@@ -17,6 +26,7 @@ import pandas as pd
 from pipeline import data, hub, languages, links
 from pipeline.state import Session
 from ui.common import SIGN_IN_NEEDED, column_widths, md_link, md_text, table_frame, token_of, username_of, warn
+from ui.forms import Form
 
 SRC_AYA = f"Aya ({data.AYA_ID})"
 SRC_HUB = "Another dataset on the Hub"
@@ -27,6 +37,40 @@ PREVIEW_HEADERS = ["prompt", "response", "language_code", "annotation_type", "id
 PREVIEW_WIDTHS = column_widths([34, 42, 8, 10, 6])
 LANG_TABLE_COLUMNS = ["language", "code", "rows", "mean_prompt_chars", "mean_response_chars"]
 LINK_SOURCES = {"aya": SRC_AYA, "demo": SRC_DEMO}  # a community link's source -> the Source choice
+
+LOAD_DEFAULTS: Final[Mapping[str, Any]] = MappingProxyType({
+    "source": SRC_AYA,
+    "dataset_id": "",
+    "split": "train",
+    "config": "",
+    "prompt_col": "prompt",
+    "response_col": "response",
+    "language_col": "",  # empty: no language column
+    "all_rows_language": "",  # ...or one language for every row
+    "language": None,  # the language to keep chosen after loading (a name or code), if any
+})
+"""The load form's values by name, with their defaults (the components start from these)."""
+_FILTER: Final = data.FilterSpec(language="")
+FILTER_DEFAULTS: Final[Mapping[str, Any]] = MappingProxyType({
+    "language": None,
+    "annotation_types": (),  # none ticked = all
+    "min_prompt": _FILTER.min_prompt_chars,  # lengths in characters; 0 = no limit
+    "max_prompt": _FILTER.max_prompt_chars,
+    "min_response": _FILTER.min_response_chars,
+    "max_response": _FILTER.max_response_chars,
+    "dedup": _FILTER.dedup,
+    "sample": _FILTER.sample,  # 0 = all rows
+    "seed": _FILTER.seed,
+    "repo_name": "",  # the push's dataset name as typed (the handler proposes one while it is empty)
+})
+"""The filter form's values by name, with their defaults (those of :class:`pipeline.data.FilterSpec`)."""
+PUSH_DEFAULTS: Final[Mapping[str, Any]] = MappingProxyType({
+    "owner": None,  # None: the signed-in user
+    "repo_name": FILTER_DEFAULTS["repo_name"],  # the same box; empty: the filtered set's default name
+    "private": True,
+    "overwrite": False,
+})
+"""The push form's values by name, with their defaults."""
 
 INTRO = (
     "**Step 1 — choose your language.** Load the human-written [Aya](https://huggingface.co/datasets/"
@@ -43,17 +87,18 @@ def _source(session: Session) -> data.Source | None:
 
 
 # --- load ---------------------------------------------------------------------------------------------------------
-def source_spec(choice: str, dataset_id: str, split: str, config: str, prompt_col: str, response_col: str,
-                language_col: str, all_rows_language: str) -> data.SourceSpec:  # fmt: skip
-    """The SourceSpec for the form's values."""
-    if choice == SRC_DEMO:
+def source_spec(values: Mapping[str, Any]) -> data.SourceSpec:
+    """The SourceSpec for the load form's values (by name, see :data:`LOAD_DEFAULTS`; missing ones from there)."""
+    v = {**LOAD_DEFAULTS, **values}
+    if v["source"] == SRC_DEMO:
         return data.SourceSpec.demo()
-    if choice == SRC_AYA:
+    if v["source"] == SRC_AYA:
         return data.SourceSpec.aya()
     return data.SourceSpec.hub_dataset(
-        dataset_id, split or "train", prompt_col=prompt_col or "", response_col=response_col or "",
-        language_col=language_col or "", language=all_rows_language or "", config=(config or "").strip() or None,
-    )  # fmt: skip
+        v["dataset_id"] or "", v["split"] or "train", prompt_col=v["prompt_col"] or "",
+        response_col=v["response_col"] or "", language_col=v["language_col"] or "",
+        language=v["all_rows_language"] or "", config=(v["config"] or "").strip() or None,
+    )
 
 
 def _load_status(src: data.Source) -> str:
@@ -63,12 +108,12 @@ def _load_status(src: data.Source) -> str:
         lines.append(f"⚠️ **{_md(info.note)}**")
     if info.is_demo:
         lines.append(f"**Loaded: {_md(data.DEMO_LABEL)}** — {info.rows:,} rows in {len(src.offsets)} languages. "
-                     "Demo rows are for trying the app, not for training a model.")  # fmt: skip
+                     "Demo rows are for trying the app, not for training a model.")
     else:
         lic = f", licence {_md(info.license)}" if info.license else ""
         private = " (private)" if info.private else ""
         lines.append(f"**Loaded:** {_md(info.label)}{private} — {info.rows:,} rows in {len(src.offsets)} "
-                     f"languages{lic}.")  # fmt: skip
+                     f"languages{lic}.")
     if info.dropped_empty:
         lines.append(f"{info.dropped_empty:,} rows with an empty prompt or response were skipped.")
     lines.append("Now choose a language below.")
@@ -87,13 +132,13 @@ def _table_frames(src: data.Source) -> tuple[pd.DataFrame, pd.DataFrame]:
     return table_frame(lt[[c for c in LANG_TABLE_COLUMNS if c in lt.columns]]), plot
 
 
-def on_load(choice: str, dataset_id: str, split: str, config: str, prompt_col: str, response_col: str,
-            language_col: str, all_rows_language: str, language: str | None, session: Session,
-            oauth_token: gr.OAuthToken | None = None) -> tuple:  # fmt: skip
-    """Load the chosen source (shared cache) for this user. Returns
-    (session, status, language table, bar plot data, language dropdown, annotation types)."""
+def on_load(session: Session, values: Mapping[str, Any], oauth_token: gr.OAuthToken | None = None) -> tuple:
+    """Load the chosen source (shared cache) for this user. ``values``: the load form's values by name
+    (:data:`LOAD_DEFAULTS`). Returns (session, status, language table, bar plot data, language dropdown,
+    annotation types)."""
     token = token_of(oauth_token)
-    spec = source_spec(choice, dataset_id, split, config, prompt_col, response_col, language_col, all_rows_language)
+    spec = source_spec(values)
+    language = values.get("language", LOAD_DEFAULTS["language"])
     try:
         if spec.kind == "hub" and not spec.dataset_id:
             raise data.DataError("Enter a dataset id like 'owner/name' (as in its URL on the Hub).")
@@ -131,14 +176,15 @@ def _int(value: Any) -> int:
         return 0
 
 
-def filter_spec(language: str | None, annotation_types: list[str] | None, min_prompt: Any, max_prompt: Any,
-                min_response: Any, max_response: Any, dedup: bool, sample: Any, seed: Any) -> data.FilterSpec:  # fmt: skip
+def filter_spec(values: Mapping[str, Any]) -> data.FilterSpec:
+    """The FilterSpec for the filter form's values (by name, see :data:`FILTER_DEFAULTS`; missing ones from there)."""
+    v = {**FILTER_DEFAULTS, **values}
     return data.FilterSpec(
-        language=language or "", annotation_types=tuple(annotation_types or ()),
-        min_prompt_chars=_int(min_prompt), max_prompt_chars=_int(max_prompt),
-        min_response_chars=_int(min_response), max_response_chars=_int(max_response),
-        dedup=bool(dedup), sample=_int(sample), seed=_int(seed),
-    )  # fmt: skip
+        language=v["language"] or "", annotation_types=tuple(v["annotation_types"] or ()),
+        min_prompt_chars=_int(v["min_prompt"]), max_prompt_chars=_int(v["max_prompt"]),
+        min_response_chars=_int(v["min_response"]), max_response_chars=_int(v["max_response"]),
+        dedup=bool(v["dedup"]), sample=_int(v["sample"]), seed=_int(v["seed"]),
+    )
 
 
 def _push_state(session: Session, profile: gr.OAuthProfile | None) -> tuple[dict, str]:
@@ -151,11 +197,11 @@ def _push_state(session: Session, profile: gr.OAuthProfile | None) -> tuple[dict
     return gr.update(interactive=True), ""
 
 
-def on_filter(language: str | None, annotation_types: list[str] | None, min_prompt: Any, max_prompt: Any,
-              min_response: Any, max_response: Any, dedup: bool, sample: Any, seed: Any, repo_name: str,
-              session: Session, profile: gr.OAuthProfile | None = None) -> tuple:  # fmt: skip
-    """Apply the filters (milliseconds) and keep the result in the session. Returns
-    (session, count, preview, repo name, push button, push note)."""
+def on_filter(session: Session, values: Mapping[str, Any], profile: gr.OAuthProfile | None = None) -> tuple:
+    """Apply the filters (milliseconds) and keep the result in the session. ``values``: the filter form's values by
+    name (:data:`FILTER_DEFAULTS`). Returns (session, count, preview, repo name, push button, push note)."""
+    language = values.get("language", FILTER_DEFAULTS["language"])
+    repo_name = values.get("repo_name", FILTER_DEFAULTS["repo_name"]) or ""
     src = _source(session)
     empty = table_frame(pd.DataFrame(columns=PREVIEW_HEADERS))
     if src is None:
@@ -167,8 +213,7 @@ def on_filter(language: str | None, annotation_types: list[str] | None, min_prom
         btn, note = _push_state(session, profile)
         return session, "**Choose a language** to see how many rows you get.", empty, gr.update(), btn, note
     try:
-        spec = filter_spec(language, annotation_types, min_prompt, max_prompt, min_response, max_response, dedup,
-                           sample, seed)  # fmt: skip
+        spec = filter_spec(values)
         fs = data.filter_source(src, spec)
     except data.DataError as e:
         session.filtered = None
@@ -179,17 +224,17 @@ def on_filter(language: str | None, annotation_types: list[str] | None, min_prom
     demo = " (demo data)" if fs.is_demo else ""
     if fs.rows:
         count = (f"**{fs.rows:,} rows** of {_md(fs.language)} ({_md(fs.language_code)}){demo} after filters, "
-                 f"out of {total:,}. This set is ready for the next tabs.")  # fmt: skip
+                 f"out of {total:,}. This set is ready for the next tabs.")
     else:
         count = (f"**0 rows** of {_md(fs.language)} ({_md(fs.language_code)}) pass these filters (out of {total:,}). "
-                 "Loosen the length limits or the annotation types; pushing is disabled.")  # fmt: skip
+                 "Loosen the length limits or the annotation types; pushing is disabled.")
     user = username_of(profile)
     # the name a push would get (e.g. demo-nld for the demo data), also as the placeholder when signed out
     repo_update = gr.update(placeholder=fs.default_repo_name(user or "you").split("/", 1)[1])
     if user:
         st = session.filter_tab
         default = fs.default_repo_name(user).split("/", 1)[1]
-        if not (repo_name or "").strip() or repo_name.strip() == st.default_name:
+        if not repo_name.strip() or repo_name.strip() == st.default_name:
             repo_update = gr.update(value=default, placeholder=default)
         st.default_name = default
     btn, note = _push_state(session, profile)
@@ -211,7 +256,7 @@ def _owners(profile: gr.OAuthProfile | None, oauth_token: gr.OAuthToken | None) 
 
 
 def on_tab_select(session: Session, owner: str | None, profile: gr.OAuthProfile | None = None,
-                  oauth_token: gr.OAuthToken | None = None) -> tuple:  # fmt: skip
+                  oauth_token: gr.OAuthToken | None = None) -> tuple:
     """Refresh sign-in dependent parts: (owner dropdown, push button, push note)."""
     owners = _owners(profile, oauth_token)
     value = owner if owner in owners else (owners[0] if owners else None)
@@ -219,9 +264,12 @@ def on_tab_select(session: Session, owner: str | None, profile: gr.OAuthProfile 
     return gr.update(choices=owners, value=value, interactive=bool(owners)), btn, note
 
 
-def on_push(owner: str | None, repo_name: str, private: bool, overwrite: bool, session: Session,
-            profile: gr.OAuthProfile | None = None, oauth_token: gr.OAuthToken | None = None) -> str:  # fmt: skip
-    """Push the session's filtered set to ``owner/repo_name``. Returns a status message."""
+def on_push(session: Session, values: Mapping[str, Any], profile: gr.OAuthProfile | None = None,
+            oauth_token: gr.OAuthToken | None = None) -> str:
+    """Push the session's filtered set to ``owner/repo_name``. ``values``: the push form's values by name
+    (:data:`PUSH_DEFAULTS`). Returns a status message."""
+    v = {**PUSH_DEFAULTS, **values}
+    owner, repo_name, private = v["owner"], v["repo_name"], v["private"]
     token = token_of(oauth_token)
     user = username_of(profile)
     if user is None or token is None:
@@ -233,13 +281,13 @@ def on_push(owner: str | None, repo_name: str, private: bool, overwrite: bool, s
     name = (repo_name or "").strip() or fs.default_repo_name(owner).split("/", 1)[1]
     repo_id = f"{owner}/{name}"
     try:
-        url = data.push_filtered(fs, repo_id, token, private=bool(private), overwrite=bool(overwrite))
+        url = data.push_filtered(fs, repo_id, token, private=bool(private), overwrite=bool(v["overwrite"]))
     except (hub.HubError, data.DataError) as e:
         return f"**Not pushed.** {_md(e)}"
     visibility = "private" if private else "public"
     demo = " These are demo rows, and the card says so." if fs.is_demo else ""
     return (f"**Pushed** {fs.rows:,} rows ({visibility}) to {md_link(repo_id, url)} "
-            f"with a dataset card.{demo}")  # fmt: skip
+            f"with a dataset card.{demo}")
 
 
 def on_download(session: Session) -> tuple:
@@ -250,7 +298,7 @@ def on_download(session: Session) -> tuple:
     folder = Path(tempfile.mkdtemp(prefix="dpo-studio-filter-"))
     stem = f"{fs.source.short_name}-{fs.language_code}"
     files = [str(data.write_parquet(fs.table, folder / f"{stem}.parquet")),
-             str(data.write_jsonl(fs.table, folder / f"{stem}.jsonl"))]  # fmt: skip
+             str(data.write_jsonl(fs.table, folder / f"{stem}.jsonl"))]
     (folder / "README.md").write_text(data.filter_card(fs), encoding="utf-8")
     files.append(str(folder / "README.md"))
     return files, f"{fs.rows:,} rows ready to download (Parquet, JSON Lines and the dataset card)."
@@ -282,10 +330,9 @@ def on_link_open(session: Session, request: gr.Request, profile: gr.OAuthProfile
         return (session, *[keep] * 11)
     choice = LINK_SOURCES.get(shared.source, SRC_AYA)
     if choice == SRC_DEMO:
-        loaded = on_load(SRC_DEMO, "", "", "", "", "", "", "", shared.language or None, session)
+        loaded = on_load(session, {"source": SRC_DEMO, "language": shared.language or None})
         session, status, table, plot, language, kinds = loaded
-        d = data.FilterSpec(language="")
-        filtered = on_filter(language.get("value"), [], 0, 0, 0, 0, d.dedup, 0, d.seed, "", session, profile)
+        filtered = on_filter(session, {"language": language.get("value")}, profile)
         session, count, preview, repo, push, note = filtered
         return (session, gr.update(value=SRC_DEMO), status, table, plot, language, kinds, count, preview, repo, push,
                 note)
@@ -308,25 +355,27 @@ def open_link_on_load(demo: gr.Blocks, session: gr.State, c: dict[str, Any]) -> 
 
 # --- layout -------------------------------------------------------------------------------------------------------
 def build_tab(session: gr.State, tab: gr.Tab) -> dict[str, Any]:
-    """Build the components; returns them by name (tests drive them)."""
-    d = data.FilterSpec(language="")
+    """Build the components; returns them by name (tests drive them), and the events' forms under ``"forms"``."""
+    ld, fd, pu = LOAD_DEFAULTS, FILTER_DEFAULTS, PUSH_DEFAULTS
     c: dict[str, Any] = {}
     gr.Markdown(INTRO)
     with gr.Row():
-        c["source"] = gr.Radio(list(SOURCES), value=SRC_AYA, label="Source", scale=4)
+        c["source"] = gr.Radio(list(SOURCES), value=ld["source"], label="Source", scale=4)
         c["load"] = gr.Button("Load", variant="primary", scale=1)
     with gr.Group(visible=False) as c["hub_group"]:
         with gr.Row():
-            c["dataset_id"] = gr.Textbox(label="Dataset id", placeholder="owner/name", scale=3)
-            c["split"] = gr.Textbox(value="train", label="Split", scale=1)
-            c["config"] = gr.Textbox(label="Configuration (if any)", scale=1)
+            c["dataset_id"] = gr.Textbox(value=ld["dataset_id"], label="Dataset id", placeholder="owner/name", scale=3)
+            c["split"] = gr.Textbox(value=ld["split"], label="Split", scale=1)
+            c["config"] = gr.Textbox(value=ld["config"], label="Configuration (if any)", scale=1)
         with gr.Row():
-            c["prompt_col"] = gr.Textbox(value="prompt", label="Prompt column")
-            c["response_col"] = gr.Textbox(value="response", label="Response column")
-            c["language_col"] = gr.Textbox(label="Language column (names or codes; empty if none)")
-            c["all_rows_language"] = gr.Textbox(label="…or the language of all rows", placeholder="e.g. Dutch")
+            c["prompt_col"] = gr.Textbox(value=ld["prompt_col"], label="Prompt column")
+            c["response_col"] = gr.Textbox(value=ld["response_col"], label="Response column")
+            c["language_col"] = gr.Textbox(value=ld["language_col"],
+                                           label="Language column (names or codes; empty if none)")
+            c["all_rows_language"] = gr.Textbox(value=ld["all_rows_language"], label="…or the language of all rows",
+                                                placeholder="e.g. Dutch")
     c["load_status"] = gr.Markdown("Choose a source and click **Load**. Aya is about 200,000 rows; the demo data "
-                                   "loads instantly and needs no network.")  # fmt: skip
+                                   "loads instantly and needs no network.")
     with gr.Accordion("Languages in the dataset", open=False):
         with gr.Row():
             c["lang_table"] = gr.Dataframe(
@@ -334,24 +383,28 @@ def build_tab(session: gr.State, tab: gr.Tab) -> dict[str, Any]:
                 datatype=["str", "str", "number", "number", "number"], interactive=False, max_height=400,
                 label="Rows and mean lengths (characters) per language", wrap=True,
                 column_widths=column_widths([30, 12, 14, 22, 22]),
-            )  # fmt: skip
+            )
             c["lang_plot"] = gr.BarPlot(x="language", y="rows", sort="-y", title="Rows per language",
-                                        y_lim=[0, None], x_label_angle=-60, height=400)  # fmt: skip
+                                        y_lim=[0, None], x_label_angle=-60, height=400)
 
     with gr.Row():
-        c["language"] = gr.Dropdown([], label="Language (required)", allow_custom_value=True, interactive=False,
-                                    filterable=True, scale=2)  # fmt: skip
-        c["annotation_types"] = gr.CheckboxGroup([], label="Annotation types (none ticked = all)", visible=False,
-                                                 scale=2)  # fmt: skip
+        c["language"] = gr.Dropdown([], value=fd["language"], label="Language (required)", allow_custom_value=True,
+                                    interactive=False, filterable=True, scale=2)
+        c["annotation_types"] = gr.CheckboxGroup([], value=list(fd["annotation_types"]), visible=False, scale=2,
+                                                 label="Annotation types (none ticked = all)")
     with gr.Row():
-        c["min_prompt"] = gr.Number(value=0, minimum=0, precision=0, label="Min prompt length (chars)")
-        c["max_prompt"] = gr.Number(value=0, minimum=0, precision=0, label="Max prompt length (0 = none)")
-        c["min_response"] = gr.Number(value=0, minimum=0, precision=0, label="Min response length (chars)")
-        c["max_response"] = gr.Number(value=0, minimum=0, precision=0, label="Max response length (0 = none)")
+        c["min_prompt"] = gr.Number(value=fd["min_prompt"], minimum=0, precision=0, label="Min prompt length (chars)")
+        c["max_prompt"] = gr.Number(value=fd["max_prompt"], minimum=0, precision=0,
+                                    label="Max prompt length (0 = none)")
+        c["min_response"] = gr.Number(value=fd["min_response"], minimum=0, precision=0,
+                                      label="Min response length (chars)")
+        c["max_response"] = gr.Number(value=fd["max_response"], minimum=0, precision=0,
+                                      label="Max response length (0 = none)")
     with gr.Row():
-        c["dedup"] = gr.Checkbox(value=d.dedup, label="Drop duplicate prompts (keep the first)")
-        c["sample"] = gr.Number(value=0, minimum=0, precision=0, label="Random sample of at most N rows (0 = all)")
-        c["seed"] = gr.Number(value=d.seed, minimum=0, precision=0, label="Sample seed")
+        c["dedup"] = gr.Checkbox(value=fd["dedup"], label="Drop duplicate prompts (keep the first)")
+        c["sample"] = gr.Number(value=fd["sample"], minimum=0, precision=0,
+                                label="Random sample of at most N rows (0 = all)")
+        c["seed"] = gr.Number(value=fd["seed"], minimum=0, precision=0, label="Sample seed")
     c["count"] = gr.Markdown("Load a dataset first.")
     c["preview"] = gr.Dataframe(headers=list(table_frame(pd.DataFrame(columns=PREVIEW_HEADERS)).columns),
                                 datatype=["str"] * len(PREVIEW_HEADERS), interactive=False,
@@ -367,34 +420,57 @@ def build_tab(session: gr.State, tab: gr.Tab) -> dict[str, Any]:
         with gr.Column():
             gr.Markdown("**Push to the Hub** (your account)")
             with gr.Row():
-                c["owner"] = gr.Dropdown([], label="Owner", interactive=False, allow_custom_value=False)
-                c["repo_name"] = gr.Textbox(label="Dataset name", placeholder="aya-nld")
+                c["owner"] = gr.Dropdown([], value=pu["owner"], label="Owner", interactive=False,
+                                         allow_custom_value=False)
+                c["repo_name"] = gr.Textbox(value=fd["repo_name"], label="Dataset name", placeholder="aya-nld")
             with gr.Row():
-                c["private"] = gr.Checkbox(value=True, label="Private")
-                c["overwrite"] = gr.Checkbox(value=False, label="Overwrite if it exists")
+                c["private"] = gr.Checkbox(value=pu["private"], label="Private")
+                c["overwrite"] = gr.Checkbox(value=pu["overwrite"], label="Overwrite if it exists")
             c["push"] = gr.Button("Push to the Hub", interactive=False)
             c["push_note"] = gr.Markdown(f"Pushing: {SIGN_IN_NEEDED}")
             c["push_status"] = gr.Markdown()
 
+    c["forms"] = _wire(session, tab, c)
+    return c
+
+
+def _wire(session: gr.State, tab: gr.Tab, c: dict[str, Any]) -> dict[str, Form]:
+    """Connect the events: each handler gets the session and one mapping of the values it reads (Gradio's
+    ``{component: value}`` dict is called ``inputs`` here: ``data`` is the pipeline module). The load and
+    filter events keep their API names (``/on_load``, ``/on_filter``; ``fn.form`` for ``Form.api_args``).
+    Returns the forms by event."""
+    load_form = Form(**{k: c[k] for k in LOAD_DEFAULTS})
+    filter_form = Form(**{k: c[k] for k in FILTER_DEFAULTS})
+    push_form = Form(**{k: c[k] for k in PUSH_DEFAULTS})
+
+    def _load(inputs: dict, oauth_token: gr.OAuthToken | None = None) -> tuple:
+        return on_load(inputs[session], load_form.values(inputs), oauth_token)
+
+    def _filter(inputs: dict, profile: gr.OAuthProfile | None = None) -> tuple:
+        return on_filter(inputs[session], filter_form.values(inputs), profile)
+
+    def _push(inputs: dict, profile: gr.OAuthProfile | None = None, oauth_token: gr.OAuthToken | None = None) -> str:
+        return on_push(inputs[session], push_form.values(inputs), profile, oauth_token)
+
+    _load.form = load_form  # type: ignore[attr-defined]  # for API callers: Form.api_args
+    _filter.form = filter_form  # type: ignore[attr-defined]
+
     c["source"].change(on_source_change, [c["source"]], [c["hub_group"]])
-    load_in = [c["source"], c["dataset_id"], c["split"], c["config"], c["prompt_col"], c["response_col"],
-               c["language_col"], c["all_rows_language"], c["language"], session]  # fmt: skip
     load_out = [session, c["load_status"], c["lang_table"], c["lang_plot"], c["language"], c["annotation_types"]]
-    filter_in = [c["language"], c["annotation_types"], c["min_prompt"], c["max_prompt"], c["min_response"],
-                 c["max_response"], c["dedup"], c["sample"], c["seed"], c["repo_name"], session]  # fmt: skip
+    filter_in = filter_form.inputs(session)
     filter_out = [session, c["count"], c["preview"], c["repo_name"], c["push"], c["push_note"]]
     select_in, select_out = [session, c["owner"]], [c["owner"], c["push"], c["push_note"]]
-    c["load"].click(on_load, load_in, load_out).then(on_filter, filter_in, filter_out).then(
-        on_tab_select, select_in, select_out
-    )
+    c["load"].click(_load, load_form.inputs(session), load_out, api_name="on_load").then(
+        _filter, filter_in, filter_out, api_name="on_filter"
+    ).then(on_tab_select, select_in, select_out)
     for name in ("language", "annotation_types", "dedup"):
-        c[name].change(on_filter, filter_in, filter_out)
+        c[name].change(_filter, filter_in, filter_out)
     for name in ("min_prompt", "max_prompt", "min_response", "max_response", "sample", "seed"):
-        c[name].change(on_filter, filter_in, filter_out, trigger_mode="always_last")
+        c[name].change(_filter, filter_in, filter_out, trigger_mode="always_last")
     tab.select(on_tab_select, select_in, select_out)
     c["download"].click(on_download, [session], [c["files"], c["download_status"]])
-    c["push"].click(on_push, [c["owner"], c["repo_name"], c["private"], c["overwrite"], session], [c["push_status"]])
-    return c
+    c["push"].click(_push, push_form.inputs(session), [c["push_status"]], api_name="on_push")
+    return {"load": load_form, "filter": filter_form, "push": push_form}
 
 
 def build(session: gr.State, tab: gr.Tab) -> dict[str, Any]:
