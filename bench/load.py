@@ -34,21 +34,24 @@ import threading
 import time
 from pathlib import Path
 
+# bench/ itself off the path: its scripts (bench/langid.py) would shadow the packages of the same name, which the
+# app built below (for the events' forms) imports
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.fixtures.app_server import launch_app  # noqa: E402
 
 
-def _generate_form():
-    """The Playground's /generate form (the same code the subprocess runs): its API takes the fields in this
-    form's component order (ui.forms.Form.api_args)."""
+def _event_forms(*api_names: str) -> dict:
+    """The forms of the events called here (the same code the subprocess runs), by API name: an event wired with
+    a set of inputs takes its fields in its form's component order (ui.forms.Form.api_args)."""
     import app as app_module
 
     demo = app_module.build_app()
-    return next(f.fn for f in demo.fns.values() if getattr(f, "name", None) == "generate").form
+    return {f.api_name: f.fn.form for f in demo.fns.values() if f.api_name in api_names}
 
 
-GENERATE_FORM = _generate_form()
+FORMS = _event_forms("on_load", "on_filter", "generate")
 from tests.fixtures.faulty_server import FakeLLMServer  # noqa: E402
 
 SRC_DEMO = "Demo data (bundled, no network)"  # ui.filter_tab.SRC_DEMO (not imported: that imports gradio here)
@@ -98,7 +101,7 @@ _SSL = ssl.create_default_context()
 
 
 def session_run(url: str, llm_url: str, rounds: int, offset: int, rec: Recorder, start: threading.Event,
-                think: float = 0.0) -> None:  # fmt: skip
+                think: float = 0.0) -> None:
     rng = random.Random(offset)
 
     def pause() -> None:  # a person reads the result before the next click (uniform 0.5-1.5 x think)
@@ -124,8 +127,13 @@ def session_run(url: str, llm_url: str, rounds: int, offset: int, rec: Recorder,
     start.wait()
     rec.call(
         "load",
-        lambda: client.submit(SRC_DEMO, "", "train", "", "prompt", "response", "", "", None,
-                              api_name="/on_load").result(timeout=120),  # fmt: skip
+        lambda: client.submit(
+            *FORMS["on_load"].api_args({
+                "source": SRC_DEMO, "dataset_id": "", "split": "train", "config": "", "prompt_col": "prompt",
+                "response_col": "response", "language_col": "", "all_rows_language": "", "language": None,
+            }),
+            api_name="/on_load",
+        ).result(timeout=120),
         lambda out: None if "Loaded" in str(out[0]) else f"unexpected status {str(out[0])[:120]!r}",
     )
     for i in range(rounds):
@@ -133,9 +141,14 @@ def session_run(url: str, llm_url: str, rounds: int, offset: int, rec: Recorder,
         lang = LANGUAGES[(offset + i) % len(LANGUAGES)]
         rec.call(
             "filter",
-            lambda lang=lang: client.submit(lang, [], 0, 0, 0, 0, True, 0, 42, "",
-                                            api_name="/on_filter").result(timeout=120),  # fmt: skip
-            lambda out, lang=lang: None if "rows**" in str(out[0]) and f"`{lang}`" in str(out[0])
+            lambda lang=lang: client.submit(
+                *FORMS["on_filter"].api_args({
+                    "language": lang, "annotation_types": [], "min_prompt": 0, "max_prompt": 0, "min_response": 0,
+                    "max_response": 0, "dedup": True, "sample": 0, "seed": 42, "repo_name": "",
+                }),
+                api_name="/on_filter",
+            ).result(timeout=120),
+            lambda out, lang=lang: None if "rows**" in str(out[0]) and f"({lang})" in str(out[0])
             else f"unexpected count {str(out[0])[:120]!r}",
         )
         pause()
@@ -143,7 +156,7 @@ def session_run(url: str, llm_url: str, rounds: int, offset: int, rec: Recorder,
         rec.call(
             "prompt",
             lambda prompt=prompt: client.submit(
-                *GENERATE_FORM.api_args({
+                *FORMS["generate"].api_args({
                     "prompt": prompt, "system_prompt": "Antwoord in het {language}.", "target": "nld",
                     "max_new_tokens": 64, "temperature": 0.7, "top_p": 0.95, "seed": None,
                     "a_kind": "openai", "a_model": "fake-model", "a_base_url": llm_url, "a_provider": "auto",
@@ -172,7 +185,7 @@ def cpu_seconds(pid: int) -> float:
 def run_phase(url: str, llm_url: str, sessions: int, rounds: int, think: float) -> tuple[Recorder, float]:
     rec, start = Recorder(), threading.Event()
     threads = [threading.Thread(target=session_run, args=(url, llm_url, rounds, n, rec, start, think), daemon=True)
-               for n in range(sessions)]  # fmt: skip
+               for n in range(sessions)]
     for t in threads:
         t.start()
     deadline = time.monotonic() + 120  # let every client connect and open its session (not in p50/p95)
@@ -192,7 +205,7 @@ def run_phase(url: str, llm_url: str, sessions: int, rounds: int, think: float) 
 
 def stats(rec: Recorder) -> dict:
     return {kind: {"n": len(ts), "p50_ms": round(percentile(ts, 0.5), 1), "p95_ms": round(percentile(ts, 0.95), 1)}
-            for kind, ts in sorted(rec.times.items())}  # fmt: skip
+            for kind, ts in sorted(rec.times.items())}
 
 
 def scenario(app, llm: FakeLLMServer, sessions: int, rounds: int, single_rounds: int, think: float) -> dict:
@@ -243,7 +256,7 @@ def main() -> None:
 
     root = Path(tempfile.mkdtemp(prefix="dpo-studio-bench-load-"))
     with FakeLLMServer(responder=lambda req: REPLY, latency=lambda: latency["s"], token_delay=args.token_delay,
-                       record=False) as llm:  # fmt: skip
+                       record=False) as llm:
         app = launch_app(root, {"HF_ENDPOINT": "http://127.0.0.1:9"})  # no HF_TOKEN: sign-in off
         try:
             main_run = scenario(app, llm, args.sessions, args.rounds, args.single_rounds, args.think)
@@ -261,7 +274,7 @@ def main() -> None:
     if extra is not None:
         result["back_to_back"] = {k: extra[k] for k in ("errors", "p50_ms", "p95_ms", "single_p50_ms",
                                                         "single_p95_ms", "p95_ratio", "by_kind", "app_cpu_ms_per_call",
-                                                        "llm_max_in_flight")}  # fmt: skip
+                                                        "llm_max_in_flight")}
     if slow is not None:
         k = slow["by_kind"]
         result["slow_model"] = {
