@@ -91,15 +91,18 @@ def share_link(session: Session, request: gr.Request) -> tuple[str, str]:
     choices = links.choices_from_session(session)
     if choices.is_empty():
         gr.Warning("Choose a language in 1. Filter (and a model in 2. Playground) first.")
-        return "", ("Choose a language in **1. Filter** first (and a model in **2. Playground**, then **Use in "
-                    "pipeline**).")
+        return "", (
+            "Choose a language in **1. Filter** first (and a model in **2. Playground**, then **Use in pipeline**)."
+        )
     base = links.public_base_url(str(request.url), os.environ.get("SPACE_HOST"))
     missing = links.missing_choices(choices)
     if not missing:
         note = "The link opens the app with your language, model and system prompt chosen."
     elif "a model" in missing:
-        note = (f"This link does not carry {' or '.join(missing)}: in **2. Playground** pick a model and click "
-                "**Use in pipeline**, then make the link again to add the model and its system prompt.")
+        note = (
+            f"This link does not carry {' or '.join(missing)}: in **2. Playground** pick a model and click "
+            "**Use in pipeline**, then make the link again to add the model and its system prompt."
+        )
     else:
         note = f"This link does not carry {' or '.join(missing)}."
     return links.build_link(base, choices), note

@@ -33,14 +33,25 @@ def raw_rows(n: int) -> list[dict]:
     rows = []
     for i in range(n):
         k = 3 if i % 10 == 0 else 2
-        rows.append({
-            "id": f"row-{i:06d}", "prompt": f"Vraag nummer {i}: " + "lorem ipsum " * 20, "system_prompt": "",
-            "target_language": "nld", "responses": [f"Antwoord {i}.{j} " + "dolor sit amet " * 25 for j in range(k)],
-            "response_sources": ["human", "org/gen-a", "org/gen-b"][:k], "ratings": [(i + j) % 5 + 1 for j in range(k)],
-            "rationales": [None] * k, "detected_languages": ["nld"] * k, "language_confidences": [0.9] * k,
-            "language_match": [True] * k, "judge_model": "org/judge", "aspect": "overall-rating", "status": "ok",
-            "error": "",
-        })  # fmt: skip
+        rows.append(
+            {
+                "id": f"row-{i:06d}",
+                "prompt": f"Vraag nummer {i}: " + "lorem ipsum " * 20,
+                "system_prompt": "",
+                "target_language": "nld",
+                "responses": [f"Antwoord {i}.{j} " + "dolor sit amet " * 25 for j in range(k)],
+                "response_sources": ["human", "org/gen-a", "org/gen-b"][:k],
+                "ratings": [(i + j) % 5 + 1 for j in range(k)],
+                "rationales": [None] * k,
+                "detected_languages": ["nld"] * k,
+                "language_confidences": [0.9] * k,
+                "language_match": [True] * k,
+                "judge_model": "org/judge",
+                "aspect": "overall-rating",
+                "status": "ok",
+                "error": "",
+            }
+        )
     return rows
 
 
@@ -64,14 +75,20 @@ def main() -> None:
             payload = aio.plan_records(rows).records
             t0 = time.perf_counter()
             settings = aio.build_settings(3, "guidelines", client=conn.client)
-            ds = rg.Dataset(name="bench-baseline", workspace=stack.workspace, settings=settings,
-                            client=conn.client).create()  # fmt: skip
+            ds = rg.Dataset(
+                name="bench-baseline", workspace=stack.workspace, settings=settings, client=conn.client
+            ).create()
             records = [
-                rg.Record(id=r.id, fields=r.fields, metadata=r.metadata,
-                          suggestions=[rg.Suggestion(q, v, agent=r.judge_model, type="model")
-                                       for q, v in r.suggestions.items()])
+                rg.Record(
+                    id=r.id,
+                    fields=r.fields,
+                    metadata=r.metadata,
+                    suggestions=[
+                        rg.Suggestion(q, v, agent=r.judge_model, type="model") for q, v in r.suggestions.items()
+                    ],
+                )
                 for r in payload
-            ]  # fmt: skip
+            ]
             ds.records.log(records, batch_size=aio.BATCH_SIZE)
             baseline = time.perf_counter() - t0
 
@@ -92,11 +109,21 @@ def main() -> None:
     finally:
         stop_stack(stack)
         shutil.rmtree(tmp, ignore_errors=True)
-    print(json.dumps({
-        "bench": "argilla_push", "rows": args.rows, "baseline_s": round(baseline, 3), "ours_s": round(ours, 3),
-        "overhead": round(ours / baseline, 3), "resend_s": round(resend, 3), "resend_ratio": round(resend / ours, 3),
-        "pull_s": round(pull, 3), "records_per_s": round(args.rows / ours, 1),
-    }))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "bench": "argilla_push",
+                "rows": args.rows,
+                "baseline_s": round(baseline, 3),
+                "ours_s": round(ours, 3),
+                "overhead": round(ours / baseline, 3),
+                "resend_s": round(resend, 3),
+                "resend_ratio": round(resend / ours, 3),
+                "pull_s": round(pull, 3),
+                "records_per_s": round(args.rows / ours, 1),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -52,12 +52,23 @@ async def judge_pass(backend: Backend, rows: list[dict], *, order: str, structur
     verdicts = []
     started = time.perf_counter()
     async with AsyncChat(backend, None, timeout=300) as chat:
+
         async def call(b: Backend, messages: list[dict], p: GenParams):
             return await chat(messages, p)
 
         for row in rows:  # one at a time: the server has one slot
-            verdicts.append(await judge.judge_row(call, backend, params, prompt=row["prompt"], texts=row["texts"],
-                                                  row_id=row["id"], order=order, structured=state))
+            verdicts.append(
+                await judge.judge_row(
+                    call,
+                    backend,
+                    params,
+                    prompt=row["prompt"],
+                    texts=row["texts"],
+                    row_id=row["id"],
+                    order=order,
+                    structured=state,
+                )
+            )
     if structured and state.reason(backend):
         print(f"note: {state.notice(backend)}", file=sys.stderr)
     return verdicts, time.perf_counter() - started
@@ -86,20 +97,24 @@ def main() -> None:
     for v in structured + text:
         if not v.ok:
             print(f"unparseable ({'structured' if v.structured else 'text'}): {v.error[:160]!r}", file=sys.stderr)
-    print(json.dumps({
-        "rows": len(rows),
-        "language": args.language,
-        "parse_rate": round(parse_rate(structured), 3),
-        "parse_rate_text": round(parse_rate(text), 3),
-        "parse_rate_both_orders": round(parse_rate(both), 3),
-        "flip_rate": None if not flips else round(sum(map(bool, flips)) / len(flips), 3),
-        "flip_rows": len(flips),
-        "structured_used": all(v.structured for v in structured),
-        "seconds_per_row": round(structured_s / len(rows), 2),
-        "seconds_per_row_text": round(text_s / len(rows), 2),
-        "seconds_per_row_both": round(both_s / len(rows), 2),
-        "goal_met": parse_rate(structured) >= 0.95 and parse_rate(structured) > parse_rate(text),
-    }))
+    print(
+        json.dumps(
+            {
+                "rows": len(rows),
+                "language": args.language,
+                "parse_rate": round(parse_rate(structured), 3),
+                "parse_rate_text": round(parse_rate(text), 3),
+                "parse_rate_both_orders": round(parse_rate(both), 3),
+                "flip_rate": None if not flips else round(sum(map(bool, flips)) / len(flips), 3),
+                "flip_rows": len(flips),
+                "structured_used": all(v.structured for v in structured),
+                "seconds_per_row": round(structured_s / len(rows), 2),
+                "seconds_per_row_text": round(text_s / len(rows), 2),
+                "seconds_per_row_both": round(both_s / len(rows), 2),
+                "goal_met": parse_rate(structured) >= 0.95 and parse_rate(structured) > parse_rate(text),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -95,8 +95,9 @@ def serve(latency: str, faults: float = 0.0) -> None:
             counts[str(code)] += 1
         return Fault.status(code)
 
-    srv = FakeLLMServer(responder=_responder, latency=delay, record=False, fault_for=fault_for if faults else None,
-                        fault_latency=False)
+    srv = FakeLLMServer(
+        responder=_responder, latency=delay, record=False, fault_for=fault_for if faults else None, fault_latency=False
+    )
     srv.start()
     print(srv.base_url, flush=True)
     for line in sys.stdin:  # "stats" prints the counts; the parent closing our stdin stops the server
@@ -109,8 +110,11 @@ def serve(latency: str, faults: float = 0.0) -> None:
 class Server:
     def __init__(self, latency: str, faults: float = 0.0) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, __file__, "--serve", latency, "--faults", str(faults)], stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE, text=True, cwd=ROOT,
+            [sys.executable, __file__, "--serve", latency, "--faults", str(faults)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
         )
         self.base_url = self.proc.stdout.readline().strip()
         if not self.base_url.startswith("http"):
@@ -138,8 +142,17 @@ def make_rows(n: int):
     for i in range(n):
         prompt = f"Vraag {i}: leg in een paar zinnen uit hoe je brood bakt, en waarom het deeg moet rijzen?"
         response = f"Antwoord {i}: " + _ANSWER * 2
-        rows.append({"id": schema.row_id(prompt, response), "prompt": prompt, "response": response,
-                     "language": "Dutch", "language_code": "nld", "annotation_type": "", "user_id": ""})
+        rows.append(
+            {
+                "id": schema.row_id(prompt, response),
+                "prompt": prompt,
+                "response": response,
+                "language": "Dutch",
+                "language_code": "nld",
+                "annotation_type": "",
+                "user_id": "",
+            }
+        )
     return pa.Table.from_pylist(rows)
 
 
@@ -148,8 +161,14 @@ def _settings(base_url: str, concurrency: int):
     from pipeline.inference import Backend
 
     backend = Backend("openai", "bench-model", base_url)
-    return RunSettings(generators=(backend,), judge=backend, system_prompt="Antwoord altijd in het Nederlands.",
-                       max_new_tokens=256, judge_max_new_tokens=512, concurrency=concurrency)
+    return RunSettings(
+        generators=(backend,),
+        judge=backend,
+        system_prompt="Antwoord altijd in het Nederlands.",
+        max_new_tokens=256,
+        judge_max_new_tokens=512,
+        concurrency=concurrency,
+    )
 
 
 def _warm_up() -> None:
@@ -207,10 +226,15 @@ def run_cookbook(base_url: str, rows) -> tuple[float, dict]:
         (folder / "recipe_pipeline.py").write_text(recipe.render_pipeline_script(meta), encoding="utf-8")
         pq.write_table(rows, folder / "rows.parquet")
         (folder / "driver.py").write_text(_DRIVER.format(folder=str(folder), data=str(folder / "rows.parquet")))
-        env = {**os.environ, "HOME": str(folder), "DISTILABEL_CACHE_DIR": str(folder / "cache"),
-               "HF_HUB_OFFLINE": "0"}
-        done = subprocess.run([sys.executable, str(folder / "driver.py")], cwd=folder, env=env, capture_output=True,
-                              text=True, timeout=900)
+        env = {**os.environ, "HOME": str(folder), "DISTILABEL_CACHE_DIR": str(folder / "cache"), "HF_HUB_OFFLINE": "0"}
+        done = subprocess.run(
+            [sys.executable, str(folder / "driver.py")],
+            cwd=folder,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
     last = (done.stdout.strip().splitlines() or [""])[-1]
     try:
         out = json.loads(last)
@@ -266,8 +290,12 @@ def run_memory(base_url: str, n: int, concurrency: int) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--serve", choices=("lognormal", "fast"), help=argparse.SUPPRESS)
-    parser.add_argument("--faults", type=float, default=0.0,
-                        help="share of calls answered at random by 429/500/503 (ours only; e.g. 0.2)")
+    parser.add_argument(
+        "--faults",
+        type=float,
+        default=0.0,
+        help="share of calls answered at random by 429/500/503 (ours only; e.g. 0.2)",
+    )
     parser.add_argument("--rows", type=int, default=200)
     parser.add_argument("--concurrency", type=int, default=20)
     parser.add_argument("--memory", action="store_true", help="also measure a 10,000-row run's extra memory")
@@ -296,8 +324,14 @@ def main() -> None:
         if args.faults:
             sent = server.stats()
             print(f"server: {sent}", file=sys.stderr)
-            result.update({"faults": args.faults, "calls_sent": sent["calls"], "refused_429": sent["429"],
-                           "failed_rows": args.rows - counts.get("ok", 0)})
+            result.update(
+                {
+                    "faults": args.faults,
+                    "calls_sent": sent["calls"],
+                    "refused_429": sent["429"],
+                    "failed_rows": args.rows - counts.get("ok", 0),
+                }
+            )
         if not args.skip_cookbook and not args.faults:
             cookbook_s, out = run_cookbook(server.base_url, rows)
             print(f"cookbook (distilabel Pipeline): {cookbook_s:.2f} s {out}", file=sys.stderr)
@@ -319,8 +353,9 @@ def main() -> None:
         finally:
             fast.close()
         print(f"memory: {args.memory_rows} rows in {took:.1f} s, +{extra_mb:.0f} MB peak", file=sys.stderr)
-        result.update({"memory_rows": args.memory_rows, "memory_extra_mb": round(extra_mb, 1),
-                       "memory_s": round(took, 1)})
+        result.update(
+            {"memory_rows": args.memory_rows, "memory_extra_mb": round(extra_mb, 1), "memory_s": round(took, 1)}
+        )
     print(json.dumps(result))
 
 

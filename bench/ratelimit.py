@@ -61,8 +61,9 @@ def serve(rate: float, retry_after: float | None) -> None:
     """The server process: prints its base URL; on a "stats" line prints its counts; stops when stdin closes."""
     from tests.fixtures.faulty_server import FakeLLMServer
 
-    srv = FakeLLMServer(responder=_responder, latency=LATENCY, rate_limit=rate, rate_retry_after=retry_after,
-                        record=False).start()
+    srv = FakeLLMServer(
+        responder=_responder, latency=LATENCY, rate_limit=rate, rate_retry_after=retry_after, record=False
+    ).start()
     print(srv.base_url, flush=True)
     for line in sys.stdin:
         if line.strip() == "stats":
@@ -100,8 +101,17 @@ def make_rows(n: int):
     for i in range(n):
         prompt = f"Vraag {i}: hoe bak je brood, en waarom moet het deeg rijzen?"
         response = f"Antwoord {i}: " + _ANSWER
-        rows.append({"id": schema.row_id(prompt, response), "prompt": prompt, "response": response,
-                     "language": "Dutch", "language_code": "nld", "annotation_type": "", "user_id": ""})
+        rows.append(
+            {
+                "id": schema.row_id(prompt, response),
+                "prompt": prompt,
+                "response": response,
+                "language": "Dutch",
+                "language_code": "nld",
+                "annotation_type": "",
+                "user_id": "",
+            }
+        )
     return pa.Table.from_pylist(rows)
 
 
@@ -112,14 +122,21 @@ def run_mode(server: Server, rows, concurrency: int, rate: float, adaptive: bool
 
     ratecontrol.set_adaptive(adaptive)
     backend = Backend("openai", "bench-model", server.base_url)
-    settings = RunSettings(generators=(backend,), judge=backend, concurrency=concurrency, judge_structured=False,
-                           max_new_tokens=256, judge_max_new_tokens=512)
+    settings = RunSettings(
+        generators=(backend,),
+        judge=backend,
+        concurrency=concurrency,
+        judge_structured=False,
+        max_new_tokens=256,
+        judge_max_new_tokens=512,
+    )
     key = f"bench-key-{'on' if adaptive else 'off'}"  # fresh bucket on the server, fresh controller in the app
     server.stats()  # reset the server's counts
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
-        handle = asyncio.run(run_async(rows, settings, Checkpoint(Path(tmp) / "c.jsonl"),
-                                       api_keys={server.base_url: key}))
+        handle = asyncio.run(
+            run_async(rows, settings, Checkpoint(Path(tmp) / "c.jsonl"), api_keys={server.base_url: key})
+        )
         seconds = time.perf_counter() - started
     counts = server.stats()
     snap = handle.snapshot()
@@ -139,8 +156,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--rate", type=float, default=50.0, help="the server's limit, calls per second (R)")
-    parser.add_argument("--retry-after", type=float, default=1.0,
-                        help="Retry-After of a 429, seconds (0: the time until the bucket's next token)")
+    parser.add_argument(
+        "--retry-after",
+        type=float,
+        default=1.0,
+        help="Retry-After of a 429, seconds (0: the time until the bucket's next token)",
+    )
     parser.add_argument("--rows", type=int, default=400)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--only-on", action="store_true", help="skip the run with the controller off")
@@ -158,11 +179,16 @@ def main() -> None:
     judge.judge_messages("x", ["a", "b"])  # warm: both modes start from a warm process
     langdetect.warm_up()
     rows = make_rows(args.rows)
-    result: dict = {"rows": args.rows, "concurrency": args.concurrency, "rate": args.rate,
-                    "retry_after": args.retry_after, "latency": LATENCY}
+    result: dict = {
+        "rows": args.rows,
+        "concurrency": args.concurrency,
+        "rate": args.rate,
+        "retry_after": args.retry_after,
+        "latency": LATENCY,
+    }
     server = Server(args.rate, retry_after)
     try:
-        for adaptive in ((True,) if args.only_on else (False, True)):
+        for adaptive in (True,) if args.only_on else (False, True):
             mode = "on" if adaptive else "off"
             result[mode] = run_mode(server, rows, args.concurrency, args.rate, adaptive)
             print(f"controller {mode}: {result[mode]}", file=sys.stderr)

@@ -23,10 +23,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import httpx  # noqa: E402
+import httpx
 
-from pipeline.inference import Backend, GenParams, build_messages, stream_chat  # noqa: E402
-from tests.fixtures.faulty_server import FakeLLMServer  # noqa: E402
+from pipeline.inference import Backend, GenParams, build_messages, stream_chat
+from tests.fixtures.faulty_server import FakeLLMServer
 
 REPLY = "Amsterdam is de hoofdstad van Nederland, en Den Haag is de zetel van de regering."
 MESSAGES = build_messages("Wat is de hoofdstad van Nederland?", "Antwoord altijd in het Nederlands.")
@@ -46,8 +46,14 @@ def ttft_app(backend: Backend) -> float:
 
 
 def ttft_raw(client: httpx.Client, url: str) -> float:
-    body = {"model": "fake-model", "messages": MESSAGES, "max_tokens": PARAMS.max_new_tokens,
-            "temperature": PARAMS.temperature, "top_p": PARAMS.top_p, "stream": True}
+    body = {
+        "model": "fake-model",
+        "messages": MESSAGES,
+        "max_tokens": PARAMS.max_new_tokens,
+        "temperature": PARAMS.temperature,
+        "top_p": PARAMS.top_p,
+        "stream": True,
+    }
     started = time.perf_counter()
     with client.stream("POST", url, json=body) as response:
         response.raise_for_status()

@@ -24,7 +24,6 @@ Aggregation rules of :func:`aggregate_answers` (documented here because annotato
 from __future__ import annotations
 
 import math
-
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field

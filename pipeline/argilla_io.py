@@ -363,9 +363,7 @@ def language_name(code: str | None) -> str:
 
 
 # --- Settings --------------------------------------------------------------------------------------------------
-def build_settings(
-    n_slots: int, guidelines: str | None = None, min_submitted: int = 1, client: Any = None
-) -> Any:
+def build_settings(n_slots: int, guidelines: str | None = None, min_submitted: int = 1, client: Any = None) -> Any:
     """The Argilla ``Settings`` for ``n_slots`` responses per record (see the module docstring)."""
     import argilla as rg
 
@@ -374,14 +372,22 @@ def build_settings(
     slots = range(1, n_slots + 1)
     fields = [rg.TextField(name=PROMPT_FIELD, title="Prompt", use_markdown=False, client=client)]
     fields += [
-        rg.TextField(name=response_field(k), title=f"Response {k}", required=k <= MIN_RESPONSES,
-                     use_markdown=False, client=client)
+        rg.TextField(
+            name=response_field(k),
+            title=f"Response {k}",
+            required=k <= MIN_RESPONSES,
+            use_markdown=False,
+            client=client,
+        )
         for k in slots
     ]
     questions: list[Any] = [
         rg.RatingQuestion(
-            name=rating_question(k), values=[1, 2, 3, 4, 5], title=f"Rate response {k} (1 = very poor, 5 = excellent)",
-            required=k <= MIN_RESPONSES, client=client,
+            name=rating_question(k),
+            values=[1, 2, 3, 4, 5],
+            title=f"Rate response {k} (1 = very poor, 5 = excellent)",
+            required=k <= MIN_RESPONSES,
+            client=client,
         )
         for k in slots
     ]
@@ -394,34 +400,48 @@ def build_settings(
     )
     questions.append(
         rg.TextQuestion(
-            name=IMPROVED_QUESTION, title="Optional: rewrite the best response to make it better", required=False,
-            use_markdown=False, client=client,
+            name=IMPROVED_QUESTION,
+            title="Optional: rewrite the best response to make it better",
+            required=False,
+            use_markdown=False,
+            client=client,
         )
     )
     metadata: list[Any] = []
     for k in slots:
         metadata += [
             rg.TermsMetadataProperty(name=f"language_{k}", title=f"Detected language of response {k}", client=client),
-            rg.FloatMetadataProperty(name=f"language_confidence_{k}", title=f"Language confidence of response {k}",
-                                     client=client),
-            rg.TermsMetadataProperty(name=f"language_match_{k}", title=f"Response {k} in the target language",
-                                     client=client),
-            rg.IntegerMetadataProperty(name=f"judge_rating_{k}", title=f"Judge's rating of response {k}", min=1, max=5,
-                                       client=client),
-            rg.IntegerMetadataProperty(name=source_key(k), title=f"Raw index of response {k}", min=0,
-                                       visible_for_annotators=False, client=client),
+            rg.FloatMetadataProperty(
+                name=f"language_confidence_{k}", title=f"Language confidence of response {k}", client=client
+            ),
+            rg.TermsMetadataProperty(
+                name=f"language_match_{k}", title=f"Response {k} in the target language", client=client
+            ),
+            rg.IntegerMetadataProperty(
+                name=f"judge_rating_{k}", title=f"Judge's rating of response {k}", min=1, max=5, client=client
+            ),
+            rg.IntegerMetadataProperty(
+                name=source_key(k),
+                title=f"Raw index of response {k}",
+                min=0,
+                visible_for_annotators=False,
+                client=client,
+            ),
         ]
     metadata += [
-        rg.IntegerMetadataProperty(name="rating_margin", title="Judge's rating margin (best - second best)", min=0,
-                                   max=4, client=client),
+        rg.IntegerMetadataProperty(
+            name="rating_margin", title="Judge's rating margin (best - second best)", min=0, max=4, client=client
+        ),
         rg.TermsMetadataProperty(name="all_in_language", title="All responses in the target language", client=client),
-        rg.IntegerMetadataProperty(name="n_responses", title="Number of responses", min=MIN_RESPONSES,
-                                   max=MAX_RESPONSES, client=client),
+        rg.IntegerMetadataProperty(
+            name="n_responses", title="Number of responses", min=MIN_RESPONSES, max=MAX_RESPONSES, client=client
+        ),
         rg.TermsMetadataProperty(name="generator_model", title="Generator model", client=client),
         rg.TermsMetadataProperty(name="judge_model", title="Judge model", client=client),
         rg.TermsMetadataProperty(name="status", title="Pipeline status", client=client),
-        rg.IntegerMetadataProperty(name="raw_responses", title="Responses in the raw row", min=0,
-                                   visible_for_annotators=False, client=client),
+        rg.IntegerMetadataProperty(
+            name="raw_responses", title="Responses in the raw row", min=0, visible_for_annotators=False, client=client
+        ),
         rg.IntegerMetadataProperty(name="order_seed", title="Order seed", visible_for_annotators=False, client=client),
     ]
     return rg.Settings(
@@ -600,9 +620,12 @@ def _record_models(conn: Connection, dataset: Any, with_responses: bool) -> Iter
     offset = 0
     while True:
         page = conn.client.api.records.list(
-            dataset_id=dataset.id, offset=offset, limit=LIST_BATCH, with_suggestions=False,
+            dataset_id=dataset.id,
+            offset=offset,
+            limit=LIST_BATCH,
+            with_suggestions=False,
             with_responses=with_responses,
-        )  # fmt: skip
+        )
         yield from page
         if len(page) < LIST_BATCH:
             return
@@ -693,8 +716,10 @@ def push(
             codes = Counter(str(r.get("target_language") or "") for r in rows)
             language = language_name(codes.most_common(1)[0][0]) if codes else None
         judges = Counter(r.judge_model for r in plan.records if r.judge_model)
-        text = guidelines if guidelines and guidelines.strip() else render_guidelines(
-            language, plan.n_slots, judges.most_common(1)[0][0] if judges else None
+        text = (
+            guidelines
+            if guidelines and guidelines.strip()
+            else render_guidelines(language, plan.n_slots, judges.most_common(1)[0][0] if judges else None)
         )
         settings = build_settings(plan.n_slots, text[:GUIDELINES_MAX_CHARS], min_submitted, client=conn.client)
         try:
@@ -919,9 +944,11 @@ def pull(
             total += 1
             if record.status == "completed":
                 completed += 1
-            meta = record.metadata if isinstance(record.metadata, Mapping) else {
-                m.name: m.value for m in (record.metadata or [])
-            }
+            meta = (
+                record.metadata
+                if isinstance(record.metadata, Mapping)
+                else {m.name: m.value for m in (record.metadata or [])}
+            )
             order = []
             for k in range(1, MAX_RESPONSES + 1):
                 index = _int_or_none(meta.get(source_key(k)))

@@ -26,8 +26,6 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["Checkpoint", "Entry", "SPACE_PERSISTENT_DIR", "check_checkpoint", "default_data_dir"]
 
 
-
-
 @dataclass(frozen=True)
 class Entry:
     status: str
@@ -143,10 +141,13 @@ def default_data_dir() -> Path:
     storage, ``/data/dpo-studio`` (so checkpoints survive a restart); else ``~/.cache/dpo-studio/data``."""
     if os.environ.get("DPO_STUDIO_DATA_DIR"):
         return Path(os.environ["DPO_STUDIO_DATA_DIR"])
-    if os.environ.get("SYSTEM") == "spaces" and SPACE_PERSISTENT_DIR.is_dir() and os.access(SPACE_PERSISTENT_DIR, os.W_OK):
+    if (
+        os.environ.get("SYSTEM") == "spaces"
+        and SPACE_PERSISTENT_DIR.is_dir()
+        and os.access(SPACE_PERSISTENT_DIR, os.W_OK)
+    ):
         return SPACE_PERSISTENT_DIR / "dpo-studio"
     return Path.home() / ".cache" / "dpo-studio" / "data"
-
 
 
 def check_checkpoint(settings: RunSettings, checkpoint: Checkpoint) -> None:

@@ -88,24 +88,40 @@ class SourceSpec:
     language: str = ""
 
     @classmethod
-    def aya(cls) -> "SourceSpec":
+    def aya(cls) -> SourceSpec:
         return cls()
 
     @classmethod
-    def demo(cls) -> "SourceSpec":
+    def demo(cls) -> SourceSpec:
         return cls(kind="demo", dataset_id=DEMO_ID)
 
     @classmethod
-    def hub_dataset(cls, dataset_id: str, split: str = "train", *, prompt_col: str = "prompt",
-                    response_col: str = "response", language_col: str = "", language: str = "",
-                    config: str | None = None, language_code_col: str = "") -> "SourceSpec":  # fmt: skip
+    def hub_dataset(
+        cls,
+        dataset_id: str,
+        split: str = "train",
+        *,
+        prompt_col: str = "prompt",
+        response_col: str = "response",
+        language_col: str = "",
+        language: str = "",
+        config: str | None = None,
+        language_code_col: str = "",
+    ) -> SourceSpec:
         dataset_id = (dataset_id or "").strip()
         if dataset_id == AYA_ID and (prompt_col, response_col) == ("inputs", "targets"):
             return replace(cls(), split=split or "train", config=config or None)
-        return cls(kind="hub", dataset_id=dataset_id, split=(split or "train").strip(), config=config or None,
-                   prompt_col=prompt_col.strip(), response_col=response_col.strip(),
-                   language_col=(language_col or "").strip(), language_code_col=(language_code_col or "").strip(),
-                   language=(language or "").strip())  # fmt: skip
+        return cls(
+            kind="hub",
+            dataset_id=dataset_id,
+            split=(split or "train").strip(),
+            config=config or None,
+            prompt_col=prompt_col.strip(),
+            response_col=response_col.strip(),
+            language_col=(language_col or "").strip(),
+            language_code_col=(language_code_col or "").strip(),
+            language=(language or "").strip(),
+        )
 
 
 @dataclass(frozen=True)
@@ -264,7 +280,9 @@ def _sort_for_filtering(table: pa.Table) -> pa.Table:
     import numpy as np
 
     if table.num_rows == 0:
-        return table.append_column(PROMPT_KEY, pa.array([], pa.int32())).append_column(IS_REPEAT, pa.array([], pa.bool_()))
+        return table.append_column(PROMPT_KEY, pa.array([], pa.int32())).append_column(
+            IS_REPEAT, pa.array([], pa.bool_())
+        )
     lang = pc.dictionary_encode(table["language_code"].combine_chunks())
     lang_rank = np.argsort(np.argsort(np.array(lang.dictionary.to_pylist(), dtype=object), kind="stable"))
     lang_idx = lang_rank[lang.indices.to_numpy(zero_copy_only=False)].astype(np.int64)
@@ -287,8 +305,10 @@ def _names_and_codes(values: pa.ChunkedArray) -> tuple[pa.ChunkedArray, pa.Chunk
         names.append(found.name if found else (v or "unknown"))
         codes.append(found.code if found else (v.casefold() if v else "und"))
     idx = encoded.indices
-    return (pa.chunked_array([pc.take(pa.array(names, pa.string()), idx)]),
-            pa.chunked_array([pc.take(pa.array(codes, pa.string()), idx)]))  # fmt: skip
+    return (
+        pa.chunked_array([pc.take(pa.array(names, pa.string()), idx)]),
+        pa.chunked_array([pc.take(pa.array(codes, pa.string()), idx)]),
+    )
 
 
 def _build_source(table: pa.Table, info: SourceInfo) -> Source:
@@ -315,7 +335,7 @@ class _Entry:
     public: bool
 
 
-_cache: "OrderedDict[tuple, _Entry]" = OrderedDict()
+_cache: OrderedDict[tuple, _Entry] = OrderedDict()
 _cache_lock = threading.Lock()
 _key_locks: dict[tuple, threading.Lock] = {}
 
@@ -355,8 +375,16 @@ def demo_source(note: str = "") -> Source:
     if entry is None:
         spec = SourceSpec.demo()
         table, dropped = normalize(_read_demo_raw(), spec)
-        info = SourceInfo(DEMO_ID, "train", None, AYA_LICENSE, True, table.num_rows,
-                          {"prompt": "inputs", "response": "targets", "language": "language"}, dropped)  # fmt: skip
+        info = SourceInfo(
+            DEMO_ID,
+            "train",
+            None,
+            AYA_LICENSE,
+            True,
+            table.num_rows,
+            {"prompt": "inputs", "response": "targets", "language": "language"},
+            dropped,
+        )
         entry = _Entry(_build_source(table, info), public=True)
         _cache_put(key, entry)
     if note:
@@ -389,13 +417,20 @@ def load_source(spec: SourceSpec, token: str | None, *, fallback_to_demo: bool =
                 raw = _load_raw(dataset_id, spec, token)
                 table, dropped = normalize(raw, spec)
                 info = SourceInfo(
-                    dataset_id=dataset_id, split=spec.split, config=spec.config,
+                    dataset_id=dataset_id,
+                    split=spec.split,
+                    config=spec.config,
                     license=access["license"] or (AYA_LICENSE if dataset_id == AYA_ID else ""),
-                    is_demo=False, rows=table.num_rows,
-                    mapping={"prompt": spec.prompt_col, "response": spec.response_col,
-                             "language": spec.language_col or f"(all rows: {spec.language})"},
-                    dropped_empty=dropped, private=access["private"],
-                )  # fmt: skip
+                    is_demo=False,
+                    rows=table.num_rows,
+                    mapping={
+                        "prompt": spec.prompt_col,
+                        "response": spec.response_col,
+                        "language": spec.language_col or f"(all rows: {spec.language})",
+                    },
+                    dropped_empty=dropped,
+                    private=access["private"],
+                )
                 entry = _Entry(_build_source(table, info), public=not (access["private"] or access["gated"]))
                 _cache_put(key, entry)
             elif not entry.public:
@@ -407,7 +442,7 @@ def load_source(spec: SourceSpec, token: str | None, *, fallback_to_demo: bool =
         return demo_source(note=f"{e} Showing the bundled demo data instead of {dataset_id}.")
 
 
-_RAW_CACHE: "OrderedDict[tuple, pa.Table]" = OrderedDict()
+_RAW_CACHE: OrderedDict[tuple, pa.Table] = OrderedDict()
 
 
 def _load_raw(dataset_id: str, spec: SourceSpec, token: str | None) -> pa.Table:
@@ -464,8 +499,10 @@ class FilterSpec:
         for name in ("min_prompt_chars", "max_prompt_chars", "min_response_chars", "max_response_chars", "sample"):
             if int(getattr(self, name) or 0) < 0:
                 raise DataError(f"{name.replace('_', ' ')} cannot be negative.")
-        for lo, hi, what in ((self.min_prompt_chars, self.max_prompt_chars, "prompt"),
-                             (self.min_response_chars, self.max_response_chars, "response")):  # fmt: skip
+        for lo, hi, what in (
+            (self.min_prompt_chars, self.max_prompt_chars, "prompt"),
+            (self.min_response_chars, self.max_response_chars, "response"),
+        ):
             if hi and lo and lo > hi:
                 raise DataError(f"The minimum {what} length ({lo}) is above the maximum ({hi}): lower it.")
 
@@ -474,8 +511,10 @@ class FilterSpec:
         out = []
         if self.annotation_types:
             out.append(f"annotation type: {', '.join(self.annotation_types)}")
-        for what, lo, hi in (("prompt", self.min_prompt_chars, self.max_prompt_chars),
-                             ("response", self.min_response_chars, self.max_response_chars)):  # fmt: skip
+        for what, lo, hi in (
+            ("prompt", self.min_prompt_chars, self.max_prompt_chars),
+            ("response", self.min_response_chars, self.max_response_chars),
+        ):
             if lo and hi:
                 out.append(f"{what} length {lo}–{hi} characters")
             elif lo:
@@ -494,8 +533,13 @@ def apply_filters(source: Source, spec: FilterSpec, language: languages.Language
     spec.check()
     lang = language or source.resolve_language(spec.language)
     start, length, unique = source.offsets.get(lang.code, (0, 0, 0))
-    only_dedup = not (spec.annotation_types or spec.min_prompt_chars or spec.max_prompt_chars
-                      or spec.min_response_chars or spec.max_response_chars)  # fmt: skip
+    only_dedup = not (
+        spec.annotation_types
+        or spec.min_prompt_chars
+        or spec.max_prompt_chars
+        or spec.min_response_chars
+        or spec.max_response_chars
+    )
     if spec.dedup and only_dedup:  # the common case is a zero-copy slice: repeats sit after the firsts
         t = source.table.slice(start, unique)
         return _sample(t, spec).select(list(FILTERED_COLUMNS))
@@ -575,16 +619,28 @@ class FilteredSet:
         """Where these rows come from: the source dataset (or the demo data), the filters and the language."""
         src = self.source
         return schema.Provenance(
-            dataset="" if src.is_demo else src.dataset_id, config=src.config or "", split=src.split,
-            license=src.license, demo=src.is_demo, columns=dict(src.mapping), filters=asdict(self.spec),
-            filter_notes=tuple(self.spec.describe()), language=self.language, language_code=self.language_code,
+            dataset="" if src.is_demo else src.dataset_id,
+            config=src.config or "",
+            split=src.split,
+            license=src.license,
+            demo=src.is_demo,
+            columns=dict(src.mapping),
+            filters=asdict(self.spec),
+            filter_notes=tuple(self.spec.describe()),
+            language=self.language,
+            language_code=self.language_code,
             rows=self.rows,
         )
 
     def to_dict(self) -> dict[str, Any]:
         """Everything but the table (for cards, checkpoints and logs)."""
-        return {"source": asdict(self.source), "filters": asdict(self.spec), "language": self.language,
-                "language_code": self.language_code, "rows": self.rows}  # fmt: skip
+        return {
+            "source": asdict(self.source),
+            "filters": asdict(self.spec),
+            "language": self.language,
+            "language_code": self.language_code,
+            "rows": self.rows,
+        }
 
 
 def filter_source(source: Source, spec: FilterSpec) -> FilteredSet:
@@ -592,8 +648,13 @@ def filter_source(source: Source, spec: FilterSpec) -> FilteredSet:
     unknown language or bad filters."""
     lang = source.resolve_language(spec.language)
     table = apply_filters(source, spec, lang)
-    fs = FilteredSet(table=table, source=source.info, spec=replace(spec, language=lang.code), language=lang.name,
-                     language_code=lang.code)
+    fs = FilteredSet(
+        table=table,
+        source=source.info,
+        spec=replace(spec, language=lang.code),
+        language=lang.name,
+        language_code=lang.code,
+    )
     fs.table = schema.with_provenance(table, fs.provenance())
     return fs
 
@@ -651,8 +712,12 @@ def filter_card(fs: FilteredSet, repo_id: str = "") -> str:
             f"- language: {fs.language} (`{fs.language_code}`)",
             *[f"- {f}" for f in filters],
             "",
-            f"Rows: **{fs.rows:,}**" + (f" ({src.dropped_empty:,} source rows with an empty prompt or response were "
-                                        "skipped)" if src.dropped_empty else ""),  # fmt: skip
+            f"Rows: **{fs.rows:,}**"
+            + (
+                f" ({src.dropped_empty:,} source rows with an empty prompt or response were skipped)"
+                if src.dropped_empty
+                else ""
+            ),
             "",
             "## Columns",
             "",
@@ -680,14 +745,19 @@ def push_filtered(fs: FilteredSet, repo_id: str, token: str | None, *, private: 
     if fs.rows == 0:
         raise DataError("The filters leave 0 rows, so there is nothing to push: loosen the filters first.")
     url = hub.push_dataset(
-        fs.table, repo_id, token, private=private, card=filter_card(fs, repo_id), overwrite=overwrite,
+        fs.table,
+        repo_id,
+        token,
+        private=private,
+        card=filter_card(fs, repo_id),
+        overwrite=overwrite,
         commit_message=f"Filtered {fs.language} ({fs.language_code}) set: {fs.rows} rows (DPO Studio)",
-    )  # fmt: skip
+    )
     fs.pushed_to = repo_id
     return url
 
 
-def preview_frame(table: pa.Table, n: int = 50) -> "pd.DataFrame":
+def preview_frame(table: pa.Table, n: int = 50) -> pd.DataFrame:
     """The first ``n`` rows for display (text columns only; render as plain text)."""
     cols = [c for c in ("prompt", "response", "language_code", "annotation_type", "id") if c in table.column_names]
     return table.slice(0, n).select(cols).to_pandas()

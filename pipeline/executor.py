@@ -67,7 +67,6 @@ class ChatFn(Protocol):
     ) -> Awaitable[ChatResult]: ...
 
 
-
 class _Stop(Exception):
     """A condition that ends the whole run early (auth rejected, model not found)."""
 
@@ -112,8 +111,9 @@ class _PooledChat:
         self._retry = retry
         self._timeout = timeout
 
-    async def __call__(self, backend: Any, messages: list[dict], params: Any, token: str | None,
-                       gate: Any = None) -> Any:
+    async def __call__(
+        self, backend: Any, messages: list[dict], params: Any, token: str | None, gate: Any = None
+    ) -> Any:
         from pipeline import inference
 
         chat = self._chats.get(backend)
@@ -135,10 +135,12 @@ class _PooledChat:
         states = [(key, c.state()) for key, c in list(self._controllers.items())]
         if not states:
             return None, False, 0.0, 0
-        return (sum(st.allowed for _, st in states),
-                any(st.allowed < min(st.limit, self._concurrency) for _, st in states),
-                max(st.paused_s for _, st in states),
-                sum(st.refused - self._refused_before.get(key, 0) for key, st in states))
+        return (
+            sum(st.allowed for _, st in states),
+            any(st.allowed < min(st.limit, self._concurrency) for _, st in states),
+            max(st.paused_s for _, st in states),
+            sum(st.refused - self._refused_before.get(key, 0) for key, st in states),
+        )
 
     def cut_recently(self) -> bool:
         """A provider paused the run or refused it for load (not a stray 429) in the last seconds."""
@@ -404,9 +406,13 @@ class _Executor:
         )
         concurrency = self.s.concurrency
         return CallStats(
-            in_flight=max(0, concurrency - self.slots.free), concurrency=concurrency,
+            in_flight=max(0, concurrency - self.slots.free),
+            concurrency=concurrency,
             allowed=concurrency if allowed is None else min(concurrency, allowed),
-            calls_per_s=len(answered) / span, throttled=throttled, waiting_s=waiting, refused=refused,
+            calls_per_s=len(answered) / span,
+            throttled=throttled,
+            waiting_s=waiting,
+            refused=refused,
         )
 
     async def _call(self, backend: Any, messages: list[dict], params: Any, kind: str = "generation") -> tuple[Any, int]:
@@ -415,10 +421,10 @@ class _Executor:
         loop = asyncio.get_running_loop()
         if self._gated:  # the request takes the run's slot itself, and gives it back while it waits to retry
             flight = _Flight(kind, time.monotonic(), lambda: None, loop.create_future(), gated=True)  # type: ignore
-            flight.call = lambda: self.chat(backend, messages, params, key,
-                                            gate=self._gate(flight, priority))  # type: ignore[call-arg]
-            flight.hedge_call = lambda: self.chat(backend, messages, params, key,
-                                                  gate=self._gate(flight, PRIORITY_HEDGE))  # type: ignore[call-arg]
+            flight.call = lambda: self.chat(backend, messages, params, key, gate=self._gate(flight, priority))  # type: ignore[call-arg]
+            flight.hedge_call = lambda: self.chat(
+                backend, messages, params, key, gate=self._gate(flight, PRIORITY_HEDGE)
+            )  # type: ignore[call-arg]
             _start_request(self.hedger, flight, name="primary")
         else:
             flight = _Flight(kind, 0.0, lambda: self.chat(backend, messages, params, key), loop.create_future())
@@ -585,8 +591,16 @@ class _Executor:
         started = time.monotonic()
         try:
             verdict = await judge_mod.judge_row(
-                self._judge_chat, s.judge, self.judge_params, prompt=prompt, texts=texts, row_id=row_id,
-                mode=s.judge_mode, aspect=s.aspect, order=s.judge_order, structured=state,
+                self._judge_chat,
+                s.judge,
+                self.judge_params,
+                prompt=prompt,
+                texts=texts,
+                row_id=row_id,
+                mode=s.judge_mode,
+                aspect=s.aspect,
+                order=s.judge_order,
+                structured=state,
             )
         except asyncio.CancelledError:
             raise
@@ -597,9 +611,15 @@ class _Executor:
             if kind == "too_long":
                 message = f"the judge prompt is longer than the judge model's context window ({message})"
             verdict = judge_mod.RowVerdict(
-                status=schema.STATUS_JUDGE_FAILED, error=_named(s.judge.model, message, "judge "), ratings=[None] * n,
-                rationales=[None] * n, orders=[], inconsistent=None, structured=state.use_structured(s.judge),
-                tokens=0, latency_s=time.monotonic() - started,
+                status=schema.STATUS_JUDGE_FAILED,
+                error=_named(s.judge.model, message, "judge "),
+                ratings=[None] * n,
+                rationales=[None] * n,
+                orders=[],
+                inconsistent=None,
+                structured=state.use_structured(s.judge),
+                tokens=0,
+                latency_s=time.monotonic() - started,
             )
         if state.enabled and not verdict.structured:
             self.handle.notify(state.notice(s.judge))
@@ -710,8 +730,13 @@ def _default_detect() -> Callable[[list[str], str], list[Any]]:
     return langdetect.check_many
 
 
-def _load_for_judging(settings: RunSettings, language_check: bool, loop: asyncio.AbstractEventLoop,
-                      judge_loaded: asyncio.Future, language_loaded: asyncio.Future) -> None:
+def _load_for_judging(
+    settings: RunSettings,
+    language_check: bool,
+    loop: asyncio.AbstractEventLoop,
+    judge_loaded: asyncio.Future,
+    language_loaded: asyncio.Future,
+) -> None:
     """Load what rows need after their generations, in a worker thread while the first generations run: the
     judge's prompt templates (about a second in a fresh process), then langid's model (a few seconds). Loaded
     inside the run's event loop, they stalled every call at the start. A failure is logged and the first judge
@@ -803,9 +828,16 @@ async def execute(
         detector,  # type: ignore[arg-type]
         hedge,
     )
-    executor.loading = asyncio.ensure_future(asyncio.to_thread(
-        _load_for_judging, settings, detect == "default", asyncio.get_running_loop(), executor.judge_loaded,
-        executor.language_loaded))
+    executor.loading = asyncio.ensure_future(
+        asyncio.to_thread(
+            _load_for_judging,
+            settings,
+            detect == "default",
+            asyncio.get_running_loop(),
+            executor.judge_loaded,
+            executor.language_loaded,
+        )
+    )
     handle.watch_calls(executor.call_stats)
     try:
         try:
@@ -816,7 +848,9 @@ async def execute(
                 await pooled.aclose()
     except asyncio.CancelledError:
         kept = handle.snapshot().finished_this_run
-        handle.end(STATE_CANCELLED, f"Cancelled: the {kept} rows finished in this run are kept; resume the run to continue.")
+        handle.end(
+            STATE_CANCELLED, f"Cancelled: the {kept} rows finished in this run are kept; resume the run to continue."
+        )
         return handle
     except Exception as exc:  # noqa: BLE001 - report, never crash the app
         leaf = _first_leaf(exc)
@@ -840,7 +874,9 @@ async def execute(
     return handle
 
 
-async def run_async(rows: Any, settings: RunSettings, checkpoint: Checkpoint, *, restart: bool = False, **kwargs: Any) -> RunHandle:
+async def run_async(
+    rows: Any, settings: RunSettings, checkpoint: Checkpoint, *, restart: bool = False, **kwargs: Any
+) -> RunHandle:
     """:func:`prepare_run` then :func:`execute` in the current event loop (see there for ``kwargs``)."""
     return await execute(prepare_run(rows, settings, checkpoint, restart=restart), **kwargs)
 

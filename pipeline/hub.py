@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import io
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
@@ -90,7 +91,6 @@ def dataset_url(repo_id: str) -> str:
 
 def _is_connection_error(exc: BaseException) -> bool:
     import httpx2  # huggingface_hub's HTTP client
-
     from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
 
     seen: set[int] = set()
@@ -196,7 +196,7 @@ def _short(exc: BaseException) -> str:
 def _call(fn: Callable[[], T], *, repo_id: str, token: str | None, action: str) -> T:
     try:
         return fn()
-    except Exception as exc:  # noqa: BLE001 - every client failure becomes a HubError with a clear message
+    except Exception as exc:
         raise _explain(exc, repo_id=repo_id, token=token, action=action) from exc
 
 
@@ -224,7 +224,10 @@ def local_login_check(timeout_s: float = 8.0) -> tuple[bool, str]:
     try:
         pool.submit(whoami, token).result(timeout=timeout_s)
     except (HubError, concurrent.futures.TimeoutError):
-        return False, "The Hub did not recognise this machine's token (or could not be reached), so local sign-in is off."
+        return (
+            False,
+            "The Hub did not recognise this machine's token (or could not be reached), so local sign-in is off.",
+        )
     finally:
         pool.shutdown(wait=False)
     return True, ""
@@ -328,7 +331,7 @@ def _with_configs(card: str, splits: list[str]) -> str:
 
 
 # --- writing ------------------------------------------------------------------------------------------------------
-def _parquet_bytes(table: "pa.Table") -> bytes:
+def _parquet_bytes(table: pa.Table) -> bytes:
     import pyarrow.parquet as pq
 
     buf = io.BytesIO()
@@ -337,7 +340,7 @@ def _parquet_bytes(table: "pa.Table") -> bytes:
 
 
 def push_dataset(
-    tables: "pa.Table | dict[str, pa.Table]",
+    tables: pa.Table | dict[str, pa.Table],
     repo_id: str,
     token: str | None,
     *,
@@ -377,18 +380,34 @@ def push_dataset(
 
     created = False
     if exists:
-        old = _call(lambda: api.list_repo_files(repo_id, repo_type="dataset", token=token), repo_id=repo_id,
-                    token=token, action="list the existing files")  # fmt: skip
+        old = _call(
+            lambda: api.list_repo_files(repo_id, repo_type="dataset", token=token),
+            repo_id=repo_id,
+            token=token,
+            action="list the existing files",
+        )
         ops += [CommitOperationDelete(path_in_repo=p) for p in old if p not in files and p != ".gitattributes"]
-        _call(lambda: api.update_repo_settings(repo_id, repo_type="dataset", private=private, token=token),
-              repo_id=repo_id, token=token, action="set the dataset's visibility")  # fmt: skip
+        _call(
+            lambda: api.update_repo_settings(repo_id, repo_type="dataset", private=private, token=token),
+            repo_id=repo_id,
+            token=token,
+            action="set the dataset's visibility",
+        )
     else:
-        _call(lambda: api.create_repo(repo_id, repo_type="dataset", private=private, token=token),
-              repo_id=repo_id, token=token, action="create the dataset")  # fmt: skip
+        _call(
+            lambda: api.create_repo(repo_id, repo_type="dataset", private=private, token=token),
+            repo_id=repo_id,
+            token=token,
+            action="create the dataset",
+        )
         created = True
     try:
-        _call(lambda: api.create_commit(repo_id, ops, commit_message=commit_message, repo_type="dataset",
-                                        token=token), repo_id=repo_id, token=token, action="upload the dataset")  # fmt: skip
+        _call(
+            lambda: api.create_commit(repo_id, ops, commit_message=commit_message, repo_type="dataset", token=token),
+            repo_id=repo_id,
+            token=token,
+            action="upload the dataset",
+        )
     except HubError:
         if created:  # leave nothing half-way
             try:
@@ -399,17 +418,24 @@ def push_dataset(
     return dataset_url(repo_id)
 
 
-def upload_files(repo_id: str, files: dict[str, str | bytes], token: str | None, *,
-                 commit_message: str = "Update with DPO Studio") -> str:  # fmt: skip
+def upload_files(
+    repo_id: str, files: dict[str, str | bytes], token: str | None, *, commit_message: str = "Update with DPO Studio"
+) -> str:
     """Add or replace ``files`` (path → content) in an EXISTING dataset repo you can write, in one commit."""
     from huggingface_hub import CommitOperationAdd
 
     repo_id = validate_repo_id(repo_id)
     check_writable(repo_id, token)
-    ops = [CommitOperationAdd(path_in_repo=p, path_or_fileobj=c.encode("utf-8") if isinstance(c, str) else bytes(c))
-           for p, c in files.items()]  # fmt: skip
-    _call(lambda: _api().create_commit(repo_id, ops, commit_message=commit_message, repo_type="dataset",
-                                       token=token), repo_id=repo_id, token=token, action="upload files")  # fmt: skip
+    ops = [
+        CommitOperationAdd(path_in_repo=p, path_or_fileobj=c.encode("utf-8") if isinstance(c, str) else bytes(c))
+        for p, c in files.items()
+    ]
+    _call(
+        lambda: _api().create_commit(repo_id, ops, commit_message=commit_message, repo_type="dataset", token=token),
+        repo_id=repo_id,
+        token=token,
+        action="upload files",
+    )
     return dataset_url(repo_id)
 
 
@@ -417,8 +443,12 @@ def upload_files(repo_id: str, files: dict[str, str | bytes], token: str | None,
 def list_files(repo_id: str, token: str | None) -> list[str]:
     """The file paths of a dataset repo."""
     repo_id = validate_repo_id(repo_id)
-    return _call(lambda: _api().list_repo_files(repo_id, repo_type="dataset", token=token or False),
-                 repo_id=repo_id, token=token, action="list the dataset's files")  # fmt: skip
+    return _call(
+        lambda: _api().list_repo_files(repo_id, repo_type="dataset", token=token or False),
+        repo_id=repo_id,
+        token=token,
+        action="list the dataset's files",
+    )
 
 
 def download_file(repo_id: str, path: str, token: str | None) -> bytes:
@@ -437,7 +467,7 @@ def download_file(repo_id: str, path: str, token: str | None) -> bytes:
         return fetch()
     except EntryNotFoundError as exc:
         raise HubError(f"'{repo_id}' has no file '{path}'.") from exc
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise _explain(exc, repo_id=repo_id, token=token, action="download a file") from exc
 
 
@@ -446,11 +476,19 @@ def check_dataset_access(dataset_id: str, token: str | None) -> dict:
     ``{"id", "sha", "private", "gated", "license"}`` (``license`` from its card, "" if none)."""
     dataset_id = validate_repo_id(dataset_id)
     api = _api()
-    info = _call(lambda: api.dataset_info(dataset_id, token=token or False), repo_id=dataset_id, token=token,
-                 action=f"load '{dataset_id}'")  # fmt: skip
+    info = _call(
+        lambda: api.dataset_info(dataset_id, token=token or False),
+        repo_id=dataset_id,
+        token=token,
+        action=f"load '{dataset_id}'",
+    )
     if info.gated or info.private:
-        _call(lambda: api.auth_check(dataset_id, repo_type="dataset", token=token or False), repo_id=dataset_id,
-              token=token, action=f"load '{dataset_id}'")  # fmt: skip
+        _call(
+            lambda: api.auth_check(dataset_id, repo_type="dataset", token=token or False),
+            repo_id=dataset_id,
+            token=token,
+            action=f"load '{dataset_id}'",
+        )
     card = info.card_data.to_dict() if info.card_data is not None else {}
     lic = card.get("license") or ""
     return {
@@ -462,7 +500,7 @@ def check_dataset_access(dataset_id: str, token: str | None) -> dict:
     }
 
 
-def load_dataset_table(dataset_id: str, split: str, token: str | None, config: str | None = None) -> "pa.Table":
+def load_dataset_table(dataset_id: str, split: str, token: str | None, config: str | None = None) -> pa.Table:
     """Load one split of a Hub dataset with ``datasets`` as a pyarrow Table (memory-mapped from the local cache).
 
     Access is checked with ``token`` first (so a dataset cached for one user is never served to another who cannot
@@ -476,7 +514,7 @@ def load_dataset_table(dataset_id: str, split: str, token: str | None, config: s
     split = (split or "train").strip()
     try:
         ds = datasets.load_dataset(dataset_id, name=config or None, split=split, token=token or False)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         msg = str(exc)
         if isinstance(exc, ValueError) and ("split" in msg.lower() or "Unknown split" in msg):
             raise HubError(f"'{dataset_id}' has no split '{split}'. {_short(exc)}") from exc

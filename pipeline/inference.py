@@ -137,11 +137,13 @@ class Backend:
     def validate(self) -> None:
         """Raise ``InferenceError`` (kind ``bad_request``) if the backend is not usable as given."""
         if self.kind not in BACKEND_KINDS:
-            raise InferenceError(f"Unknown backend {self.kind!r}: pick one of {', '.join(BACKEND_KINDS)}.",
-                                 kind="bad_request")
+            raise InferenceError(
+                f"Unknown backend {self.kind!r}: pick one of {', '.join(BACKEND_KINDS)}.", kind="bad_request"
+            )
         if self.kind in ("serverless", "openai") and not self.model.strip():
-            raise InferenceError("No model given: type a model id (e.g. Qwen/Qwen2.5-72B-Instruct).",
-                                 kind="bad_request")
+            raise InferenceError(
+                "No model given: type a model id (e.g. Qwen/Qwen2.5-72B-Instruct).", kind="bad_request"
+            )
         if self.kind == "serverless" and self.provider and self.provider not in PROVIDERS:
             raise InferenceError(
                 f"Unknown inference provider {self.provider!r}: pick one of {', '.join(PROVIDERS)}.",
@@ -244,8 +246,13 @@ class InferenceError(Exception):
         return self.message
 
     def with_message(self, message: str, **changes: Any) -> InferenceError:
-        fields = dict(kind=self.kind, status=self.status, retryable=self.retryable, retry_after=self.retry_after,
-                      attempts=self.attempts)
+        fields = dict(
+            kind=self.kind,
+            status=self.status,
+            retryable=self.retryable,
+            retry_after=self.retry_after,
+            attempts=self.attempts,
+        )
         fields.update(changes)
         return InferenceError(message, **fields)
 
@@ -423,20 +430,33 @@ def _where(backend: Backend) -> str:
 
 # A provider's "you are out of credit" (HF: 402 "exceeded your monthly included credits"; OpenAI-style: 429
 # "insufficient_quota" / "exceeded your current quota"): waiting does not help, paying or switching does.
-_CREDIT_HINTS = ("credits", "credit balance", "insufficient_quota", "exceeded your current quota", "quota exceeded",
-                 "out of credit", "payment required", "billing")
+_CREDIT_HINTS = (
+    "credits",
+    "credit balance",
+    "insufficient_quota",
+    "exceeded your current quota",
+    "quota exceeded",
+    "out of credit",
+    "payment required",
+    "billing",
+)
 _OVERLOAD_HINTS = ("overload", "too many requests", "capacity")
 
 
 def out_of_credit_error(backend: Backend, status: str = "402", said: str = "") -> InferenceError:
     """The ``InferenceError`` (kind ``out_of_credit``) for an account without credit or quota left."""
     if backend.kind == "serverless":
-        todo = ("Add credits (hf.co/settings/billing) or subscribe to PRO, bill an organisation you belong to "
-                "(hf.co/settings/inference-providers), or pick another provider or model; then resume the run.")
+        todo = (
+            "Add credits (hf.co/settings/billing) or subscribe to PRO, bill an organisation you belong to "
+            "(hf.co/settings/inference-providers), or pick another provider or model; then resume the run."
+        )
     else:
         todo = "Add credits or raise the quota of this account or key, or pick another server; then resume the run."
-    return InferenceError(f"{_where(backend)}: out of credits or quota ({status}). {todo}{said}",
-                          kind="out_of_credit", status=int(status) if status.isdigit() else None)
+    return InferenceError(
+        f"{_where(backend)}: out of credits or quota ({status}). {todo}{said}",
+        kind="out_of_credit",
+        status=int(status) if status.isdigit() else None,
+    )
 
 
 def is_throttle(error: BaseException) -> bool:
@@ -444,8 +464,9 @@ def is_throttle(error: BaseException) -> bool:
     return isinstance(error, InferenceError) and error.kind in ("rate_limited", "overloaded")
 
 
-def http_error(status: int, backend: Backend, server_text: str = "", retry_after: float | None = None,
-               *, signed_in: bool = True) -> InferenceError:
+def http_error(
+    status: int, backend: Backend, server_text: str = "", retry_after: float | None = None, *, signed_in: bool = True
+) -> InferenceError:
     """The ``InferenceError`` for an HTTP error ``status`` from ``backend`` (public for tests and other callers)."""
     who = _where(backend)
     said = f" The server said: {server_text}" if server_text else ""
@@ -453,39 +474,51 @@ def http_error(status: int, backend: Backend, server_text: str = "", retry_after
     low = server_text.lower()
     if status == 401:
         if backend.kind == "serverless":
-            todo = ("Sign in with Hugging Face (button at the top)." if not signed_in else
-                    "Your sign-in may have expired: sign out and in again.")
+            todo = (
+                "Sign in with Hugging Face (button at the top)."
+                if not signed_in
+                else "Your sign-in may have expired: sign out and in again."
+            )
         elif backend.kind == "endpoint":
             todo = "Sign in with a Hugging Face account that can use this endpoint."
         else:
             todo = "Check the API key for this server (leave it empty if the server needs none)."
         return InferenceError(f"{who}: not authorized (401). {todo}{said}", kind="auth", status=401)
     if status == 403:
-        todo = (f"If {model} is gated, request access on https://huggingface.co/{model} and try again; check that "
-                "your account may use Inference Providers (and has credits)." if backend.kind == "serverless"
-                else "Check that your account or key may use this server and model.")
+        todo = (
+            f"If {model} is gated, request access on https://huggingface.co/{model} and try again; check that "
+            "your account may use Inference Providers (and has credits)."
+            if backend.kind == "serverless"
+            else "Check that your account or key may use this server and model."
+        )
         return InferenceError(f"{who}: access denied (403). {todo}{said}", kind="forbidden", status=403)
     if status in (404, 405):
         if backend.kind == "serverless":
-            todo = (f"Check the model id (exact 'owner/name', e.g. Qwen/Qwen2.5-72B-Instruct) and that a provider "
-                    f"serves {model} for chat (see its model page, 'Inference Providers'); or try provider 'auto'.")
+            todo = (
+                f"Check the model id (exact 'owner/name', e.g. Qwen/Qwen2.5-72B-Instruct) and that a provider "
+                f"serves {model} for chat (see its model page, 'Inference Providers'); or try provider 'auto'."
+            )
         elif backend.kind == "endpoint":
             todo = "Check the endpoint URL and that the endpoint is running a chat (TGI/vLLM) model."
         else:
-            todo = (f"Check the model name ({model!r}; the server's /v1/models lists them) and the base URL: it must "
-                    "point at an OpenAI-compatible server, usually ending in /v1.")
+            todo = (
+                f"Check the model name ({model!r}; the server's /v1/models lists them) and the base URL: it must "
+                "point at an OpenAI-compatible server, usually ending in /v1."
+            )
         return InferenceError(f"{who}: not found ({status}). {todo}{said}", kind="not_found", status=status)
     if status in (400, 413, 422):
         if status == 413 or any(hint in low for hint in _TOO_LONG_HINTS):
             return InferenceError(
                 f"{who}: the prompt is too long for {model} with this many new tokens ({status}). Lower "
                 f"'max new tokens' or shorten the prompt.{said}",
-                kind="too_long", status=status,
+                kind="too_long",
+                status=status,
             )
         return InferenceError(
             f"{who}: the server rejected the request ({status}). Check the generation settings (max new tokens, "
             f"temperature, top-p) and the model id.{said}",
-            kind="bad_request", status=status,
+            kind="bad_request",
+            status=status,
         )
     if status == 402 or (status in (403, 429) and any(hint in low for hint in _CREDIT_HINTS)):
         return out_of_credit_error(backend, f"{status}", said)
@@ -494,28 +527,41 @@ def http_error(status: int, backend: Backend, server_text: str = "", retry_after
         return InferenceError(
             f"{who}: rate limited (429).{wait} Wait a bit, lower the concurrency, or check your Inference "
             f"Providers quota.{said}",
-            kind="rate_limited", status=429, retryable=True, retry_after=retry_after,
+            kind="rate_limited",
+            status=429,
+            retryable=True,
+            retry_after=retry_after,
         )
     if status == 503 and any(hint in low for hint in _OVERLOAD_HINTS):
         return InferenceError(
             f"{who}: the provider is overloaded (503). The run slows down and tries again.{said}",
-            kind="overloaded", status=503, retryable=True, retry_after=retry_after,
+            kind="overloaded",
+            status=503,
+            retryable=True,
+            retry_after=retry_after,
         )
     if status == 503:
         return InferenceError(
             f"{who}: the model is loading or the service is unavailable (503). Try again in a minute.{said}",
-            kind="unavailable", status=503, retryable=True, retry_after=retry_after,
+            kind="unavailable",
+            status=503,
+            retryable=True,
+            retry_after=retry_after,
         )
     if status >= 500:
         return InferenceError(
             f"{who}: server error ({status}). Try again later or pick another model/provider.{said}",
-            kind="server", status=status, retryable=True, retry_after=retry_after,
+            kind="server",
+            status=status,
+            retryable=True,
+            retry_after=retry_after,
         )
     return InferenceError(f"{who}: the request failed ({status}).{said}", kind="bad_request", status=status)
 
 
-def to_inference_error(exc: BaseException, backend: Backend, *, signed_in: bool = True,
-                       timeout: float | None = None) -> InferenceError:
+def to_inference_error(
+    exc: BaseException, backend: Backend, *, signed_in: bool = True, timeout: float | None = None
+) -> InferenceError:
     """Map any exception raised while calling ``backend`` to an ``InferenceError``."""
     if isinstance(exc, InferenceError):
         return exc
@@ -524,36 +570,42 @@ def to_inference_error(exc: BaseException, backend: Backend, *, signed_in: bool 
         return InferenceError(f"{who}: {exc.message}", kind="bad_request")
     if isinstance(exc, HfHubHTTPError) and getattr(exc, "response", None) is not None:
         response = exc.response
-        return http_error(response.status_code, backend, _server_text(response), _retry_after(response),
-                          signed_in=signed_in)
+        return http_error(
+            response.status_code, backend, _server_text(response), _retry_after(response), signed_in=signed_in
+        )
     if isinstance(exc, (InferenceTimeoutError, httpx2.TimeoutException, TimeoutError, asyncio.TimeoutError)):
         limit = f" after {timeout:g} s" if timeout else ""
         return InferenceError(
             f"{who}: no answer{limit} (time-out). The server may be overloaded or the model loading; try again, or "
             "lower 'max new tokens'.",
-            kind="timeout", retryable=True,
+            kind="timeout",
+            retryable=True,
         )
     if isinstance(exc, httpx2.ConnectError):
         where = display_url(backend.base_url) or "the Hugging Face router"
         return InferenceError(
             f"{who}: cannot connect to {where}. Check the URL and that the server is running.",
-            kind="connection", retryable=True,
+            kind="connection",
+            retryable=True,
         )
     if isinstance(exc, (httpx2.TransportError, ConnectionError)):
         return InferenceError(
             f"{who}: the connection dropped before the reply was complete ({type(exc).__name__}). Try again.",
-            kind="connection", retryable=True,
+            kind="connection",
+            retryable=True,
         )
     if isinstance(exc, TextGenerationError):  # an error event inside a stream
         text = " ".join(str(exc).split())[:300]
         kind = "too_long" if any(h in text.lower() for h in _TOO_LONG_HINTS) else "server"
-        return InferenceError(f"{who}: the model reported an error while generating: {text}", kind=kind,
-                              retryable=kind == "server")
+        return InferenceError(
+            f"{who}: the model reported an error while generating: {text}", kind=kind, retryable=kind == "server"
+        )
     if isinstance(exc, (json.JSONDecodeError, UnicodeDecodeError, KeyError, IndexError, AttributeError, TypeError)):
         return InferenceError(
             f"{who}: the server's reply was not a valid chat completion ({type(exc).__name__}). Check that the URL "
             "points at an OpenAI-compatible chat server.",
-            kind="bad_response", retryable=True,
+            kind="bad_response",
+            retryable=True,
         )
     if isinstance(exc, ValueError):  # raised by huggingface_hub before sending (unknown provider, model mapping...)
         text = str(exc)
@@ -577,8 +629,11 @@ def _client_kwargs(backend: Backend, token: str | None, timeout: float) -> dict[
             )
         return {"provider": backend.provider or "auto", "api_key": token, "timeout": timeout}
     kwargs: dict[str, Any] = {"base_url": _norm_url(backend.base_url), "timeout": timeout}
-    if backend.kind == "endpoint" and token and not (backend.base_url.startswith("https://")
-                                                     or _is_loopback(backend.base_url)):
+    if (
+        backend.kind == "endpoint"
+        and token
+        and not (backend.base_url.startswith("https://") or _is_loopback(backend.base_url))
+    ):
         raise InferenceError(
             f"{_where(backend)}: endpoint URLs must start with https:// (your token would travel unencrypted).",
             kind="bad_request",
@@ -697,15 +752,17 @@ def refused_schema(backend: Backend) -> InferenceError | None:
 def check_messages(messages: list[dict]) -> None:
     """Raise ``InferenceError`` (``bad_request``) for an empty conversation or an empty last user message."""
     if not messages:
-        raise InferenceError("Nothing to send: the prompt is empty. Type a prompt or pick one from the data.",
-                             kind="bad_request")
+        raise InferenceError(
+            "Nothing to send: the prompt is empty. Type a prompt or pick one from the data.", kind="bad_request"
+        )
     for message in messages:
         if not isinstance(message, dict) or "role" not in message or "content" not in message:
             raise InferenceError("Each message needs a 'role' and a 'content'.", kind="bad_request")
     last_user = next((m for m in reversed(messages) if m["role"] == "user"), None)
     if last_user is None or not str(last_user["content"] or "").strip():
-        raise InferenceError("Nothing to send: the prompt is empty. Type a prompt or pick one from the data.",
-                             kind="bad_request")
+        raise InferenceError(
+            "Nothing to send: the prompt is empty. Type a prompt or pick one from the data.", kind="bad_request"
+        )
 
 
 def build_messages(prompt: str, system_prompt: str = "") -> list[dict]:
@@ -754,23 +811,28 @@ def _gave_up(error: InferenceError, attempts: int, started: float) -> InferenceE
     if attempts <= 1 or not error.retryable:
         return error
     took = time.monotonic() - started
-    return error.with_message(f"{error.message} (gave up after {attempts} attempts in {took:.0f} s)",
-                              attempts=attempts)
+    return error.with_message(f"{error.message} (gave up after {attempts} attempts in {took:.0f} s)", attempts=attempts)
 
 
 def _log_retry(backend: Backend):
     def before_sleep(state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome is not None else None
         kind = getattr(exc, "kind", type(exc).__name__)
-        log.info("retrying %s after %s (attempt %d, waiting %.1f s)", backend.label, kind, state.attempt_number,
-                 state.upcoming_sleep)
+        log.info(
+            "retrying %s after %s (attempt %d, waiting %.1f s)",
+            backend.label,
+            kind,
+            state.attempt_number,
+            state.upcoming_sleep,
+        )
 
     return before_sleep
 
 
 # The caller's own slot (``AsyncChat.__call__(gate=...)``), seen by ``_once`` inside the same task.
 _GATE: contextvars.ContextVar[Callable[[], AbstractAsyncContextManager] | None] = contextvars.ContextVar(
-    "dpo_studio_gate", default=None)
+    "dpo_studio_gate", default=None
+)
 
 
 def _secs(seconds: float) -> str:
@@ -782,19 +844,22 @@ def _throttled_out(error: InferenceError, requests: int, waited: float, budget: 
     return error.with_message(
         f"{error.message} The provider kept refusing for load: this call waited {_secs(waited)} s in total, and "
         f"the next wait would pass the limit of {_secs(budget)} s ('longest wait for the provider').",
-        kind="throttled", retryable=False, attempts=requests,
+        kind="throttled",
+        retryable=False,
+        attempts=requests,
     )
 
 
 class AsyncChat:
     """Chat with one backend many times over one connection pool (use in one event loop)::
 
-        async with AsyncChat(backend, token) as chat:
-            result = await chat(messages, params)
+    async with AsyncChat(backend, token) as chat:
+        result = await chat(messages, params)
     """
 
-    def __init__(self, backend: Backend, token: str | None, *, retry: RetryPolicy = DEFAULT_RETRY,
-                 timeout: float = 120.0) -> None:
+    def __init__(
+        self, backend: Backend, token: str | None, *, retry: RetryPolicy = DEFAULT_RETRY, timeout: float = 120.0
+    ) -> None:
         self.backend = backend
         self.retry = retry
         self.timeout = timeout
@@ -818,10 +883,11 @@ class AsyncChat:
             async with gate() if gate is not None else nullcontext():
                 started = time.perf_counter()
                 try:
-                    output = await self._client.chat_completion(messages=messages,
-                                                                **_request_kwargs(self.backend, params))
+                    output = await self._client.chat_completion(
+                        messages=messages, **_request_kwargs(self.backend, params)
+                    )
                     text, finish, prompt_tokens, completion_tokens = _parse_output(output)
-                except Exception as exc:  # noqa: BLE001 - every failure becomes an InferenceError
+                except Exception as exc:
                     error = to_inference_error(exc, self.backend, signed_in=self._signed_in, timeout=self.timeout)
                     if is_throttle(error):
                         self._limiter.throttled(sent, error.retry_after, certain=error.kind == "overloaded")
@@ -847,8 +913,13 @@ class AsyncChat:
                 if refusal is not None:
                     raise refusal from error
 
-    async def __call__(self, messages: list[dict], params: GenParams = GenParams(), *,
-                       gate: Callable[[], AbstractAsyncContextManager] | None = None) -> ChatResult:
+    async def __call__(
+        self,
+        messages: list[dict],
+        params: GenParams = GenParams(),
+        *,
+        gate: Callable[[], AbstractAsyncContextManager] | None = None,
+    ) -> ChatResult:
         """One reply, retried (see ``RetryPolicy``). ``gate``: the caller's own slot (e.g. a run's concurrency
         limit), entered for each request while it is on the wire and left while the call waits to retry.
 
@@ -882,15 +953,27 @@ class AsyncChat:
                         spent = time.monotonic() - started - waited
                         if strikes >= policy.max_attempts or spent + delay > policy.max_total_s:
                             raise _gave_up(error, requests, started) from error
-                    log.info("retrying %s after %s (request %d, waiting %.1f s)", self.backend.label, error.kind,
-                             requests, delay)
+                    log.info(
+                        "retrying %s after %s (request %d, waiting %.1f s)",
+                        self.backend.label,
+                        error.kind,
+                        requests,
+                        delay,
+                    )
                 await asyncio.sleep(delay)
         finally:
             _GATE.reset(reset)
 
 
-async def achat(backend: Backend, messages: list[dict], params: GenParams, token: str | None, *,
-                retry: RetryPolicy = DEFAULT_RETRY, timeout: float = 120.0) -> ChatResult:
+async def achat(
+    backend: Backend,
+    messages: list[dict],
+    params: GenParams,
+    token: str | None,
+    *,
+    retry: RetryPolicy = DEFAULT_RETRY,
+    timeout: float = 120.0,
+) -> ChatResult:
     """One chat completion from ``backend`` (with retries, within the backend's concurrency limit).
 
     Raises ``InferenceError``. ``token``: the signed-in user's HF token (serverless/endpoint) or the server's API key
@@ -900,8 +983,15 @@ async def achat(backend: Backend, messages: list[dict], params: GenParams, token
         return await chat(messages, params)
 
 
-def chat(backend: Backend, messages: list[dict], params: GenParams, token: str | None, *,
-         retry: RetryPolicy = DEFAULT_RETRY, timeout: float = 120.0) -> ChatResult:
+def chat(
+    backend: Backend,
+    messages: list[dict],
+    params: GenParams,
+    token: str | None,
+    *,
+    retry: RetryPolicy = DEFAULT_RETRY,
+    timeout: float = 120.0,
+) -> ChatResult:
     """Blocking ``achat`` for scripts and threads without an event loop."""
     return asyncio.run(achat(backend, messages, params, token, retry=retry, timeout=timeout))
 
@@ -935,8 +1025,15 @@ def _delta_of(chunk: Any) -> tuple[str, str | None, int | None]:
     return text or "", choice.finish_reason, completion_tokens
 
 
-def stream_chat(backend: Backend, messages: list[dict], params: GenParams, token: str | None, *,
-                retry: RetryPolicy = INTERACTIVE_RETRY, timeout: float = 60.0) -> Iterator[StreamEvent]:
+def stream_chat(
+    backend: Backend,
+    messages: list[dict],
+    params: GenParams,
+    token: str | None,
+    *,
+    retry: RetryPolicy = INTERACTIVE_RETRY,
+    timeout: float = 60.0,
+) -> Iterator[StreamEvent]:
     """Stream a chat completion: ``StreamEvent(kind="delta")`` per text piece, then one ``kind="done"``.
 
     Failures before the first token are retried like ``achat``; after that the stream cannot be replayed, so a
@@ -974,7 +1071,8 @@ def stream_chat(backend: Backend, messages: list[dict], params: GenParams, token
                     f"{_where(backend)}: the reply ended before any text, without a finish signal. The server "
                     "failed to generate; with llama.cpp this usually means the prompt is longer than the model's "
                     "context: shorten the prompt or lower 'max new tokens'.",
-                    kind="bad_response", retryable=True,
+                    kind="bad_response",
+                    retryable=True,
                 )
             return stream
         except BaseException as exc:
@@ -988,8 +1086,9 @@ def stream_chat(backend: Backend, messages: list[dict], params: GenParams, token
                 raise error from exc
             raise
 
-    retrying = Retrying(stop=_stop(retry), wait=_wait(retry), retry=_RETRYABLE, reraise=True,
-                        before_sleep=_log_retry(backend))
+    retrying = Retrying(
+        stop=_stop(retry), wait=_wait(retry), retry=_RETRYABLE, reraise=True, before_sleep=_log_retry(backend)
+    )
     try:
         stream = retrying(open_once)
     except InferenceError as error:
@@ -1014,7 +1113,7 @@ def stream_chat(backend: Backend, messages: list[dict], params: GenParams, token
                         text += delta
                         pieces += 1
                         yield StreamEvent("delta", delta=delta, text=text, elapsed_s=time.perf_counter() - started)
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 error = to_inference_error(exc, backend, signed_in=signed_in, timeout=timeout)
                 raise error.with_message(
                     f"{error.message} (The reply broke off after {pieces} chunk(s) of text; what arrived is shown.)",
@@ -1031,8 +1130,15 @@ def stream_chat(backend: Backend, messages: list[dict], params: GenParams, token
         ttft = (stream.first_at - started) if stream.first_at is not None else None
         decode_time = elapsed - ttft if ttft is not None else 0.0
         tps = (tokens - 1) / decode_time if ttft is not None and tokens > 1 and decode_time > 0 else None
-        yield StreamEvent("done", text=text, ttft_s=ttft, tokens_per_s=tps, completion_tokens=tokens,
-                          finish_reason=finish, elapsed_s=elapsed)
+        yield StreamEvent(
+            "done",
+            text=text,
+            ttft_s=ttft,
+            tokens_per_s=tps,
+            completion_tokens=tokens,
+            finish_reason=finish,
+            elapsed_s=elapsed,
+        )
     finally:
         try:
             stream.client.close()

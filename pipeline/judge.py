@@ -599,8 +599,11 @@ async def _ask(chat: JudgeChat, backend: Backend, params: GenParams, ask: _Ask, 
                     return _Answer(as_text if as_text.parsed else verdict, False, tokens)
             if attempt == 1:
                 call_params = _retry_params(call_params, result)
-        return _Answer(replace(verdict, error=verdict.error.replace("unparseable:", "unparseable (after a retry):", 1)),
-                       True, tokens)
+        return _Answer(
+            replace(verdict, error=verdict.error.replace("unparseable:", "unparseable (after a retry):", 1)),
+            True,
+            tokens,
+        )
     result = await chat(backend, ask.text_messages, params)
     return _Answer(ask.parse_text(result.text or ""), False, _tokens(result, ask.text_messages))
 
@@ -623,9 +626,15 @@ def _failed_verdict(n: int, orders: list[list[int]], answers: list[_Answer], sta
     if len(answers) > 1:
         error = f"{len(bad)} of {len(answers)} judge calls did not parse; first: {error}"
     return RowVerdict(
-        status=schema.STATUS_JUDGE_UNPARSEABLE, error=error, ratings=[None] * n, rationales=[None] * n,
-        orders=orders, inconsistent=None, structured=all(a.structured for a in answers),
-        tokens=sum(a.tokens for a in answers), latency_s=time.perf_counter() - started,
+        status=schema.STATUS_JUDGE_UNPARSEABLE,
+        error=error,
+        ratings=[None] * n,
+        rationales=[None] * n,
+        orders=orders,
+        inconsistent=None,
+        structured=all(a.structured for a in answers),
+        tokens=sum(a.tokens for a in answers),
+        latency_s=time.perf_counter() - started,
         winners=None if mode == "ratings" else [],
     )
 
@@ -665,20 +674,32 @@ async def judge_row(
     return await _judge_pairwise(chat, backend, params, prompt, texts, row_id, order, state, started)
 
 
-async def _judge_ratings(chat: JudgeChat, backend: Backend, params: GenParams, prompt: str, texts: list[str],
-                         row_id: str, aspect: str, order: str, state: StructuredState, started: float) -> RowVerdict:
+async def _judge_ratings(
+    chat: JudgeChat,
+    backend: Backend,
+    params: GenParams,
+    prompt: str,
+    texts: list[str],
+    row_id: str,
+    aspect: str,
+    order: str,
+    state: StructuredState,
+    started: float,
+) -> RowVerdict:
     n = len(texts)
     orders = policy_orders(row_id, n, order)
     asks = []
     for perm in orders:
         shown = [texts[i] for i in perm]
-        asks.append(_Ask(
-            structured_messages=structured_ratings_messages(prompt, shown, aspect),
-            text_messages=judge_messages(prompt, shown, aspect),
-            response_format=_ratings_format(n),
-            parse_structured=lambda raw: parse_structured_ratings(raw, n),
-            parse_text=lambda raw: parse_judgement(raw, n, aspect),
-        ))
+        asks.append(
+            _Ask(
+                structured_messages=structured_ratings_messages(prompt, shown, aspect),
+                text_messages=judge_messages(prompt, shown, aspect),
+                response_format=_ratings_format(n),
+                parse_structured=lambda raw: parse_structured_ratings(raw, n),
+                parse_text=lambda raw: parse_judgement(raw, n, aspect),
+            )
+        )
     answers = await _gather([_ask(chat, backend, params, a, state) for a in asks])
     if not all(a.verdict.parsed for a in answers):
         return _failed_verdict(n, orders, answers, started, "ratings")
@@ -692,9 +713,15 @@ async def _judge_ratings(chat: JudgeChat, backend: Backend, params: GenParams, p
                 rationales[source] = answer.verdict.rationales[shown_at]
         per_order.append(ratings)
     return RowVerdict(
-        status=schema.STATUS_OK, error="", ratings=mean_ratings(per_order), rationales=rationales, orders=orders,
-        inconsistent=is_flip(per_order), structured=all(a.structured for a in answers),
-        tokens=sum(a.tokens for a in answers), latency_s=time.perf_counter() - started,
+        status=schema.STATUS_OK,
+        error="",
+        ratings=mean_ratings(per_order),
+        rationales=rationales,
+        orders=orders,
+        inconsistent=is_flip(per_order),
+        structured=all(a.structured for a in answers),
+        tokens=sum(a.tokens for a in answers),
+        latency_s=time.perf_counter() - started,
     )
 
 
@@ -707,8 +734,17 @@ def _points(winner: str) -> tuple[float, float]:
     return WIN_POINTS["tie"], WIN_POINTS["tie"]
 
 
-async def _judge_pairwise(chat: JudgeChat, backend: Backend, params: GenParams, prompt: str, texts: list[str],
-                          row_id: str, order: str, state: StructuredState, started: float) -> RowVerdict:
+async def _judge_pairwise(
+    chat: JudgeChat,
+    backend: Backend,
+    params: GenParams,
+    prompt: str,
+    texts: list[str],
+    row_id: str,
+    order: str,
+    state: StructuredState,
+    started: float,
+) -> RowVerdict:
     n = len(texts)
     calls: list[tuple[int, list[int]]] = []  # (generator index, [shown as A, shown as B]) in source indices
     for gen in range(1, n):
@@ -752,17 +788,29 @@ async def _judge_pairwise(chat: JudgeChat, backend: Backend, params: GenParams, 
         rationales[gen] = reasons.get(gen)
     inconsistent = None if all(f is None for f in flips) else any(bool(f) for f in flips)
     return RowVerdict(
-        status=schema.STATUS_OK, error="", ratings=ratings, rationales=rationales, orders=shown_orders,
-        inconsistent=inconsistent, structured=all(a.structured for a in answers),
-        tokens=sum(a.tokens for a in answers), latency_s=time.perf_counter() - started, winners=winners,
+        status=schema.STATUS_OK,
+        error="",
+        ratings=ratings,
+        rationales=rationales,
+        orders=shown_orders,
+        inconsistent=inconsistent,
+        structured=all(a.structured for a in answers),
+        tokens=sum(a.tokens for a in answers),
+        latency_s=time.perf_counter() - started,
+        winners=winners,
     )
 
 
 def verdict_columns(mode: str, verdict: RowVerdict | None) -> dict[str, Any]:
     """The raw row's ``schema.JUDGE_COLUMNS`` for ``verdict`` (None: the row was not judged)."""
     if verdict is None:
-        return {"judge_mode": mode, "judge_orders": None, "judge_inconsistent": None, "judge_structured": None,
-                "judge_winners": None}
+        return {
+            "judge_mode": mode,
+            "judge_orders": None,
+            "judge_inconsistent": None,
+            "judge_structured": None,
+            "judge_winners": None,
+        }
     return {
         "judge_mode": mode,
         "judge_orders": [list(o) for o in verdict.orders] or None,

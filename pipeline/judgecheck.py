@@ -161,8 +161,7 @@ def label_tasks(raw: pa.Table | None, limit: int = DEFAULT_LABEL_ROWS, *, seed: 
     same table and ``seed``. Per row: the human answer and one model answer (chosen at random when there are
     several; two model answers if the human one is empty), in a random order. Rows with fewer than two non-empty
     answers (a failed generation) are left out."""
-    _require(raw, ("id", "prompt", "responses"), "pilot run",
-             "run the pipeline on a few rows (Row limit 10-50) first.")
+    _require(raw, ("id", "prompt", "responses"), "pilot run", "run the pipeline on a few rows (Row limit 10-50) first.")
     limit = max(MIN_LABEL_ROWS, min(MAX_LABEL_ROWS, int(limit or DEFAULT_LABEL_ROWS)))
     columns = [c for c in ("id", "prompt", "responses", "target_language") if c in raw.column_names]
     picked: list[tuple[str, LabelTask]] = []
@@ -178,8 +177,14 @@ def label_tasks(raw: pa.Table | None, limit: int = DEFAULT_LABEL_ROWS, *, seed: 
         else:
             pair = rng.sample(filled, 2)
         rng.shuffle(pair)
-        task = LabelTask(rid, prompt, (pair[0], pair[1]), (responses[pair[0]], responses[pair[1]]),
-                         _text(row.get("target_language")), len(responses))
+        task = LabelTask(
+            rid,
+            prompt,
+            (pair[0], pair[1]),
+            (responses[pair[0]], responses[pair[1]]),
+            _text(row.get("target_language")),
+            len(responses),
+        )
         picked.append((hashlib.sha256(f"{seed}:{rid}".encode()).hexdigest(), task))
     picked.sort(key=lambda t: t[0])
     return [task for _, task in picked[:limit]]
@@ -202,10 +207,18 @@ def items_from_annotations(raw: pa.Table | None, annotations: pa.Table | None) -
     """Raw rows joined with annotations (an Argilla pull) on ``id``: every row where people chose (their majority
     preference, else their mean ratings), with all its non-empty answers. Rows more people discarded than answered
     are left out. Raises :class:`JudgeCheckError` when nothing matches."""
-    _require(raw, ("id", "prompt", "responses"), "raw results table",
-             "give the raw.parquet written by `python -m pipeline generate`.")
-    _require(annotations, ("id", "human_preference"), "annotations table",
-             "give the file written by `python -m pipeline argilla pull`.")
+    _require(
+        raw,
+        ("id", "prompt", "responses"),
+        "raw results table",
+        "give the raw.parquet written by `python -m pipeline generate`.",
+    )
+    _require(
+        annotations,
+        ("id", "human_preference"),
+        "annotations table",
+        "give the file written by `python -m pipeline argilla pull`.",
+    )
     columns = [c for c in ("id", "prompt", "responses", "target_language") if c in raw.column_names]
     rows = {_text(r.get("id")): r for r in raw.select(columns).to_pylist()}
     items: list[CheckItem] = []
@@ -215,16 +228,25 @@ def items_from_annotations(raw: pa.Table | None, annotations: pa.Table | None) -
         if row is None:
             continue
         matched += 1
-        if int(agreement.as_number(ann.get("n_discarded")) or 0) > int(agreement.as_number(ann.get("n_annotators"))
-                                                                        or 0):
+        if int(agreement.as_number(ann.get("n_discarded")) or 0) > int(
+            agreement.as_number(ann.get("n_annotators")) or 0
+        ):
             continue
         human = agreement.human_choice(ann.get("human_preference"), ann.get("human_ratings"))
         responses = [_text(r) for r in row.get("responses") or []]
         indices = tuple(i for i, r in enumerate(responses) if r.strip())
         if human is None or len(indices) < 2 or (human != agreement.TIE and human not in indices):
             continue
-        items.append(CheckItem(_text(row["id"]), _text(row.get("prompt")), tuple(responses[i] for i in indices),
-                               indices, int(human), _text(row.get("target_language"))))
+        items.append(
+            CheckItem(
+                _text(row["id"]),
+                _text(row.get("prompt")),
+                tuple(responses[i] for i in indices),
+                indices,
+                int(human),
+                _text(row.get("target_language")),
+            )
+        )
     if annotations.num_rows and not matched:
         raise JudgeCheckError(
             f"None of the {annotations.num_rows} annotation rows matches a raw row's id: pull the answers of the "
@@ -250,8 +272,11 @@ def check_items(items: Sequence[CheckItem], language: str = "", *, source: str =
         raise JudgeCheckError(NO_LABELS if source == SOURCE_LABELS else NO_ANNOTATED_ROWS)
     found = sorted({i.language for i in items if i.language})
     what = "labelled rows" if source == SOURCE_LABELS else "annotated rows"
-    todo = ("label rows of a pilot run in that language (run the pipeline on a few rows of it first)"
-            if source == SOURCE_LABELS else "pull the annotations of a dataset in that language")
+    todo = (
+        "label rows of a pilot run in that language (run the pipeline on a few rows of it first)"
+        if source == SOURCE_LABELS
+        else "pull the annotations of a dataset in that language"
+    )
     if language:
         other = [i for i in items if i.language and i.language != language]
         if other:
@@ -273,8 +298,13 @@ def check_items(items: Sequence[CheckItem], language: str = "", *, source: str =
 # --------------------------------------------------------------------------------------------------------------
 def _annotation_row(lab: Label) -> dict[str, Any]:
     n = max(int(lab.n_responses), max(lab.shown) + 1)
-    row: dict[str, Any] = {"id": lab.id, "human_ratings": [None] * n, "improved_response": None,
-                           "judge_ratings": None, "judge_preference": None}
+    row: dict[str, Any] = {
+        "id": lab.id,
+        "human_ratings": [None] * n,
+        "improved_response": None,
+        "judge_ratings": None,
+        "judge_preference": None,
+    }
     if lab.choice == CHOICE_BAD:  # a discard, as Argilla's: nobody answered, one person discarded it
         return {**row, "n_annotators": 0, "human_preference": None, "agreement": None, "n_discarded": 1}
     return {**row, "n_annotators": 1, "human_preference": lab.preference, "agreement": 1.0, "n_discarded": 0}
@@ -290,8 +320,9 @@ def labels_to_annotations(labels: Iterable[Label]) -> pa.Table:
     return annotations_table(_annotation_row(lab) for lab in latest.values())
 
 
-def merge_annotations(existing: pa.Table | None, labelled: pa.Table, *,
-                      replace_ids: Iterable[str] = ()) -> tuple[pa.Table, frozenset[str]]:
+def merge_annotations(
+    existing: pa.Table | None, labelled: pa.Table, *, replace_ids: Iterable[str] = ()
+) -> tuple[pa.Table, frozenset[str]]:
     """``existing`` annotations (e.g. an Argilla pull) plus the ``labelled`` rows whose id they do not have
     (people in Argilla are usually several: their rows win). ``replace_ids``: ids an earlier merge added from
     labels, replaced now. Returns the merged table and the ids added from ``labelled``."""
@@ -317,16 +348,30 @@ def labels_from_table(table: pa.Table, where: str = "the labels file") -> list[L
     for number, row in enumerate(table.select(list(LABEL_COLUMNS)).to_pylist(), 1):
         shown, answers = list(row.get("shown") or []), list(row.get("answers") or [])
         choice = _text(row.get("choice"))
-        ok = (len(shown) == 2 and len(answers) == 2 and all(isinstance(x, int) and x >= 0 for x in shown)
-              and shown[0] != shown[1] and choice in CHOICES and _text(row.get("id")))
+        ok = (
+            len(shown) == 2
+            and len(answers) == 2
+            and all(isinstance(x, int) and x >= 0 for x in shown)
+            and shown[0] != shown[1]
+            and choice in CHOICES
+            and _text(row.get("id"))
+        )
         if not ok:
             raise JudgeCheckError(
                 f"{where}, row {number}: not a label (needs an id, two shown answers with their indices, and a "
                 f"choice among {', '.join(CHOICES)}). Save the labels again from the app's judge check panel."
             )
-        labels.append(Label(_text(row["id"]), _text(row.get("prompt")), (shown[0], shown[1]),
-                            (_text(answers[0]), _text(answers[1])), choice, _text(row.get("language")),
-                            int(row.get("n_responses") or max(shown) + 1)))
+        labels.append(
+            Label(
+                _text(row["id"]),
+                _text(row.get("prompt")),
+                (shown[0], shown[1]),
+                (_text(answers[0]), _text(answers[1])),
+                choice,
+                _text(row.get("language")),
+                int(row.get("n_responses") or max(shown) + 1),
+            )
+        )
     return labels
 
 
@@ -365,8 +410,10 @@ class CheckSettings:
         if not self.judges:
             raise JudgeCheckError(f"Give at least one judge model to check (up to {MAX_JUDGES}).")
         if len(self.judges) > MAX_JUDGES:
-            raise JudgeCheckError(f"At most {MAX_JUDGES} judges at once ({len(self.judges)} given): drop some, or "
-                                  "check them in two rounds.")
+            raise JudgeCheckError(
+                f"At most {MAX_JUDGES} judges at once ({len(self.judges)} given): drop some, or "
+                "check them in two rounds."
+            )
         keys = [(*b.key, b.model) for b in self.judges]
         if len(set(keys)) != len(keys):
             raise JudgeCheckError("The same judge is listed twice: list each judge once.")
@@ -396,8 +443,10 @@ class CheckSettings:
         says how to get one where the user is (the app: sign in; the CLI: set HF_TOKEN)."""
         models = self.serverless_models()
         if models and not token:
-            raise JudgeCheckError(f"{', '.join(models)} run(s) on serverless inference, with your account: {how}. "
-                                  "Or check judges on an OpenAI-compatible server.")
+            raise JudgeCheckError(
+                f"{', '.join(models)} run(s) on serverless inference, with your account: {how}. "
+                "Or check judges on an OpenAI-compatible server."
+            )
 
 
 _OVERHEAD: dict[tuple[str, int], int] = {}
@@ -479,8 +528,18 @@ def outcome_of(model: str, item: CheckItem, verdict: Any) -> RowOutcome:
     if verdict.status == schema.STATUS_OK:
         local = agreement.preference_from_ratings(list(verdict.ratings))
         pref = local if local in (None, agreement.TIE) else item.indices[local]
-    return RowOutcome(model, item.id, verdict.status, item.human, pref, verdict.inconsistent, verdict.structured,
-                      int(verdict.tokens or 0), float(verdict.latency_s or 0.0), verdict.error or "")
+    return RowOutcome(
+        model,
+        item.id,
+        verdict.status,
+        item.human,
+        pref,
+        verdict.inconsistent,
+        verdict.structured,
+        int(verdict.tokens or 0),
+        float(verdict.latency_s or 0.0),
+        verdict.error or "",
+    )
 
 
 def _mean(values: Sequence[float]) -> float | None:
@@ -524,11 +583,15 @@ def stop_message(exc: BaseException, done: int, total: int, credentials: Credent
     low = message.lower()
     hint = ""
     if status in (400, 422) and any(w in low for w in ("response_format", "schema", "grammar", "json")):
-        hint = (" The server rejected the JSON schema of the structured verdict and the plain-text fallback failed "
-                "too: pick another judge model or server.")
+        hint = (
+            " The server rejected the JSON schema of the structured verdict and the plain-text fallback failed "
+            "too: pick another judge model or server."
+        )
     elif kind == "bad_request" or status == 400:
-        hint = (" If the model does not chat (a base, embedding or reward model), pick an instruction (chat) model as"
-                " the judge.")
+        hint = (
+            " If the model does not chat (a base, embedding or reward model), pick an instruction (chat) model as"
+            " the judge."
+        )
     elif kind == "not_found":
         hint = " A judge must be a chat model the backend serves: check the id, or pick another judge."
     if hint and message and message[-1] not in ".!?":
@@ -554,7 +617,9 @@ class _ChatPool:
         chat = self._chats.get(backend)
         if chat is None:
             chat = self._chats[backend] = inference.AsyncChat(
-                backend, self._credentials.for_backend(backend), retry=self._retry or CHECK_RETRY,
+                backend,
+                self._credentials.for_backend(backend),
+                retry=self._retry or CHECK_RETRY,
                 timeout=self._timeout,
             )
         return await chat(messages, params)
@@ -626,8 +691,14 @@ class CheckReport:
         return {"check": self.check.to_dict(), "cancelled": self.cancelled, "rows": [asdict(r) for r in self.rows]}
 
 
-async def _check_one_judge(backend: Backend, items: Sequence[CheckItem], settings: CheckSettings, chat: JudgeChat,
-                           progress: CheckProgress, credentials: Credentials | None) -> tuple[list[RowOutcome], str]:
+async def _check_one_judge(
+    backend: Backend,
+    items: Sequence[CheckItem],
+    settings: CheckSettings,
+    chat: JudgeChat,
+    progress: CheckProgress,
+    credentials: Credentials | None,
+) -> tuple[list[RowOutcome], str]:
     gate = asyncio.Semaphore(int(settings.concurrency))
     stopped: list[str] = []
 
@@ -639,8 +710,15 @@ async def _check_one_judge(backend: Backend, items: Sequence[CheckItem], setting
             started = time.perf_counter()
             try:
                 verdict = await judge_mod.judge_row(
-                    chat, backend, settings.params(len(item.texts)), prompt=item.prompt, texts=list(item.texts),
-                    row_id=item.id, mode=settings.mode, aspect=settings.aspect, order="both",
+                    chat,
+                    backend,
+                    settings.params(len(item.texts)),
+                    prompt=item.prompt,
+                    texts=list(item.texts),
+                    row_id=item.id,
+                    mode=settings.mode,
+                    aspect=settings.aspect,
+                    order="both",
                 )
             except asyncio.CancelledError:
                 raise
@@ -655,8 +733,14 @@ async def _check_one_judge(backend: Backend, items: Sequence[CheckItem], setting
                 message = getattr(exc, "message", str(exc))
                 message = credentials.scrub(message) if credentials is not None else message
                 progress.advance(backend.model)
-                return RowOutcome(backend.model, item.id, schema.STATUS_JUDGE_FAILED, item.human, error=message,
-                                  latency_s=time.perf_counter() - started)
+                return RowOutcome(
+                    backend.model,
+                    item.id,
+                    schema.STATUS_JUDGE_FAILED,
+                    item.human,
+                    error=message,
+                    latency_s=time.perf_counter() - started,
+                )
         progress.advance(backend.model)
         return outcome_of(backend.model, item, verdict)
 
@@ -664,9 +748,17 @@ async def _check_one_judge(backend: Backend, items: Sequence[CheckItem], setting
     return list(outcomes), (stopped[0] if stopped else "")
 
 
-async def run_check(items: Sequence[CheckItem], settings: CheckSettings, credentials: Credentials | None = None, *,
-                    language: str = "", source: str = SOURCE_LABELS, chat: JudgeChat | None = None,
-                    progress: CheckProgress | None = None, timeout: float = 120.0) -> CheckReport:
+async def run_check(
+    items: Sequence[CheckItem],
+    settings: CheckSettings,
+    credentials: Credentials | None = None,
+    *,
+    language: str = "",
+    source: str = SOURCE_LABELS,
+    chat: JudgeChat | None = None,
+    progress: CheckProgress | None = None,
+    timeout: float = 120.0,
+) -> CheckReport:
     """Judge ``items`` with every judge of ``settings``, side by side, each row in both orders; returns the report.
 
     Raises :class:`JudgeCheckError` for bad input (see :func:`check_items`) before any call. ``chat(backend,
@@ -678,18 +770,24 @@ async def run_check(items: Sequence[CheckItem], settings: CheckSettings, credent
     progress = progress or CheckProgress([b.model for b in settings.judges], len(items))
     pool = _ChatPool(credentials, timeout=timeout) if chat is None else None
     try:
-        results = await asyncio.gather(*(
-            _check_one_judge(b, items, settings, chat or pool, progress, credentials)  # type: ignore[arg-type]
-            for b in settings.judges
-        ))
+        results = await asyncio.gather(
+            *(
+                _check_one_judge(b, items, settings, chat or pool, progress, credentials)  # type: ignore[arg-type]
+                for b in settings.judges
+            )
+        )
     finally:
         if pool is not None:
             await pool.aclose()
     scores = tuple(score_judge(b, outs, err) for b, (outs, err) in zip(settings.judges, results))
     langs = {i.language for i in items if i.language}
     check = schema.JudgeCheck(
-        rows=len(items), source=source, language=language or (next(iter(langs)) if len(langs) == 1 else ""),
-        mode=settings.mode, aspect=settings.aspect, judges=scores,
+        rows=len(items),
+        source=source,
+        language=language or (next(iter(langs)) if len(langs) == 1 else ""),
+        mode=settings.mode,
+        aspect=settings.aspect,
+        judges=scores,
     )
     rows = tuple(o for outs, _ in results for o in outs)
     return CheckReport(check, rows, cancelled=progress.cancelled)
@@ -718,8 +816,9 @@ class CheckHandle:
         self.progress.cancel()
 
 
-def start_check(items: Sequence[CheckItem], settings: CheckSettings, credentials: Credentials | None = None,
-                **kwargs: Any) -> CheckHandle:
+def start_check(
+    items: Sequence[CheckItem], settings: CheckSettings, credentials: Credentials | None = None, **kwargs: Any
+) -> CheckHandle:
     """Validate, then run :func:`run_check` in a background thread with its own event loop; returns at once.
     Raises :class:`JudgeCheckError` for bad input (nothing is started)."""
     check_items(items, kwargs.get("language", ""), source=kwargs.get("source", SOURCE_LABELS))
@@ -760,15 +859,26 @@ def read_check(path: str) -> schema.JudgeCheck:
             data = json.load(fh)
         return schema.JudgeCheck.from_dict(data["check"])
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise JudgeCheckError(f"{path}: not a judge check result ({type(exc).__name__}); write one with "
-                              "python -m pipeline judge-check ... --output check.json.") from None
+        raise JudgeCheckError(
+            f"{path}: not a judge check result ({type(exc).__name__}); write one with "
+            "python -m pipeline judge-check ... --output check.json."
+        ) from None
 
 
 # --------------------------------------------------------------------------------------------------------------
 # The side-by-side table (the app and the CLI show the same)
 # --------------------------------------------------------------------------------------------------------------
-SCORE_COLUMNS: Final = ("judge", "parse rate", "flip rate", "agreement", "kappa", "latency / row", "tokens / row",
-                        "output", "note")
+SCORE_COLUMNS: Final = (
+    "judge",
+    "parse rate",
+    "flip rate",
+    "agreement",
+    "kappa",
+    "latency / row",
+    "tokens / row",
+    "output",
+    "note",
+)
 
 
 def _share(k: int, n: int) -> str:
@@ -783,17 +893,19 @@ def score_rows(check: schema.JudgeCheck) -> list[dict[str, str]]:
         note = j.error
         if not note and j.rows and j.compared < j.rows:
             note = f"{j.rows - j.parsed} unparseable or failed row(s) left out of agreement and kappa"
-        out.append({
-            "judge": j.model if j.backend == "serverless" else f"{j.model} ({j.base_url or j.backend})",
-            "parse rate": _share(j.parsed, j.rows),
-            "flip rate": _share(j.flips, j.flip_rows),
-            "agreement": _share(j.agree, j.compared),
-            "kappa": "n/a" if j.kappa is None else f"{j.kappa:.2f}",
-            "latency / row": "n/a" if j.mean_latency_s is None else f"{j.mean_latency_s:.2f} s",
-            "tokens / row": "n/a" if j.tokens_per_row is None else f"{j.tokens_per_row:,.0f}",
-            "output": output,
-            "note": note,
-        })
+        out.append(
+            {
+                "judge": j.model if j.backend == "serverless" else f"{j.model} ({j.base_url or j.backend})",
+                "parse rate": _share(j.parsed, j.rows),
+                "flip rate": _share(j.flips, j.flip_rows),
+                "agreement": _share(j.agree, j.compared),
+                "kappa": "n/a" if j.kappa is None else f"{j.kappa:.2f}",
+                "latency / row": "n/a" if j.mean_latency_s is None else f"{j.mean_latency_s:.2f} s",
+                "tokens / row": "n/a" if j.tokens_per_row is None else f"{j.tokens_per_row:,.0f}",
+                "output": output,
+                "note": note,
+            }
+        )
     return out
 
 
@@ -807,7 +919,9 @@ def summary_line(check: schema.JudgeCheck) -> str:
         if j.error and not j.rows:
             parts.append(f"{j.model} stopped before judging a row")
             continue
-        parts.append(f"{j.model} agrees with people on {_share(j.agree, j.compared)}, kappa {kappa}, flip rate "
-                     f"{_share(j.flips, j.flip_rows)}, parse rate {_share(j.parsed, j.rows)}")
+        parts.append(
+            f"{j.model} agrees with people on {_share(j.agree, j.compared)}, kappa {kappa}, flip rate "
+            f"{_share(j.flips, j.flip_rows)}, parse rate {_share(j.parsed, j.rows)}"
+        )
     lang = f" ({check.language})" if check.language else ""
     return f"Judge check on {check.rows} {what}{lang}: " + "; ".join(parts) + "."

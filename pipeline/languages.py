@@ -8,9 +8,9 @@ typed against the languages a dataset actually has, understanding macrolanguages
 from __future__ import annotations
 
 import difflib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Iterable
 
 __all__ = ["Language", "UnknownLanguage", "resolve", "lookup", "hub_tag", "display_name"]
 

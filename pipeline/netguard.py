@@ -218,13 +218,13 @@ def install_hf_guard() -> None:
         # clients keep every default (Hub request hook, redirects, time-outs) and gain one request hook.
         from huggingface_hub.utils._http import default_async_client_factory, default_client_factory
 
-        def client():  # noqa: ANN202
+        def client():
             made = default_client_factory()
             hooks = made.event_hooks
             made.event_hooks = {**hooks, "request": [*hooks.get("request", []), check_request]}
             return made
 
-        def async_client():  # noqa: ANN202
+        def async_client():
             made = default_async_client_factory()
             hooks = made.event_hooks
             made.event_hooks = {**hooks, "request": [*hooks.get("request", []), acheck_request]}

@@ -16,7 +16,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +27,18 @@ from pipeline.state import ModelChoice
 LETTERS: tuple[str, ...] = ("A", "B", "C")
 VOTE_CHOICES: tuple[str, ...] = ("A better", "B better", "C better", "Tie", "All bad")
 VOTE_FIELDS: tuple[str, ...] = (
-    "time", "vote", "winner", "target_language", "prompt", "system_prompt",
-    "model_a", "model_b", "model_c", "response_a", "response_b", "response_c",
+    "time",
+    "vote",
+    "winner",
+    "target_language",
+    "prompt",
+    "system_prompt",
+    "model_a",
+    "model_b",
+    "model_c",
+    "response_a",
+    "response_b",
+    "response_c",
 )
 
 
@@ -56,8 +66,7 @@ def target_language(filtered: Any) -> tuple[str, str]:
     codes = Counter(table.column("language_code").to_pylist())
     code = codes.most_common(1)[0][0] or ""
     names = Counter(
-        n for n, c in zip(table.column("language").to_pylist(), table.column("language_code").to_pylist())
-        if c == code
+        n for n, c in zip(table.column("language").to_pylist(), table.column("language_code").to_pylist()) if c == code
     )
     name = names.most_common(1)[0][0] if names else langdetect.language_name(code)
     return name or langdetect.language_name(code), code
@@ -92,8 +101,9 @@ def make_backend(kind: str, model: str, base_url: str = "", provider: str = "aut
         return None
     if kind not in inference.BACKEND_KINDS:
         kind = "serverless"
-    return Backend(kind, model, base_url if kind != "serverless" else "", (provider or "auto") if kind == "serverless"
-                   else "auto")  # type: ignore[arg-type]
+    return Backend(
+        kind, model, base_url if kind != "serverless" else "", (provider or "auto") if kind == "serverless" else "auto"
+    )  # type: ignore[arg-type]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -142,8 +152,10 @@ def run_columns(
 
     A column whose backend is None stays ``idle``. Errors (``InferenceError``) end only their own column; text that
     arrived before a stream broke is kept. Closing the iterator stops the streams (their connections close)."""
-    states = {r.letter: ColumnState(r.letter, r.backend.label if r.backend else "",
-                                    "waiting" if r.backend else "idle") for r in requests}
+    states = {
+        r.letter: ColumnState(r.letter, r.backend.label if r.backend else "", "waiting" if r.backend else "idle")
+        for r in requests
+    }
     order = [r.letter for r in requests]
     events: queue.Queue = queue.Queue()
     stop = threading.Event()
@@ -158,14 +170,16 @@ def run_columns(
         except InferenceError as exc:
             events.put((req.letter, exc))
         except Exception as exc:  # noqa: BLE001 - a bug must not hang the other columns
-            events.put((req.letter, InferenceError(f"{req.backend.label}: unexpected error: {exc}",
-                                                   kind="server")))
+            events.put((req.letter, InferenceError(f"{req.backend.label}: unexpected error: {exc}", kind="server")))
         finally:
             stream.close()
             events.put((req.letter, None))  # this column is finished
 
-    threads = [threading.Thread(target=worker, args=(r,), daemon=True, name=f"playground-{r.letter}")
-               for r in requests if r.backend is not None]
+    threads = [
+        threading.Thread(target=worker, args=(r,), daemon=True, name=f"playground-{r.letter}")
+        for r in requests
+        if r.backend is not None
+    ]
     running = len(threads)
     for thread in threads:
         thread.start()
@@ -189,16 +203,28 @@ def run_columns(
                         state = replace(state, status="done", check=_check(state.text, target_code))
                 elif isinstance(item, InferenceError):
                     urgent = True
-                    state = replace(state, status="error", error=item.message, error_kind=item.kind,
-                                    check=_check(state.text, target_code))
+                    state = replace(
+                        state,
+                        status="error",
+                        error=item.message,
+                        error_kind=item.kind,
+                        check=_check(state.text, target_code),
+                    )
                 elif item.kind == "delta":
                     urgent = state.status == "waiting"  # show the first token at once
                     state = replace(state, status="streaming", text=item.text)
                 else:  # the final event
                     urgent = True
-                    state = replace(state, status="done", text=item.text, ttft_s=item.ttft_s,
-                                    tokens_per_s=item.tokens_per_s, completion_tokens=item.completion_tokens,
-                                    finish_reason=item.finish_reason, check=_check(item.text, target_code))
+                    state = replace(
+                        state,
+                        status="done",
+                        text=item.text,
+                        ttft_s=item.ttft_s,
+                        tokens_per_s=item.tokens_per_s,
+                        completion_tokens=item.completion_tokens,
+                        finish_reason=item.finish_reason,
+                        check=_check(item.text, target_code),
+                    )
                 states[letter] = state
             now = time.monotonic()
             if dirty and (urgent or now - last >= min_interval_s):
@@ -292,7 +318,7 @@ def record_vote(
     if vote == "Tie" and len(used) < 2:
         raise ValueError("A tie needs at least two answers.")
     entry = {
-        "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "time": datetime.now(UTC).isoformat(timespec="seconds"),
         "vote": vote,
         "winner": winner,
         "target_language": target_code,
@@ -323,8 +349,7 @@ def tally(votes: Sequence[dict]):
         models = [vote.get(f"model_{k.lower()}", "") for k in LETTERS]
         models = [m for m in models if m]
         for model in dict.fromkeys(models):
-            row = rows.setdefault(model, {"model": model, "shown": 0, "wins": 0, "ties": 0, "all_bad": 0,
-                                          "losses": 0})
+            row = rows.setdefault(model, {"model": model, "shown": 0, "wins": 0, "ties": 0, "all_bad": 0, "losses": 0})
             row["shown"] += 1
             if vote["vote"] == "Tie":
                 row["ties"] += 1
@@ -343,7 +368,7 @@ def write_votes_csv(votes: Sequence[dict], directory: str | Path) -> Path:
     """Write the votes as CSV (UTF-8, header ``VOTE_FIELDS``) in ``directory``; returns the file path."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     path = directory / f"playground-votes-{stamp}.csv"
     with open(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(VOTE_FIELDS), extrasaction="ignore")

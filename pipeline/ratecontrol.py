@@ -84,9 +84,18 @@ class Aimd:
       bucket's burst makes that level look higher than what lasts), up to the ceiling.
     """
 
-    def __init__(self, ceiling: int, *, decrease: float = 0.5, increase: float = 1.0, probe: float = 0.1,
-                 soft_step: float = 0.5, dense_share: float = 0.3, recover: float = 0.9,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        ceiling: int,
+        *,
+        decrease: float = 0.5,
+        increase: float = 1.0,
+        probe: float = 0.1,
+        soft_step: float = 0.5,
+        dense_share: float = 0.3,
+        recover: float = 0.9,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.ceiling = max(1, int(ceiling))
         self.allowed = float(self.ceiling)
         self.decrease = decrease
@@ -144,8 +153,7 @@ class Aimd:
             step = self.increase if self.allowed < self.recover * self.cut_from else self.probe
             self.allowed = min(float(self.ceiling), self.allowed + step / max(1.0, self.allowed))
 
-    def on_throttle(self, started: float, now: float, retry_after: float | None = None,
-                    certain: bool = False) -> None:
+    def on_throttle(self, started: float, now: float, retry_after: float | None = None, certain: bool = False) -> None:
         """A call started at ``started`` was refused for load (429 / overloaded 503). ``certain``: the provider
         said it is overloaded (a 503's message); a Retry-After makes it certain too."""
         self.refused += 1
@@ -230,8 +238,13 @@ class RateController:
             aimd = self._aimd
             paused = aimd.paused_for()
             return ControllerState(
-                limit=aimd.ceiling, allowed=self.allowed, in_flight=self._used, waiting=len(self._waiters),
-                paused_s=paused, refused=aimd.refused, throttled=self.allowed < aimd.ceiling,
+                limit=aimd.ceiling,
+                allowed=self.allowed,
+                in_flight=self._used,
+                waiting=len(self._waiters),
+                paused_s=paused,
+                refused=aimd.refused,
+                throttled=self.allowed < aimd.ceiling,
                 cut_recently=paused > 0 or self._clock() - aimd.last_cut < CUT_RECENT_S,
             )
 

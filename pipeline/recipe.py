@@ -38,8 +38,9 @@ _FILE_SUFFIXES = (".parquet", ".jsonl", ".json", ".ndjson", ".csv")
 # --------------------------------------------------------------------------------------------------------------
 # Metadata
 # --------------------------------------------------------------------------------------------------------------
-def build_raw_meta(settings: Any, raw: pa.Table | None, source: Provenance | None = None, language: str = "",
-                   language_code: str = "") -> RunMeta:
+def build_raw_meta(
+    settings: Any, raw: pa.Table | None, source: Provenance | None = None, language: str = "", language_code: str = ""
+) -> RunMeta:
     """The run's metadata for the Argilla and Export tabs and for cards (no token anywhere).
 
     ``settings`` is a ``pipeline.settings.RunSettings``; ``source`` the provenance of the rows (``None``: not
@@ -75,8 +76,9 @@ def build_raw_meta(settings: Any, raw: pa.Table | None, source: Provenance | Non
 
 def with_results(meta: RunMeta, raw: pa.Table, **changes: Any) -> RunMeta:
     """``meta`` with the rows, counts and judge figures of ``raw`` (and ``changes``)."""
-    return meta.replace(rows=raw.num_rows, counts=results.counts_by_status(raw),
-                        judge_stats=results.judge_stats(raw), **changes)
+    return meta.replace(
+        rows=raw.num_rows, counts=results.counts_by_status(raw), judge_stats=results.judge_stats(raw), **changes
+    )
 
 
 def tag_raw(raw: pa.Table, meta: RunMeta) -> pa.Table:
@@ -188,10 +190,12 @@ def render_raw_body(meta: RunMeta, raw: pa.Table | None = None) -> str:
         "",
         "- Generator model(s): " + ", ".join(_code(m) for m in models),
         f"- Judge: {_code(meta.judge_model)}"
-        + (" asked which answer is better (A, B or tie), the human answer against each model's"
-           if meta.judge_mode == "pairwise" else
-           f" with distilabel's `UltraFeedback` prompt, aspect {_code(meta.aspect)}")
-        + "; the prompt does not say which text is human (see \"The judge\" below for the order and figures).",
+        + (
+            " asked which answer is better (A, B or tie), the human answer against each model's"
+            if meta.judge_mode == "pairwise"
+            else f" with distilabel's `UltraFeedback` prompt, aspect {_code(meta.aspect)}"
+        )
+        + '; the prompt does not say which text is human (see "The judge" below for the order and figures).',
         f"- Generation: max new tokens {gen.max_new_tokens}, temperature {gen.temperature}, "
         f"top-p {gen.top_p}, seed {gen.seed}; judge: max new tokens {jgen.max_new_tokens}, "
         f"temperature {jgen.temperature}.",
@@ -221,8 +225,9 @@ def render_raw_body(meta: RunMeta, raw: pa.Table | None = None) -> str:
     stats = results.judge_stats(raw) if raw is not None and raw.num_rows else meta.judge_stats
     if stats is not None:
         lines += ["## The judge", ""]
-        lines += results.judge_card_lines(stats, structured_asked=meta.judge_structured, check=meta.judge_check,
-                                          judge_model=meta.judge_model)
+        lines += results.judge_card_lines(
+            stats, structured_asked=meta.judge_structured, check=meta.judge_check, judge_model=meta.judge_model
+        )
         lines += [""]
         if raw is not None and raw.num_rows:
             lines += [_markdown_table(results.judge_leaderboard(raw)), ""]
@@ -250,22 +255,29 @@ def render_raw_body(meta: RunMeta, raw: pa.Table | None = None) -> str:
 
 def _source_and_licence(src: Provenance) -> str:
     if src.demo:
-        return (f"Prompts and human answers: the {schema.DEMO_LABEL}. They were written for DPO Studio's demo "
-                "and tests: do not train a model on them.")
+        return (
+            f"Prompts and human answers: the {schema.DEMO_LABEL}. They were written for DPO Studio's demo "
+            "and tests: do not train a model on them."
+        )
     if not src.dataset:
-        return ("Prompts and human answers: the source was not recorded (the filtered set was made outside DPO "
-                "Studio or without its provenance). Check its licence before sharing. Model answers and ratings are "
-                "subject to the terms of the models that wrote them.")
+        return (
+            "Prompts and human answers: the source was not recorded (the filtered set was made outside DPO "
+            "Studio or without its provenance). Check its licence before sharing. Model answers and ratings are "
+            "subject to the terms of the models that wrote them."
+        )
     where = [f"split {_code(src.split)}"] if src.split else []
     if src.config:
         where.insert(0, f"configuration {_code(src.config)}")
     if src.revision:
         where.append(f"revision {_code(src.revision)}")
     filters = "; ".join(src.filter_notes)
-    return (f"Prompts and human answers: {_code(src.dataset)}" + (f" ({', '.join(where)})" if where else "")
-            + (f", filtered: {_code(filters)}" if filters else "")
-            + f", licence {_code(src.license or 'see source')}. Model answers and ratings are subject to the "
-            "terms of the models that wrote them.")
+    return (
+        f"Prompts and human answers: {_code(src.dataset)}"
+        + (f" ({', '.join(where)})" if where else "")
+        + (f", filtered: {_code(filters)}" if filters else "")
+        + f", licence {_code(src.license or 'see source')}. Model answers and ratings are subject to the "
+        "terms of the models that wrote them."
+    )
 
 
 def render_raw_card(meta: RunMeta, raw: pa.Table | None = None) -> str:
@@ -483,10 +495,12 @@ def _script_judge_note(meta: RunMeta) -> str:
     """What the script's judge does differently from the run's (distilabel has no pairwise task, and its
     UltraFeedback shows the texts in group order)."""
     if meta.judge_mode == "pairwise":
-        return ("\nThe run's judge was pairwise (the human answer against each model's: A, B or tie); distilabel has "
-                "no such task,\nso this script rates every answer with UltraFeedback instead.")
+        return (
+            "\nThe run's judge was pairwise (the human answer against each model's: A, B or tie); distilabel has "
+            "no such task,\nso this script rates every answer with UltraFeedback instead."
+        )
     if meta.judge_order == "both":
-        return ("\nThe run judged every row in both orders; this script judges once, the human answer first.")
+        return "\nThe run judged every row in both orders; this script judges once, the human answer first."
     return ""
 
 
@@ -527,8 +541,10 @@ def render_pipeline_script(meta: RunMeta, *, data: str = "", router_url: str = R
     }
     if gen.seed is not None:
         generation_kwargs["seed"] = gen.seed
-    judge_kwargs = {"max_new_tokens": jgen.max_new_tokens if jgen.max_new_tokens is not None else 1024,
-                    "temperature": jgen.temperature if jgen.temperature is not None else 0.1}
+    judge_kwargs = {
+        "max_new_tokens": jgen.max_new_tokens if jgen.max_new_tokens is not None else 1024,
+        "temperature": jgen.temperature if jgen.temperature is not None else 0.1,
+    }
     target = hub_language(meta.language_code) or ""
     lang = meta.language_name or meta.language_code or "a language"
     hub_id = hub_dataset_id(data)
@@ -557,8 +573,9 @@ def render_pipeline_script(meta: RunMeta, *, data: str = "", router_url: str = R
 # --------------------------------------------------------------------------------------------------------------
 # Push
 # --------------------------------------------------------------------------------------------------------------
-def push_raw(raw: pa.Table, meta: RunMeta, repo_id: str, token: str | None, *, private: bool = True,
-             overwrite: bool = False) -> str:
+def push_raw(
+    raw: pa.Table, meta: RunMeta, repo_id: str, token: str | None, *, private: bool = True, overwrite: bool = False
+) -> str:
     """Push the raw table to ``repo_id`` with its card, ``pipeline.py`` and ``dpo_studio.json`` (the metadata,
     also in the Parquet file's schema metadata).
 
@@ -630,10 +647,16 @@ def checkpoint_pusher(meta: RunMeta, repo_id: str, token: str | None) -> Any:
             return
         snapshot = with_results(meta, table, fingerprint=handle.settings.fingerprint(), checkpoint=True)
         hub.push_dataset(
-            tag_raw(table, snapshot), repo_id, token, private=True, overwrite=True,
+            tag_raw(table, snapshot),
+            repo_id,
+            token,
+            private=True,
+            overwrite=True,
             card=render_raw_card(snapshot, table).replace(
-                "\n# ", "\n> **Checkpoint of a run in progress** (DPO Studio pushes the results so far every few "
-                "rows; the final push replaces it).\n\n# ", 1,
+                "\n# ",
+                "\n> **Checkpoint of a run in progress** (DPO Studio pushes the results so far every few "
+                "rows; the final push replaces it).\n\n# ",
+                1,
             ),
             extra_files={CHECKPOINT_MARKER: snapshot.to_json()},
             commit_message=f"Checkpoint: {table.num_rows} rows",

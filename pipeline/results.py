@@ -144,9 +144,7 @@ def rating_distribution(raw: pa.Table) -> pd.DataFrame:
                     sources.append(source)
                 if rating is not None:
                     counts[(int(float(rating) + 0.5), source)] += 1  # a mean over two orders: x.5 up
-    rows = [
-        {"rating": str(r), "source": src, "count": counts[(r, src)]} for r in range(1, 6) for src in sources
-    ]
+    rows = [{"rating": str(r), "source": src, "count": counts[(r, src)]} for r in range(1, 6) for src in sources]
     return pd.DataFrame(rows, columns=["rating", "source", "count"])
 
 
@@ -282,16 +280,18 @@ def judge_leaderboard(raw: pa.Table | None) -> pd.DataFrame:
     out = []
     for model, rows in by_model.items():
         st = _stats(rows)
-        out.append({
-            "judge_model": model,
-            "mode": st.mode,
-            "order": st.order,
-            "judged": st.judged,
-            "parse_rate": None if st.parse_rate is None else round(st.parse_rate, 3),
-            "structured_share": round(st.structured / st.judged, 3) if st.judged else None,
-            "both_orders": st.both_orders,
-            "flip_rate": None if st.flip_rate is None else round(st.flip_rate, 3),
-        })
+        out.append(
+            {
+                "judge_model": model,
+                "mode": st.mode,
+                "order": st.order,
+                "judged": st.judged,
+                "parse_rate": None if st.parse_rate is None else round(st.parse_rate, 3),
+                "structured_share": round(st.structured / st.judged, 3) if st.judged else None,
+                "both_orders": st.both_orders,
+                "flip_rate": None if st.flip_rate is None else round(st.flip_rate, 3),
+            }
+        )
     return pd.DataFrame(out, columns=list(JUDGE_BOARD_COLUMNS))
 
 
@@ -299,30 +299,47 @@ def _pct(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.0%}"
 
 
-def judge_card_lines(stats: schema.JudgeStats, *, structured_asked: bool | None = None,
-                     check: schema.JudgeCheck | None = None, judge_model: str = "") -> list[str]:
+def judge_card_lines(
+    stats: schema.JudgeStats,
+    *,
+    structured_asked: bool | None = None,
+    check: schema.JudgeCheck | None = None,
+    judge_model: str = "",
+) -> list[str]:
     """Markdown bullets on the judge for the raw and the export card: mode, structured output or text, order
     policy, parse rate, flip rate and the judge check's agreement figures (when one was run)."""
     lines = [f"- Judge mode: {_MODE_WORDS.get(stats.mode, stats.mode)}."]
     if not stats.judged:
         lines.append("- Output format: no row was judged.")
     elif stats.text == 0:
-        lines.append(f"- Output format: structured output (JSON that fits a schema) for all {stats.judged} judged "
-                     "rows.")
+        lines.append(
+            f"- Output format: structured output (JSON that fits a schema) for all {stats.judged} judged rows."
+        )
     elif stats.structured == 0:
-        why = ("the run asked for the text format" if structured_asked is False else
-               "the judge's server refused structured output or ignored the schema, so it fell back to the text "
-               "format" if structured_asked else "the text format")
+        why = (
+            "the run asked for the text format"
+            if structured_asked is False
+            else "the judge's server refused structured output or ignored the schema, so it fell back to the text "
+            "format"
+            if structured_asked
+            else "the text format"
+        )
         lines.append(f"- Output format: plain UltraFeedback text for all {stats.judged} judged rows ({why}).")
     else:
-        lines.append(f"- Output format: structured output for {stats.structured} of {stats.judged} judged rows; the "
-                     f"other {stats.text} used the text format (the judge fell back to it).")
+        lines.append(
+            f"- Output format: structured output for {stats.structured} of {stats.judged} judged rows; the "
+            f"other {stats.text} used the text format (the judge fell back to it)."
+        )
     lines.append(f"- Order of the answers shown to the judge: {_ORDER_WORDS.get(stats.order, stats.order)}.")
-    lines.append(f"- Parse rate: {_pct(stats.parse_rate)} ({stats.parsed} of {stats.judged} judged rows had a "
-                 "readable verdict; the others are `judge_unparseable`, never given a made-up score).")
+    lines.append(
+        f"- Parse rate: {_pct(stats.parse_rate)} ({stats.parsed} of {stats.judged} judged rows had a "
+        "readable verdict; the others are `judge_unparseable`, never given a made-up score)."
+    )
     if stats.both_orders:
-        lines.append(f"- Flip rate: {_pct(stats.flip_rate)} ({stats.flips} of {stats.both_orders} rows judged in "
-                     "both orders changed their preferred answer when the answers swapped places).")
+        lines.append(
+            f"- Flip rate: {_pct(stats.flip_rate)} ({stats.flips} of {stats.both_orders} rows judged in "
+            "both orders changed their preferred answer when the answers swapped places)."
+        )
     else:
         lines.append("- Flip rate: not measured (each row was judged in one order).")
     if check is not None:

@@ -25,8 +25,16 @@ from pipeline.settings import Plan, RunError, RunSettings, plan_run, scope_rows
 
 __all__ = [
     "CallStats",
-    "Progress", "RunHandle", "RUNNING_STATES", "STATE_CANCELLED", "STATE_DONE", "STATE_FAILED", "STATE_PAUSED",
-    "STATE_STOPPED", "duration", "prepare_run",
+    "Progress",
+    "RunHandle",
+    "RUNNING_STATES",
+    "STATE_CANCELLED",
+    "STATE_DONE",
+    "STATE_FAILED",
+    "STATE_PAUSED",
+    "STATE_STOPPED",
+    "duration",
+    "prepare_run",
 ]
 
 LATEST_ROWS = 20  # rows kept in memory for the live table
@@ -58,8 +66,11 @@ class CallStats:
     def line(self) -> str:
         """E.g. "12 calls in flight · 24 of 64 allowed now · 18.3 calls/s · throttled by the provider, waiting 3 s"
         (the throttling part only while it happens)."""
-        allowed = f"{self.allowed} allowed now" if self.allowed >= self.concurrency else (
-            f"{self.allowed} of {self.concurrency} allowed now")
+        allowed = (
+            f"{self.allowed} allowed now"
+            if self.allowed >= self.concurrency
+            else (f"{self.allowed} of {self.concurrency} allowed now")
+        )
         calls = "call" if self.in_flight == 1 else "calls"
         text = f"{self.in_flight} {calls} in flight · {allowed} · {self.calls_per_s:.1f} calls/s"
         if self.waiting_s >= 0.5:

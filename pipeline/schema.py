@@ -548,8 +548,20 @@ class RunMeta:
         consumed = set(data)
         given = data.get("settings")
         settings: Mapping[str, Any] = given if isinstance(given, Mapping) else {}
-        for key in ("generators", "judge", "system_prompt", "aspect", "generation", "judge_generation",
-                    "concurrency", "max_rows", "max_tokens", "judge_mode", "judge_order", "judge_structured"):
+        for key in (
+            "generators",
+            "judge",
+            "system_prompt",
+            "aspect",
+            "generation",
+            "judge_generation",
+            "concurrency",
+            "max_rows",
+            "max_tokens",
+            "judge_mode",
+            "judge_order",
+            "judge_structured",
+        ):
             if data.get(key) is None and settings.get(key) is not None:
                 data[key] = settings[key]
         if not data.get("generators"):
@@ -566,8 +578,16 @@ class RunMeta:
         data["language"] = _first(data, "language", "language_name", default="")
         if "language_code" not in data:
             data["language_code"] = source.get("language_code") or ""
-        aliases = {"settings", "models", "generator_models", "judge_model", "source_dataset", "license",
-                   "source_license", "language_name"}
+        aliases = {
+            "settings",
+            "models",
+            "generator_models",
+            "judge_model",
+            "source_dataset",
+            "license",
+            "source_license",
+            "language_name",
+        }
         known = {f.name for f in fields(cls)}
         unknown = {k: data[k] for k in consumed if k not in known and k not in aliases}
         return cls(**_from_mapping(cls, data, "run"), unknown=unknown)
@@ -626,7 +646,6 @@ def run_meta_of(table: pa.Table | pa.Schema) -> RunMeta | None:
         return RunMeta.from_json(metadata[RUN_META_KEY])
     except MetaError:
         return None
-
 
 
 def row_id(prompt: str, response: str) -> str:

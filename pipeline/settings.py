@@ -28,8 +28,16 @@ if TYPE_CHECKING:  # pragma: no cover
     from pipeline.checkpoint import Checkpoint, Entry
 
 __all__ = [
-    "DEFAULTS", "Plan", "RunError", "RunSettings", "backend_from", "estimate_tokens", "judge_backend_from", "plan_run",
-    "replace_fields", "scope_rows",
+    "DEFAULTS",
+    "Plan",
+    "RunError",
+    "RunSettings",
+    "backend_from",
+    "estimate_tokens",
+    "judge_backend_from",
+    "plan_run",
+    "replace_fields",
+    "scope_rows",
 ]
 
 
@@ -39,23 +47,25 @@ class RunError(Exception):
 
 _GEN = GenParams()  # the sampling defaults, owned by pipeline.inference (the Playground uses the same)
 
-DEFAULTS: Final[Mapping[str, Any]] = MappingProxyType({  # add a new setting here and as a field below
-    "system_prompt": "",
-    "aspect": judge_mod.DEFAULT_ASPECT,
-    "max_new_tokens": _GEN.max_new_tokens,
-    "temperature": _GEN.temperature,
-    "top_p": _GEN.top_p,
-    "seed": None,
-    "judge_max_new_tokens": None,
-    "judge_temperature": 0.1,
-    "judge_mode": judge_mod.DEFAULT_MODE,  # "ratings" (UltraFeedback 1-5 per text) | "pairwise" (A/B/tie)
-    "judge_order": judge_mod.DEFAULT_ORDER,  # "random" (one call, order seeded by the row id) | "both" (two calls)
-    "judge_structured": True,  # ask the judge for JSON (falls back to text per backend when refused)
-    "concurrency": 8,
-    "max_rows": None,
-    "max_tokens": None,
-    "max_wait_s": 600.0,  # seconds one call may wait in total for a throttling provider before the run pauses
-})
+DEFAULTS: Final[Mapping[str, Any]] = MappingProxyType(
+    {  # add a new setting here and as a field below
+        "system_prompt": "",
+        "aspect": judge_mod.DEFAULT_ASPECT,
+        "max_new_tokens": _GEN.max_new_tokens,
+        "temperature": _GEN.temperature,
+        "top_p": _GEN.top_p,
+        "seed": None,
+        "judge_max_new_tokens": None,
+        "judge_temperature": 0.1,
+        "judge_mode": judge_mod.DEFAULT_MODE,  # "ratings" (UltraFeedback 1-5 per text) | "pairwise" (A/B/tie)
+        "judge_order": judge_mod.DEFAULT_ORDER,  # "random" (one call, order seeded by the row id) | "both" (two calls)
+        "judge_structured": True,  # ask the judge for JSON (falls back to text per backend when refused)
+        "concurrency": 8,
+        "max_rows": None,
+        "max_tokens": None,
+        "max_wait_s": 600.0,  # seconds one call may wait in total for a throttling provider before the run pauses
+    }
+)
 """Every default of a run, in one place: the dataclass below, the Pipeline tab's fields and the CLI's help use it."""
 
 
@@ -120,8 +130,9 @@ def backend_from(spec: Any, *, kind: str | None = None) -> Backend:
         spec = dict(spec or {})
         base_url = str(spec.get("base_url") or "").strip()
         kind = spec.get("kind") or spec.get("backend") or kind or ("openai" if base_url else "serverless")
-        backend = Backend(cast(BackendKind, kind), str(spec.get("model") or "").strip(), base_url,
-                          spec.get("provider") or "auto")
+        backend = Backend(
+            cast(BackendKind, kind), str(spec.get("model") or "").strip(), base_url, spec.get("provider") or "auto"
+        )
     backend.validate()
     return backend
 
@@ -135,12 +146,14 @@ def judge_backend_from(spec: Any, first_generator: Backend) -> Backend:
     spec = {k: v for k, v in dict(spec or {}).items() if not _blank(v)}
     kind = spec.get("kind") or spec.get("backend") or first_generator.kind
     same = kind == first_generator.kind
-    return backend_from({
-        "kind": kind,
-        "model": spec.get("model") or first_generator.model,
-        "base_url": spec.get("base_url") or (first_generator.base_url if same else ""),
-        "provider": spec.get("provider") or (first_generator.provider if same else "auto"),
-    })
+    return backend_from(
+        {
+            "kind": kind,
+            "model": spec.get("model") or first_generator.model,
+            "base_url": spec.get("base_url") or (first_generator.base_url if same else ""),
+            "provider": spec.get("provider") or (first_generator.provider if same else "auto"),
+        }
+    )
 
 
 @dataclass(frozen=True)
@@ -194,8 +207,11 @@ class RunSettings:
             ids = list(dict.fromkeys(m.strip() for m in models if m and m.strip()))
             if not ids:
                 raise RunError("Give at least one generator model id.")
-            shared = {"kind": f.get("kind") or f.get("backend"), "base_url": f.get("base_url"),
-                      "provider": f.get("provider")}
+            shared = {
+                "kind": f.get("kind") or f.get("backend"),
+                "base_url": f.get("base_url"),
+                "provider": f.get("provider"),
+            }
             generators = tuple(backend_from({**shared, "model": m}) for m in ids)
         judge_spec = f.get("judge")
         if not judge_spec or isinstance(judge_spec, str):
@@ -211,7 +227,6 @@ class RunSettings:
                 continue  # the dataclass default (DEFAULTS) applies
             kwargs[fld.name] = _coerce(f[fld.name], fld.name, str(fld.type))
         return cls(**kwargs)
-
 
     def __post_init__(self) -> None:
         if not self.generators:
@@ -419,14 +434,14 @@ def plan_run(
         tokens += n_gen * (sys_tokens + prompt_t + settings.max_new_tokens)
         per_order = 2 if settings.judge_order == "both" else 1
         if settings.judge_mode == "pairwise":  # one call per generator: the human answer against its answer
-            tokens += per_order * n_gen * (overhead + prompt_t + human_t + settings.max_new_tokens
-                                           + settings.judge_tokens)
+            tokens += (
+                per_order * n_gen * (overhead + prompt_t + human_t + settings.max_new_tokens + settings.judge_tokens)
+            )
         else:
-            tokens += per_order * (overhead + prompt_t + human_t + n_gen * settings.max_new_tokens
-                                   + settings.judge_tokens)
+            tokens += per_order * (
+                overhead + prompt_t + human_t + n_gen * settings.max_new_tokens + settings.judge_tokens
+            )
     return Plan(total, already, to_run, retried, gen_calls, judge_calls, tokens, settings.max_tokens)
-
-
 
 
 def replace_fields(settings: RunSettings, **changes: Any) -> RunSettings:

@@ -64,8 +64,14 @@ def require_sign_in(settings: RunSettings, token: str | None, how: str) -> None:
         )
 
 
-def preflight_push(repo_id: str, token: str | None, *, overwrite: bool, overwrite_hint: str = "--overwrite",
-                   ours: Callable[[str], bool] | None = None) -> str:
+def preflight_push(
+    repo_id: str,
+    token: str | None,
+    *,
+    overwrite: bool,
+    overwrite_hint: str = "--overwrite",
+    ours: Callable[[str], bool] | None = None,
+) -> str:
     """Check a push target before any work: a valid ``owner/name``, writable with ``token``, and new unless
     ``overwrite`` (or ``ours(repo_id)`` says it is this user's own earlier result, e.g. a run's Hub checkpoint).
 
@@ -75,8 +81,9 @@ def preflight_push(repo_id: str, token: str | None, *, overwrite: bool, overwrit
     repo_id = hub.validate_repo_id(repo_id)
     hub.check_writable(repo_id, token)
     if not overwrite and hub.repo_exists(repo_id, token) and not (ours is not None and ours(repo_id)):
-        raise hub.HubError(f"'{repo_id}' already exists on the Hub: pick a new name, or {overwrite_hint} to replace "
-                           "its contents.")
+        raise hub.HubError(
+            f"'{repo_id}' already exists on the Hub: pick a new name, or {overwrite_hint} to replace its contents."
+        )
     return repo_id
 
 
@@ -129,8 +136,9 @@ def start_generation(request: GenerationRequest) -> GenerationStart:
     then.
     """
     settings, ckpt, creds = request.settings, request.checkpoint, request.credentials
-    meta = recipe.build_raw_meta(settings, None, source=request.source, language=request.language,
-                                 language_code=request.language_code)
+    meta = recipe.build_raw_meta(
+        settings, None, source=request.source, language=request.language, language_code=request.language_code
+    )
     if request.judge_check is not None:  # the check that scored this run's judge, if it did
         meta = meta.replace(judge_check=judgecheck.for_run(request.judge_check, settings.judge))
     notes: list[str] = []
@@ -143,8 +151,10 @@ def start_generation(request: GenerationRequest) -> GenerationStart:
         repo_id = hub.validate_repo_id(request.hub_repo)
         state = recipe.checkpoint_repo_state(repo_id, token, settings.fingerprint())
         if state == "other":
-            raise hub.HubError(f"'{repo_id}' already exists and is not a checkpoint of this run: choose another "
-                               "dataset name for the checkpoints.")
+            raise hub.HubError(
+                f"'{repo_id}' already exists and is not a checkpoint of this run: choose another "
+                "dataset name for the checkpoints."
+            )
         if state == "ours" and not request.restart and not ckpt.exists():
             restored = recipe.restore_checkpoint(repo_id, token, ckpt)
             notes.append(f"Restored {restored} finished rows from your Hub checkpoint {repo_id}.")
@@ -153,8 +163,15 @@ def start_generation(request: GenerationRequest) -> GenerationStart:
         on_checkpoint = recipe.checkpoint_pusher(meta, repo_id, token)
         notes.append(f"Checkpoints go to the private dataset {repo_id} every {every} rows.")
     handle = start_run(
-        request.rows, settings, ckpt, restart=request.restart, credentials=creds, on_checkpoint=on_checkpoint,
-        checkpoint_every=every, hedge=request.hedge,
-        source=request.source.to_dict() if request.source else None, **request.execute_kwargs,
+        request.rows,
+        settings,
+        ckpt,
+        restart=request.restart,
+        credentials=creds,
+        on_checkpoint=on_checkpoint,
+        checkpoint_every=every,
+        hedge=request.hedge,
+        source=request.source.to_dict() if request.source else None,
+        **request.execute_kwargs,
     )
     return GenerationStart(handle, meta, notes)

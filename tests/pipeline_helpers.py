@@ -35,8 +35,10 @@ def make_rows(n: int, *, prefix: str = "prompt", language_code: str = "nld") -> 
 
 
 def is_judge(messages: list[dict]) -> bool:
-    return bool(messages) and messages[0]["role"] == "system" and (
-        messages[0]["content"].startswith(JUDGE_MARK) or messages[0]["content"].startswith(PAIRWISE_MARK)
+    return (
+        bool(messages)
+        and messages[0]["role"] == "system"
+        and (messages[0]["content"].startswith(JUDGE_MARK) or messages[0]["content"].startswith(PAIRWISE_MARK))
     )
 
 

@@ -129,8 +129,11 @@ def test_judge_human_agreement_outcomes():
     assert result["agree"] == 3
     assert result["share"] == pytest.approx(0.5)
     assert result["outcomes"] == {
-        ag.OUTCOME_AGREE: 3, ag.OUTCOME_DISAGREE: 1, ag.OUTCOME_JUDGE_TIE: 1, ag.OUTCOME_HUMAN_TIE: 1,
-    }  # fmt: skip
+        ag.OUTCOME_AGREE: 3,
+        ag.OUTCOME_DISAGREE: 1,
+        ag.OUTCOME_JUDGE_TIE: 1,
+        ag.OUTCOME_HUMAN_TIE: 1,
+    }
     # judge labels {0: 2, 1: 2, -1: 2}, human labels {0: 2, 1: 2, -1: 2}: p_e = 12/36, p_o = 3/6
     assert result["kappa"] == pytest.approx((0.5 - 1 / 3) / (1 - 1 / 3))
     empty = ag.judge_human_agreement([(None, 1)])

@@ -362,6 +362,14 @@ def test_cli_push_and_pull(sent, tmp_path, monkeypatch, capsys):
     assert "could not be reached" in capsys.readouterr().err
 
 
+def by_name(frame, names):
+    """A table as the tab shows it (people's column labels) with the data's column names back, for reading."""
+    from ui.common import column_label
+
+    assert list(frame.columns) == [column_label(n) for n in names]
+    return frame.rename(columns={column_label(n): n for n in names})
+
+
 def test_tab_handlers(sent, monkeypatch):
     import gradio as gr
 
@@ -379,7 +387,9 @@ def test_tab_handlers(sent, monkeypatch):
 
     info, name, guidelines, _, _ = tab.on_select(session, "", "", profile)
     assert "Nothing to send yet" in info and name == "dpo-alice"
-    session2, status = tab.on_send(session, stack.url, "argilla", "ui-set", False, True, 0, 1, "")
+    send = {"url": stack.url, "workspace": "argilla", "keep_order": False, "suggestions": True, "seed": 0,
+            "min_submitted": 1}
+    session2, status = tab.on_send(session, {**send, "dataset": "ui-set", "guidelines": ""})
     assert "Nothing to send yet" in status
 
     session.raw = pa.Table.from_pylist(ROWS)
@@ -390,9 +400,10 @@ def test_tab_handlers(sent, monkeypatch):
     assert name == "dpo-dutch-alice" and "Dutch" in guidelines and "org/judge" in guidelines
 
     # a wrong key: not kept; the right one: kept for the session, the box emptied, never shown back
-    session, key_box, msg, _ = tab.on_connect(session, stack.url, "wrong-key-xyz", None)
+    session, key_box, msg, _ = tab.on_connect(session, {"url": stack.url, "key": "wrong-key-xyz", "workspace": None})
     assert "Not connected" in msg and "refused" in msg and session.argilla_key == ""
-    session, key_box, msg, workspaces = tab.on_connect(session, stack.url, stack.api_key, None)
+    session, key_box, msg, workspaces = tab.on_connect(session, {"url": stack.url, "key": stack.api_key,
+                                                                 "workspace": None})
     assert "Connected" in msg and session.argilla_key == stack.api_key and session.argilla_url == stack.url
     assert key_box["value"] == "" and stack.api_key not in str(key_box) + msg + str(workspaces)
     assert workspaces["value"] in workspaces["choices"] and "argilla" in workspaces["choices"]
@@ -400,16 +411,19 @@ def test_tab_handlers(sent, monkeypatch):
     assert "value" not in key_box and "set for this session" in key_box["placeholder"]
     assert url_box["value"] == stack.url
 
-    session, status = tab.on_send(session, stack.url, "argilla", name, False, True, 0, 1, guidelines)
+    session, status = tab.on_send(session, {**send, "dataset": name, "guidelines": guidelines})
     assert status.startswith("**Sent.**") and "6 new record" in status and stack.api_key not in status
-    session, status = tab.on_send(session, stack.url, "argilla", name, False, True, 0, 1, guidelines)
+    session, status = tab.on_send(session, {**send, "dataset": name, "guidelines": guidelines})
     assert "0 new record" in status and "6 already there" in status
 
-    session, status, agreement_md, annotators, table = tab.on_pull(session, stack.url, "argilla", name)
+    pull = {"url": stack.url, "workspace": "argilla", "dataset": name}
+    session, status, agreement_md, annotators, table = tab.on_pull(session, pull)
     assert "0 of 6 records" in status and "No answers yet" in status and session.annotations.num_rows == 0
     slot_answers(stack, name, ANSWERS)
-    session, status, agreement_md, annotators, table = tab.on_pull(session, stack.url, "argilla", name)
+    session, status, agreement_md, annotators, table = tab.on_pull(session, pull)
     assert "5 of 6 records" in status and "3 of 4 records" in agreement_md
+    # the tables show people's headers ("Annotator", "Human preference"): read them by the data's names
+    annotators, table = by_name(annotators, tab.ANNOTATOR_COLUMNS), by_name(table, tab.ANNOTATION_PREVIEW_COLUMNS)
     assert session.annotations.num_rows == 5 and set(annotators["annotator"]) == {"ann_a", "ann_b"}
     by_id = {r["id"]: r for r in table.to_dict("records")}
     assert by_id["r1"]["human preference"] == "human" and by_id["r1"]["prompt"] == "Vraag r1?"
@@ -417,6 +431,41 @@ def test_tab_handlers(sent, monkeypatch):
 
     session, key_box, msg = tab.on_forget(session)
     assert session.argilla_key == "" and "forgotten" in msg
-    session, status, *_ = tab.on_pull(session, stack.url, "argilla", name)
+    session, status, *_ = tab.on_pull(session, pull)
     assert "Not pulled" in status and "No Argilla API key" in status
     assert session.annotations.num_rows == 5  # what was pulled before is kept
+
+
+def test_a_pull_keeps_the_judge_check_labels(sent, monkeypatch):
+    """People labelled the pilot run in the judge check (those labels are annotation rows for Export), then pull
+    Argilla's answers: Argilla's rows win for the ids they answered, the labels stay for the others (r5)."""
+    from pipeline import export as ex
+    from pipeline import judgecheck
+    from pipeline.state import Session
+    from ui import argilla_tab as tab
+    from ui import judge_check
+
+    monkeypatch.delenv("ARGILLA_API_KEY", raising=False)
+    stack = sent.stack
+    session = Session(raw=pa.Table.from_pylist(ROWS), argilla_key=stack.api_key)
+    judge_check.load_tasks(session, {"rows": judgecheck.MIN_LABEL_ROWS})
+    for _ in session.judge_check.tasks:
+        judge_check.answer(session, judgecheck.CHOICE_A)
+    labels = session.judge_check.labels
+    assert set(labels) == {"r1", "r2", "r3", "r4", "r5", "r6"} and session.annotations.num_rows == 6
+
+    session, status, *_ = tab.on_pull(session, {"url": stack.url, "dataset": DATASET})
+    assert "5 of 6 records" in status and "1 row(s) you labelled in the judge check" in status
+    rows = {r["id"]: r for r in session.annotations.to_pylist()}
+    assert set(rows) == {"r1", "r2", "r3", "r4", "r5", "r6"} and session.judge_check.label_ids == {"r5"}
+    assert rows["r1"]["n_annotators"] == EXPECTED["r1"]["n_annotators"] == 2  # Argilla's two people, not the label
+    assert rows["r5"]["n_annotators"] == 1 and rows["r5"]["human_preference"] == labels["r5"].preference
+    pairs = {p.source_id: p for p in ex.select_pairs(session.raw, session.annotations, ex.ExportRules()).pairs}
+    assert pairs["r5"].preference_source == "human"  # the label still decides r5 in Export
+
+    # labelling again after the pull replaces only the label's own row (Argilla's rows stay)
+    judge_check.load_tasks(session, {"rows": judgecheck.MIN_LABEL_ROWS})
+    session.judge_check.position = next(i for i, t in enumerate(session.judge_check.tasks) if t.id == "r5")
+    judge_check.answer(session, judgecheck.CHOICE_TIE)
+    rows = {r["id"]: r for r in session.annotations.to_pylist()}
+    assert len(rows) == 6 and rows["r5"]["human_preference"] == -1 and rows["r1"]["n_annotators"] == 2

@@ -45,11 +45,13 @@ PIPELINE_S = 420  # 5 rows, generator + judge on SmolLM2
 MAX_TOKENS = 48
 
 # Untrusted text that would run if it were ever rendered as HTML. Each sets a window flag and opens a dialog.
-ROW_PROMPT = 'Wat betekent <img src=x onerror="window.__xss=\'row\';alert(\'row\')"> in HTML?'
+ROW_PROMPT = "Wat betekent <img src=x onerror=\"window.__xss='row';alert('row')\"> in HTML?"
 ROW_RESPONSE = "Het is een plaatje. <script>window.__xss='row-script';alert('row-script')</script> Klaar."
-MODEL_ANSWER = ("Mijn antwoord: <img src=x onerror=\"window.__xss='model';alert('model')\"> en "
-                "<script>window.__xss='model-script'</script> einde.")  # fmt: skip
-COLUMN_PAYLOAD = '<img src=x onerror="window.__xss=\'column\';alert(\'column\')">note'  # a column's *name*
+MODEL_ANSWER = (
+    "Mijn antwoord: <img src=x onerror=\"window.__xss='model';alert('model')\"> en "
+    "<script>window.__xss='model-script'</script> einde."
+)
+COLUMN_PAYLOAD = "<img src=x onerror=\"window.__xss='column';alert('column')\">note"  # a column's *name*
 BRUNO_DATASET = f"{SECOND}/xss-rows"
 
 
@@ -241,9 +243,14 @@ def answers_done(p: Person, letters: str) -> dict[str, str] | None:
 
 # --- the journey --------------------------------------------------------------------------------------------------
 def bruno_loads_payload_rows(bruno: Person, fake_hub) -> None:
-    fake_hub.add_dataset(BRUNO_DATASET, [{"prompt": ROW_PROMPT, "response": ROW_RESPONSE, COLUMN_PAYLOAD: "x"},
-                                         {"prompt": "Hoe laat is het?", "response": "Het is drie uur.",
-                                          COLUMN_PAYLOAD: "y"}], private=True)  # fmt: skip
+    fake_hub.add_dataset(
+        BRUNO_DATASET,
+        [
+            {"prompt": ROW_PROMPT, "response": ROW_RESPONSE, COLUMN_PAYLOAD: "x"},
+            {"prompt": "Hoe laat is het?", "response": "Het is drie uur.", COLUMN_PAYLOAD: "y"},
+        ],
+        private=True,
+    )
     bruno.tab("1. Filter")
     bruno.page.get_by_label("Another dataset on the Hub").check()
     bruno.fill("Dataset id", BRUNO_DATASET)
@@ -368,14 +375,17 @@ def ayla_validates_in_argilla(ayla: Person, argilla_stack, n: int) -> str:
     assert dataset is not None, "the Argilla tab said Sent but there is no dataset"
     records = list(dataset.records())
     assert len(records) == n, f"{len(records)} records in Argilla, expected {n}"
-    answers = {r.id: {"status": "submitted", "values": {"rating_1": 4, "rating_2": 2, "preference": "response_1"}}
-               for r in records}  # fmt: skip
+    answers = {
+        r.id: {"status": "submitted", "values": {"rating_1": 4, "rating_2": 2, "preference": "response_1"}}
+        for r in records
+    }
     argilla_stack.submit("journey-dutch", {"annie": answers})
 
     ayla.click(ayla.button("Pull answers"), "Pull answers")
     ayla.wait_visible(ayla.text("Pulled.", exact=True), "the answers to come back", 90_000)
-    ayla.wait_visible(ayla.text(f"{n} of {n} records have at least one submitted answer", exact=False),
-                      f"all {n} answered records")  # fmt: skip
+    ayla.wait_visible(
+        ayla.text(f"{n} of {n} records have at least one submitted answer", exact=False), f"all {n} answered records"
+    )
     ayla.wait_visible(ayla.text("annie", exact=True), "annie in the annotators table")
     ayla.shot("argilla-pulled")
     return "journey-dutch"
@@ -402,9 +412,14 @@ def ayla_exports_and_pushes(ayla: Person, tmp_path: Path, n: int) -> tuple[str, 
     info.value.save_as(local)
     # she may push to her account or to an organisation where she can write, not to one where she only reads
     ayla.click(ayla.field("Owner (you or an organisation where you can write)"), "the Owner dropdown")
-    offered = ayla.wait_until(lambda: [o.inner_text().strip().split("\n")[-1] for o in  # "✓\nayla" when chosen
-                                       ayla.page.get_by_role("option").filter(visible=True).all()],
-                              "the Owner choices", 10)  # fmt: skip
+    offered = ayla.wait_until(
+        lambda: [
+            o.inner_text().strip().split("\n")[-1]
+            for o in ayla.page.get_by_role("option").filter(visible=True).all()  # "✓\nayla" when chosen
+        ],
+        "the Owner choices",
+        10,
+    )
     assert OWNER in offered and "aya-community" in offered and "observers" not in offered, offered
     ayla.page.keyboard.press("Escape")
     assert ayla.value("Owner (you or an organisation where you can write)") == OWNER
@@ -415,8 +430,9 @@ def ayla_exports_and_pushes(ayla: Person, tmp_path: Path, n: int) -> tuple[str, 
     return f"{OWNER}/journey-dpo", local, pairs
 
 
-def test_journey_two_people_at_once(ayla, bruno, app_server, fake_hub, llm_servers, argilla_stack, payload_server,
-                                    tmp_path):  # fmt: skip
+def test_journey_two_people_at_once(
+    ayla, bruno, app_server, fake_hub, llm_servers, argilla_stack, payload_server, tmp_path
+):
     """ayla does the whole journey while bruno works at the same time; see the module docstring."""
     import pyarrow.parquet as pq
     from datasets import load_dataset

@@ -19,8 +19,14 @@ MODULES = (
 )
 # The data-format functions: each shows an example of its input and output.
 WITH_EXAMPLES = {
-    "pipeline.export.formats": ("format_pair", "is_conversational", "extract_prompt", "check_trl_example",
-                                "output_schema", "pairs_to_table"),
+    "pipeline.export.formats": (
+        "format_pair",
+        "is_conversational",
+        "extract_prompt",
+        "check_trl_example",
+        "output_schema",
+        "pairs_to_table",
+    ),
     "pipeline.export.rules": ("select_pairs",),
     "pipeline.export.build": ("build_export", "split_pairs"),
     "pipeline.export.hub_io": ("default_repo_name",),

@@ -246,8 +246,12 @@ def test_unusable_human_answer_falls_back_to_the_judge():
     anns = [ann_row("p", [4.0, None], None, n=1)]  # one response rated, no vote: no pair from the humans
     p = only(select(rows, anns))
     assert p.preference_source == "judge" and p.chosen == "b"
-    assert select(rows + [FILLER], anns + [ann_row("filler", [5.0, 1.0], 0)],
-                  preference_source="human").counts["too_few_responses"] == 1  # fmt: skip
+    assert (
+        select(rows + [FILLER], anns + [ann_row("filler", [5.0, 1.0], 0)], preference_source="human").counts[
+            "too_few_responses"
+        ]
+        == 1
+    )
 
 
 def test_judge_only_ignores_annotations():
@@ -294,8 +298,10 @@ def test_improved_response_equal_to_the_original_is_ignored():
 
 def test_rows_discarded_by_annotators():
     rows = [raw_row("d", ["a", "b"], [5, 1]), raw_row("k", ["c", "d"], [5, 1])]
-    anns = [dict(ann_row("d", [None, None], None, n=0), n_discarded=2),
-            dict(ann_row("k", [5.0, 1.0], 0, n=2), n_discarded=1)]  # fmt: skip
+    anns = [
+        dict(ann_row("d", [None, None], None, n=0), n_discarded=2),
+        dict(ann_row("k", [5.0, 1.0], 0, n=2), n_discarded=1),
+    ]
     sel = ex.select_pairs(table(rows), pa.Table.from_pylist(anns))
     assert [p.id for p in sel.pairs] == ["k"] and sel.counts["discarded"] == 1
     kept = ex.select_pairs(table(rows), pa.Table.from_pylist(anns), ex.ExportRules(drop_discarded=False))
@@ -327,8 +333,11 @@ def test_every_row_dropped_says_which_rule_dropped_how_many():
 
 
 def test_mixed_languages_need_a_choice_then_the_rest_is_counted():
-    rows = [raw_row("n", ["a", "b"], [5, 1]), raw_row("f", ["c", "d"], [5, 1], target="fra"),
-            raw_row("f2", ["e", "g"], [5, 1], target="fra")]
+    rows = [
+        raw_row("n", ["a", "b"], [5, 1]),
+        raw_row("f", ["c", "d"], [5, 1], target="fra"),
+        raw_row("f2", ["e", "g"], [5, 1], target="fra"),
+    ]
     with pytest.raises(ex.ExportError, match=r"mixes 2 target languages: fra \(2 rows\), nld \(1 rows\)"):
         select(rows)
     sel = ex.select_pairs(table(rows), None, ex.ExportRules(), target_language="fra")
@@ -415,18 +424,51 @@ def test_recipe_format_structure_and_trl_extracts_the_conversational_form(includ
         ({"prompt": "p", "chosen": "a"}, "standard", "missing key 'rejected'"),
         ({"prompt": "p", "chosen": "a", "rejected": "a "}, "standard", "same text"),
         ({"prompt": " ", "chosen": "a", "rejected": "b"}, "standard", "prompt has an empty text"),
-        ({"prompt": [{"role": "user", "content": "p"}], "chosen": [{"role": "user", "content": "a"}],
-          "rejected": [{"role": "assistant", "content": "b"}]}, "conversational", "one assistant message"),
-        ({"prompt": [{"role": "assistant", "content": "p"}], "chosen": [{"role": "assistant", "content": "a"}],
-          "rejected": [{"role": "assistant", "content": "b"}]}, "conversational", "prompt roles"),
-        ({"prompt": "p", "chosen": [{"role": "assistant", "content": "a"}],
-          "rejected": [{"role": "assistant", "content": "b"}]}, "conversational", "lists of messages"),
-        ({"prompt": "p", "chosen": [{"role": "user", "content": "p"}, {"role": "assistant", "content": ""}],
-          "rejected": [{"role": "user", "content": "p"}, {"role": "assistant", "content": "b"}]}, "recipe",
-         "chosen has an empty text"),
-        ({"prompt": "p", "chosen": [{"role": "user", "content": "p"}, {"role": "assistant", "content": "a"}],
-          "rejected": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "b"}]}, "recipe",
-         "share the same prompt"),
+        (
+            {
+                "prompt": [{"role": "user", "content": "p"}],
+                "chosen": [{"role": "user", "content": "a"}],
+                "rejected": [{"role": "assistant", "content": "b"}],
+            },
+            "conversational",
+            "one assistant message",
+        ),
+        (
+            {
+                "prompt": [{"role": "assistant", "content": "p"}],
+                "chosen": [{"role": "assistant", "content": "a"}],
+                "rejected": [{"role": "assistant", "content": "b"}],
+            },
+            "conversational",
+            "prompt roles",
+        ),
+        (
+            {
+                "prompt": "p",
+                "chosen": [{"role": "assistant", "content": "a"}],
+                "rejected": [{"role": "assistant", "content": "b"}],
+            },
+            "conversational",
+            "lists of messages",
+        ),
+        (
+            {
+                "prompt": "p",
+                "chosen": [{"role": "user", "content": "p"}, {"role": "assistant", "content": ""}],
+                "rejected": [{"role": "user", "content": "p"}, {"role": "assistant", "content": "b"}],
+            },
+            "recipe",
+            "chosen has an empty text",
+        ),
+        (
+            {
+                "prompt": "p",
+                "chosen": [{"role": "user", "content": "p"}, {"role": "assistant", "content": "a"}],
+                "rejected": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "b"}],
+            },
+            "recipe",
+            "share the same prompt",
+        ),
     ],
 )
 def test_trl_check_catches_bad_examples(example, fmt, problem):
@@ -471,8 +513,12 @@ def test_agreement_hand_computed():
     anns = [ann_row(f"r{i}", [None, None], pref) for i, pref in enumerate([0, 1, 1, 0])]
     ag = ex.select_pairs(table(rows), annotations(anns)).agreement
     assert ag["rows"] == 4 and ag["agree"] == 2 and ag["share"] == 0.5
-    assert ag["outcomes"] == {"judge agrees": 2, "judge disagrees": 1, "judge says tie, humans do not": 1,
-                              "humans say tie, judge does not": 0}
+    assert ag["outcomes"] == {
+        "judge agrees": 2,
+        "judge disagrees": 1,
+        "judge says tie, humans do not": 1,
+        "humans say tie, judge does not": 0,
+    }
     # kappa: p_o = 0.5; humans {0:2, 1:2}, judge {0:2, 1:1, -1:1}: p_e = (2*2 + 2*1) / 16 = 0.375
     assert ag["kappa"] == pytest.approx((0.5 - 0.375) / (1 - 0.375))
 
@@ -508,7 +554,9 @@ def test_card_body_says_how_it_was_made_and_how_to_load_it():
     assert "`org/model-1`" in body and "`org/judge`" in body
     assert "| Ties | dropped |" in body and "Tie (equal ratings, or annotators said tie) | 1 |" in body
     assert "| Rows kept | 2 |" in body
-    assert 'load_dataset("alice/dutch-dpo")' in body and "DPOTrainer(" in body and 'eval_dataset=dataset["test"]' in body
+    assert (
+        'load_dataset("alice/dutch-dpo")' in body and "DPOTrainer(" in body and 'eval_dataset=dataset["test"]' in body
+    )
     # the system prompt is fenced with a fence longer than any backtick run inside it
     assert "````text\nAntwoord in het Nederlands. ``` <script>alert(1)</script>\n````" in body
     assert "hf_" not in body
@@ -548,17 +596,33 @@ def test_read_table_errors(tmp_path):
 def test_card_reads_the_pipelines_checkpoint_meta():
     meta = {
         "fingerprint": "abc",
-        "settings": {"generators": [{"kind": "serverless", "model": "org/gen-a"}, {"model": "org/gen-b"}],
-                     "judge": {"model": "org/the-judge"}, "system_prompt": "Wees kort.", "aspect": "honesty"},
+        "settings": {
+            "generators": [{"kind": "serverless", "model": "org/gen-a"}, {"model": "org/gen-b"}],
+            "judge": {"model": "org/the-judge"},
+            "system_prompt": "Wees kort.",
+            "aspect": "honesty",
+        },
         "source": {"dataset": "CohereForAI/aya_dataset", "license": "apache-2.0", "language": "Dutch"},
     }
     run = RunMeta.from_dict(meta)  # the older checkpoint shape: read by RunMeta.from_dict
-    flat = {"source_dataset": run.source.dataset, "source_license": run.source.license,
-            "language_name": run.language_name, "generator_models": run.models, "judge_model": run.judge_model,
-            "system_prompt": run.system_prompt, "aspect": run.aspect}
-    assert flat == {"source_dataset": "CohereForAI/aya_dataset", "source_license": "apache-2.0",
-                    "language_name": "Dutch", "generator_models": ["org/gen-a", "org/gen-b"],
-                    "judge_model": "org/the-judge", "system_prompt": "Wees kort.", "aspect": "honesty"}
+    flat = {
+        "source_dataset": run.source.dataset,
+        "source_license": run.source.license,
+        "language_name": run.language_name,
+        "generator_models": run.models,
+        "judge_model": run.judge_model,
+        "system_prompt": run.system_prompt,
+        "aspect": run.aspect,
+    }
+    assert flat == {
+        "source_dataset": "CohereForAI/aya_dataset",
+        "source_license": "apache-2.0",
+        "language_name": "Dutch",
+        "generator_models": ["org/gen-a", "org/gen-b"],
+        "judge_model": "org/the-judge",
+        "system_prompt": "Wees kort.",
+        "aspect": "honesty",
+    }
     result = ex.build_export(table([raw_row("a", ["x", "y"], [5, 1])]))
     body = ex.card_body(result, meta, "alice/x")
     assert "`org/gen-a`, `org/gen-b`" in body and "`org/the-judge`" in body and "Wees kort." in body
@@ -568,19 +632,39 @@ def test_card_reads_the_pipelines_checkpoint_meta():
 def test_card_reads_the_session_raw_meta():
     # the shape pipeline.recipe.build_raw_meta gave session.raw_meta before RunMeta
     raw_meta = {
-        "models": ["org/gen-a"], "generators": [{"kind": "serverless", "model": "org/gen-a"}],
-        "system_prompt": "Wees kort.", "judge": {"model": "org/the-judge"}, "judge_model": "org/the-judge",
-        "aspect": "overall-rating", "settings": {"generation": {"max_new_tokens": 512}},
+        "models": ["org/gen-a"],
+        "generators": [{"kind": "serverless", "model": "org/gen-a"}],
+        "system_prompt": "Wees kort.",
+        "judge": {"model": "org/the-judge"},
+        "judge_model": "org/the-judge",
+        "aspect": "overall-rating",
+        "settings": {"generation": {"max_new_tokens": 512}},
         "source": {"dataset": "CohereForAI/aya_dataset", "split": "train", "license": "apache-2.0"},
-        "license": "apache-2.0", "language": "Dutch", "language_code": "nld", "rows": 1, "counts": {"ok": 1},
-    }  # fmt: skip
+        "license": "apache-2.0",
+        "language": "Dutch",
+        "language_code": "nld",
+        "rows": 1,
+        "counts": {"ok": 1},
+    }
     run = RunMeta.from_dict(raw_meta)  # the dict the app wrote before RunMeta (dpo_studio.json of older pushes)
-    flat = {"source_dataset": run.source.dataset, "source_license": run.source.license,
-            "language_name": run.language_name, "generator_models": run.models, "judge_model": run.judge_model,
-            "system_prompt": run.system_prompt, "aspect": run.aspect}
-    assert flat == {"source_dataset": "CohereForAI/aya_dataset", "source_license": "apache-2.0",
-                    "language_name": "Dutch", "generator_models": ["org/gen-a"], "judge_model": "org/the-judge",
-                    "system_prompt": "Wees kort.", "aspect": "overall-rating"}  # fmt: skip
+    flat = {
+        "source_dataset": run.source.dataset,
+        "source_license": run.source.license,
+        "language_name": run.language_name,
+        "generator_models": run.models,
+        "judge_model": run.judge_model,
+        "system_prompt": run.system_prompt,
+        "aspect": run.aspect,
+    }
+    assert flat == {
+        "source_dataset": "CohereForAI/aya_dataset",
+        "source_license": "apache-2.0",
+        "language_name": "Dutch",
+        "generator_models": ["org/gen-a"],
+        "judge_model": "org/the-judge",
+        "system_prompt": "Wees kort.",
+        "aspect": "overall-rating",
+    }
     assert ex.default_repo_name("nld", raw_meta) == "aya-dutch-dpo" == ex.default_repo_name("nld", run)
 
 
@@ -589,8 +673,10 @@ def test_the_other_steps_typed_tables_export():
     from pipeline.argilla_io import annotations_schema
     from pipeline.generate import raw_schema
 
-    rows = [raw_row("a", ["mens", "model"], [5, 2]), raw_row("u", ["ènìyàn", "àwòṣe"], [None, 4],
-            match=[None, None], langs=[None, None])]  # fmt: skip
+    rows = [
+        raw_row("a", ["mens", "model"], [5, 2]),
+        raw_row("u", ["ènìyàn", "àwòṣe"], [None, 4], match=[None, None], langs=[None, None]),
+    ]
     raw = pa.Table.from_pylist(rows, schema=raw_schema())
     anns = [dict(ann_row("a", [2.0, 4.0], 1), judge_ratings=[5.0, 2.0], judge_preference=0, n_discarded=0)]
     ann = pa.Table.from_pylist(anns, schema=annotations_schema())

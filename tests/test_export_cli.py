@@ -35,8 +35,9 @@ def inputs(tmp_path):
 def test_export_to_jsonl_with_annotations_and_counts(inputs, tmp_path, capsys):
     raw, ann = inputs
     out = tmp_path / "out" / "dpo.jsonl"
-    code = main(["export", "--input", str(raw), "--annotations", str(ann), "--format", "conversational",
-                 "--output", str(out)])  # fmt: skip
+    code = main(
+        ["export", "--input", str(raw), "--annotations", str(ann), "--format", "conversational", "--output", str(out)]
+    )
     assert code == 0
     rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert [r["id"] for r in rows] == ["a", "b", "e"]
@@ -51,8 +52,21 @@ def test_export_to_jsonl_with_annotations_and_counts(inputs, tmp_path, capsys):
 def test_rule_flags_and_split(inputs, tmp_path):
     raw, _ = inputs
     out = tmp_path / "dpo.parquet"
-    code = main(["export", "--input", str(raw), "--keep-ties", "--all-pairs", "--test-size", "1", "--seed", "5",
-                 "--output", str(out)])  # fmt: skip
+    code = main(
+        [
+            "export",
+            "--input",
+            str(raw),
+            "--keep-ties",
+            "--all-pairs",
+            "--test-size",
+            "1",
+            "--seed",
+            "5",
+            "--output",
+            str(out),
+        ]
+    )
     assert code == 0 and not out.exists()
     train, test = pq.read_table(tmp_path / "dpo-train.parquet"), pq.read_table(tmp_path / "dpo-test.parquet")
     ids = train.column("id").to_pylist() + test.column("id").to_pylist()
@@ -78,8 +92,9 @@ def test_bad_inputs_are_one_line_errors(tmp_path, capsys):
     assert main(["export", "--input", str(bad), "--output", str(tmp_path / "o.csv")]) == 1
     assert "use a .parquet or .jsonl" in capsys.readouterr().err
     mixed = tmp_path / "mixed.jsonl"
-    mixed.write_text("\n".join(json.dumps(r) for r in [ROWS[0], dict(ROWS[1], target_language="fra")]),
-                     encoding="utf-8")  # fmt: skip
+    mixed.write_text(
+        "\n".join(json.dumps(r) for r in [ROWS[0], dict(ROWS[1], target_language="fra")]), encoding="utf-8"
+    )
     assert main(["export", "--input", str(mixed), "--output", str(tmp_path / "o.parquet")]) == 1
     assert "mixes 2 target languages" in capsys.readouterr().err
     assert main(["export", "--input", str(mixed), "--language", "fra", "--output", str(tmp_path / "o.parquet")]) == 0
@@ -88,9 +103,14 @@ def test_bad_inputs_are_one_line_errors(tmp_path, capsys):
 
 def test_meta_sidecar_and_card(inputs, tmp_path):
     raw, _ = inputs
-    meta = {"settings": {"generators": [{"model": "org/gen"}], "judge": {"model": "org/judge-x"},
-                         "system_prompt": "Wees kort."}, "source": {"dataset": "CohereForAI/aya_dataset",
-                                                                    "license": "apache-2.0", "language": "Dutch"}}
+    meta = {
+        "settings": {
+            "generators": [{"model": "org/gen"}],
+            "judge": {"model": "org/judge-x"},
+            "system_prompt": "Wees kort.",
+        },
+        "source": {"dataset": "CohereForAI/aya_dataset", "license": "apache-2.0", "language": "Dutch"},
+    }
     raw.with_name(raw.name + ".meta.json").write_text(json.dumps(meta), encoding="utf-8")
     card = tmp_path / "README.md"
     assert main(["export", "--input", str(raw), "--output", str(tmp_path / "o.parquet"), "--card", str(card)]) == 0
@@ -100,8 +120,9 @@ def test_meta_sidecar_and_card(inputs, tmp_path):
 
 def test_pipeline_dpo_studio_json_beside_the_input_is_used(inputs, tmp_path):
     raw, _ = inputs
-    (raw.parent / "dpo_studio.json").write_text(json.dumps({"models": ["org/gen-z"], "judge_model": "org/j",
-                                                            "language": "Dutch"}), encoding="utf-8")  # fmt: skip
+    (raw.parent / "dpo_studio.json").write_text(
+        json.dumps({"models": ["org/gen-z"], "judge_model": "org/j", "language": "Dutch"}), encoding="utf-8"
+    )
     card = tmp_path / "card.md"
     assert main(["export", "--input", str(raw), "--output", str(tmp_path / "o.parquet"), "--card", str(card)]) == 0
     assert "`org/gen-z`" in card.read_text(encoding="utf-8")
@@ -115,8 +136,25 @@ def test_push_to_the_fake_hub(inputs, tmp_path, fake_hub, monkeypatch):
     raw, ann = inputs
     repo = f"carla/dpo-{uuid.uuid4().hex[:8]}"
     out = tmp_path / "dpo.parquet"
-    assert main(["export", "--input", str(raw), "--annotations", str(ann), "--format", "recipe", "--output",
-                 str(out), "--push", repo, "--private"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "export",
+                "--input",
+                str(raw),
+                "--annotations",
+                str(ann),
+                "--format",
+                "recipe",
+                "--output",
+                str(out),
+                "--push",
+                repo,
+                "--private",
+            ]
+        )
+        == 0
+    )
     assert fake_hub.repo(repo).private
     back = datasets.load_dataset(repo, split="train", token="hf_carla_cli")
     assert back.to_list() == pq.read_table(out).to_pylist()
@@ -137,6 +175,7 @@ def test_push_target_refused_before_any_work(inputs, tmp_path, fake_hub, monkeyp
 
 
 def test_module_entry_point_help():
-    done = subprocess.run([sys.executable, "-m", "pipeline", "export", "--help"], capture_output=True, text=True,
-                          timeout=120)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "pipeline", "export", "--help"], capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0 and "--min-margin" in done.stdout and "--push" in done.stdout

@@ -35,7 +35,11 @@ def test_push_and_load_back_identical_rows(hub, fmt):
     import datasets
 
     result = ex.build_export(
-        pa.Table.from_pylist(ROWS), annotations([ann_row("c", [2.0, 4.5], 1)]), fmt=fmt, test_size=1, seed=3,
+        pa.Table.from_pylist(ROWS),
+        annotations([ann_row("c", [2.0, 4.5], 1)]),
+        fmt=fmt,
+        test_size=1,
+        seed=3,
         include_system=True,
     )
     repo = f"alice/{_name()}"
@@ -50,9 +54,19 @@ def test_push_and_load_back_identical_rows(hub, fmt):
             assert ex.check_trl_example(row, fmt) == []
     card = hub.read_text(repo, "README.md")
     assert card.startswith("---\n")
-    for needle in ("language:\n- nl", "- dpo", "- orpo", "- distilabel", "- argilla", "- dutch",
-                   "license: apache-2.0", "CohereForAI/aya_dataset", "text-generation", f'load_dataset("{repo}")',
-                   "DPOTrainer"):  # fmt: skip
+    for needle in (
+        "language:\n- nl",
+        "- dpo",
+        "- orpo",
+        "- distilabel",
+        "- argilla",
+        "- dutch",
+        "license: apache-2.0",
+        "CohereForAI/aya_dataset",
+        "text-generation",
+        f'load_dataset("{repo}")',
+        "DPOTrainer",
+    ):
         assert needle in card, needle
     assert "hf_alice_export" not in card
 
@@ -88,8 +102,17 @@ def test_existing_repo_needs_overwrite(hub):
 def test_load_raw_from_hub(hub):
     repo = f"alice/raw-{_name()}"
     card = "---\nlicense: apache-2.0\nsource_datasets:\n- CohereForAI/aya_dataset\n---\n# raw\n"
-    merged = [dict(r, n_annotators=0, human_ratings=[None] * len(r["responses"]), human_preference=None,
-                   agreement=None, improved_response=None) for r in ROWS]  # fmt: skip
+    merged = [
+        dict(
+            r,
+            n_annotators=0,
+            human_ratings=[None] * len(r["responses"]),
+            human_preference=None,
+            agreement=None,
+            improved_response=None,
+        )
+        for r in ROWS
+    ]
     merged[0].update(n_annotators=2, human_ratings=[1.0, 5.0], human_preference=1, agreement=1.0)
     hub.add_dataset(repo, pa.Table.from_pylist(merged), card=card)
     raw, ann, meta = ex.load_raw_from_hub(repo, "hf_alice_export")
@@ -114,9 +137,15 @@ def test_load_raw_from_hub_reads_the_pipelines_dpo_studio_json(hub):
     import json
 
     repo = f"alice/raw-{_name()}"
-    meta = {"models": ["org/gen"], "judge_model": "org/judge-y", "system_prompt": "Kort.",
-            "source": {"dataset": "CohereForAI/aya_dataset", "split": "train", "license": "apache-2.0"},
-            "license": "apache-2.0", "language": "Dutch", "language_code": "nld"}  # fmt: skip
+    meta = {
+        "models": ["org/gen"],
+        "judge_model": "org/judge-y",
+        "system_prompt": "Kort.",
+        "source": {"dataset": "CohereForAI/aya_dataset", "split": "train", "license": "apache-2.0"},
+        "license": "apache-2.0",
+        "language": "Dutch",
+        "language_code": "nld",
+    }
     hub.add_dataset(repo, pa.Table.from_pylist(ROWS), files={"dpo_studio.json": json.dumps(meta)})
     raw, ann, got = ex.load_raw_from_hub(repo, "hf_alice_export")
     assert ann is None and got.raw_dataset == repo and got.judge_model == "org/judge-y"

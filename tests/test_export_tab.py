@@ -29,17 +29,29 @@ DEFAULTS = dict(tab.DEFAULTS)  # the form's values by name, as the tab starts
 def _session() -> Session:
     s = Session()
     s.raw = pa.Table.from_pylist(ROWS)
-    s.raw_meta = RunMeta.from_dict({
-        "source": {"dataset": "CohereForAI/aya_dataset", "license": "apache-2.0", "language": "Dutch"},
-        "settings": {"generators": [{"model": "org/model-1"}], "judge": {"model": "org/judge"}}})
+    s.raw_meta = RunMeta.from_dict(
+        {
+            "source": {"dataset": "CohereForAI/aya_dataset", "license": "apache-2.0", "language": "Dutch"},
+            "settings": {"generators": [{"model": "org/model-1"}], "judge": {"model": "org/judge"}},
+        }
+    )
     s.annotations = annotations([ann_row("a", [1.0, 5.0], 1), ann_row("b", [2.0, 4.0, 1.0], 1)])
     return s
 
 
 def _values(source=tab.SRC_SESSION, rules=None, fmt="standard", test_size=0, language="nld", **more):
     """The form's values by name: the tab's defaults with these changes (``rules``: ExportRules fields)."""
-    return {**DEFAULTS, "source": source, "language": language, "format": fmt, "test_size": test_size,
-            "owner": "alice", "repo_name": "aya-dutch-dpo", **(rules or {}), **more}
+    return {
+        **DEFAULTS,
+        "source": source,
+        "language": language,
+        "format": fmt,
+        "test_size": test_size,
+        "owner": "alice",
+        "repo_name": "aya-dutch-dpo",
+        **(rules or {}),
+        **more,
+    }
 
 
 def _build(session, source=tab.SRC_SESSION, rules=None, fmt="standard", test_size=0, language="nld"):
@@ -100,7 +112,10 @@ def test_judge_only_source_ignores_annotations_and_split_files():
     out = _build(session, source=tab.SRC_JUDGE, fmt="conversational", test_size=1)
     assert "Preferences from annotators: 0; from the judge: 3" in out[1]
     assert sorted(Path(f).name for f in out[-1]) == [
-        "README.md", "aya-dutch-dpo-test.jsonl", "aya-dutch-dpo-test.parquet", "aya-dutch-dpo-train.jsonl",
+        "README.md",
+        "aya-dutch-dpo-test.jsonl",
+        "aya-dutch-dpo-test.parquet",
+        "aya-dutch-dpo-train.jsonl",
         "aya-dutch-dpo-train.parquet",
     ]
     assert out[7]["visible"] is False  # no agreement plot without human answers
@@ -244,13 +259,13 @@ def test_launched_app_loads_from_the_hub_and_builds(hub, tmp_path):
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    demo.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, ssr_mode=False,
-                        quiet=True)
+    demo.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, ssr_mode=False, quiet=True)
     try:
         client = Client(f"http://127.0.0.1:{port}/", verbose=False, download_files=str(tmp_path))
         forms = c["forms"]
-        summary, lang = client.predict(*forms["load_hub"].api_args({"hub_id": repo, "hub_split": "train"}),
-                                       api_name="/export_load_hub")
+        summary, lang = client.predict(
+            *forms["load_hub"].api_args({"hub_id": repo, "hub_split": "train"}), api_name="/export_load_hub"
+        )
         assert "4 rows" in summary and lang["value"] == "nld"
         values = _values(source=tab.SRC_HUB, fmt="conversational", language=None, owner=None)  # no choices yet
         out = client.predict(*forms["build"].api_args(values), api_name="/export_build")

@@ -77,14 +77,16 @@ def test_upload_list_download_roundtrip(hub, tmp_path):
     api = HfApi()
     repo = f"alice/{_name()}"
     api.create_repo(repo, repo_type="dataset", token="hf_alice_write")
-    api.upload_file(path_or_fileobj=b"hello", path_in_repo="notes/a.txt", repo_id=repo, repo_type="dataset",
-                    token="hf_alice_write")  # fmt: skip
+    api.upload_file(
+        path_or_fileobj=b"hello", path_in_repo="notes/a.txt", repo_id=repo, repo_type="dataset", token="hf_alice_write"
+    )
     big = bytes(range(256)) * 100  # binary → LFS
     (tmp_path / "up").mkdir()
     (tmp_path / "up" / "blob.bin").write_bytes(big)
     (tmp_path / "up" / "x.jsonl").write_text('{"a": 1}\n')
-    api.upload_folder(folder_path=tmp_path / "up", path_in_repo="folder", repo_id=repo, repo_type="dataset",
-                      token="hf_alice_write")  # fmt: skip
+    api.upload_folder(
+        folder_path=tmp_path / "up", path_in_repo="folder", repo_id=repo, repo_type="dataset", token="hf_alice_write"
+    )
     files = api.list_repo_files(repo, repo_type="dataset", token="hf_alice_write")
     assert sorted(files) == [".gitattributes", "folder/blob.bin", "folder/x.jsonl", "notes/a.txt"]
     entries = {e.path: e for e in api.list_repo_tree(repo, repo_type="dataset", recursive=True)}
@@ -101,8 +103,9 @@ def test_upload_list_download_roundtrip(hub, tmp_path):
     ]
     # unchanged file → no new commit
     n = len(hub.commits(repo))
-    api.upload_file(path_or_fileobj=b"hello", path_in_repo="notes/a.txt", repo_id=repo, repo_type="dataset",
-                    token="hf_alice_write")  # fmt: skip
+    api.upload_file(
+        path_or_fileobj=b"hello", path_in_repo="notes/a.txt", repo_id=repo, repo_type="dataset", token="hf_alice_write"
+    )
     assert len(hub.commits(repo)) == n
 
 
@@ -114,15 +117,23 @@ def test_write_permissions_and_conflicts(hub):
     repo = f"alice/{_name()}"
     api.create_repo(repo, repo_type="dataset", token="hf_alice_write")
     with pytest.raises(HfHubHTTPError) as err:
-        api.upload_file(path_or_fileobj=b"x", path_in_repo="x.txt", repo_id=repo, repo_type="dataset",
-                        token="hf_bob_write")  # fmt: skip
+        api.upload_file(
+            path_or_fileobj=b"x", path_in_repo="x.txt", repo_id=repo, repo_type="dataset", token="hf_bob_write"
+        )
     assert err.value.response.status_code == 403
     old = api.dataset_info(repo).sha
-    api.upload_file(path_or_fileobj=b"1", path_in_repo="x.txt", repo_id=repo, repo_type="dataset",
-                    token="hf_alice_write")  # fmt: skip
+    api.upload_file(
+        path_or_fileobj=b"1", path_in_repo="x.txt", repo_id=repo, repo_type="dataset", token="hf_alice_write"
+    )
     with pytest.raises(HfHubHTTPError) as err:
-        api.create_commit(repo, [CommitOperationAdd("y.txt", b"2")], commit_message="stale", parent_commit=old,
-                          repo_type="dataset", token="hf_alice_write")  # fmt: skip
+        api.create_commit(
+            repo,
+            [CommitOperationAdd("y.txt", b"2")],
+            commit_message="stale",
+            parent_commit=old,
+            repo_type="dataset",
+            token="hf_alice_write",
+        )
     assert err.value.response.status_code == 412
     assert "y.txt" not in hub.files(repo)
 
@@ -156,10 +167,16 @@ def test_gated_dataset(hub, tmp_path):
     assert info.gated == "manual"
     for token in (False, "hf_carol_read"):
         with pytest.raises(GatedRepoError):
-            hf_hub_download(repo, "data/train-00000-of-00001.parquet", repo_type="dataset", token=token,
-                            cache_dir=tmp_path / str(token))  # fmt: skip
-    path = hf_hub_download(repo, "data/train-00000-of-00001.parquet", repo_type="dataset", token="hf_bob_write",
-                           cache_dir=tmp_path / "bob")  # fmt: skip
+            hf_hub_download(
+                repo,
+                "data/train-00000-of-00001.parquet",
+                repo_type="dataset",
+                token=token,
+                cache_dir=tmp_path / str(token),
+            )
+    path = hf_hub_download(
+        repo, "data/train-00000-of-00001.parquet", repo_type="dataset", token="hf_bob_write", cache_dir=tmp_path / "bob"
+    )
     assert open(path, "rb").read()[:4] == b"PAR1"
 
 
@@ -174,8 +191,12 @@ def test_datasets_push_and_load_roundtrip(hub):
     back = datasets.load_dataset(repo, split="train", token="hf_alice_write")
     assert back.to_dict() == rows
     # a DatasetDict with two splits
-    dd = datasets.DatasetDict({"train": datasets.Dataset.from_dict(rows),
-                               "test": datasets.Dataset.from_dict({k: v[:1] for k, v in rows.items()})})  # fmt: skip
+    dd = datasets.DatasetDict(
+        {
+            "train": datasets.Dataset.from_dict(rows),
+            "test": datasets.Dataset.from_dict({k: v[:1] for k, v in rows.items()}),
+        }
+    )
     repo2 = f"team/{_name('dd')}"
     dd.push_to_hub(repo2, token="hf_alice_write")
     loaded = datasets.load_dataset(repo2, token="hf_alice_write")

@@ -113,7 +113,11 @@ def test_real_subprocess(env, tmp_path):
     environment = {**os.environ, "HF_ENDPOINT": env.url, "HF_TOKEN": "hf_alice", "PYTHONPATH": str(ROOT)}
     proc = subprocess.run(
         [sys.executable, "-m", "pipeline", "filter", "-l", "Yoruba", "-o", str(tmp_path / "yo.parquet")],
-        cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=180,
-    )  # fmt: skip
+        cwd=tmp_path,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert proc.returncode == 0, proc.stderr
     assert set(pq.read_table(Path(tmp_path / "yo.parquet"))["language_code"].to_pylist()) == {"yor"}

@@ -53,11 +53,17 @@ def test_resolve_dutch_in_every_spelling(text):
 
 
 @pytest.mark.parametrize(
-    "text,code", [("Arabic", "arb"), ("ar", "arb"), ("Malagasy", "plt"), ("mg", "plt"), ("sw", "swh"), ("日本語", "jpn")]
+    "text,code",
+    [("Arabic", "arb"), ("ar", "arb"), ("Malagasy", "plt"), ("mg", "plt"), ("sw", "swh"), ("日本語", "jpn")],
 )
 def test_resolve_macrolanguages_to_the_dataset_code(text, code):
-    available = [("Standard Arabic", "arb"), ("Moroccan Arabic", "ary"), ("Plateau Malagasy", "plt"),
-                 ("Swahili", "swh"), ("Japanese", "jpn")]  # fmt: skip
+    available = [
+        ("Standard Arabic", "arb"),
+        ("Moroccan Arabic", "ary"),
+        ("Plateau Malagasy", "plt"),
+        ("Swahili", "swh"),
+        ("Japanese", "jpn"),
+    ]
     assert languages.resolve(text, available).code == code
 
 
@@ -122,8 +128,11 @@ def test_normalize_single_language_dataset():
 @pytest.mark.parametrize(
     "mapping,message",
     [
-        ({"prompt_col": "question"}, r"no column 'question' for the prompt\. Its columns are: prompt, response, n, "
-                                     r"msgs"),  # fmt: skip
+        (
+            {"prompt_col": "question"},
+            r"no column 'question' for the prompt\. Its columns are: prompt, response, n, "
+            r"msgs",
+        ),
         ({"response_col": "n"}, None),  # numbers become text
         ({"response_col": "msgs"}, r"Column 'msgs' holds list<item: string>, not text"),
         ({"language_col": "lang"}, r"no column 'lang' for the language"),

@@ -90,11 +90,18 @@ def test_gated_source(hubdata):
 
 def test_any_dataset_with_a_column_mapping(hubdata):
     repo = f"someone/{_name('qa')}"
-    table = pa.table({"question": ["Habari?", "Hello?", "Jina lako nani?"], "answer": ["Nzuri", "Hi", "Amina"],
-                      "lang": ["sw", "en", "swahili"]})  # fmt: skip
+    table = pa.table(
+        {
+            "question": ["Habari?", "Hello?", "Jina lako nani?"],
+            "answer": ["Nzuri", "Hi", "Amina"],
+            "lang": ["sw", "en", "swahili"],
+        }
+    )
     hubdata.add_dataset(repo, table)
     bad = data.SourceSpec.hub_dataset(repo, prompt_col="prompt", response_col="answer", language_col="lang")
-    with pytest.raises(data.DataError, match="no column 'prompt' for the prompt. Its columns are: question, answer, lang"):
+    with pytest.raises(
+        data.DataError, match="no column 'prompt' for the prompt. Its columns are: question, answer, lang"
+    ):
         data.load_source(bad, None)
     before = len(hubdata.requests)
     good = data.SourceSpec.hub_dataset(repo, prompt_col="question", response_col="answer", language_col="lang")

@@ -72,8 +72,15 @@ def test_statuses_and_reasons(tmp_path):
     prompts = ["fine", "EMPTY one", "TOOLONG one", "JUDGEFAIL one", "GARBAGE one"]
     rows = pa.Table.from_pylist(
         [
-            {"id": schema.row_id(p, "h"), "prompt": p, "response": "h", "language": "Dutch", "language_code": "nld",
-             "annotation_type": "", "user_id": ""}
+            {
+                "id": schema.row_id(p, "h"),
+                "prompt": p,
+                "response": "h",
+                "language": "Dutch",
+                "language_code": "nld",
+                "annotation_type": "",
+                "user_id": "",
+            }
             for p in prompts
         ]
     )
@@ -104,10 +111,12 @@ def test_resume_runs_only_missing_and_failed_rows_and_rejudges_cheaply(tmp_path)
     s = settings(generators=(GEN_A, GEN_B))
     # first run: only the first 8 rows (row limit); model-b fails on row 1, the judge fails on row 2
     first = MockChat(
-        fail=lambda b, m, judge: (_ for _ in ()).throw(InferenceError("boom", kind="server", status=500))
-        if (b.model == "model-b" and "prompt 1" == m[-1]["content"])
-        or (judge and "Instruction: prompt 2\n" in m[-1]["content"].split("## Annotation")[-1])
-        else None
+        fail=lambda b, m, judge: (
+            (_ for _ in ()).throw(InferenceError("boom", kind="server", status=500))
+            if (b.model == "model-b" and "prompt 1" == m[-1]["content"])
+            or (judge and "Instruction: prompt 2\n" in m[-1]["content"].split("## Annotation")[-1])
+            else None
+        )
     )
     h1 = run(rows, RunSettings(**{**s.__dict__, "max_rows": 8}), ckpt, first)
     assert h1.snapshot().counts == {"ok": 6, "generation_failed": 1, "judge_failed": 1, "judge_unparseable": 0}
@@ -121,7 +130,10 @@ def test_resume_runs_only_missing_and_failed_rows_and_rejudges_cheaply(tmp_path)
     ok_before = {f"prompt {i}" for i in (0, 3, 4, 5, 6, 7)}
     assert not {c for c in called if c[1] in ok_before}  # ok rows never re-run
     # row 1: only the failed generator is asked again; row 2: only re-judged
-    assert {c for c in called if c[1] == "prompt 1"} == {("model-b", "prompt 1", False), ("judge-model", "prompt 1", True)}
+    assert {c for c in called if c[1] == "prompt 1"} == {
+        ("model-b", "prompt 1", False),
+        ("judge-model", "prompt 1", True),
+    }
     assert {c for c in called if c[1] == "prompt 2"} == {("judge-model", "prompt 2", True)}
     assert len(second.calls) == 2 + 1 + 4 * 3
     table = h2.table()
@@ -235,12 +247,18 @@ def test_refusals(tmp_path):
         settings(aspect="beauty")
     # a second run on the same results while one is going is refused
     slow = MockChat(delay=0.2)
-    h = start_run(make_rows(20, prefix="other"), settings(), Checkpoint(tmp_path / "d.jsonl"), chat_fn=slow,
-                  detect=fake_detect)
+    h = start_run(
+        make_rows(20, prefix="other"), settings(), Checkpoint(tmp_path / "d.jsonl"), chat_fn=slow, detect=fake_detect
+    )
     try:
         with pytest.raises(RunError, match="already"):
-            start_run(make_rows(20, prefix="other"), settings(), Checkpoint(tmp_path / "d.jsonl"),
-                      chat_fn=MockChat(), detect=fake_detect)
+            start_run(
+                make_rows(20, prefix="other"),
+                settings(),
+                Checkpoint(tmp_path / "d.jsonl"),
+                chat_fn=MockChat(),
+                detect=fake_detect,
+            )
     finally:
         h.cancel()
         assert h.wait(5)
@@ -265,8 +283,9 @@ def test_credentials_go_to_the_right_backend_and_are_never_written(tmp_path):
         seen.append((backend.kind, key))
         return await MockChat(fail=leaky)(backend, messages, params, key)
 
-    handle = run(rows, settings(judge=serverless_judge), ckpt, chat, token=hf_token,
-                 api_keys={GEN_A.base_url + "/": api_key})
+    handle = run(
+        rows, settings(judge=serverless_judge), ckpt, chat, token=hf_token, api_keys={GEN_A.base_url + "/": api_key}
+    )
     # the HF token only goes to the HF backend, the server's key only to that server
     assert {k for kind, k in seen if kind == "openai"} == {api_key}
     assert {k for kind, k in seen if kind == "serverless"} == {hf_token}

@@ -59,16 +59,17 @@ def test_faulty_server_transient_errors_are_retried_and_hard_ones_reported(tmp_p
     with FakeLLMServer(responder=ultrafeedback_responder, fault_for=fault_for) as srv:
         backend = Backend("openai", "fake-model", srv.base_url)
         settings = RunSettings(generators=(backend,), judge=backend, concurrency=4)
-        handle = asyncio.run(
-            run_async(rows, settings, Checkpoint(tmp_path / "c.jsonl"), retry=FAST_RETRY, detect=None)
-        )
+        handle = asyncio.run(run_async(rows, settings, Checkpoint(tmp_path / "c.jsonl"), retry=FAST_RETRY, detect=None))
         calls = srv.chat_requests
     snap = handle.snapshot()
     assert snap.state == "done", snap.message
     by_prompt = {r["prompt"]: r for r in handle.table().to_pylist()}
     assert len(by_prompt) == 20
     assert by_prompt["prompt 3"]["status"] == "generation_failed"
-    assert "server error (500)" in by_prompt["prompt 3"]["error"] and "gave up after 4 attempts" in by_prompt["prompt 3"]["error"]
+    assert (
+        "server error (500)" in by_prompt["prompt 3"]["error"]
+        and "gave up after 4 attempts" in by_prompt["prompt 3"]["error"]
+    )
     assert by_prompt["prompt 5"]["status"] == "generation_failed"
     assert "context window" in by_prompt["prompt 5"]["error"]
     others = [r for p, r in by_prompt.items() if p not in ("prompt 3", "prompt 5")]
@@ -90,8 +91,21 @@ def test_cli_killed_half_way_resumes_with_every_row_exactly_once(tmp_path):
         return None
 
     with FakeLLMServer(responder=ultrafeedback_responder, latency=lambda: 0.03, fault_for=fault_for) as srv:
-        cmd = [sys.executable, "-m", "pipeline", "generate", str(source), "-o", str(out), "--base-url",
-               srv.base_url, "--model", "fake-model", "--concurrency", "4"]  # fmt: skip
+        cmd = [
+            sys.executable,
+            "-m",
+            "pipeline",
+            "generate",
+            str(source),
+            "-o",
+            str(out),
+            "--base-url",
+            srv.base_url,
+            "--model",
+            "fake-model",
+            "--concurrency",
+            "4",
+        ]
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         checkpoint = out / "checkpoint.jsonl"
@@ -127,8 +141,12 @@ def test_end_to_end_on_real_llama_cpp(llm_servers, tmp_path):
     llm_server, judge_server = llm_servers
     backend = llm_server.backend()
     settings = RunSettings(
-        generators=(backend,), judge=judge_server.backend(), system_prompt="Answer briefly in English.",
-        max_new_tokens=48, judge_max_new_tokens=128, concurrency=4,
+        generators=(backend,),
+        judge=judge_server.backend(),
+        system_prompt="Answer briefly in English.",
+        max_new_tokens=48,
+        judge_max_new_tokens=128,
+        concurrency=4,
     )
     handle = asyncio.run(run_async(rows, settings, Checkpoint(tmp_path / "c.jsonl"), timeout=120))
     snap = handle.snapshot()
@@ -154,8 +172,13 @@ def test_end_to_end_on_real_llama_cpp(llm_servers, tmp_path):
 def test_generated_pipeline_script_runs_on_three_rows(llm_server, tmp_path):
     assert importlib.util.find_spec("bs4") is None, "bs4 makes distilabel fetch citations from the internet"
     backend = llm_server.backend()
-    settings = RunSettings(generators=(backend,), judge=backend, system_prompt="Answer briefly.", max_new_tokens=32,
-                           judge_max_new_tokens=120)  # fmt: skip
+    settings = RunSettings(
+        generators=(backend,),
+        judge=backend,
+        system_prompt="Answer briefly.",
+        max_new_tokens=32,
+        judge_max_new_tokens=120,
+    )
     meta = recipe.build_raw_meta(settings, None, language="English", language_code="eng")
     script = recipe.render_pipeline_script(meta, data=str(tmp_path / "rows.parquet"))
     assert str(tmp_path) not in script and "rows.parquet" not in script  # no path of this machine in the script
@@ -165,7 +188,11 @@ def test_generated_pipeline_script_runs_on_three_rows(llm_server, tmp_path):
     env.update({"HOME": str(tmp_path), "DISTILABEL_CACHE_DIR": str(tmp_path / "cache"), "PYTHONPATH": ""})
     done = subprocess.run(
         [sys.executable, "pipeline.py", "--data", "rows.parquet", "--limit", "3", "--output", "out.jsonl"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     rows = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
@@ -188,11 +215,17 @@ def test_push_raw_to_fake_hub_loads_back(fake_hub, tmp_path):
     rows = make_rows(8)
     gen = Backend("serverless", "org/model-a")
     settings = RunSettings(generators=(gen,), judge=gen, system_prompt="Antwoord in het Nederlands.")
-    handle = asyncio.run(run(rows, settings, Checkpoint(tmp_path / "c.jsonl"), chat_fn=MockChat(), detect=fake_detect,
-                             token=canary))  # fmt: skip
+    handle = asyncio.run(
+        run(rows, settings, Checkpoint(tmp_path / "c.jsonl"), chat_fn=MockChat(), detect=fake_detect, token=canary)
+    )
     raw = handle.table()
-    meta = recipe.build_raw_meta(settings, raw, source=schema.Provenance(dataset="CohereForAI/aya_dataset", split="train", license="apache-2.0"), language="Dutch",
-                                 language_code="nld")
+    meta = recipe.build_raw_meta(
+        settings,
+        raw,
+        source=schema.Provenance(dataset="CohereForAI/aya_dataset", split="train", license="apache-2.0"),
+        language="Dutch",
+        language_code="nld",
+    )
     url = recipe.push_raw(raw, meta, "dora/aya-dutch-dpo-raw", canary, private=True)
     assert url.endswith("dora/aya-dutch-dpo-raw")
     ds = datasets.load_dataset("dora/aya-dutch-dpo-raw", split="train", token=canary)

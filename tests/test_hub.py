@@ -22,8 +22,9 @@ def users(fake_hub):
     return fake_hub
 
 
-TABLE = pa.table({"prompt": ["Hoi", "Wat is 2+2?", "Здравствуй"], "response": ["Hallo!", "4", "Привет"],
-                  "n": [1, 2, 3]})  # fmt: skip
+TABLE = pa.table(
+    {"prompt": ["Hoi", "Wat is 2+2?", "Здравствуй"], "response": ["Hallo!", "4", "Привет"], "n": [1, 2, 3]}
+)
 
 
 def test_whoami_lists_writable_orgs(users):
@@ -83,15 +84,26 @@ def test_push_and_load_back_with_datasets(users):
 
     repo = f"alice/{_name()}"
     card = hub.render_card({"license": "apache-2.0", "language": ["nl"], "tags": ["dpo-studio"]}, "# My set\n\nHi.")
-    url = hub.push_dataset({"train": TABLE, "raw": TABLE.slice(0, 2)}, repo, "hf_alice", private=True, card=card,
-                           extra_files={"meta/run.json": '{"a": 1}'})  # fmt: skip
+    url = hub.push_dataset(
+        {"train": TABLE, "raw": TABLE.slice(0, 2)},
+        repo,
+        "hf_alice",
+        private=True,
+        card=card,
+        extra_files={"meta/run.json": '{"a": 1}'},
+    )
     assert url == f"{users.url}/datasets/{repo}"
     r = users.repo(repo)
     assert r.private
     assert len(users.commits(repo)) == 2  # repo creation + ONE commit with everything
     files = users.files(repo)
-    assert set(files) == {".gitattributes", "README.md", "meta/run.json", "data/train-00000-of-00001.parquet",
-                          "data/raw-00000-of-00001.parquet"}  # fmt: skip
+    assert set(files) == {
+        ".gitattributes",
+        "README.md",
+        "meta/run.json",
+        "data/train-00000-of-00001.parquet",
+        "data/raw-00000-of-00001.parquet",
+    }
     readme = files["README.md"].decode()
     assert "license: apache-2.0" in readme and "# My set" in readme and "split: raw" in readme
     back = datasets.load_dataset(repo, split="train", token="hf_alice")
@@ -117,7 +129,11 @@ def test_existing_repo_asks_for_new_name_or_overwrite(users):
 
 
 def test_push_refusals_write_nothing(users):
-    for repo, token in ((f"bob/{_name()}", "hf_alice"), (f"alice/{_name()}", None), (f"carol/{_name()}", "hf_carol_ro")):
+    for repo, token in (
+        (f"bob/{_name()}", "hf_alice"),
+        (f"alice/{_name()}", None),
+        (f"carol/{_name()}", "hf_carol_ro"),
+    ):
         with pytest.raises(hub.HubError):
             hub.push_dataset(TABLE, repo, token, private=False, card="# x")
         assert not users.exists(repo)
@@ -169,8 +185,11 @@ def test_private_data_cached_for_one_user_is_not_served_to_another(users):
 
 def test_unreachable_hub(users):
     with users.unreachable():
-        for call in (lambda: hub.whoami("hf_alice"), lambda: hub.load_dataset_table("alice/x", "train", None),
-                     lambda: hub.push_dataset(TABLE, "alice/x", "hf_alice", private=False, card="# x")):  # fmt: skip
+        for call in (
+            lambda: hub.whoami("hf_alice"),
+            lambda: hub.load_dataset_table("alice/x", "train", None),
+            lambda: hub.push_dataset(TABLE, "alice/x", "hf_alice", private=False, card="# x"),
+        ):
             with pytest.raises(hub.HubUnreachable, match="Could not reach the Hugging Face Hub"):
                 call()
 

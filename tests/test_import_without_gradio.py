@@ -24,8 +24,13 @@ BLOCK_GRADIO = textwrap.dedent(
 
 
 def _run(code: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", BLOCK_GRADIO + textwrap.dedent(code), *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-c", BLOCK_GRADIO + textwrap.dedent(code), *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_the_blocker_works():
@@ -47,7 +52,9 @@ def test_pipeline_and_all_submodules_import_without_gradio():
         """
     )
     assert proc.returncode == 0, proc.stderr
-    assert "pipeline.data" in proc.stdout and "pipeline.hub" in proc.stdout and "pipeline.commands.filter" in proc.stdout
+    assert (
+        "pipeline.data" in proc.stdout and "pipeline.hub" in proc.stdout and "pipeline.commands.filter" in proc.stdout
+    )
 
 
 def test_cli_runs_without_gradio(tmp_path):

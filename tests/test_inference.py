@@ -20,7 +20,7 @@ from pipeline.inference import (
     build_messages,
     stream_chat,
 )
-from tests.fixtures.faulty_server import Fault, FakeLLMServer
+from tests.fixtures.faulty_server import FakeLLMServer, Fault
 
 FAST = RetryPolicy(max_attempts=4, max_total_s=20, base_backoff_s=0.01, max_backoff_s=0.05)
 MESSAGES = build_messages("Wat is de hoofdstad van Nederland?", "Antwoord in het Nederlands.")
@@ -36,8 +36,11 @@ def run(coro):
 
 # --- success and auth headers ------------------------------------------------------------------------------------
 def test_chat_returns_text_usage_and_sends_params(faulty_server):
-    result = run(achat(backend_of(faulty_server), MESSAGES, GenParams(max_new_tokens=64, temperature=0.2,
-                                                                      top_p=0.5, seed=7), None))
+    result = run(
+        achat(
+            backend_of(faulty_server), MESSAGES, GenParams(max_new_tokens=64, temperature=0.2, top_p=0.5, seed=7), None
+        )
+    )
     assert result.text == "Echo: Wat is de hoofdstad van Nederland?"
     assert result.finish_reason == "stop"
     assert result.completion_tokens == 7 and result.prompt_tokens == 10
@@ -107,8 +110,11 @@ def test_429_retry_after_is_honoured(faulty_server):
 def test_retry_after_beyond_the_time_budget_gives_up_at_once(faulty_server):
     faulty_server.add_faults(Fault.status(429, retry_after=30))
     with pytest.raises(InferenceError) as info:
-        run(achat(backend_of(faulty_server), MESSAGES, GenParams(), None,
-                  retry=RetryPolicy(max_attempts=5, max_total_s=5)))
+        run(
+            achat(
+                backend_of(faulty_server), MESSAGES, GenParams(), None, retry=RetryPolicy(max_attempts=5, max_total_s=5)
+            )
+        )
     assert info.value.kind == "throttled" and info.value.status == 429  # the wait budget (max_total_s here) is spent
     assert "30 s" in info.value.message and "rate limited" in info.value.message
     assert faulty_server.chat_requests == 1
@@ -148,8 +154,15 @@ def test_connection_refused_is_a_connection_error():
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     with pytest.raises(InferenceError) as info:
-        run(achat(Backend("openai", "m", f"http://127.0.0.1:{port}/v1"), MESSAGES, GenParams(), None,
-                  retry=RetryPolicy(max_attempts=2, base_backoff_s=0.01, max_backoff_s=0.02)))
+        run(
+            achat(
+                Backend("openai", "m", f"http://127.0.0.1:{port}/v1"),
+                MESSAGES,
+                GenParams(),
+                None,
+                retry=RetryPolicy(max_attempts=2, base_backoff_s=0.01, max_backoff_s=0.02),
+            )
+        )
     assert info.value.kind == "connection"
     assert "cannot connect" in info.value.message and "gave up after 2 attempts" in info.value.message
 
@@ -161,8 +174,11 @@ def test_connection_refused_is_a_connection_error():
         (Fault.status(403), "forbidden", "access denied"),
         (Fault.status(404), "not_found", "Check the model name"),
         (Fault.status(422), "bad_request", "rejected the request"),
-        (Fault.status(400, message="Requested tokens (9000) exceed context window of 2048"), "too_long",
-         "Lower 'max new tokens' or shorten the prompt"),
+        (
+            Fault.status(400, message="Requested tokens (9000) exceed context window of 2048"),
+            "too_long",
+            "Lower 'max new tokens' or shorten the prompt",
+        ),
     ],
 )
 def test_client_errors_surface_at_once(faulty_server, fault, kind, words):
@@ -243,8 +259,15 @@ def test_stream_failing_before_the_first_token_is_retried(faulty_server):
 def test_stream_ending_before_any_text_is_an_error(faulty_server):
     faulty_server.add_faults(*[Fault.truncated_stream(0)] * 2)
     with pytest.raises(InferenceError) as info:
-        list(stream_chat(backend_of(faulty_server), MESSAGES, GenParams(), None,
-                         retry=RetryPolicy(max_attempts=2, base_backoff_s=0.01, max_backoff_s=0.01)))
+        list(
+            stream_chat(
+                backend_of(faulty_server),
+                MESSAGES,
+                GenParams(),
+                None,
+                retry=RetryPolicy(max_attempts=2, base_backoff_s=0.01, max_backoff_s=0.01),
+            )
+        )
     assert info.value.kind == "bad_response" and "before any text" in info.value.message
     assert faulty_server.chat_requests == 2  # retried once, then gave up
 
@@ -281,13 +304,17 @@ def test_limit_holds_across_tasks_threads_and_event_loops():
         backend = backend_of(server)
         inference.set_concurrency_limit(backend, 2)
         try:
+
             async def many(n):
                 return await asyncio.gather(*[achat(backend, MESSAGES, GenParams(), None) for _ in range(n)])
 
             results = []
             threads = [threading.Thread(target=lambda: results.append(asyncio.run(many(3)))) for _ in range(2)]
-            threads.append(threading.Thread(
-                target=lambda: results.append([list(stream_chat(backend, MESSAGES, GenParams(), None))[-1]])))
+            threads.append(
+                threading.Thread(
+                    target=lambda: results.append([list(stream_chat(backend, MESSAGES, GenParams(), None))[-1]])
+                )
+            )
             for thread in threads:
                 thread.start()
             for thread in threads:

@@ -13,8 +13,9 @@ from pipeline import langdetect, playground
 from pipeline.inference import Backend, GenParams, InferenceError, achat, build_messages, stream_chat
 
 PARAMS = GenParams(max_new_tokens=24, temperature=0.0, seed=1)
-MESSAGES = build_messages("What is the capital of France? Answer in one sentence.",
-                          "You are a helpful assistant. Always answer in English.")
+MESSAGES = build_messages(
+    "What is the capital of France? Answer in one sentence.", "You are a helpful assistant. Always answer in English."
+)
 
 
 def test_chat_non_streaming(llm_server):

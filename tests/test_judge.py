@@ -63,8 +63,18 @@ def run(coro):
 
 def judge_row(chat, texts=("human answer", "model-b says: hi"), *, state=None, **kwargs):
     row_id = kwargs.pop("row_id", "r1")
-    return run(judge.judge_row(chat, backend(), PARAMS, prompt="hi", texts=list(texts), row_id=row_id,
-                               structured=state or judge.StructuredState(), **kwargs))
+    return run(
+        judge.judge_row(
+            chat,
+            backend(),
+            PARAMS,
+            prompt="hi",
+            texts=list(texts),
+            row_id=row_id,
+            structured=state or judge.StructuredState(),
+            **kwargs,
+        )
+    )
 
 
 # --- order ----------------------------------------------------------------------------------------------------
@@ -73,8 +83,10 @@ def test_presentation_order_is_a_seeded_permutation_that_varies_by_row():
     assert sorted(judge.presentation_order("abc", 5)) == [0, 1, 2, 3, 4]
     firsts = Counter(judge.presentation_order(f"row-{i}", 2)[0] for i in range(400))
     assert 140 <= firsts[0] <= 260 and firsts[0] + firsts[1] == 400  # the human answer is first about half the time
-    assert judge.policy_orders("abc", 3, "both") == [judge.presentation_order("abc", 3),
-                                                      judge.presentation_order("abc", 3)[::-1]]
+    assert judge.policy_orders("abc", 3, "both") == [
+        judge.presentation_order("abc", 3),
+        judge.presentation_order("abc", 3)[::-1],
+    ]
     with pytest.raises(ValueError, match="order"):
         judge.policy_orders("abc", 2, "sometimes")
 
@@ -83,7 +95,7 @@ def test_texts_are_shown_in_the_recorded_order_and_ratings_map_back_to_the_sourc
     chat = Scripted(by_content)
     texts = ["human answer", "model-a says: x", "model-b says: y"]
     verdict = judge_row(chat, texts, row_id="row-7")
-    (messages, params), = chat.calls
+    ((messages, params),) = chat.calls
     order = judge.presentation_order("row-7", 3)
     assert verdict.orders == [order] and shown_texts(messages) == [texts[i] for i in order]
     assert verdict.ratings == [2.0, 3.0, 4.0] and verdict.rationales == ["rated 2.", "rated 3.", "rated 4."]
@@ -195,8 +207,13 @@ def test_pairwise_compares_the_human_answer_with_each_model_answer():
 
 @pytest.mark.parametrize(
     ("reply", "winner"),
-    [("A is clearly better. [[A]]", "A"), ("Both fine [[C]]", "tie"), ("[[tie]]", "tie"), ("[[A]] or [[B]]", None),
-     ("B, I think.", None)],
+    [
+        ("A is clearly better. [[A]]", "A"),
+        ("Both fine [[C]]", "tie"),
+        ("[[tie]]", "tie"),
+        ("[[A]] or [[B]]", None),
+        ("B, I think.", None),
+    ],
 )
 def test_pairwise_text_verdicts(reply, winner):
     verdict = judge.parse_text_pair(reply)
@@ -212,37 +229,62 @@ def test_pairwise_structured_winner_must_be_a_b_or_tie():
 # --- export, results, cards -----------------------------------------------------------------------------------
 def _raw_row(i: int, ratings, mode=None, inconsistent=None, sources=("human", "m1")) -> dict:
     n = len(ratings)
-    return {"id": f"r{i}", "prompt": f"p{i}", "system_prompt": "", "target_language": "nld",
-            "responses": [f"answer {i}.{k}" for k in range(n)], "response_sources": list(sources), "ratings": ratings,
-            "rationales": [None] * n, "detected_languages": ["nld"] * n, "language_confidences": [0.9] * n,
-            "language_match": [True] * n, "judge_model": "j", "aspect": "overall-rating", "status": "ok",
-            "error": "", "judge_mode": mode, "judge_orders": [[0, 1], [1, 0]] if inconsistent is not None else None,
-            "judge_inconsistent": inconsistent, "judge_structured": True, "judge_winners": None}
+    return {
+        "id": f"r{i}",
+        "prompt": f"p{i}",
+        "system_prompt": "",
+        "target_language": "nld",
+        "responses": [f"answer {i}.{k}" for k in range(n)],
+        "response_sources": list(sources),
+        "ratings": ratings,
+        "rationales": [None] * n,
+        "detected_languages": ["nld"] * n,
+        "language_confidences": [0.9] * n,
+        "language_match": [True] * n,
+        "judge_model": "j",
+        "aspect": "overall-rating",
+        "status": "ok",
+        "error": "",
+        "judge_mode": mode,
+        "judge_orders": [[0, 1], [1, 0]] if inconsistent is not None else None,
+        "judge_inconsistent": inconsistent,
+        "judge_structured": True,
+        "judge_winners": None,
+    }
 
 
 def test_export_turns_pairwise_verdicts_into_pairs_and_drops_inconsistent_rows():
-    raw = pa.Table.from_pylist([
-        _raw_row(1, [1.0, 5.0], "pairwise"),  # the model won
-        _raw_row(2, [5.0, 1.0], "pairwise", True),  # flipped between the orders
-        _raw_row(3, [3.0, 3.0], "pairwise", False),  # a tie
-        _raw_row(4, [3.0, 5.0, 1.0], "pairwise", None, ("human", "m1", "m2")),  # m1 beat the human, m2 lost
-        _raw_row(5, [4.5, 2.5], "ratings", False),
-    ], schema=schema.raw_schema())
+    raw = pa.Table.from_pylist(
+        [
+            _raw_row(1, [1.0, 5.0], "pairwise"),  # the model won
+            _raw_row(2, [5.0, 1.0], "pairwise", True),  # flipped between the orders
+            _raw_row(3, [3.0, 3.0], "pairwise", False),  # a tie
+            _raw_row(4, [3.0, 5.0, 1.0], "pairwise", None, ("human", "m1", "m2")),  # m1 beat the human, m2 lost
+            _raw_row(5, [4.5, 2.5], "ratings", False),
+        ],
+        schema=schema.raw_schema(),
+    )
     sel = select_pairs(raw)
     got = {p.source_id: (p.chosen_model, p.rejected_model) for p in sel.pairs}
     assert got == {"r1": ("m1", "human"), "r4": ("m1", "human"), "r5": ("human", "m1")}
     assert sel.counts["inconsistent"] == 1 and sel.counts["tie"] == 1
     every = select_pairs(raw, rules=ExportRules(pairing="all_pairs", drop_inconsistent=False))
     assert {(p.source_id, p.chosen_model, p.rejected_model) for p in every.pairs if p.source_id == "r4"} == {
-        ("r4", "m1", "human"), ("r4", "human", "m2")}  # never m1 against m2: they were not compared
+        ("r4", "m1", "human"),
+        ("r4", "human", "m2"),
+    }  # never m1 against m2: they were not compared
     assert any(p.source_id == "r2" for p in every.pairs)
 
 
 def test_older_raw_tables_without_judge_columns_still_conform_and_export():
     old = [{k: v for k, v in _raw_row(1, [2, 4]).items() if k not in schema.JUDGE_COLUMNS}]
     types = [f for f in schema.raw_schema() if f.name not in schema.JUDGE_COLUMNS]
-    table = pa.Table.from_pylist(old, schema=pa.schema(types).set(
-        [f.name for f in types].index("ratings"), pa.field("ratings", pa.list_(pa.int64()))))
+    table = pa.Table.from_pylist(
+        old,
+        schema=pa.schema(types).set(
+            [f.name for f in types].index("ratings"), pa.field("ratings", pa.list_(pa.int64()))
+        ),
+    )
     conformed = schema.conform_raw(table)
     assert conformed.column_names == list(schema.RAW_COLUMNS)
     assert conformed.column("ratings").to_pylist() == [[2.0, 4.0]]
@@ -252,23 +294,52 @@ def test_older_raw_tables_without_judge_columns_still_conform_and_export():
 
 
 def test_judge_stats_leaderboard_and_card_lines():
-    rows = [_raw_row(1, [1.0, 5.0], "ratings", True), _raw_row(2, [4.0, 2.0], "ratings", False),
-            {**_raw_row(3, [None, None], "ratings", None), "status": schema.STATUS_JUDGE_UNPARSEABLE,
-             "judge_structured": False, "judge_orders": [[1, 0], [0, 1]]}]
+    rows = [
+        _raw_row(1, [1.0, 5.0], "ratings", True),
+        _raw_row(2, [4.0, 2.0], "ratings", False),
+        {
+            **_raw_row(3, [None, None], "ratings", None),
+            "status": schema.STATUS_JUDGE_UNPARSEABLE,
+            "judge_structured": False,
+            "judge_orders": [[1, 0], [0, 1]],
+        },
+    ]
     raw = pa.Table.from_pylist(rows, schema=schema.raw_schema())
     stats = results.judge_stats(raw)
     counted = (stats.judged, stats.parsed, stats.structured, stats.text, stats.both_orders, stats.flips)
     assert counted == (3, 2, 2, 1, 2, 1)
     assert stats.order == "both" and stats.flip_rate == 0.5
     board = results.judge_leaderboard(raw).to_dict("records")
-    assert board == [{"judge_model": "j", "mode": "ratings", "order": "both", "judged": 3, "parse_rate": 0.667,
-                      "structured_share": 0.667, "both_orders": 2, "flip_rate": 0.5}]
-    check = schema.JudgeCheck(rows=12, source="labels", language="nld", mode="ratings", aspect="overall-rating",
-                              judges=(schema.JudgeScore(model="j", backend="openai", rows=12, parsed=12, compared=10,
-                                                        agree=8, kappa=0.6),), chosen="j")
+    assert board == [
+        {
+            "judge_model": "j",
+            "mode": "ratings",
+            "order": "both",
+            "judged": 3,
+            "parse_rate": 0.667,
+            "structured_share": 0.667,
+            "both_orders": 2,
+            "flip_rate": 0.5,
+        }
+    ]
+    check = schema.JudgeCheck(
+        rows=12,
+        source="labels",
+        language="nld",
+        mode="ratings",
+        aspect="overall-rating",
+        judges=(schema.JudgeScore(model="j", backend="openai", rows=12, parsed=12, compared=10, agree=8, kappa=0.6),),
+        chosen="j",
+    )
     text = "\n".join(results.judge_card_lines(stats, structured_asked=True, check=check, judge_model="j"))
-    for part in ("Judge mode: ratings", "structured output for 2 of 3", "both orders", "Parse rate: 67%",
-                 "Flip rate: 50%", "agreed with the people on 80% (8 of 10), Cohen's kappa 0.60"):
+    for part in (
+        "Judge mode: ratings",
+        "structured output for 2 of 3",
+        "both orders",
+        "Parse rate: 67%",
+        "Flip rate: 50%",
+        "agreed with the people on 80% (8 of 10), Cohen's kappa 0.60",
+    ):
         assert part in text
 
 
@@ -285,8 +356,7 @@ def test_a_backend_that_answers_422_to_response_format_falls_back_and_the_run_fi
     with FakeLLMServer(responder=_judge_text_responder, reject_response_format=422) as srv:
         b = Backend("openai", "model-b", srv.base_url)
         settings = RunSettings(generators=(b,), judge=b, concurrency=1, judge_order="both")
-        handle = asyncio.run(run_async(rows, settings, Checkpoint(tmp_path / "c.jsonl"), retry=FAST_RETRY,
-                                       detect=None))
+        handle = asyncio.run(run_async(rows, settings, Checkpoint(tmp_path / "c.jsonl"), retry=FAST_RETRY, detect=None))
         sent = [r.json for r in srv.requests if r.path.endswith("/chat/completions") and is_judge(r.json["messages"])]
     snap = handle.snapshot()
     assert snap.state == "done", snap.message
@@ -311,6 +381,7 @@ def test_the_next_dialect_is_tried_before_giving_up(faulty_server):
         seen.append(fmt)
         if fmt is not None and "schema" in fmt:  # refuse llama.cpp's form, accept the next one
             from tests.fixtures.faulty_server import Fault
+
             return Fault.status(422, message="unknown field schema")
         return None
 
@@ -319,9 +390,15 @@ def test_the_next_dialect_is_tried_before_giving_up(faulty_server):
 
     async def go():
         async with AsyncChat(b, None, retry=FAST_RETRY) as chat:
-            return await judge.judge_row(lambda bk, m, p: chat(m, p), b, PARAMS, prompt="hi",
-                                         texts=["human answer", "model-b says: hi"], row_id="r",
-                                         structured=judge.StructuredState())
+            return await judge.judge_row(
+                lambda bk, m, p: chat(m, p),
+                b,
+                PARAMS,
+                prompt="hi",
+                texts=["human answer", "model-b says: hi"],
+                row_id="r",
+                structured=judge.StructuredState(),
+            )
 
     verdict = asyncio.run(go())
     assert verdict.ok and verdict.structured
@@ -333,8 +410,9 @@ def test_a_fixed_reply_with_a_rating_of_7_is_unparseable_not_scored(tmp_path):
     with FakeLLMServer(reply_json=reply) as srv:
         b = Backend("openai", "fixed-json", srv.base_url)
         settings = RunSettings(generators=(b,), judge=b, concurrency=1)
-        handle = asyncio.run(run_async(make_rows(2), settings, Checkpoint(tmp_path / "c.jsonl"), retry=FAST_RETRY,
-                                       detect=None))
+        handle = asyncio.run(
+            run_async(make_rows(2), settings, Checkpoint(tmp_path / "c.jsonl"), retry=FAST_RETRY, detect=None)
+        )
     rows = handle.table().to_pylist()
     assert [r["status"] for r in rows] == [schema.STATUS_JUDGE_UNPARSEABLE] * 2
     assert all(r["ratings"] == [None, None] and "rating of text 1 is 7" in r["error"] for r in rows)
@@ -342,8 +420,10 @@ def test_a_fixed_reply_with_a_rating_of_7_is_unparseable_not_scored(tmp_path):
 
 
 # --- SmolLM2 on llama.cpp: structured output for real -----------------------------------------------------------
-DUTCH = ("Wat is de hoofdstad van Nederland?",
-         ["De hoofdstad van Nederland is Amsterdam.", "Ik hou van fietsen in de regen."])
+DUTCH = (
+    "Wat is de hoofdstad van Nederland?",
+    ["De hoofdstad van Nederland is Amsterdam.", "Ik hou van fietsen in de regen."],
+)
 
 
 def _real(server, **kwargs):
@@ -352,8 +432,16 @@ def _real(server, **kwargs):
 
     async def go():
         async with AsyncChat(b, None, timeout=300) as chat:
-            return await judge.judge_row(lambda bk, m, p: chat(m, p), b, params, prompt=DUTCH[0], texts=DUTCH[1],
-                                         row_id="nld-1", structured=judge.StructuredState(), **kwargs)
+            return await judge.judge_row(
+                lambda bk, m, p: chat(m, p),
+                b,
+                params,
+                prompt=DUTCH[0],
+                texts=DUTCH[1],
+                row_id="nld-1",
+                structured=judge.StructuredState(),
+                **kwargs,
+            )
 
     return asyncio.run(go())
 
@@ -379,14 +467,34 @@ def test_cli_generate_pairwise_in_both_orders(tmp_path, capsys):
 
     pq.write_table(make_rows(3), tmp_path / "in.parquet")
     with FakeLLMServer(responder=_judge_text_responder) as srv:
-        code = main(["generate", str(tmp_path / "in.parquet"), "--output", str(tmp_path / "run"), "--base-url",
-                     srv.base_url, "--model", "model-b", "--judge-mode", "pairwise", "--judge-order", "both"])
+        code = main(
+            [
+                "generate",
+                str(tmp_path / "in.parquet"),
+                "--output",
+                str(tmp_path / "run"),
+                "--base-url",
+                srv.base_url,
+                "--model",
+                "model-b",
+                "--judge-mode",
+                "pairwise",
+                "--judge-order",
+                "both",
+            ]
+        )
     err = capsys.readouterr().err
     assert code == 0, err
     assert "6 judge calls" in err and "Judge flip rate: 0% (0 of 3 rows" in err
     rows = pq.read_table(tmp_path / "run" / "raw.parquet").to_pylist()
-    assert all(r["judge_mode"] == "pairwise" and r["judge_winners"] == ["model"] and r["ratings"] == [1.0, 5.0]
-               and r["judge_inconsistent"] is False and r["judge_structured"] for r in rows)
+    assert all(
+        r["judge_mode"] == "pairwise"
+        and r["judge_winners"] == ["model"]
+        and r["ratings"] == [1.0, 5.0]
+        and r["judge_inconsistent"] is False
+        and r["judge_structured"]
+        for r in rows
+    )
     card = (tmp_path / "run" / "README.md").read_text()
     assert "Judge mode: pairwise" in card and "Flip rate: 0%" in card and "Parse rate: 100%" in card
     script = (tmp_path / "run" / "pipeline.py").read_text()

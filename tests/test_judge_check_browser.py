@@ -116,8 +116,9 @@ def check_judges(p: Person, server: FakeLLMServer, usable: int) -> None:
     p.fill("Base URL", server.base_url, 3)
     before = server.chat_requests
     p.click(p.button("Estimate the check"), "Estimate the check")
-    p.wait_visible(p.text(f"{usable} rows × 2 judge(s) × 2 orders: about {usable * 4} calls", exact=False),
-                   "the check's estimate")
+    p.wait_visible(
+        p.text(f"{usable} rows × 2 judge(s) × 2 orders: about {usable * 4} calls", exact=False), "the check's estimate"
+    )
     assert server.chat_requests == before, "the estimate made calls"
     p.click(p.button("Run the check"), "Run the check")
     p.wait_visible(p.text("Done.", exact=False), "the check to finish", 60_000)
@@ -144,8 +145,11 @@ def test_label_a_pilot_run_check_two_judges_and_use_one(person, app_server, mode
 
     assert p.field("Judge model id (empty: the first generator)").input_value() == "pilot-judge"
     p.click(p.button("Use this judge"), "Use this judge")
-    p.wait_until(lambda: p.field("Judge model id (empty: the first generator)").input_value() == "good-judge",
-                 "the run's judge to become good-judge", 20)
+    p.wait_until(
+        lambda: p.field("Judge model id (empty: the first generator)").input_value() == "good-judge",
+        "the run's judge to become good-judge",
+        20,
+    )
     p.wait_visible(p.text("The run's judge is now", exact=False), "the note about the chosen judge")
 
     p.tab("5. Export")

@@ -63,8 +63,23 @@ def test_labels_two_judges_one_missing_table_and_json(tmp_path, judge_server, mo
     choices = _prefer_model(tasks[:6]) + [CHOICE_TIE, CHOICE_BAD]
     path, _ = _labels_file(tmp_path, choices)
     out = tmp_path / "check.json"
-    code = main(["judge-check", "--labels", str(path), "--language", "nld", "--judge", "good-judge",
-                 "--judge", "no-such-judge", "--judge-base-url", judge_server.base_url, "--output", str(out)])
+    code = main(
+        [
+            "judge-check",
+            "--labels",
+            str(path),
+            "--language",
+            "nld",
+            "--judge",
+            "good-judge",
+            "--judge",
+            "no-such-judge",
+            "--judge-base-url",
+            judge_server.base_url,
+            "--output",
+            str(out),
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 1, captured.err  # a judge stopped: the exit code says so, the other judge's figures are there
     assert "Estimate: 7 rows × 2 judge(s) × 2 orders: about 28 calls" in captured.err
@@ -88,8 +103,19 @@ def test_a_server_that_rejects_the_schema_falls_back_to_text_and_finishes(tmp_pa
     judge_server.reject_response_format = 422
     tasks = judgecheck.label_tasks(raw_table(12), 10)
     path, _ = _labels_file(tmp_path, _prefer_model(tasks[:4]))
-    code = main(["judge-check", "--labels", str(path), "--judge", "other-judge", "--judge-backend", "openai",
-                 "--judge-base-url", judge_server.base_url])
+    code = main(
+        [
+            "judge-check",
+            "--labels",
+            str(path),
+            "--judge",
+            "other-judge",
+            "--judge-backend",
+            "openai",
+            "--judge-base-url",
+            judge_server.base_url,
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 0, captured.err
     assert re.search(r"other-judge .*4/4 \(100%\).*text \(fallback\)", captured.out), captured.out
@@ -103,8 +129,17 @@ def test_argilla_pull_input_and_dry_run_makes_no_call(tmp_path, judge_server, ca
     raw_path = tablefiles.write_table(raw, tmp_path / "raw.parquet")
     ann = annotations_table([{"id": i, "n_annotators": 2, "human_preference": 1, "agreement": 1.0} for i in ids[:3]])
     ann_path = tablefiles.write_table(ann, tmp_path / "annotations.parquet")
-    args = ["judge-check", "--raw", str(raw_path), "--annotations", str(ann_path), "--judge", "good-judge",
-            "--judge-base-url", judge_server.base_url]
+    args = [
+        "judge-check",
+        "--raw",
+        str(raw_path),
+        "--annotations",
+        str(ann_path),
+        "--judge",
+        "good-judge",
+        "--judge-base-url",
+        judge_server.base_url,
+    ]
     assert main([*args, "--dry-run"]) == 0
     assert "3 rows × 1 judge(s) × 2 orders: about 6 calls" in capsys.readouterr().err
     assert judge_server.chat_requests == 0
@@ -145,8 +180,21 @@ def test_smollm2_judges_labelled_rows_with_structured_output(tmp_path, llm_serve
     tasks = judgecheck.label_tasks(raw_table(12), 10)
     path, _ = _labels_file(tmp_path, _prefer_model(tasks[:3]))
     out = tmp_path / "check.json"
-    code = main(["judge-check", "--labels", str(path), "--judge", llm_server.model, "--judge-base-url",
-                 llm_server.base_url, "--judge-max-new-tokens", "160", "--output", str(out)])
+    code = main(
+        [
+            "judge-check",
+            "--labels",
+            str(path),
+            "--judge",
+            llm_server.model,
+            "--judge-base-url",
+            llm_server.base_url,
+            "--judge-max-new-tokens",
+            "160",
+            "--output",
+            str(out),
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 0, captured.err
     (score,) = json.loads(out.read_text(encoding="utf-8"))["check"]["judges"]
@@ -168,12 +216,35 @@ def test_generate_records_the_judge_check_on_the_card(tmp_path, judge_server, mo
     tasks = judgecheck.label_tasks(raw_table(12), 10)
     path, _ = _labels_file(tmp_path, _prefer_model(tasks[:6]))
     check = tmp_path / "check.json"
-    assert main(["judge-check", "--labels", str(path), "--judge", "good-judge", "--judge-base-url",
-                 judge_server.base_url, "--output", str(check)]) == 0
+    assert (
+        main(
+            [
+                "judge-check",
+                "--labels",
+                str(path),
+                "--judge",
+                "good-judge",
+                "--judge-base-url",
+                judge_server.base_url,
+                "--output",
+                str(check),
+            ]
+        )
+        == 0
+    )
     source = tmp_path / "filtered.parquet"
     pq.write_table(make_rows(3), source)
-    base = ["generate", str(source), "--base-url", judge_server.base_url, "--model", "good-judge",
-            "--judge-check", str(check), "--no-hedge"]
+    base = [
+        "generate",
+        str(source),
+        "--base-url",
+        judge_server.base_url,
+        "--model",
+        "good-judge",
+        "--judge-check",
+        str(check),
+        "--no-hedge",
+    ]
     assert main([*base, "-o", str(tmp_path / "run")]) in (0, 1)
     card = (tmp_path / "run" / "README.md").read_text(encoding="utf-8")
     assert "Judge check before the run (6 rows" in card and "`good-judge` agreed with the people on 100%" in card

@@ -96,9 +96,17 @@ def test_no_pilot_run_no_labels_and_another_language_say_what_to_do(session):
 
 def test_a_check_in_the_app_and_use_this_judge(session, server):
     _label(session, 5)
-    values = {"j1_kind": "openai", "j1_model": "good-judge", "j1_base_url": server.base_url,
-              "j2_kind": "openai", "j2_model": "no-such-judge", "j2_base_url": server.base_url,
-              "j3_kind": "serverless", "j3_model": "", "source": judgecheck.SOURCE_LABELS}
+    values = {
+        "j1_kind": "openai",
+        "j1_model": "good-judge",
+        "j1_base_url": server.base_url,
+        "j2_kind": "openai",
+        "j2_model": "no-such-judge",
+        "j2_base_url": server.base_url,
+        "j3_kind": "serverless",
+        "j3_model": "",
+        "source": judgecheck.SOURCE_LABELS,
+    }
     assert "5 rows × 2 judge(s) × 2 orders: about 20 calls" in jc.estimate_check(session, values).replace("\\", "")
     assert server.chat_requests == 0  # the estimate makes no call
     status, _ = jc.start_check(session, values, None)

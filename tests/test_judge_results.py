@@ -23,7 +23,11 @@ def test_judge_prompt_is_distilabels_ultrafeedback_with_texts_in_order():
     assert "3 text outputs" in messages[0]["content"]
     annotation = messages[1]["content"].split("## Annotation")[1]
     assert "Instruction: Wat is 2+2?" in annotation
-    assert annotation.index("<text 1> vier") < annotation.index("<text 2> 4, natuurlijk") < annotation.index("<text 3> een auto")
+    assert (
+        annotation.index("<text 1> vier")
+        < annotation.index("<text 2> 4, natuurlijk")
+        < annotation.index("<text 3> een auto")
+    )
     assert "human" not in messages[1]["content"].lower()  # the prompt does not say which text is human
     honesty = judge.judge_messages("q", ["a", "b"], "honesty")
     assert honesty[1]["content"] != messages[1]["content"]
@@ -36,8 +40,11 @@ def test_judge_prompt_is_distilabels_ultrafeedback_with_texts_in_order():
     [
         (judge_reply(2, [5, 1]), [5, 1]),
         ("Here you go.\n\n" + judge_reply(2, [3, 4]) + "\n\nHope this helps!", [3, 4]),  # preamble/closing ignored
-        ("#### Output for Text 1\nRating: 4 (very good)\nRationale: fine.\n\n#### Output for Text 2\nRating: 2\n"
-         "Rationale: meh.", [4, 2]),
+        (
+            "#### Output for Text 1\nRating: 4 (very good)\nRationale: fine.\n\n#### Output for Text 2\nRating: 2\n"
+            "Rationale: meh.",
+            [4, 2],
+        ),
     ],
 )
 def test_parse_accepts_one_rating_per_text(reply, ratings):
@@ -65,8 +72,10 @@ def test_parse_rejects_what_is_not_a_full_rating(reply, why):
 
 
 def test_parse_helpfulness_aspect_combines_rationales():
-    reply = ("#### Output for Text 1\nType: 1, 2\nRationale: clear\nRating: 4\nRationale: correct\n\n"
-             "#### Output for Text 2\nType: None\nRationale: vague\nRating: 2\nRationale: wrong")  # fmt: skip
+    reply = (
+        "#### Output for Text 1\nType: 1, 2\nRationale: clear\nRating: 4\nRationale: correct\n\n"
+        "#### Output for Text 2\nType: None\nRationale: vague\nRating: 2\nRationale: wrong"
+    )
     verdict = judge.parse_judgement(reply, 2, "helpfulness")
     assert verdict.parsed and verdict.ratings == [4, 2] and verdict.rationales == ["clear\ncorrect", "vague\nwrong"]
 
@@ -75,9 +84,19 @@ def test_parse_helpfulness_aspect_combines_rationales():
 
 
 def _raw(rows: list[dict]) -> pa.Table:
-    base = {"id": "x", "prompt": "p", "system_prompt": "", "target_language": "nld", "rationales": None,
-            "detected_languages": None, "language_confidences": None, "judge_model": "j", "aspect": "overall-rating",
-            "status": "ok", "error": ""}  # fmt: skip
+    base = {
+        "id": "x",
+        "prompt": "p",
+        "system_prompt": "",
+        "target_language": "nld",
+        "rationales": None,
+        "detected_languages": None,
+        "language_confidences": None,
+        "judge_model": "j",
+        "aspect": "overall-rating",
+        "status": "ok",
+        "error": "",
+    }
     full = []
     for i, r in enumerate(rows):
         n = len(r["response_sources"])
@@ -90,14 +109,30 @@ def _raw(rows: list[dict]) -> pa.Table:
 
 
 def test_leaderboard_per_source_with_human_first():
-    raw = _raw([
-        {"responses": ["h1", "a1", "b1"], "response_sources": ["human", "m/a", "m/b"], "ratings": [4, 5, 2],
-         "language_match": [True, True, False]},
-        {"responses": ["h2", "a2", "b2"], "response_sources": ["human", "m/a", "m/b"], "ratings": [5, 3, 5],
-         "language_match": [True, None, True]},
-        {"responses": ["h3", "", "b3"], "response_sources": ["human", "m/a", "m/b"], "ratings": [None, None, None],
-         "language_match": [True, None, False], "status": "generation_failed", "error": "m/a: boom"},
-    ])  # fmt: skip
+    raw = _raw(
+        [
+            {
+                "responses": ["h1", "a1", "b1"],
+                "response_sources": ["human", "m/a", "m/b"],
+                "ratings": [4, 5, 2],
+                "language_match": [True, True, False],
+            },
+            {
+                "responses": ["h2", "a2", "b2"],
+                "response_sources": ["human", "m/a", "m/b"],
+                "ratings": [5, 3, 5],
+                "language_match": [True, None, True],
+            },
+            {
+                "responses": ["h3", "", "b3"],
+                "response_sources": ["human", "m/a", "m/b"],
+                "ratings": [None, None, None],
+                "language_match": [True, None, False],
+                "status": "generation_failed",
+                "error": "m/a: boom",
+            },
+        ]
+    )
     board = results.leaderboard(raw).set_index("source")
     assert list(board.index) == ["human", "m/a", "m/b"]
     assert board.loc["human", "mean_rating"] == 4.5 and board.loc["m/a", "mean_rating"] == 4.0
@@ -110,8 +145,7 @@ def test_leaderboard_per_source_with_human_first():
     assert board.loc["m/a", "language_checked"] == 1
     dist = results.rating_distribution(raw)
     assert len(dist) == 15 and dist.query("source == 'm/b' and rating == '5'")["count"].item() == 1
-    assert results.counts_by_status(raw) == {"ok": 2, "generation_failed": 1, "judge_failed": 0,
-                                              "judge_unparseable": 0}  # fmt: skip
+    assert results.counts_by_status(raw) == {"ok": 2, "generation_failed": 1, "judge_failed": 0, "judge_unparseable": 0}
     assert results.leaderboard(raw.slice(0, 0)).empty
 
 
@@ -120,17 +154,25 @@ def test_leaderboard_per_source_with_human_first():
 
 def _settings(system_prompt: str = "Antwoord in het Nederlands.") -> RunSettings:
     return RunSettings(
-        generators=(Backend("serverless", "org/gen", provider="together"),
-                    Backend("openai", "local-model", "http://user:secret@127.0.0.1:8000/v1?key=abc")),
+        generators=(
+            Backend("serverless", "org/gen", provider="together"),
+            Backend("openai", "local-model", "http://user:secret@127.0.0.1:8000/v1?key=abc"),
+        ),
         judge=Backend("endpoint", "org/judge", "https://xyz.endpoints.huggingface.cloud"),
-        system_prompt=system_prompt, max_new_tokens=300,
-    )  # fmt: skip
+        system_prompt=system_prompt,
+        max_new_tokens=300,
+    )
 
 
 def test_card_and_script_carry_the_settings_but_no_secrets():
     hostile = 'Say """hi""" \'\'\' {language} ``` <script>alert(1)</script>\nimport os; os.system("x")'
-    meta = recipe.build_raw_meta(_settings(hostile), None, source=schema.Provenance(dataset="CohereForAI/aya_dataset", split="train", license="apache-2.0"), language="Dutch",
-                                 language_code="nld")
+    meta = recipe.build_raw_meta(
+        _settings(hostile),
+        None,
+        source=schema.Provenance(dataset="CohereForAI/aya_dataset", split="train", license="apache-2.0"),
+        language="Dutch",
+        language_code="nld",
+    )
     card = recipe.render_raw_card(meta)
     script = recipe.render_pipeline_script(meta, data="alice/aya-dutch-dpo-raw")
     for text in (card, script, meta.to_json()):
@@ -139,8 +181,11 @@ def test_card_and_script_carry_the_settings_but_no_secrets():
     assert "`org/gen`, `local-model`" in card and "`org/judge`" in card
     assert "````text\n" + hostile + "\n````" in card  # fenced so it stays text
     tree = ast.parse(script)  # valid Python whatever the system prompt says
-    consts = {n.targets[0].id: ast.literal_eval(n.value) for n in tree.body
-              if isinstance(n, ast.Assign) and isinstance(n.targets[0], ast.Name) and n.targets[0].id.isupper()}  # fmt: skip
+    consts = {
+        n.targets[0].id: ast.literal_eval(n.value)
+        for n in tree.body
+        if isinstance(n, ast.Assign) and isinstance(n.targets[0], ast.Name) and n.targets[0].id.isupper()
+    }
     assert consts["SYSTEM_PROMPT"] == hostile
     assert consts["DATA"] == "alice/aya-dutch-dpo-raw" and consts["TARGET_LANGUAGE"] == "nl"
     assert consts["GENERATORS"][0] == {"kind": "serverless", "model": "org/gen", "base_url": "", "provider": "together"}
@@ -161,8 +206,21 @@ def test_cli_config_file_and_bad_input(tmp_path, capsys):
     from tests.test_generate_services import ultrafeedback_responder
 
     pq.write_table(make_rows(6), tmp_path / "in.parquet")
-    assert cli.main(["generate", str(tmp_path / "missing.parquet"), "-o", str(tmp_path / "o"), "--model", "m",
-                     "--base-url", "http://127.0.0.1:9/v1"]) == 2  # fmt: skip
+    assert (
+        cli.main(
+            [
+                "generate",
+                str(tmp_path / "missing.parquet"),
+                "-o",
+                str(tmp_path / "o"),
+                "--model",
+                "m",
+                "--base-url",
+                "http://127.0.0.1:9/v1",
+            ]
+        )
+        == 2
+    )
     assert "no such file" in capsys.readouterr().err
     assert cli.main(["generate", str(tmp_path / "in.parquet"), "-o", str(tmp_path / "o"), "--model", "org/m"]) == 2
     assert "HF_TOKEN" in capsys.readouterr().err  # serverless without a token: say what to do
@@ -207,8 +265,16 @@ def test_logs_never_carry_credentials(tmp_path, caplog):
     with FakeLLMServer(responder=ultrafeedback_responder, fault_for=lambda r: next(faults)) as srv:
         backend = Backend("openai", "m", srv.base_url)
         settings = RunSettings(generators=(backend,), judge=backend, concurrency=1)
-        handle = asyncio.run(run_async(make_rows(4), settings, Checkpoint(tmp_path / "c.jsonl"), retry=FAST_RETRY,
-                                       detect=None, api_keys={srv.base_url: canary}))  # fmt: skip
+        handle = asyncio.run(
+            run_async(
+                make_rows(4),
+                settings,
+                Checkpoint(tmp_path / "c.jsonl"),
+                retry=FAST_RETRY,
+                detect=None,
+                api_keys={srv.base_url: canary},
+            )
+        )
         assert srv.requests[0].headers.get("authorization") == f"Bearer {canary}"  # the key was used...
     snap = handle.snapshot()
     assert snap.state == "paused"  # 401: paused, with the reason

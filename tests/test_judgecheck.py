@@ -28,14 +28,25 @@ def raw_table(n: int, *, language: str = "nld", blank_model_at: tuple[int, ...] 
         if i in blank_model_at:
             responses[1:] = [""] * models
         n_resp = len(responses)
-        rows.append({
-            "id": schema.row_id(prompt, human), "prompt": prompt, "system_prompt": "", "target_language": language,
-            "responses": responses, "response_sources": ["human", *(f"org/m{m}" for m in range(models))],
-            "ratings": [4, 2, *([3] * (models - 1))][:n_resp], "rationales": [None] * n_resp,
-            "detected_languages": [language] * n_resp, "language_confidences": [0.9] * n_resp,
-            "language_match": [True] * n_resp, "judge_model": "j", "aspect": "overall-rating", "status": OK,
-            "error": "",
-        })
+        rows.append(
+            {
+                "id": schema.row_id(prompt, human),
+                "prompt": prompt,
+                "system_prompt": "",
+                "target_language": language,
+                "responses": responses,
+                "response_sources": ["human", *(f"org/m{m}" for m in range(models))],
+                "ratings": [4, 2, *([3] * (models - 1))][:n_resp],
+                "rationales": [None] * n_resp,
+                "detected_languages": [language] * n_resp,
+                "language_confidences": [0.9] * n_resp,
+                "language_match": [True] * n_resp,
+                "judge_model": "j",
+                "aspect": "overall-rating",
+                "status": OK,
+                "error": "",
+            }
+        )
     return pa.Table.from_pylist(rows, schema=schema.raw_schema())
 
 
@@ -114,8 +125,18 @@ def test_export_uses_the_labels_and_drops_both_bad_rows():
 def test_merge_keeps_argilla_rows_and_replaces_earlier_labels():
     raw = raw_table(10)
     tasks = judgecheck.label_tasks(raw, 10)
-    argilla = annotations_table([{"id": tasks[0].id, "n_annotators": 3, "human_ratings": [4.0, 2.0],
-                                  "human_preference": 0, "agreement": 1.0, "n_discarded": 0}])
+    argilla = annotations_table(
+        [
+            {
+                "id": tasks[0].id,
+                "n_annotators": 3,
+                "human_ratings": [4.0, 2.0],
+                "human_preference": 0,
+                "agreement": 1.0,
+                "n_discarded": 0,
+            }
+        ]
+    )
     first = judgecheck.labels_to_annotations([tasks[0].label(CHOICE_B), tasks[1].label(CHOICE_A)])
     merged, added = judgecheck.merge_annotations(argilla, first)
     rows = {r["id"]: r for r in merged.to_pylist()}
@@ -154,13 +175,15 @@ def test_items_from_labels_leave_out_both_bad_and_keep_raw_indices():
 def test_items_from_an_argilla_pull():
     raw = raw_table(4, models=2, blank_model_at=(3,))
     ids = raw.column("id").to_pylist()
-    ann = annotations_table([
-        {"id": ids[0], "n_annotators": 2, "human_ratings": [None] * 3, "human_preference": 2, "n_discarded": 0},
-        {"id": ids[1], "n_annotators": 1, "human_ratings": [2.0, 5.0, 3.0], "human_preference": None},  # ratings
-        {"id": ids[2], "n_annotators": 1, "human_preference": 1, "n_discarded": 2},  # discarded by more people
-        {"id": ids[3], "n_annotators": 1, "human_preference": 0},  # only the human answer is left
-        {"id": "not-in-raw", "n_annotators": 1, "human_preference": 0},
-    ])
+    ann = annotations_table(
+        [
+            {"id": ids[0], "n_annotators": 2, "human_ratings": [None] * 3, "human_preference": 2, "n_discarded": 0},
+            {"id": ids[1], "n_annotators": 1, "human_ratings": [2.0, 5.0, 3.0], "human_preference": None},  # ratings
+            {"id": ids[2], "n_annotators": 1, "human_preference": 1, "n_discarded": 2},  # discarded by more people
+            {"id": ids[3], "n_annotators": 1, "human_preference": 0},  # only the human answer is left
+            {"id": "not-in-raw", "n_annotators": 1, "human_preference": 0},
+        ]
+    )
     items = judgecheck.items_from_annotations(raw, ann)
     assert [(i.id, i.human, i.indices) for i in items] == [(ids[0], 2, (0, 1, 2)), (ids[1], 1, (0, 1, 2))]
     assert items[0].language == "nld"
@@ -239,8 +262,9 @@ def test_score_counts_parse_flip_agreement_and_kappa():
     assert s.kappa == agreement.cohens_kappa([(0, 0), (1, 1), (0, 1), (0, -1)])
     assert s.mean_latency_s == pytest.approx(2.0) and s.tokens_per_row == pytest.approx(300)  # answered rows only
     assert s.structured is True and s.base_url == "http://127.0.0.1:9/v1" and s.provider == ""
-    check = schema.JudgeCheck(rows=7, source="labels", language="nld", mode="ratings", aspect="overall-rating",
-                              judges=(s,))
+    check = schema.JudgeCheck(
+        rows=7, source="labels", language="nld", mode="ratings", aspect="overall-rating", judges=(s,)
+    )
     assert schema.JudgeCheck.from_dict(json.loads(json.dumps(check.to_dict()))) == check
     row = judgecheck.score_rows(check)[0]
     assert (row["parse rate"], row["flip rate"], row["agreement"]) == ("4/6 (67%)", "1/4 (25%)", "2/4 (50%)")
@@ -249,10 +273,19 @@ def test_score_counts_parse_flip_agreement_and_kappa():
 
 
 def test_score_of_a_judge_that_never_answered():
-    s = judgecheck.score_judge(Backend("serverless", "org/x"), [RowOutcome("org/x", "1", judgecheck.NOT_RUN, 0)],
-                               "Stopped after 0 of 1 rows: not found")
-    assert (s.rows, s.parse_rate, s.flip_rate, s.agreement, s.kappa, s.mean_latency_s) == (0, None, None, None,
-                                                                                          None, None)
+    s = judgecheck.score_judge(
+        Backend("serverless", "org/x"),
+        [RowOutcome("org/x", "1", judgecheck.NOT_RUN, 0)],
+        "Stopped after 0 of 1 rows: not found",
+    )
+    assert (s.rows, s.parse_rate, s.flip_rate, s.agreement, s.kappa, s.mean_latency_s) == (
+        0,
+        None,
+        None,
+        None,
+        None,
+        None,
+    )
     assert s.provider == "auto" and s.error.startswith("Stopped")
     assert judgecheck.score_rows(schema.JudgeCheck(1, "labels", "", "ratings", "a", (s,)))[0]["parse rate"] == "n/a"
 
@@ -316,8 +349,9 @@ def test_a_check_side_by_side(fresh_structured_state):
     items = _good_items()
     chat = ScriptedJudges()
     judges = tuple(_openai(m) for m in ("fair", "first", "missing"))
-    report = asyncio.run(judgecheck.run_check(items, judgecheck.CheckSettings(judges=judges), chat=chat,
-                                              language="nld"))
+    report = asyncio.run(
+        judgecheck.run_check(items, judgecheck.CheckSettings(judges=judges), chat=chat, language="nld")
+    )
     fair, first, missing = report.check.judges
     assert (fair.parsed, fair.rows, fair.flips, fair.agree, fair.compared, fair.kappa) == (6, 6, 0, 6, 6, 1.0)
     assert fair.structured is True and fair.tokens_per_row == pytest.approx(120)  # 2 calls × (50 + 10)
@@ -336,8 +370,9 @@ def test_a_check_side_by_side(fresh_structured_state):
 
 def test_a_judge_that_ignores_the_schema_is_unparseable_not_scored(fresh_structured_state):
     chat = ScriptedJudges()
-    report = asyncio.run(judgecheck.run_check(_good_items(), judgecheck.CheckSettings(judges=(_openai("babbler"),)),
-                                              chat=chat))
+    report = asyncio.run(
+        judgecheck.run_check(_good_items(), judgecheck.CheckSettings(judges=(_openai("babbler"),)), chat=chat)
+    )
     (s,) = report.check.judges
     assert (s.rows, s.parsed, s.compared, s.agreement) == (6, 0, 0, None)
     assert s.structured is False  # it fell back to the text format, and that did not parse either

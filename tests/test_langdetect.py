@@ -40,8 +40,22 @@ def test_mismatch_names_the_detected_language():
 
 @pytest.mark.parametrize(
     ("code", "langid_code"),
-    [("nld", "nl"), ("arb", "ar"), ("ary", "ar"), ("arz", "ar"), ("plt", "mg"), ("zsm", "ms"), ("pes", "fa"),
-     ("swh", "sw"), ("npi", "ne"), ("fil", "tl"), ("nob", "nb"), ("zho", "zh"), ("eng", "en"), ("nl", "nl")],
+    [
+        ("nld", "nl"),
+        ("arb", "ar"),
+        ("ary", "ar"),
+        ("arz", "ar"),
+        ("plt", "mg"),
+        ("zsm", "ms"),
+        ("pes", "fa"),
+        ("swh", "sw"),
+        ("npi", "ne"),
+        ("fil", "tl"),
+        ("nob", "nb"),
+        ("zho", "zh"),
+        ("eng", "en"),
+        ("nl", "nl"),
+    ],
 )
 def test_iso_639_3_codes_map_to_langid(code, langid_code):
     assert langdetect.to_langid(code) == langid_code
@@ -90,7 +104,8 @@ def test_agrees_with_plain_langid():
         ours = detect(text)[0]
         theirs = langid.classify(text)[0]
         assert langdetect.to_langid(ours) == theirs or langdetect._accepted(theirs) == langdetect._accepted(
-            langdetect.to_langid(ours))
+            langdetect.to_langid(ours)
+        )
 
 
 def test_check_many_keeps_order():

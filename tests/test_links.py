@@ -11,7 +11,9 @@ from pipeline.links import (
 
 
 def test_round_trip_keeps_every_choice():
-    choices = SharedChoices(language="nld", model="Qwen/Qwen2.5-7B-Instruct", system_prompt="Antwoord in het {language}.\nAltijd!")
+    choices = SharedChoices(
+        language="nld", model="Qwen/Qwen2.5-7B-Instruct", system_prompt="Antwoord in het {language}.\nAltijd!"
+    )
     link = build_link("https://me-dpo-studio.hf.space/?__theme=dark", choices)
     query = {k: v[0] for k, v in parse_qs(urlsplit(link).query).items()}
     assert "__theme" not in query
@@ -42,8 +44,12 @@ def test_choices_from_session_use_the_filtered_language_and_the_chosen_model():
     session = Session()
     assert choices_from_session(session).is_empty()
     session.filtered = Filtered()
-    session.model_choice = ModelChoice(model="org/model", backend="openai", base_url="http://secret-host:8000/v1",
-                                       system_prompt="Valio amin'ny teny malagasy.")
+    session.model_choice = ModelChoice(
+        model="org/model",
+        backend="openai",
+        base_url="http://secret-host:8000/v1",
+        system_prompt="Valio amin'ny teny malagasy.",
+    )
     shared = choices_from_session(session)
     assert shared == SharedChoices(language="plt", model="org/model", system_prompt="Valio amin'ny teny malagasy.")
     assert "secret-host" not in build_link("http://h/", shared)  # a backend URL never travels in a link

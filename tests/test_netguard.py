@@ -84,8 +84,10 @@ def test_public_addresses_are_allowed_on_a_space(on_space, ip):
 
 
 def test_the_message_names_the_kind_of_address(on_space):
-    reasons = {ip: netguard.refusal_reason(netguard.resolve(ip)[0]) for ip in ("127.0.0.1", "10.0.0.1",
-                                                                              "169.254.169.254", "::1")}
+    reasons = {
+        ip: netguard.refusal_reason(netguard.resolve(ip)[0])
+        for ip in ("127.0.0.1", "10.0.0.1", "169.254.169.254", "::1")
+    }
     assert "loopback" in reasons["127.0.0.1"] and "loopback" in reasons["::1"]
     assert "private" in reasons["10.0.0.1"]
     assert "metadata" in reasons["169.254.169.254"]
@@ -156,8 +158,12 @@ def test_a_request_is_checked_again_when_it_is_sent(on_space, faulty_server):
 
 
 def test_a_local_run_reaches_the_local_server(local, faulty_server):
-    result = inference.chat(Backend("openai", "m", faulty_server.base_url),
-                            [{"role": "user", "content": "hi"}], GenParams(max_new_tokens=8), None)
+    result = inference.chat(
+        Backend("openai", "m", faulty_server.base_url),
+        [{"role": "user", "content": "hi"}],
+        GenParams(max_new_tokens=8),
+        None,
+    )
     assert result.text
 
 
@@ -181,15 +187,31 @@ def test_argilla_probe_hook_refuses_at_request_time(on_space):
 
 
 def test_cli_generate_is_refused_before_any_call_on_a_space(tmp_path, faulty_server):
-    rows = pa.table({"prompt": ["Hoe gaat het?"], "response": ["Goed."], "language": ["Dutch"],
-                     "language_code": ["nld"]})
+    rows = pa.table(
+        {"prompt": ["Hoe gaat het?"], "response": ["Goed."], "language": ["Dutch"], "language_code": ["nld"]}
+    )
     pq.write_table(rows, tmp_path / "x.parquet")
     env = {**os.environ, "SYSTEM": "spaces", "PYTHONPATH": str(ROOT)}
     before = len(faulty_server.requests)
     done = subprocess.run(
-        [sys.executable, "-m", "pipeline", "generate", str(tmp_path / "x.parquet"), "-o", str(tmp_path / "out"),
-         "--base-url", faulty_server.base_url, "--model", "m"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "pipeline",
+            "generate",
+            str(tmp_path / "x.parquet"),
+            "-o",
+            str(tmp_path / "out"),
+            "--base-url",
+            faulty_server.base_url,
+            "--model",
+            "m",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 2, done.stderr
     assert "loopback" in done.stderr and "public Space" in done.stderr, done.stderr
@@ -198,8 +220,24 @@ def test_cli_generate_is_refused_before_any_call_on_a_space(tmp_path, faulty_ser
     # the same command runs locally
     env.pop("SYSTEM")
     local_run = subprocess.run(
-        [sys.executable, "-m", "pipeline", "generate", str(tmp_path / "x.parquet"), "-o", str(tmp_path / "out"),
-         "--base-url", faulty_server.base_url, "--model", "m", "--dry-run"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "pipeline",
+            "generate",
+            str(tmp_path / "x.parquet"),
+            "-o",
+            str(tmp_path / "out"),
+            "--base-url",
+            faulty_server.base_url,
+            "--model",
+            "m",
+            "--dry-run",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert local_run.returncode == 0, local_run.stderr

@@ -14,7 +14,9 @@ def test_pip_install_gives_a_dpo_studio_command_that_works_anywhere(tmp_path):
     target = tmp_path / "site"
     built = subprocess.run(
         [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(ROOT)],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert built.returncode == 0, built.stderr[-2000:]
     command = target / "bin" / "dpo-studio"
@@ -23,13 +25,20 @@ def test_pip_install_gives_a_dpo_studio_command_that_works_anywhere(tmp_path):
     elsewhere.mkdir()
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env["PYTHONPATH"] = str(target)  # the installed copy only, never the repository
-    shown = subprocess.run([str(command), "--help"], cwd=elsewhere, env=env, capture_output=True, text=True,
-                           timeout=120)
+    shown = subprocess.run(
+        [str(command), "--help"], cwd=elsewhere, env=env, capture_output=True, text=True, timeout=120
+    )
     assert shown.returncode == 0, shown.stderr
     assert shown.stdout.startswith("usage: dpo-studio") and "judge-check" in shown.stdout
     # the bundled demo data travels with the package: a filter runs from an empty folder
-    done = subprocess.run([str(command), "filter", "--demo", "--language", "Dutch", "-o", "nld.parquet"],
-                          cwd=elsewhere, env=env, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [str(command), "filter", "--demo", "--language", "Dutch", "-o", "nld.parquet"],
+        cwd=elsewhere,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert (elsewhere / "nld.parquet").stat().st_size > 0
     assert str(ROOT) not in done.stderr  # it ran the installed copy

@@ -60,10 +60,10 @@ def _run(fields: dict, restart: bool = False, hub: bool = False, every: int = 10
 
 def _run_to_end(session: Session, timeout: float = 60) -> tuple:
     deadline = time.monotonic() + timeout
-    out = tab.poll(session)
+    tab.poll(session)
     while session.run.running and time.monotonic() < deadline:
         time.sleep(0.1)
-        out = tab.poll(session)
+        tab.poll(session)
     return tab.poll(session)
 
 
@@ -97,7 +97,7 @@ def test_prefill_from_the_playground_choice(session):
 def test_start_poll_and_results_in_session(session):
     with FakeLLMServer(responder=ultrafeedback_responder, latency=lambda: 0.01) as srv:
         fields = _fields(srv.base_url)
-        assert f"12 of 12 rows to run" in tab.estimate(session, fields)
+        assert "12 of 12 rows to run" in tab.estimate(session, fields)
         text, timer = tab.start(session, _run(fields, False, True, 100, ""))
         assert "Not signed in" in text  # Hub checkpoints need sign-in; the run goes on locally
         # a second run in the same session while one is going is refused
@@ -251,8 +251,7 @@ def test_people_who_are_not_signed_in_never_share_a_run(session):
 
 def test_judge_mode_and_order_fields_reach_the_run_settings_and_the_estimate(session):
     fields = _fields("http://127.0.0.1:9/v1", models="fake-a", rows=6)
-    settings = tab.make_settings({**fields, "judge_mode": "pairwise", "judge_order": "both",
-                                  "judge_structured": False})
+    settings = tab.make_settings({**fields, "judge_mode": "pairwise", "judge_order": "both", "judge_structured": False})
     assert (settings.judge_mode, settings.judge_order, settings.judge_structured) == ("pairwise", "both", False)
     once = tab.estimate(session, {**fields, "judge_order": "random"}).replace("\\", "")  # Markdown-escaped text
     both = tab.estimate(session, {**fields, "judge_order": "both"}).replace("\\", "")

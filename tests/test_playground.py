@@ -12,7 +12,7 @@ from pipeline import playground
 from pipeline.inference import Backend, GenParams, RetryPolicy, build_messages
 from pipeline.playground import ColumnRequest, record_vote, run_columns, tally
 from pipeline.state import ModelChoice, Session
-from tests.fixtures.faulty_server import Fault, FakeLLMServer
+from tests.fixtures.faulty_server import FakeLLMServer, Fault
 from ui import playground_tab as tab
 
 DUTCH = "Amsterdam is de hoofdstad van Nederland en er wonen ongeveer negenhonderdduizend mensen in de stad."
@@ -20,15 +20,17 @@ ONE_TRY = RetryPolicy(max_attempts=1)
 
 
 def filtered_table(n: int = 5) -> pa.Table:
-    return pa.table({
-        "id": [f"id{i}" for i in range(n)],
-        "prompt": [f"Vraag {i}?" for i in range(n)],
-        "response": [f"Antwoord {i}." for i in range(n)],
-        "language": ["Dutch"] * n,
-        "language_code": ["nld"] * n,
-        "annotation_type": ["original-annotations"] * n,
-        "user_id": ["u"] * n,
-    })
+    return pa.table(
+        {
+            "id": [f"id{i}" for i in range(n)],
+            "prompt": [f"Vraag {i}?" for i in range(n)],
+            "response": [f"Antwoord {i}." for i in range(n)],
+            "language": ["Dutch"] * n,
+            "language_code": ["nld"] * n,
+            "annotation_type": ["original-annotations"] * n,
+            "user_id": ["u"] * n,
+        }
+    )
 
 
 class FakeFiltered:  # the shape of pipeline.data.FilteredSet the tab relies on
@@ -51,17 +53,27 @@ def test_target_language_and_sampling_from_the_filtered_set():
 def test_make_backend_and_seed_parsing():
     assert playground.make_backend("serverless", "  ") is None
     assert playground.make_backend("serverless", "org/m", "http://ignored", "together") == Backend(
-        "serverless", "org/m", "", "together")
+        "serverless", "org/m", "", "together"
+    )
     assert playground.make_backend("openai", "m", " http://h:1/v1 ").base_url == "http://h:1/v1"
     assert playground.make_backend("endpoint", "", "https://x.endpoints.huggingface.cloud").kind == "endpoint"
     assert playground.parse_seed("") is None and playground.parse_seed(None) is None
-    assert playground.parse_seed(42.0) == 42 and playground.parse_seed("x") is None and playground.parse_seed(-1) is None
+    assert (
+        playground.parse_seed(42.0) == 42 and playground.parse_seed("x") is None and playground.parse_seed(-1) is None
+    )
 
 
 # --- votes ---------------------------------------------------------------------------------------------------
 def _vote(votes, vote, a="model-a", b="model-b", c=""):
-    return record_vote(votes, vote, prompt="p", system_prompt="s", labels={"A": a, "B": b, "C": c},
-                       responses={"A": "ra", "B": "rb", "C": "rc" if c else ""}, target_code="nld")
+    return record_vote(
+        votes,
+        vote,
+        prompt="p",
+        system_prompt="s",
+        labels={"A": a, "B": b, "C": c},
+        responses={"A": "ra", "B": "rb", "C": "rc" if c else ""},
+        target_code="nld",
+    )
 
 
 def test_votes_and_tally():
@@ -96,12 +108,33 @@ def test_bad_votes_are_refused_with_a_reason():
 
 def test_one_vote_per_generation():
     votes: list[dict] = []
-    record_vote(votes, "A better", prompt="p", system_prompt="", labels={"A": "a", "B": "b"},
-                responses={"A": "x", "B": "y"}, run_id="run1")
-    record_vote(votes, "B better", prompt="p", system_prompt="", labels={"A": "a", "B": "b"},
-                responses={"A": "x", "B": "y"}, run_id="run1")
-    record_vote(votes, "Tie", prompt="p", system_prompt="", labels={"A": "a", "B": "b"},
-                responses={"A": "x", "B": "y"}, run_id="run2")
+    record_vote(
+        votes,
+        "A better",
+        prompt="p",
+        system_prompt="",
+        labels={"A": "a", "B": "b"},
+        responses={"A": "x", "B": "y"},
+        run_id="run1",
+    )
+    record_vote(
+        votes,
+        "B better",
+        prompt="p",
+        system_prompt="",
+        labels={"A": "a", "B": "b"},
+        responses={"A": "x", "B": "y"},
+        run_id="run1",
+    )
+    record_vote(
+        votes,
+        "Tie",
+        prompt="p",
+        system_prompt="",
+        labels={"A": "a", "B": "b"},
+        responses={"A": "x", "B": "y"},
+        run_id="run2",
+    )
     assert [v["vote"] for v in votes] == ["B better", "Tie"]
 
 
@@ -146,8 +179,11 @@ def test_columns_stream_side_by_side_and_a_failure_stays_in_its_column():
 def test_broken_stream_keeps_partial_text_and_unused_columns_stay_idle():
     with FakeLLMServer(responder=lambda r: DUTCH) as server:
         server.add_faults(Fault.broken_stream(4))
-        requests = [ColumnRequest("A", Backend("openai", "m", server.base_url)), ColumnRequest("B", None),
-                    ColumnRequest("C", None)]
+        requests = [
+            ColumnRequest("A", Backend("openai", "m", server.base_url)),
+            ColumnRequest("B", None),
+            ColumnRequest("C", None),
+        ]
         final = list(run_columns(requests, build_messages("Vraag?"), GenParams(), "nld", retry=ONE_TRY))[-1]
     assert final[0].status == "error" and final[0].error_kind == "connection"
     assert DUTCH.startswith(final[0].text) and final[0].text
@@ -178,26 +214,49 @@ def column_args(*columns) -> dict:
     """The three columns' backend fields by name (``a_kind``, ``a_model``, ...), empty columns filled in."""
     out = {}
     for letter, col in zip("abc", columns + (("serverless", "", "", "auto", ""),) * (3 - len(columns))):
-        out.update(zip((f"{letter}_kind", f"{letter}_model", f"{letter}_base_url", f"{letter}_provider",
-                        f"{letter}_api_key"), col))
+        out.update(
+            zip(
+                (f"{letter}_kind", f"{letter}_model", f"{letter}_base_url", f"{letter}_provider", f"{letter}_api_key"),
+                col,
+            )
+        )
     return out
 
 
-def prompt_args(prompt: str, system: str = "", target: str = "nld", max_new: int = 64, temperature: float = 0.7,
-                top_p: float = 0.9, seed=None) -> dict:
-    return {"prompt": prompt, "system_prompt": system, "target": target, "max_new_tokens": max_new,
-            "temperature": temperature, "top_p": top_p, "seed": seed}
+def prompt_args(
+    prompt: str,
+    system: str = "",
+    target: str = "nld",
+    max_new: int = 64,
+    temperature: float = 0.7,
+    top_p: float = 0.9,
+    seed=None,
+) -> dict:
+    return {
+        "prompt": prompt,
+        "system_prompt": system,
+        "target": target,
+        "max_new_tokens": max_new,
+        "temperature": temperature,
+        "top_p": top_p,
+        "seed": seed,
+    }
 
 
 def test_tab_generate_vote_and_use_in_pipeline(demo):
     save_vote = handler(demo, "save_vote")
     session = Session(filtered=FakeFiltered(filtered_table()))
     with FakeLLMServer(responder=lambda r: DUTCH) as server:
-        cols = column_args(("openai", "local-a", server.base_url, "auto", ""),
-                           ("serverless", "Qwen/Qwen2.5-72B-Instruct", "", "auto", ""),
-                           ("openai", "local-c", server.base_url, "auto", "sk-typed"))
-        updates = list(tab.generate_answers({**prompt_args("Wat is de hoofdstad?", "Antwoord altijd in het {language}."),
-                                             **cols}, oauth_token=None))
+        cols = column_args(
+            ("openai", "local-a", server.base_url, "auto", ""),
+            ("serverless", "Qwen/Qwen2.5-72B-Instruct", "", "auto", ""),
+            ("openai", "local-c", server.base_url, "auto", "sk-typed"),
+        )
+        updates = list(
+            tab.generate_answers(
+                {**prompt_args("Wat is de hoofdstad?", "Antwoord altijd in het {language}."), **cols}, oauth_token=None
+            )
+        )
         sent = [r.json for r in server.requests]
         headers = [r.headers for r in server.requests]
     texts, stats, run = updates[-1][:3], updates[-1][3:6], updates[-1][6]
@@ -217,10 +276,12 @@ def test_tab_generate_vote_and_use_in_pipeline(demo):
     assert download["visible"] is True and download["value"].endswith(".csv")
     assert "sk-typed" not in open(download["value"], encoding="utf-8").read()
 
-    message = tab.use_choice(session, {"chosen": "C", "system_prompt": "Antwoord altijd in het {language}.",
-                                       "target": "nld", **cols})
-    assert session.model_choice == ModelChoice("local-c", "openai", server.base_url, "auto",
-                                               "Antwoord altijd in het Dutch.")
+    message = tab.use_choice(
+        session, {"chosen": "C", "system_prompt": "Antwoord altijd in het {language}.", "target": "nld", **cols}
+    )
+    assert session.model_choice == ModelChoice(
+        "local-c", "openai", server.base_url, "auto", "Antwoord altijd in het Dutch."
+    )
     assert "API key again" in message and "sk-typed" not in message
 
 
@@ -229,8 +290,14 @@ def test_tab_sample_and_empty_prompt(demo):
     session = Session(filtered=FakeFiltered(filtered_table()))
     prompt, human = sample(session)
     assert prompt.startswith("Vraag") and human.startswith("Antwoord")
-    assert list(tab.generate_answers({**prompt_args("  "), **column_args(("openai", "m", "http://127.0.0.1:9/v1",
-                                                                          "auto", ""))})) == []
+    assert (
+        list(
+            tab.generate_answers(
+                {**prompt_args("  "), **column_args(("openai", "m", "http://127.0.0.1:9/v1", "auto", ""))}
+            )
+        )
+        == []
+    )
 
 
 class FakeRequest:
@@ -256,8 +323,13 @@ def test_tab_refresh_reads_the_data_language_and_a_community_link_once(demo):
 
 def test_tab_refresh_marks_unsupported_languages(demo):
     refresh = handler(demo, "refresh")
-    session = Session(filtered=FakeFiltered(filtered_table(2).set_column(
-        4, "language_code", pa.array(["yor", "yor"])).set_column(3, "language", pa.array(["Yoruba", "Yoruba"]))))
+    session = Session(
+        filtered=FakeFiltered(
+            filtered_table(2)
+            .set_column(4, "language_code", pa.array(["yor", "yor"]))
+            .set_column(3, "language", pa.array(["Yoruba", "Yoruba"]))
+        )
+    )
     target, note, *_ = refresh(session, "", None)
     assert target["value"] == "yor" and "not checked" in note
 
@@ -270,9 +342,13 @@ def test_generate_streams_through_a_running_app(demo):
     try:
         with FakeLLMServer(responder=lambda r: DUTCH, token_delay=0.01) as server:
             form = handler(demo, "generate").form  # the API takes the form's fields in component order
-            values = {**prompt_args("Wat is de hoofdstad?", "Antwoord in het {language}."),
-                      **column_args(("openai", "m", server.base_url, "auto", ""),
-                                    ("serverless", "Qwen/Qwen2.5-72B-Instruct", "", "auto", ""))}
+            values = {
+                **prompt_args("Wat is de hoofdstad?", "Antwoord in het {language}."),
+                **column_args(
+                    ("openai", "m", server.base_url, "auto", ""),
+                    ("serverless", "Qwen/Qwen2.5-72B-Instruct", "", "auto", ""),
+                ),
+            }
             job = Client(demo.local_url, verbose=False).submit(*form.api_args(values), api_name="/generate")
             final = job.result(timeout=60)
             streamed = job.outputs()

@@ -53,11 +53,34 @@ def _cli(capsys, *args: str) -> str:
 
 
 def _generate_and_export(capsys, llm, filtered: Path, run: Path, *extra: str) -> tuple[str, str]:
-    _cli(capsys, "generate", str(filtered), "--output", str(run), "--backend", "openai", "--base-url", llm.base_url,
-         "--model", "gen-a", "--max-new-tokens", "32", *extra)
+    _cli(
+        capsys,
+        "generate",
+        str(filtered),
+        "--output",
+        str(run),
+        "--backend",
+        "openai",
+        "--base-url",
+        llm.base_url,
+        "--model",
+        "gen-a",
+        "--max-new-tokens",
+        "32",
+        *extra,
+    )
     card = run / "export-card.md"
-    _cli(capsys, "export", "--input", str(run / "raw.parquet"), "--output", str(run / "dpo.parquet"), "--card",
-         str(card), "--keep-language-mismatch")  # the stand-in model answers in Dutch whatever the language
+    _cli(
+        capsys,
+        "export",
+        "--input",
+        str(run / "raw.parquet"),
+        "--output",
+        str(run / "dpo.parquet"),
+        "--card",
+        str(card),
+        "--keep-language-mismatch",
+    )  # the stand-in model answers in Dutch whatever the language
     return (run / "README.md").read_text(encoding="utf-8"), card.read_text(encoding="utf-8")
 
 
@@ -91,8 +114,22 @@ def test_demo_data_is_named_as_demo_data_from_filter_to_the_export_card(hub_env,
 def test_a_hub_dataset_is_named_with_its_split_filters_and_licence(hub_env, llm, capsys, tmp_path):
     repo = f"alice/swahili-{uuid.uuid4().hex[:6]}"
     hub_env.add_dataset(repo, pa.Table.from_pylist(SW_ROWS), card=SW_CARD)
-    _cli(capsys, "filter", "--dataset", repo, "--prompt-col", "question", "--response-col", "answer", "--language",
-         "sw", "--min-response-chars", "5", "--output", "sw.parquet")
+    _cli(
+        capsys,
+        "filter",
+        "--dataset",
+        repo,
+        "--prompt-col",
+        "question",
+        "--response-col",
+        "answer",
+        "--language",
+        "sw",
+        "--min-response-chars",
+        "5",
+        "--output",
+        "sw.parquet",
+    )
     raw_card, export_card = _generate_and_export(capsys, llm, tmp_path / "sw.parquet", tmp_path / "run")
     for card in (raw_card, export_card):
         assert repo in card and AYA not in card and "cc-by-4.0" in card
@@ -107,14 +144,24 @@ def test_a_hub_dataset_is_named_with_its_split_filters_and_licence(hub_env, llm,
 
 
 def test_a_file_made_elsewhere_says_its_source_was_not_recorded_unless_told(hub_env, llm, capsys, tmp_path):
-    rows = [{"prompt": f"Vraag {i}?", "response": f"Antwoord {i}.", "language": "Dutch", "language_code": "nld"}
-            for i in range(3)]
+    rows = [
+        {"prompt": f"Vraag {i}?", "response": f"Antwoord {i}.", "language": "Dutch", "language_code": "nld"}
+        for i in range(3)
+    ]
     tablefiles.write_table(pa.Table.from_pylist(rows), tmp_path / "mine.parquet")  # no provenance in it
     raw_card, export_card = _generate_and_export(capsys, llm, tmp_path / "mine.parquet", tmp_path / "run")
     assert AYA not in raw_card and AYA not in export_card
     assert "source was not recorded" in raw_card and "source was not recorded" in export_card
-    _, told = _generate_and_export(capsys, llm, tmp_path / "mine.parquet", tmp_path / "run2", "--source-dataset",
-                                   "someone/dutch-qa", "--license", "mit")
+    _, told = _generate_and_export(
+        capsys,
+        llm,
+        tmp_path / "mine.parquet",
+        tmp_path / "run2",
+        "--source-dataset",
+        "someone/dutch-qa",
+        "--license",
+        "mit",
+    )
     assert "`someone/dutch-qa`" in told and "license: mit" in told
 
 

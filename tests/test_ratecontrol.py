@@ -241,6 +241,7 @@ def test_a_call_waiting_to_retry_holds_no_slot():
         inference.set_concurrency_limit(backend, 1)
         server.add_faults(Fault.status(429))  # no Retry-After: the call backs off 1-2 s, the key is not paused
         try:
+
             async def both():
                 async with AsyncChat(backend, None, retry=slow_backoff) as chat:
                     first = asyncio.create_task(chat([{"role": "user", "content": "first"}]))

@@ -34,8 +34,11 @@ def test_a_rate_limit_mid_run_costs_no_rows_and_few_refusals(tmp_path):
     ratecontrol.set_adaptive(True)
     rows = make_rows(60)
     with FakeLLMServer(responder=responder, latency=0.1, rate_limit=40) as server:
-        handle = asyncio.run(run_async(rows, settings_for(server, concurrency=32), Checkpoint(tmp_path / "c.jsonl"),
-                                       retry=FAST, detect=None))
+        handle = asyncio.run(
+            run_async(
+                rows, settings_for(server, concurrency=32), Checkpoint(tmp_path / "c.jsonl"), retry=FAST, detect=None
+            )
+        )
         refused, requests = server.rate_limited, server.chat_requests
     snap = handle.snapshot()
     assert snap.state == "done", snap.message
@@ -52,10 +55,22 @@ def test_two_users_at_once_only_the_throttled_one_waits(tmp_path):
         settings_a = settings_for(server, concurrency=16)
         settings_b = settings_for(server, concurrency=1)
         url = server.base_url
-        a = start_run(make_rows(20, prefix="a"), settings_a, Checkpoint(tmp_path / "a.jsonl"),
-                      api_keys={url: "key-of-a"}, retry=FAST, detect=None)
-        b = start_run(make_rows(5, prefix="b"), settings_b, Checkpoint(tmp_path / "b.jsonl"),
-                      api_keys={url: "key-of-b"}, retry=FAST, detect=None)
+        a = start_run(
+            make_rows(20, prefix="a"),
+            settings_a,
+            Checkpoint(tmp_path / "a.jsonl"),
+            api_keys={url: "key-of-a"},
+            retry=FAST,
+            detect=None,
+        )
+        b = start_run(
+            make_rows(5, prefix="b"),
+            settings_b,
+            Checkpoint(tmp_path / "b.jsonl"),
+            api_keys={url: "key-of-b"},
+            retry=FAST,
+            detect=None,
+        )
         b_throttled = []
         while b.running or a.running:
             b_throttled.append(b.snapshot().calls.throttled)
@@ -104,8 +119,20 @@ def test_all_rows_failing_are_summarised_and_the_cli_exits_non_zero(tmp_path, ca
     pq.write_table(make_rows(3), source)
     refuse = Fault.status(400, message="max_tokens must be at most 8")
     with FakeLLMServer(responder=responder, fault_for=lambda request: refuse) as server:
-        code = cli.main(["generate", str(source), "-o", str(tmp_path / "out"), "--base-url", server.base_url,
-                         "--model", "fake-model", "--concurrency", "2"])
+        code = cli.main(
+            [
+                "generate",
+                str(source),
+                "-o",
+                str(tmp_path / "out"),
+                "--base-url",
+                server.base_url,
+                "--model",
+                "fake-model",
+                "--concurrency",
+                "2",
+            ]
+        )
     err = capsys.readouterr().err
     assert code != 0  # no row finished ok
     assert "0 of 3 rows ok" in err
@@ -120,15 +147,31 @@ def test_the_pipeline_tab_shows_live_calls_and_why_rows_failed():
     from pipeline.runhandle import CallStats, Progress
     from ui.pipeline_tab import progress_markdown
 
-    base = dict(message="", total=10, done=4, counts={"ok": 4}, finished_this_run=4, elapsed_s=2.0, rows_per_s=2.0,
-                eta_s=3.0, tokens_used=100)
-    calls = CallStats(in_flight=6, allowed=6, concurrency=64, calls_per_s=19.5, throttled=True, waiting_s=3.2,
-                      refused=12)
+    base = dict(
+        message="",
+        total=10,
+        done=4,
+        counts={"ok": 4},
+        finished_this_run=4,
+        elapsed_s=2.0,
+        rows_per_s=2.0,
+        eta_s=3.0,
+        tokens_used=100,
+    )
+    calls = CallStats(
+        in_flight=6, allowed=6, concurrency=64, calls_per_s=19.5, throttled=True, waiting_s=3.2, refused=12
+    )
     running = progress_markdown(Progress(state="running", calls=calls, **base))
     assert "6 calls in flight" in running and "6 of 64 allowed now" in running and "19.5 calls/s" in running
     assert "throttled by the provider, waiting 3 s" in running
     groups = (FailureGroup("generation_failed", "m on http://x/v1: cannot connect to http://x/v1", 2),)
-    done = progress_markdown(Progress(state="done", calls=calls, failure_groups=groups,
-                                      **{**base, "counts": {"ok": 8, "generation_failed": 2}, "done": 10}))
+    done = progress_markdown(
+        Progress(
+            state="done",
+            calls=calls,
+            failure_groups=groups,
+            **{**base, "counts": {"ok": 8, "generation_failed": 2}, "done": 10},
+        )
+    )
     assert "Failed rows by reason" in done and "2 × generation failed" in done and "cannot connect" in done
     assert "calls in flight" not in done  # live numbers only while it runs

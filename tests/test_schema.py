@@ -27,15 +27,30 @@ def test_each_tables_schema_matches_its_columns():
 
 def test_run_meta_round_trip_keeps_every_field_and_unknown_keys():
     meta = RunMeta(
-        source=Provenance(dataset="me/prompts", config="sw", split="train", license="mit", language="Swahili",
-                          language_code="swh", filters={"sample": 5, "annotation_types": ("a", "b")},
-                          filter_notes=("random sample of at most 5 rows (seed 42)",), rows=5, file="sw.parquet"),
-        language="Swahili", language_code="swh",
+        source=Provenance(
+            dataset="me/prompts",
+            config="sw",
+            split="train",
+            license="mit",
+            language="Swahili",
+            language_code="swh",
+            filters={"sample": 5, "annotation_types": ("a", "b")},
+            filter_notes=("random sample of at most 5 rows (seed 42)",),
+            rows=5,
+            file="sw.parquet",
+        ),
+        language="Swahili",
+        language_code="swh",
         generators=(ModelRef(model="org/gen", kind="serverless", provider="together"),),
         judge=ModelRef(model="org/judge", kind="openai", base_url="http://127.0.0.1:8000/v1"),
-        system_prompt="Jibu kwa Kiswahili.", aspect="honesty",
+        system_prompt="Jibu kwa Kiswahili.",
+        aspect="honesty",
         generation=Sampling(max_new_tokens=300, temperature=0.7, top_p=0.95, seed=1),
-        fingerprint="abc", rows=5, counts={"ok": 5}, judge_mode="pairwise", created_at="2026-01-01",
+        fingerprint="abc",
+        rows=5,
+        counts={"ok": 5},
+        judge_mode="pairwise",
+        created_at="2026-01-01",
     )
     text = meta.to_json()
     back = RunMeta.from_json(text)
@@ -47,16 +62,30 @@ def test_run_meta_round_trip_keeps_every_field_and_unknown_keys():
 
 def test_the_dict_the_app_wrote_before_reads_with_its_aliases():
     old = {  # recipe.build_raw_meta's dict, as in dpo_studio.json files pushed before RunMeta
-        "fingerprint": "f1", "models": ["org/gen-a"], "judge_model": "org/the-judge",
+        "fingerprint": "f1",
+        "models": ["org/gen-a"],
+        "judge_model": "org/the-judge",
         "generators": [{"kind": "serverless", "model": "org/gen-a", "base_url": "", "provider": "auto"}],
         "judge": {"kind": "serverless", "model": "org/the-judge", "base_url": "", "provider": "auto"},
-        "system_prompt": "Wees kort.", "aspect": "overall-rating",
-        "settings": {"generation": {"max_new_tokens": 512, "temperature": 0.7, "top_p": 0.95, "seed": None},
-                     "judge_generation": {"max_new_tokens": 640, "temperature": 0.1}, "concurrency": 8},
+        "system_prompt": "Wees kort.",
+        "aspect": "overall-rating",
+        "settings": {
+            "generation": {"max_new_tokens": 512, "temperature": 0.7, "top_p": 0.95, "seed": None},
+            "judge_generation": {"max_new_tokens": 640, "temperature": 0.1},
+            "concurrency": 8,
+        },
         "source": {"dataset": "dpo-studio/demo", "split": "train", "license": "apache-2.0", "demo": True},
-        "license": "apache-2.0", "source_dataset": "dpo-studio/demo", "language": "Dutch", "language_name": "Dutch",
-        "language_code": "nld", "rows": 3, "counts": {"ok": 3}, "created_with": "DPO Studio",
-        "created_at": "2026-11-30", "run_state": "done", "hedged_calls": 2,
+        "license": "apache-2.0",
+        "source_dataset": "dpo-studio/demo",
+        "language": "Dutch",
+        "language_name": "Dutch",
+        "language_code": "nld",
+        "rows": 3,
+        "counts": {"ok": 3},
+        "created_with": "DPO Studio",
+        "created_at": "2026-11-30",
+        "run_state": "done",
+        "hedged_calls": 2,
     }
     meta = RunMeta.from_dict(old)
     assert meta.models == ["org/gen-a"] and meta.judge_model == "org/the-judge" and meta.concurrency == 8
@@ -67,13 +96,16 @@ def test_the_dict_the_app_wrote_before_reads_with_its_aliases():
     assert flat.source.dataset == "me/x" and flat.source.license == "mit, cc0" and flat.models == ["a/b"]
 
 
-@pytest.mark.parametrize("bad,message", [
-    ("[1, 2]", "must be a JSON object"),
-    ("{oops", "not valid JSON"),
-    ('{"rows": "many"}', "run.rows must be a number"),
-    ('{"generators": "org/gen"}', "run.generators must be a list"),
-    ('{"source": {"filters": [1]}}', "source.filters must be an object"),
-])
+@pytest.mark.parametrize(
+    "bad,message",
+    [
+        ("[1, 2]", "must be a JSON object"),
+        ("{oops", "not valid JSON"),
+        ('{"rows": "many"}', "run.rows must be a number"),
+        ('{"generators": "org/gen"}', "run.generators must be a list"),
+        ('{"source": {"filters": [1]}}', "source.filters must be an object"),
+    ],
+)
 def test_bad_metadata_says_which_field(bad, message):
     with pytest.raises(schema.MetaError, match=message):
         RunMeta.from_json(bad)

@@ -49,9 +49,7 @@ def test_link_preselects_language_and_share_builds_the_same_link(page, app_serve
     page.get_by_text("Share a link with your community").click()
     page.get_by_role("button", name="Make the link from my choices").click()
     box = page.locator("#share-link textarea, #share-link input").first
-    page.wait_for_function(
-        "el => el.value.includes('language=')", arg=box.element_handle(), timeout=30_000
-    )
+    page.wait_for_function("el => el.value.includes('language=')", arg=box.element_handle(), timeout=30_000)
     link = box.input_value()
     assert link.startswith(app_server.url.rstrip("/") + "/")
     # no model chosen in the Playground yet: the link has the language and the data's source, and a note says why

@@ -4,7 +4,7 @@ import pytest
 from pipeline.tablefiles import TableFileError, read_table, write_table
 
 ROWS = [
-    {"id": "a", "responses": ["Hallo", "Hoi"], "ratings": [4, None], "prompt": "Zeg \"hallo\"\nin het Nederlands"},
+    {"id": "a", "responses": ["Hallo", "Hoi"], "ratings": [4, None], "prompt": 'Zeg "hallo"\nin het Nederlands'},
     {"id": "b", "responses": ["Dag"], "ratings": [None], "prompt": "<script>x</script>"},
 ]
 
@@ -50,8 +50,14 @@ def test_clear_errors(tmp_path):
 def test_schema_metadata_and_types_travel_with_the_file(tmp_path, name):
     from pipeline import schema
 
-    prov = schema.Provenance(dataset="me/prompts", split="train", language="Dutch", language_code="nld",
-                             filters={"language": "nld", "sample": 5}, filter_notes=("random sample of 5 rows",))
+    prov = schema.Provenance(
+        dataset="me/prompts",
+        split="train",
+        language="Dutch",
+        language_code="nld",
+        filters={"language": "nld", "sample": 5},
+        filter_notes=("random sample of 5 rows",),
+    )
     typed = pa.table({"id": ["a"], "ratings": pa.array([[None, None]], pa.list_(pa.float64()))})
     path = write_table(schema.with_provenance(typed, prov), tmp_path / name)
     back = read_table(path)
@@ -67,8 +73,9 @@ def test_schema_metadata_and_types_travel_with_the_file(tmp_path, name):
 def test_a_jsonl_file_edited_by_hand_still_reads(tmp_path):
     from pipeline import schema
 
-    path = write_table(schema.with_provenance(pa.Table.from_pylist(ROWS), schema.Provenance(dataset="me/p")),
-                       tmp_path / "t.jsonl")
+    path = write_table(
+        schema.with_provenance(pa.Table.from_pylist(ROWS), schema.Provenance(dataset="me/p")), tmp_path / "t.jsonl"
+    )
     path.write_text('{"id": "c", "note": "a column the schema does not have"}\n', encoding="utf-8")
     back = read_table(path)
     assert back.to_pylist() == [{"id": "c", "note": "a column the schema does not have"}]

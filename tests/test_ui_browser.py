@@ -251,8 +251,9 @@ def test_argilla_message_shows_its_example_url_without_stray_characters(page, ap
 
 def test_a_shared_link_lands_ready_in_a_fresh_page(page, app_server):
     system_prompt = "Antwoord altijd in het Nederlands, kort en duidelijk."
-    query = urlencode({"language": "nld", "model": "org/shared-model", "system_prompt": system_prompt,
-                       "source": "demo"})
+    query = urlencode(
+        {"language": "nld", "model": "org/shared-model", "system_prompt": system_prompt, "source": "demo"}
+    )
     open_app(page, f"{app_server.url}/?{query}")
     banner = page.locator("#link-banner")
     banner.get_by_text("Opened from a shared link", exact=False).wait_for()
@@ -266,8 +267,11 @@ def test_a_shared_link_lands_ready_in_a_fresh_page(page, app_server):
         "() => [...document.querySelectorAll('input')].some(i => i.value === 'org/shared-model')", timeout=STEP_MS
     )
     assert field(page, "Model id", 0, exact=False).input_value() == "org/shared-model"
-    page.wait_for_function("(text) => [...document.querySelectorAll('textarea')].some(t => t.value === text)",
-                           arg=system_prompt, timeout=STEP_MS)  # the Playground's system prompt
+    page.wait_for_function(
+        "(text) => [...document.querySelectorAll('textarea')].some(t => t.value === text)",
+        arg=system_prompt,
+        timeout=STEP_MS,
+    )  # the Playground's system prompt
     assert "Dutch (nld)" in field(page, "Target language", exact=False).input_value()
     assert visible(page, page.get_by_text(re.compile(r"\d+ prompts in your filtered data"))).is_visible()
 

@@ -31,10 +31,10 @@ class _Tags(HTMLParser):
         self.tags: list[str] = []
         self.text: list[str] = []
 
-    def handle_starttag(self, tag, attrs) -> None:  # noqa: ANN001
+    def handle_starttag(self, tag, attrs) -> None:
         self.tags.append(tag)
 
-    def handle_data(self, data) -> None:  # noqa: ANN001
+    def handle_data(self, data) -> None:
         self.text.append(data)
 
 
@@ -99,9 +99,24 @@ def test_pipeline_tab_messages():
     from pipeline import generate
     from ui import pipeline_tab as pipe
 
-    fields = dict(kind="openai", models="m", provider="auto", base_url=PAYLOAD, judge_kind="openai", judge_model="",
-                  judge_provider="auto", judge_base_url="", aspect="overall-rating", system_prompt="", max_rows=5,
-                  max_new_tokens=16, max_tokens=0, concurrency=1, temperature=0.7, top_p=0.95)
+    fields = dict(
+        kind="openai",
+        models="m",
+        provider="auto",
+        base_url=PAYLOAD,
+        judge_kind="openai",
+        judge_model="",
+        judge_provider="auto",
+        judge_base_url="",
+        aspect="overall-rating",
+        system_prompt="",
+        max_rows=5,
+        max_new_tokens=16,
+        max_tokens=0,
+        concurrency=1,
+        temperature=0.7,
+        top_p=0.95,
+    )
     from pipeline import data
     from pipeline.state import Session
 
@@ -110,8 +125,18 @@ def test_pipeline_tab_messages():
     message = pipe.estimate(session, fields)
     assert "not a URL" in message
     assert_inert(message)
-    snap = generate.Progress(state="running", message=PAYLOAD, total=1, done=0, counts={}, finished_this_run=0,
-                             elapsed_s=0.0, rows_per_s=0.0, eta_s=None, tokens_used=0)
+    snap = generate.Progress(
+        state="running",
+        message=PAYLOAD,
+        total=1,
+        done=0,
+        counts={},
+        finished_this_run=0,
+        elapsed_s=0.0,
+        rows_per_s=0.0,
+        eta_s=None,
+        tokens_used=0,
+    )
     assert_inert(pipe.progress_markdown(snap, hub_message=PAYLOAD), allowed=frozenset({"code"}))  # its bar is code
 
 
@@ -119,7 +144,7 @@ def test_argilla_tab_messages():
     from pipeline.state import Session
     from ui import argilla_tab as at
 
-    out = at.on_connect(Session(), f"http://{PAYLOAD}", "some-key", None)
+    out = at.on_connect(Session(), {"url": f"http://{PAYLOAD}", "key": "some-key", "workspace": None})
     message = out[2]
     assert "Not connected" in message and "is not a URL" in message
     assert_inert(message)

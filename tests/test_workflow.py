@@ -23,15 +23,31 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_settings_from_a_mapping_fill_defaults_and_the_judge_alike():
-    s = RunSettings.from_mapping({"models": "a\nb, a", "base_url": "http://127.0.0.1:9/v1", "max_rows": 0,
-                                  "max_tokens": "", "temperature": None, "concurrency": "4"})
+    s = RunSettings.from_mapping(
+        {
+            "models": "a\nb, a",
+            "base_url": "http://127.0.0.1:9/v1",
+            "max_rows": 0,
+            "max_tokens": "",
+            "temperature": None,
+            "concurrency": "4",
+        }
+    )
     assert [g.model for g in s.generators] == ["a", "b"] and s.generators[0].kind == "openai"
     assert s.judge == Backend("openai", "a", "http://127.0.0.1:9/v1")  # the first generator, same server
     assert s.max_rows is None and s.max_tokens is None and s.concurrency == 4
     assert s.temperature == DEFAULTS["temperature"] and s.max_new_tokens == DEFAULTS["max_new_tokens"]
     # a judge of another kind does not inherit the generators' URL or provider
-    s = RunSettings.from_mapping({"models": ["m"], "kind": "serverless", "provider": "together",
-                                  "judge_model": "j", "judge_kind": "openai", "judge_base_url": "http://h:1/v1"})
+    s = RunSettings.from_mapping(
+        {
+            "models": ["m"],
+            "kind": "serverless",
+            "provider": "together",
+            "judge_model": "j",
+            "judge_kind": "openai",
+            "judge_base_url": "http://h:1/v1",
+        }
+    )
     assert s.judge == Backend("openai", "j", "http://h:1/v1", "auto")
     s = RunSettings.from_mapping({"models": ["m"], "kind": "serverless", "provider": "together", "judge_model": "j"})
     assert s.judge == Backend("serverless", "j", "", "together")
@@ -75,10 +91,26 @@ def test_cli_hub_checkpoints_restore_on_another_machine(fake_hub, tmp_path):
     out = tmp_path / "run"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_TOKEN": "hf_cleo_write"}
     with FakeLLMServer(responder=ultrafeedback_responder, latency=lambda: 0.01) as srv:
-        cmd = [sys.executable, "-m", "pipeline", "generate", str(source), "-o", str(out), "--base-url", srv.base_url,
-               "--model", "fake-model", "--hub-checkpoint", "cleo/nld-checkpoints", "--checkpoint-every", "10"]
-        first = subprocess.run([*cmd, "--max-rows", "8"], cwd=ROOT, env=env, capture_output=True, text=True,
-                               timeout=120)
+        cmd = [
+            sys.executable,
+            "-m",
+            "pipeline",
+            "generate",
+            str(source),
+            "-o",
+            str(out),
+            "--base-url",
+            srv.base_url,
+            "--model",
+            "fake-model",
+            "--hub-checkpoint",
+            "cleo/nld-checkpoints",
+            "--checkpoint-every",
+            "10",
+        ]
+        first = subprocess.run(
+            [*cmd, "--max-rows", "8"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+        )
         assert first.returncode == 0, first.stderr
         assert "Checkpoints go to the private dataset cleo/nld-checkpoints" in first.stderr
         assert hub.check_dataset_access("cleo/nld-checkpoints", "hf_cleo_write")["private"] is True

@@ -26,8 +26,12 @@ KIND_CHOICES = [
 
 def visibility(kind: str) -> tuple[Any, Any, Any, Any]:
     """(provider, base URL, API key, list button) visibility for a backend kind."""
-    return (gr.update(visible=kind == "serverless"), gr.update(visible=kind != "serverless"),
-            gr.update(visible=kind == "openai"), gr.update(visible=kind == "openai"))
+    return (
+        gr.update(visible=kind == "serverless"),
+        gr.update(visible=kind != "serverless"),
+        gr.update(visible=kind == "openai"),
+        gr.update(visible=kind == "openai"),
+    )
 
 
 def list_server_models(model: str, base_url: str, api_key: str) -> Any:
@@ -55,23 +59,46 @@ class BackendPicker:
     api_key: Any
 
     @classmethod
-    def build(cls, model_label: str, default_model: str = "", *, lines: int = 1, kind: str = "serverless",
-              suggestions: Sequence[str] | None = None, model_info: str | None = None) -> BackendPicker:
+    def build(
+        cls,
+        model_label: str,
+        default_model: str = "",
+        *,
+        lines: int = 1,
+        kind: str = "serverless",
+        suggestions: Sequence[str] | None = None,
+        model_info: str | None = None,
+    ) -> BackendPicker:
         """The components, in the current layout block. With ``suggestions`` the model id is a dropdown that
         also takes any typed id, and an OpenAI-compatible server gets a "List the server's models" button."""
         if suggestions is None:
             model = gr.Textbox(label=model_label, value=default_model, lines=lines, max_lines=8, info=model_info)
         else:
-            model = gr.Dropdown(choices=list(suggestions), value=default_model or None, allow_custom_value=True,
-                                label=model_label, info=model_info)
+            model = gr.Dropdown(
+                choices=list(suggestions),
+                value=default_model or None,
+                allow_custom_value=True,
+                label=model_label,
+                info=model_info,
+            )
         kind_dd = gr.Dropdown(choices=KIND_CHOICES, value=kind, label="Runs on")
-        provider = gr.Dropdown(choices=list(inference.PROVIDERS), value="auto", label="Provider",
-                               info="auto = the first available in your Hugging Face settings order.",
-                               visible=kind == "serverless")
+        provider = gr.Dropdown(
+            choices=list(inference.PROVIDERS),
+            value="auto",
+            label="Provider",
+            info="auto = the first available in your Hugging Face settings order.",
+            visible=kind == "serverless",
+        )
         base_url = gr.Textbox(label="Base URL", placeholder="http://127.0.0.1:8080/v1", visible=kind != "serverless")
-        api_key = gr.Textbox(label="API key (optional)", type="password", visible=kind == "openai",
-                             info="Sent to this server only, per call; never stored or shown again.")
-        list_btn = gr.Button("List the server's models", size="sm", visible=kind == "openai" and suggestions is not None)
+        api_key = gr.Textbox(
+            label="API key (optional)",
+            type="password",
+            visible=kind == "openai",
+            info="Sent to this server only, per call; never stored or shown again.",
+        )
+        list_btn = gr.Button(
+            "List the server's models", size="sm", visible=kind == "openai" and suggestions is not None
+        )
         picker = cls(kind_dd, model, provider, base_url, api_key)
         if suggestions is None:
             kind_dd.change(lambda k: visibility(k)[:3], inputs=kind_dd, outputs=[provider, base_url, api_key])
@@ -83,13 +110,21 @@ class BackendPicker:
     def fields(self, prefix: str = "", model_key: str = "model") -> dict[str, Any]:
         """The components by ``RunSettings.from_mapping`` key: ``{prefix}kind``, ``{prefix}model`` (or
         ``model_key``), ``{prefix}provider``, ``{prefix}base_url``, ``{prefix}api_key``."""
-        return {f"{prefix}kind": self.kind, model_key if not prefix else f"{prefix}model": self.model,
-                f"{prefix}provider": self.provider, f"{prefix}base_url": self.base_url,
-                f"{prefix}api_key": self.api_key}
+        return {
+            f"{prefix}kind": self.kind,
+            model_key if not prefix else f"{prefix}model": self.model,
+            f"{prefix}provider": self.provider,
+            f"{prefix}base_url": self.base_url,
+            f"{prefix}api_key": self.api_key,
+        }
 
     def updates(self, kind: str, model: str, base_url: str = "", provider: str = "auto") -> dict[Any, Any]:
         """``{component: gr.update}`` that set this picker to a backend (e.g. "Use this judge")."""
         key = visibility(kind)[2]
-        return {self.kind: gr.update(value=kind), self.model: gr.update(value=model),
-                self.provider: gr.update(value=provider or "auto", visible=kind == "serverless"),
-                self.base_url: gr.update(value=base_url, visible=kind != "serverless"), self.api_key: key}
+        return {
+            self.kind: gr.update(value=kind),
+            self.model: gr.update(value=model),
+            self.provider: gr.update(value=provider or "auto", visible=kind == "serverless"),
+            self.base_url: gr.update(value=base_url, visible=kind != "serverless"),
+            self.api_key: key,
+        }

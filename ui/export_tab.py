@@ -41,30 +41,40 @@ _PAIRING = [(ex.PAIRING_LABELS[k], k) for k in ex.PAIRINGS]
 _FORMATS = [(ex.FORMAT_LABELS[k], k) for k in ex.FORMATS]
 RULE_FIELDS: Final = tuple(f.name for f in dataclasses.fields(ex.ExportRules))
 
-DEFAULTS: Final[Mapping[str, Any]] = MappingProxyType({
-    "source": SRC_SESSION,
-    "language": None,
-    "hub_id": "",
-    "hub_split": "train",
-    **dataclasses.asdict(ex.ExportRules()),  # the rules' defaults, as the rules declare them
-    "min_chosen_rating": 0,  # the box's 0 means "no minimum" (ExportRules: None)
-    "format": ex.FORMAT_STANDARD,
-    "include_system": False,
-    "test_size": 0,  # 0 = no test split
-    "seed": 42,
-    "owner": None,
-    "repo_name": "",
-    "private": True,
-    "overwrite": False,
-})
+DEFAULTS: Final[Mapping[str, Any]] = MappingProxyType(
+    {
+        "source": SRC_SESSION,
+        "language": None,
+        "hub_id": "",
+        "hub_split": "train",
+        **dataclasses.asdict(ex.ExportRules()),  # the rules' defaults, as the rules declare them
+        "min_chosen_rating": 0,  # the box's 0 means "no minimum" (ExportRules: None)
+        "format": ex.FORMAT_STANDARD,
+        "include_system": False,
+        "test_size": 0,  # 0 = no test split
+        "seed": 42,
+        "owner": None,
+        "repo_name": "",
+        "private": True,
+        "overwrite": False,
+    }
+)
 """Every value of the tab's form by name, with its default: the components start from these, handlers fill in a
 missing value from here."""
 FIELDS: Final = tuple(DEFAULTS)
 _RULE_DEFAULTS: Final = ex.ExportRules()
 
 PREVIEW_COLUMNS: Final = (
-    "id", "prompt", "chosen", "rejected", "chosen_rating", "rejected_rating", "margin", "preference_source",
-    "chosen_model", "rejected_model",
+    "id",
+    "prompt",
+    "chosen",
+    "rejected",
+    "chosen_rating",
+    "rejected_rating",
+    "margin",
+    "preference_source",
+    "chosen_model",
+    "rejected_model",
 )
 PREVIEW_ROWS: Final = 50
 
@@ -111,9 +121,14 @@ class ExportRequest:
                 rules[name] = v[name]
         size = float(v["test_size"] or 0)
         test_size = None if size <= 0 else (int(size) if size >= 1 and size.is_integer() else size)
-        return cls(ex.ExportRules(**rules), v["format"], bool(v["include_system"]), test_size, int(v["seed"] or 0),
-                   values.get("language") or None)
-
+        return cls(
+            ex.ExportRules(**rules),
+            v["format"],
+            bool(v["include_system"]),
+            test_size,
+            int(v["seed"] or 0),
+            values.get("language") or None,
+        )
 
 
 # --- the input ------------------------------------------------------------------------------------------------
@@ -239,8 +254,15 @@ def preview_rows(table: pa.Table, limit: int = PREVIEW_ROWS) -> list[list[Any]]:
     out = []
     for row in table.slice(0, limit).to_pylist():
         prompt = _user_text(row["prompt"]) or _user_text(row["chosen"])
-        out.append([row["id"], prompt, _last_text(row["chosen"]), _last_text(row["rejected"]),
-                    *(row[c] for c in PREVIEW_COLUMNS[4:])])
+        out.append(
+            [
+                row["id"],
+                prompt,
+                _last_text(row["chosen"]),
+                _last_text(row["rejected"]),
+                *(row[c] for c in PREVIEW_COLUMNS[4:]),
+            ]
+        )
     return out
 
 
@@ -271,11 +293,25 @@ def _status_md(result: ex.ExportResult) -> str:
 
 
 def _empty_outputs(message: str) -> tuple:
-    frames = {k: pd.DataFrame(columns=cols) for k, cols in (
-        ("rules", ["rule", "rows", "outcome"]), ("ratings", ["rating", "pairs", "response"]),
-        ("margins", ["margin", "pairs"]), ("agreement", ["outcome", "rows"]))}
-    return (message, [], [], frames["rules"], frames["ratings"], frames["margins"],
-            gr.update(value=frames["agreement"], visible=False), None)
+    frames = {
+        k: pd.DataFrame(columns=cols)
+        for k, cols in (
+            ("rules", ["rule", "rows", "outcome"]),
+            ("ratings", ["rating", "pairs", "response"]),
+            ("margins", ["margin", "pairs"]),
+            ("agreement", ["outcome", "rows"]),
+        )
+    }
+    return (
+        message,
+        [],
+        [],
+        frames["rules"],
+        frames["ratings"],
+        frames["margins"],
+        gr.update(value=frames["agreement"], visible=False),
+        None,
+    )
 
 
 # --- the export -------------------------------------------------------------------------------------------------
@@ -283,8 +319,15 @@ def _run_export(session: Session, values: Mapping[str, Any]) -> tuple[ex.ExportR
     raw, annotations, meta, _ = _inputs(session, values.get("source") or DEFAULTS["source"])
     req = ExportRequest.from_values(values)
     result = ex.build_export(
-        raw, annotations, req.rules, req.fmt, include_system=req.include_system, test_size=req.test_size,
-        seed=req.seed, target_language=req.language, source=meta.source if meta.source.known else None,
+        raw,
+        annotations,
+        req.rules,
+        req.fmt,
+        include_system=req.include_system,
+        test_size=req.test_size,
+        seed=req.seed,
+        target_language=req.language,
+        source=meta.source if meta.source.known else None,
     )
     return result, meta
 
@@ -307,8 +350,12 @@ def _downloads(result: ex.ExportResult, meta: RunMeta, repo_id: str) -> list[str
 
 
 # --- handlers (module level so tests can call them) -----------------------------------------------------------
-def on_refresh(session: Session, values: Mapping[str, Any], profile: gr.OAuthProfile | None = None,
-               oauth_token: gr.OAuthToken | None = None) -> tuple:
+def on_refresh(
+    session: Session,
+    values: Mapping[str, Any],
+    profile: gr.OAuthProfile | None = None,
+    oauth_token: gr.OAuthToken | None = None,
+) -> tuple:
     """On opening the tab or changing the source: describe the input, offer its languages and the push owners.
     ``values``: ``source``, ``language``, ``owner``, ``repo_name``."""
     source = values.get("source") or DEFAULTS["source"]
@@ -335,8 +382,12 @@ def on_refresh(session: Session, values: Mapping[str, Any], profile: gr.OAuthPro
     )
 
 
-def on_load_hub(session: Session, values: Mapping[str, Any], profile: gr.OAuthProfile | None = None,
-                oauth_token: gr.OAuthToken | None = None) -> tuple:
+def on_load_hub(
+    session: Session,
+    values: Mapping[str, Any],
+    profile: gr.OAuthProfile | None = None,
+    oauth_token: gr.OAuthToken | None = None,
+) -> tuple:
     """Load a raw-results dataset from the Hub into this session (for this tab only). ``values``: ``hub_id``,
     ``hub_split``."""
     dataset_id = (values.get("hub_id") or "").strip()
@@ -375,8 +426,12 @@ def on_build(session: Session, values: Mapping[str, Any]) -> tuple:
     )
 
 
-def on_push(session: Session, values: Mapping[str, Any], profile: gr.OAuthProfile | None = None,
-            oauth_token: gr.OAuthToken | None = None) -> str:
+def on_push(
+    session: Session,
+    values: Mapping[str, Any],
+    profile: gr.OAuthProfile | None = None,
+    oauth_token: gr.OAuthToken | None = None,
+) -> str:
     """Push the export, built with the rules shown, to ``owner/repo_name`` (``values`` as for :func:`on_build`,
     plus ``private`` and ``overwrite``). The target is checked before any work."""
     token = token_of(oauth_token)
@@ -387,8 +442,12 @@ def on_push(session: Session, values: Mapping[str, Any], profile: gr.OAuthProfil
         return "Choose an owner (your account or an organisation where you can write)."
     private, overwrite = bool(values.get("private", DEFAULTS["private"])), bool(values.get("overwrite"))
     try:
-        repo_id = workflow.preflight_push(f"{values['owner']}/{(values.get('repo_name') or '').strip()}", token,
-                                          overwrite=overwrite, overwrite_hint="tick overwrite")
+        repo_id = workflow.preflight_push(
+            f"{values['owner']}/{(values.get('repo_name') or '').strip()}",
+            token,
+            overwrite=overwrite,
+            overwrite_hint="tick overwrite",
+        )
     except hub.HubError as e:
         warn(e)
         return f"**Not pushed.** {_md(e)}"
@@ -411,20 +470,29 @@ def _rules_box(d: Mapping[str, Any]) -> dict[str, Any]:
         c["preference_source"] = gr.Radio(_PREF, value=d["preference_source"], label="Preference source")
         c["pairing"] = gr.Radio(_PAIRING, value=d["pairing"], label="With more than two responses")
     with gr.Row():
-        c["min_margin"] = gr.Number(value=d["min_margin"], minimum=0, maximum=4, step=0.5,
-                                    label="Minimum rating margin (0 = any difference)")
-        c["min_chosen_rating"] = gr.Number(value=d["min_chosen_rating"], minimum=0, maximum=5, step=0.5,
-                                           label="Minimum rating of the chosen response (0 = none)")
+        c["min_margin"] = gr.Number(
+            value=d["min_margin"], minimum=0, maximum=4, step=0.5, label="Minimum rating margin (0 = any difference)"
+        )
+        c["min_chosen_rating"] = gr.Number(
+            value=d["min_chosen_rating"],
+            minimum=0,
+            maximum=5,
+            step=0.5,
+            label="Minimum rating of the chosen response (0 = none)",
+        )
     with gr.Row():
         c["keep_ties"] = gr.Checkbox(value=d["keep_ties"], label="Keep ties")
-        c["drop_language_mismatch"] = gr.Checkbox(value=d["drop_language_mismatch"],
-                                                  label="Drop pairs whose chosen response is in another language")
+        c["drop_language_mismatch"] = gr.Checkbox(
+            value=d["drop_language_mismatch"], label="Drop pairs whose chosen response is in another language"
+        )
         c["dedupe_prompts"] = gr.Checkbox(value=d["dedupe_prompts"], label="Collapse duplicate prompts")
         c["drop_discarded"] = gr.Checkbox(value=d["drop_discarded"], label="Drop rows annotators discarded")
-        c["use_improved_response"] = gr.Checkbox(value=d["use_improved_response"],
-                                                 label="Use annotators' improved responses as chosen")
-        c["drop_inconsistent"] = gr.Checkbox(value=d["drop_inconsistent"],
-                                             label="Drop judge verdicts that flip when the answers swap places")
+        c["use_improved_response"] = gr.Checkbox(
+            value=d["use_improved_response"], label="Use annotators' improved responses as chosen"
+        )
+        c["drop_inconsistent"] = gr.Checkbox(
+            value=d["drop_inconsistent"], label="Drop judge verdicts that flip when the answers swap places"
+        )
     gr.Markdown(
         "Always dropped: failed generations, a failed or unparseable judge where no annotator answered, empty "
         "texts, and pairs whose chosen and rejected texts are the same. Responses in a language the detector "
@@ -441,11 +509,11 @@ def build_tab(session: gr.State, tab: gr.Tab) -> dict[str, Any]:
     gr.Markdown(INTRO)
     with gr.Row():
         c["source"] = gr.Radio(list(SOURCES), value=d["source"], label="Input", scale=3)
-        c["language"] = gr.Dropdown([], label="Target language", interactive=False, scale=1,
-                                    allow_custom_value=False)
+        c["language"] = gr.Dropdown([], label="Target language", interactive=False, scale=1, allow_custom_value=False)
     with gr.Row(visible=False) as c["hub_row"]:
-        c["hub_id"] = gr.Textbox(value=d["hub_id"], label="Raw dataset on the Hub", placeholder="owner/aya-nld-raw",
-                                 scale=3)
+        c["hub_id"] = gr.Textbox(
+            value=d["hub_id"], label="Raw dataset on the Hub", placeholder="owner/aya-nld-raw", scale=3
+        )
         c["hub_split"] = gr.Textbox(value=d["hub_split"], label="Split", scale=1)
         c["hub_load"] = gr.Button("Load", scale=1)
     c["summary"] = gr.Markdown()
@@ -456,22 +524,32 @@ def build_tab(session: gr.State, tab: gr.Tab) -> dict[str, Any]:
         c["format"] = gr.Radio(_FORMATS, value=d["format"], label="Format", scale=3)
         with gr.Column(scale=1):
             c["include_system"] = gr.Checkbox(value=d["include_system"], label="System prompt as a system message")
-            c["test_size"] = gr.Number(value=d["test_size"], minimum=0,
-                                       label="Test split (fraction or prompts; 0 = none)")
+            c["test_size"] = gr.Number(
+                value=d["test_size"], minimum=0, label="Test split (fraction or prompts; 0 = none)"
+            )
             c["seed"] = gr.Number(value=d["seed"], precision=0, label="Split seed")
     c["build"] = gr.Button("Build the dataset", variant="primary")
     c["status"] = gr.Markdown()
     with gr.Row():
-        c["plot_rules"] = gr.BarPlot(x="rule", y="rows", color="outcome", title="Rows kept and dropped by rule",
-                                     sort=["kept", *ex.DROP_RULES], y_lim=[0, None],
-                                     color_map={"kept": "#2e7d32", "dropped": "#c62828"})
-        c["plot_margins"] = gr.BarPlot(x="margin", y="pairs", title="Rating margin (chosen − rejected)",
-                                       y_lim=[0, None])
+        c["plot_rules"] = gr.BarPlot(
+            x="rule",
+            y="rows",
+            color="outcome",
+            title="Rows kept and dropped by rule",
+            sort=["kept", *ex.DROP_RULES],
+            y_lim=[0, None],
+            color_map={"kept": "#2e7d32", "dropped": "#c62828"},
+        )
+        c["plot_margins"] = gr.BarPlot(
+            x="margin", y="pairs", title="Rating margin (chosen − rejected)", y_lim=[0, None]
+        )
     with gr.Row():
-        c["plot_ratings"] = gr.BarPlot(x="rating", y="pairs", color="response", y_lim=[0, None],
-                                       title="Ratings of chosen and rejected responses")
-        c["plot_agreement"] = gr.BarPlot(x="outcome", y="rows", title="Judge versus annotators", visible=False,
-                                         y_lim=[0, None], sort=list(OUTCOMES))
+        c["plot_ratings"] = gr.BarPlot(
+            x="rating", y="pairs", color="response", y_lim=[0, None], title="Ratings of chosen and rejected responses"
+        )
+        c["plot_agreement"] = gr.BarPlot(
+            x="outcome", y="rows", title="Judge versus annotators", visible=False, y_lim=[0, None], sort=list(OUTCOMES)
+        )
     with gr.Accordion("Counts", open=False):
         c["counts"] = gr.Dataframe(headers=["", "Rows"], datatype=["str", "number"], interactive=False, wrap=True)
     c["preview"] = gr.Dataframe(
@@ -483,13 +561,17 @@ def build_tab(session: gr.State, tab: gr.Tab) -> dict[str, Any]:
         max_height=500,
         column_widths=column_widths([5, 15, 17, 17, 8, 9, 8, 8, 7, 8]),
     )
-    c["downloads"] = gr.File(label="Download (Parquet, JSON Lines, card)", file_count="multiple",
-                             interactive=False)
+    c["downloads"] = gr.File(label="Download (Parquet, JSON Lines, card)", file_count="multiple", interactive=False)
 
     with gr.Accordion("Push to the Hub", open=True):
         with gr.Row():
-            c["owner"] = gr.Dropdown([], value=d["owner"], label="Owner (you or an organisation where you can write)",
-                                     interactive=False, allow_custom_value=False)
+            c["owner"] = gr.Dropdown(
+                [],
+                value=d["owner"],
+                label="Owner (you or an organisation where you can write)",
+                interactive=False,
+                allow_custom_value=False,
+            )
             c["repo_name"] = gr.Textbox(value=d["repo_name"], label="Dataset name")
         with gr.Row():
             c["private"] = gr.Checkbox(value=d["private"], label="Private")
@@ -508,11 +590,19 @@ def _wire(session: gr.State, tab: gr.Tab, c: dict[str, Any]) -> dict[str, Form]:
     hub_form = Form(hub_id=c["hub_id"], hub_split=c["hub_split"])
     form = Form(**{k: c[k] for k in FIELDS if k not in ("hub_id", "hub_split")})
     refresh_out = [c["summary"], c["language"], c["owner"], c["repo_name"], c["push"], c["push_note"], c["hub_row"]]
-    build_out = [session, c["status"], c["counts"], c["preview"], c["plot_rules"], c["plot_ratings"],
-                 c["plot_margins"], c["plot_agreement"], c["downloads"]]
+    build_out = [
+        session,
+        c["status"],
+        c["counts"],
+        c["preview"],
+        c["plot_rules"],
+        c["plot_ratings"],
+        c["plot_margins"],
+        c["plot_agreement"],
+        c["downloads"],
+    ]
 
-    def _refresh(data: dict, profile: gr.OAuthProfile | None = None,
-                 oauth_token: gr.OAuthToken | None = None) -> tuple:
+    def _refresh(data: dict, profile: gr.OAuthProfile | None = None, oauth_token: gr.OAuthToken | None = None) -> tuple:
         return on_refresh(data[session], refresh_form.values(data), profile, oauth_token)
 
     def _load(data: dict, profile: gr.OAuthProfile | None = None, oauth_token: gr.OAuthToken | None = None) -> tuple:
@@ -526,8 +616,9 @@ def _wire(session: gr.State, tab: gr.Tab, c: dict[str, Any]) -> dict[str, Form]:
 
     tab.select(_refresh, refresh_form.inputs(session), refresh_out)
     c["source"].change(_refresh, refresh_form.inputs(session), refresh_out)
-    c["hub_load"].click(_load, hub_form.inputs(session), [session, c["summary"], c["language"]],
-                        api_name="export_load_hub")
+    c["hub_load"].click(
+        _load, hub_form.inputs(session), [session, c["summary"], c["language"]], api_name="export_load_hub"
+    )
     c["build"].click(_build, form.inputs(session), build_out, api_name="export_build")
     c["push"].click(_push, form.inputs(session), [c["push_status"]], api_name="export_push")
     return {"refresh": refresh_form, "load_hub": hub_form, "build": form, "push": form}

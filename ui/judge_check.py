@@ -33,17 +33,37 @@ from ui.backend_picker import BackendPicker
 from ui.common import md_text, token_of, warn
 from ui.forms import Form
 
-__all__ = ["build", "load_tasks", "answer", "move", "labels_file", "estimate_check", "start_check", "poll_check",
-           "cancel_check", "use_judge", "panel_view", "JUDGES"]
+__all__ = [
+    "build",
+    "load_tasks",
+    "answer",
+    "move",
+    "labels_file",
+    "estimate_check",
+    "start_check",
+    "poll_check",
+    "cancel_check",
+    "use_judge",
+    "panel_view",
+    "JUDGES",
+]
 
 JUDGES = 3
 POLL_S = 1.0
-SOURCE_CHOICES = [("People's labels from this panel", judgecheck.SOURCE_LABELS),
-                  ("All people's answers (Argilla pull and these labels)", judgecheck.SOURCE_ANNOTATIONS)]
-CHOICE_BUTTONS = (("A is better", judgecheck.CHOICE_A), ("B is better", judgecheck.CHOICE_B),
-                  ("Tie", judgecheck.CHOICE_TIE), ("Both bad", judgecheck.CHOICE_BAD))
-NO_PILOT = ("**No pilot run yet.** Run the pipeline above on a few rows first (Row limit 20, say): its answers are "
-            "what you label here.")
+SOURCE_CHOICES = [
+    ("People's labels from this panel", judgecheck.SOURCE_LABELS),
+    ("All people's answers (Argilla pull and these labels)", judgecheck.SOURCE_ANNOTATIONS),
+]
+CHOICE_BUTTONS = (
+    ("A is better", judgecheck.CHOICE_A),
+    ("B is better", judgecheck.CHOICE_B),
+    ("Tie", judgecheck.CHOICE_TIE),
+    ("Both bad", judgecheck.CHOICE_BAD),
+)
+NO_PILOT = (
+    "**No pilot run yet.** Run the pipeline above on a few rows first (Row limit 20, say): its answers are "
+    "what you label here."
+)
 EMPTY_SCORES = pd.DataFrame(columns=list(judgecheck.SCORE_COLUMNS))
 PANEL_KEYS = ("position", "prompt", "answer_a", "answer_b", "tally")
 
@@ -58,8 +78,10 @@ def _tally(session: Session) -> str:
     counts = Counter(lab.choice for lab in labels.values())
     parts = ", ".join(f"{counts[c]} {c}" for _, c in CHOICE_BUTTONS if counts[c])
     usable = len(labels) - counts[judgecheck.CHOICE_BAD]
-    text = (f"**{len(labels)} labelled** ({parts}): {usable} can check judges; all are in **5. Export** as "
-            "people's answers.")
+    text = (
+        f"**{len(labels)} labelled** ({parts}): {usable} can check judges; all are in **5. Export** as "
+        "people's answers."
+    )
     if usable < judgecheck.MIN_LABEL_ROWS:
         text += f" Label at least {judgecheck.MIN_LABEL_ROWS} for figures worth reading."
     return text
@@ -69,15 +91,25 @@ def panel_view(session: Session) -> dict[str, Any]:
     """The panel's values for the row at ``session.judge_check.position`` (text only; sources never shown)."""
     state = session.judge_check
     if not state.tasks:
-        return {"position": NO_PILOT if session.raw is None else "Press **Label rows** to start.", "prompt": "",
-                "answer_a": "", "answer_b": "", "tally": _tally(session)}
+        return {
+            "position": NO_PILOT if session.raw is None else "Press **Label rows** to start.",
+            "prompt": "",
+            "answer_a": "",
+            "answer_b": "",
+            "tally": _tally(session),
+        }
     state.position = max(0, min(state.position, len(state.tasks) - 1))
     task = state.tasks[state.position]
     done = state.labels.get(task.id)
     where = f"Row **{state.position + 1} of {len(state.tasks)}**"
     where += f" · your answer: **{md_text(done.choice)}** (answer again to change it)" if done else " · not labelled"
-    return {"position": where, "prompt": task.prompt, "answer_a": task.answers[0], "answer_b": task.answers[1],
-            "tally": _tally(session)}
+    return {
+        "position": where,
+        "prompt": task.prompt,
+        "answer_a": task.answers[0],
+        "answer_b": task.answers[1],
+        "tally": _tally(session),
+    }
 
 
 def load_tasks(session: Session, values: Mapping[str, Any]) -> dict[str, Any]:
@@ -103,8 +135,9 @@ def _sync_annotations(session: Session) -> None:
     """Put the labels into ``session.annotations`` (Argilla's rows for the same ids win)."""
     state = session.judge_check
     labelled = judgecheck.labels_to_annotations(state.labels.values())
-    session.annotations, state.label_ids = judgecheck.merge_annotations(session.annotations, labelled,
-                                                                        replace_ids=state.label_ids)
+    session.annotations, state.label_ids = judgecheck.merge_annotations(
+        session.annotations, labelled, replace_ids=state.label_ids
+    )
 
 
 def answer(session: Session, choice: str) -> dict[str, Any]:
@@ -143,15 +176,24 @@ def labels_file(session: Session) -> str | None:
 # The check
 # --------------------------------------------------------------------------------------------------------------
 def _judge_specs(values: Mapping[str, Any]) -> list[dict[str, Any]]:
-    return [{"kind": values.get(f"j{k}_kind"), "model": values.get(f"j{k}_model"),
-             "base_url": values.get(f"j{k}_base_url") or "", "provider": values.get(f"j{k}_provider")}
-            for k in range(1, JUDGES + 1)]
+    return [
+        {
+            "kind": values.get(f"j{k}_kind"),
+            "model": values.get(f"j{k}_model"),
+            "base_url": values.get(f"j{k}_base_url") or "",
+            "provider": values.get(f"j{k}_provider"),
+        }
+        for k in range(1, JUDGES + 1)
+    ]
 
 
 def _settings(values: Mapping[str, Any]) -> judgecheck.CheckSettings:
     judges = judgecheck.judges_from(_judge_specs(values))
-    return judgecheck.CheckSettings(judges=judges, mode=values.get("mode") or judge.DEFAULT_MODE,
-                                    aspect=values.get("aspect") or judge.DEFAULT_ASPECT)
+    return judgecheck.CheckSettings(
+        judges=judges,
+        mode=values.get("mode") or judge.DEFAULT_MODE,
+        aspect=values.get("aspect") or judge.DEFAULT_ASPECT,
+    )
 
 
 def _run_language(session: Session) -> str:
@@ -207,8 +249,10 @@ def start_check(session: Session, values: Mapping[str, Any], token: str | None) 
     credentials = Credentials(token, api_keys_for(settings.judges, keys))
     plan = judgecheck.plan_check(items, settings)
     state.handle = judgecheck.start_check(items, settings, credentials, language=language, source=source)
-    return (f"Checking {len(settings.judges)} judge(s) on {len(items)} rows: " + md_text(plan.summary()),
-            gr.Timer(active=True))
+    return (
+        f"Checking {len(settings.judges)} judge(s) on {len(items)} rows: " + md_text(plan.summary()),
+        gr.Timer(active=True),
+    )
 
 
 def _score_frame(check: Any) -> pd.DataFrame:
@@ -228,12 +272,19 @@ def poll_check(session: Session) -> dict[str, Any]:
         return {"status": md_text(handle.error), "timer": gr.Timer(active=False)}
     report = handle.report
     state.result = report.check
-    choices = [(j.model if j.backend == "serverless" else f"{j.model} ({j.base_url})", str(i))
-               for i, j in enumerate(report.check.judges) if j.rows]
-    status = ("Cancelled: the figures cover the rows judged before. " if report.cancelled else "Done. ")
+    choices = [
+        (j.model if j.backend == "serverless" else f"{j.model} ({j.base_url})", str(i))
+        for i, j in enumerate(report.check.judges)
+        if j.rows
+    ]
+    status = "Cancelled: the figures cover the rows judged before. " if report.cancelled else "Done. "
     status += md_text(judgecheck.summary_line(report.check))
-    return {"status": status, "table": _score_frame(report.check), "timer": gr.Timer(active=False),
-            "choice": gr.update(choices=choices, value=choices[0][1] if choices else None)}
+    return {
+        "status": status,
+        "table": _score_frame(report.check),
+        "timer": gr.Timer(active=False),
+        "choice": gr.update(choices=choices, value=choices[0][1] if choices else None),
+    }
 
 
 def cancel_check(session: Session) -> str:
@@ -281,8 +332,13 @@ def build(session: gr.State, judge_picker: BackendPicker, *, aspect: Any = None,
         )
         with gr.Group():
             with gr.Row():
-                rows = gr.Number(label="Rows to label (10-50)", value=judgecheck.DEFAULT_LABEL_ROWS, precision=0,
-                                 minimum=judgecheck.MIN_LABEL_ROWS, maximum=judgecheck.MAX_LABEL_ROWS)
+                rows = gr.Number(
+                    label="Rows to label (10-50)",
+                    value=judgecheck.DEFAULT_LABEL_ROWS,
+                    precision=0,
+                    minimum=judgecheck.MIN_LABEL_ROWS,
+                    maximum=judgecheck.MAX_LABEL_ROWS,
+                )
                 load_btn = gr.Button("Label rows")
             position = gr.Markdown(NO_PILOT)
             prompt = gr.Textbox(label="Prompt", interactive=False, lines=2, max_lines=12)
@@ -290,8 +346,10 @@ def build(session: gr.State, judge_picker: BackendPicker, *, aspect: Any = None,
                 answer_a = gr.Textbox(label="Answer A", interactive=False, lines=4, max_lines=20)
                 answer_b = gr.Textbox(label="Answer B", interactive=False, lines=4, max_lines=20)
             with gr.Row():
-                choice_btns = [(gr.Button(label, variant="primary" if i < 2 else "secondary"), value)
-                               for i, (label, value) in enumerate(CHOICE_BUTTONS)]
+                choice_btns = [
+                    (gr.Button(label, variant="primary" if i < 2 else "secondary"), value)
+                    for i, (label, value) in enumerate(CHOICE_BUTTONS)
+                ]
                 prev_btn = gr.Button("← Previous", size="sm")
                 next_btn = gr.Button("Next →", size="sm")
             tally = gr.Markdown("No labels yet.")
@@ -328,8 +386,19 @@ def build(session: gr.State, judge_picker: BackendPicker, *, aspect: Any = None,
         fields["mode"] = mode
     check_form = Form(**fields)
     poll_out = {"status": status_md, "table": table, "choice": choice, "timer": timer}
-    use_out = {**{c: c for c in (judge_picker.kind, judge_picker.model, judge_picker.provider, judge_picker.base_url,
-                                 judge_picker.api_key)}, "note": use_md}
+    use_out = {
+        **{
+            c: c
+            for c in (
+                judge_picker.kind,
+                judge_picker.model,
+                judge_picker.provider,
+                judge_picker.base_url,
+                judge_picker.api_key,
+            )
+        },
+        "note": use_md,
+    }
 
     def _panel(view: dict[str, Any]) -> dict[Any, Any]:
         return {panel[k]: v for k, v in view.items()}
@@ -358,8 +427,11 @@ def build(session: gr.State, judge_picker: BackendPicker, *, aspect: Any = None,
     prev_btn.click(lambda s: _panel(move(s, -1)), inputs=session, outputs=outputs)
     next_btn.click(lambda s: _panel(move(s, 1)), inputs=session, outputs=outputs)
     save_btn.click(_save, inputs=session, outputs=labels_out)
-    estimate_btn.click(lambda data: estimate_check(data[session], check_form.values(data)),
-                       inputs=check_form.inputs(session), outputs=estimate_md)
+    estimate_btn.click(
+        lambda data: estimate_check(data[session], check_form.values(data)),
+        inputs=check_form.inputs(session),
+        outputs=estimate_md,
+    )
     run_btn.click(_start, inputs=check_form.inputs(session), outputs=[status_md, timer])
     cancel_btn.click(cancel_check, inputs=session, outputs=status_md)
     timer.tick(_poll, inputs=session, outputs=list(poll_out.values()))

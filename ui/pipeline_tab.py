@@ -26,9 +26,21 @@ from pipeline.settings import DEFAULTS, RunError, RunSettings
 from pipeline.state import Session
 from ui import judge_check
 from ui.backend_picker import BackendPicker
-from ui.common import (SIGN_IN_NEEDED, bar_chart, column_widths, info, md_link, md_text, series_colors, table_frame,
-                       token_of, username_of, warn)
+from ui.common import (
+    SIGN_IN_NEEDED,
+    bar_chart,
+    column_widths,
+    info,
+    md_link,
+    md_text,
+    series_colors,
+    table_frame,
+    token_of,
+    username_of,
+    warn,
+)
 from ui.forms import Form
+
 DEFAULT_MODEL = "meta-llama/Llama-3.3-70B-Instruct"
 NO_DATA = "**No filtered data yet.** Load and filter a language in **1. Filter** first."
 DEFAULT_ROW_LIMIT = 100
@@ -95,14 +107,18 @@ def progress_markdown(snap: generate.Progress, hub_message: str = "") -> str:
     if snap.running:  # calls in flight, the concurrency the providers allow now, calls/s, throttling
         lines.append(snap.calls.line())  # our own words and numbers
     if snap.judged_both:  # position bias, live: rows whose preferred answer changed when the answers swapped
-        lines.append(f"Judge flip rate: **{snap.flip_rate:.0%}** ({snap.flips:,} of {snap.judged_both:,} rows judged "
-                     "in both orders changed their preferred answer)")
+        lines.append(
+            f"Judge flip rate: **{snap.flip_rate:.0%}** ({snap.flips:,} of {snap.judged_both:,} rows judged "
+            "in both orders changed their preferred answer)"
+        )
     lines.extend(_safe(n) for n in snap.notices)
     if snap.message:
         lines.append(_safe(snap.message))
     if snap.failure_groups:  # at the end of a run: why rows failed (results.failure_reasons)
-        lines.append("**Failed rows by reason**\n\n" + "\n".join(
-            f"- {g.rows:,} × {g.status.replace('_', ' ')}: {_safe(g.reason)}" for g in snap.failure_groups))
+        lines.append(
+            "**Failed rows by reason**\n\n"
+            + "\n".join(f"- {g.rows:,} × {g.status.replace('_', ' ')}: {_safe(g.reason)}" for g in snap.failure_groups)
+        )
     if hub_message:
         lines.append(_safe(hub_message))
     return "\n\n".join(lines)
@@ -134,18 +150,39 @@ def ratings_chart(ratings: pd.DataFrame | None) -> Any:
     has_data = ratings is not None and len(ratings) and float(pd.to_numeric(ratings["count"]).sum()) > 0
     frame = ratings if has_data else None
     colors = series_colors(list(dict.fromkeys(ratings["source"]))) if has_data else None
-    return bar_chart(frame, "rating", "count", color="source", title="Judge ratings (1-5)", empty=RATINGS_EMPTY,
-                     x_title="Rating", y_title="Answers", color_title="Source", x_order=[str(r) for r in range(1, 6)],
-                     colors=colors)
+    return bar_chart(
+        frame,
+        "rating",
+        "count",
+        color="source",
+        title="Judge ratings (1-5)",
+        empty=RATINGS_EMPTY,
+        x_title="Rating",
+        y_title="Answers",
+        color_title="Source",
+        x_order=[str(r) for r in range(1, 6)],
+        colors=colors,
+    )
 
 
 def langs_chart(langs: pd.DataFrame | None) -> Any:
     """One bar per source: the share of its answers in the target language (same colours as the ratings)."""
     frame = langs if langs is not None and len(langs) else None
     colors = series_colors(list(langs["source"])) if frame is not None else None
-    return bar_chart(frame, "source", "rate", color="source" if frame is not None else None,
-                     title="Language-match rate", empty=LANGS_EMPTY, x_title="Source", y_title="In the target language",
-                     color_title="Source", y_max=1, y_format=".0%", colors=colors)
+    return bar_chart(
+        frame,
+        "source",
+        "rate",
+        color="source" if frame is not None else None,
+        title="Language-match rate",
+        empty=LANGS_EMPTY,
+        x_title="Source",
+        y_title="In the target language",
+        color_title="Source",
+        y_max=1,
+        y_format=".0%",
+        colors=colors,
+    )
 
 
 def latest_view(latest: Any) -> Any:
@@ -168,8 +205,14 @@ def latest_view(latest: Any) -> Any:
         row["Language"] = " · ".join(f"{src}: {rec.get(f'{src} lang') or '?'}" for src in sources)
         row["Error"] = short(rec.get("error"))
         rows.append(row)
-    names = ["status", "Prompt", *[f"{s.capitalize() if s == 'human' else s} answer" for s in sources],
-             "Ratings", "Language", "Error"]
+    names = [
+        "status",
+        "Prompt",
+        *[f"{s.capitalize() if s == 'human' else s} answer" for s in sources],
+        "Ratings",
+        "Language",
+        "Error",
+    ]
     frame = pd.DataFrame(rows, columns=names).rename(columns={"status": "Status"})
     widths = column_widths([8, 22, *[max(12.0, 44 / max(len(sources), 1))] * len(sources), 11, 11, 10])
     return gr.update(value=frame, column_widths=widths)
@@ -179,8 +222,11 @@ def _data_note(filtered: Any) -> str:
     if filtered is None or getattr(filtered, "rows", 0) == 0:
         return NO_DATA
     code = filtered.language_code
-    check = ("every answer gets a language check" if langdetect.is_supported(code)
-             else "the language detector does not know this language: answers are **not checked**")
+    check = (
+        "every answer gets a language check"
+        if langdetect.is_supported(code)
+        else "the language detector does not know this language: answers are **not checked**"
+    )
     return f"Input: **{_safe(filtered.summary())}** · target {_safe(filtered.language)} ({_safe(code)}): {check}."
 
 
@@ -189,12 +235,20 @@ def _data_note(filtered: Any) -> str:
 # --------------------------------------------------------------------------------------------------------------
 HUB_CHECKPOINTS_INFO = "A restart then loses at most N rows."
 HUB_CHECKPOINTS_SIGNED_OUT = "Sign in to use this; without sign-in results stay on this server's disk."
-JUDGE_MODE_CHOICES = [("Ratings: an UltraFeedback rating (1-5) per answer", "ratings"),
-                      ("Pairwise: which answer is better, A, B or a tie", "pairwise")]
-JUDGE_ORDER_CHOICES = [("Random order per row (1 judge call)", "random"),
-                       ("Both orders, averaged (2 judge calls; flags verdicts that flip)", "both")]
+JUDGE_MODE_CHOICES = [
+    ("Ratings: an UltraFeedback rating (1-5) per answer", "ratings"),
+    ("Pairwise: which answer is better, A, B or a tie", "pairwise"),
+]
+JUDGE_ORDER_CHOICES = [
+    ("Random order per row (1 judge call)", "random"),
+    ("Both orders, averaged (2 judge calls; flags verdicts that flip)", "both"),
+]
 RUN_OPTIONS: Mapping[str, Any] = {  # the run's options besides its settings, with their defaults
-    "restart": False, "hub_checkpoints": True, "checkpoint_every": 100, "repo": "", "hedge": True,
+    "restart": False,
+    "hub_checkpoints": True,
+    "checkpoint_every": 100,
+    "repo": "",
+    "hedge": True,
 }
 
 
@@ -224,8 +278,10 @@ def on_select(session: Session, values: Mapping[str, Any], profile: gr.OAuthProf
         updates["repo"] = gr.update(value=default_repo(user, session.filtered))
     # Hub checkpoints need sign-in: not offered (and not ticked) without it, and the box says why
     updates["hub_checkpoints"] = (
-        gr.update(interactive=True, info=HUB_CHECKPOINTS_INFO) if user
-        else gr.update(value=False, interactive=False, info=HUB_CHECKPOINTS_SIGNED_OUT))
+        gr.update(interactive=True, info=HUB_CHECKPOINTS_INFO)
+        if user
+        else gr.update(value=False, interactive=False, info=HUB_CHECKPOINTS_SIGNED_OUT)
+    )
     running = session.run is not None and session.run.running
     return {**updates, "data_note": _data_note(session.filtered), "timer": gr.Timer(active=running)}
 
@@ -251,8 +307,12 @@ def _refuse(message: str) -> tuple[str, Any]:
     return _safe(message), gr.Timer(active=False)
 
 
-def start(session: Session, values: Mapping[str, Any], oauth_token: gr.OAuthToken | None = None,
-          profile: gr.OAuthProfile | None = None) -> tuple[str, Any]:
+def start(
+    session: Session,
+    values: Mapping[str, Any],
+    oauth_token: gr.OAuthToken | None = None,
+    profile: gr.OAuthProfile | None = None,
+) -> tuple[str, Any]:
     """Start (or resume) a run. Returns (progress markdown, timer update). ``values``: the settings fields and
     the options in :data:`RUN_OPTIONS` (``hedge``: backup requests for the slowest calls at the very end)."""
     opts = {**RUN_OPTIONS, **{k: v for k, v in values.items() if k in RUN_OPTIONS and v is not None}}
@@ -273,11 +333,17 @@ def start(session: Session, values: Mapping[str, Any], oauth_token: gr.OAuthToke
     filtered = session.filtered
     source, language, code = recipe.source_from_filtered(filtered)
     request = workflow.GenerationRequest(
-        rows=filtered.table, settings=settings, checkpoint=checkpoint_for(filtered, settings, run_owner(session, profile)),
+        rows=filtered.table,
+        settings=settings,
+        checkpoint=checkpoint_for(filtered, settings, run_owner(session, profile)),
         credentials=Credentials(token, api_keys_for((*settings.generators, settings.judge), keys)),
-        source=source, language=language, language_code=code, restart=bool(opts["restart"]),
+        source=source,
+        language=language,
+        language_code=code,
+        restart=bool(opts["restart"]),
         hub_repo=(opts["repo"] or default_repo(user, filtered)) if opts["hub_checkpoints"] and token and user else None,
-        checkpoint_every=int(opts["checkpoint_every"] or 100), hedge=bool(opts["hedge"]),
+        checkpoint_every=int(opts["checkpoint_every"] or 100),
+        hedge=bool(opts["hedge"]),
         judge_check=session.judge_check.result,
     )
     try:
@@ -329,8 +395,14 @@ def poll(session: Session) -> tuple:
         ratings, langs = handle.live_stats()
         rating_df = pd.DataFrame(ratings) if ratings else _empty_ratings()
         lang_df = pd.DataFrame(langs)[["source", "rate"]] if langs else _empty_langs()
-        return (progress_markdown(snap, handle.hub_message), latest, rating_df, lang_df, gr.update(),
-                gr.Timer(active=True))
+        return (
+            progress_markdown(snap, handle.hub_message),
+            latest,
+            rating_df,
+            lang_df,
+            gr.update(),
+            gr.Timer(active=True),
+        )
     if session.pipeline_tab.loaded_run != id(handle):
         _load_results(session, handle)
     rating_df, lang_df = _plots_from_table(session.raw)
@@ -340,8 +412,12 @@ def poll(session: Session) -> tuple:
     return (text, latest, rating_df, lang_df, _leaderboard_update(session.raw), gr.Timer(active=False))
 
 
-def push(session: Session, values: Mapping[str, Any], oauth_token: gr.OAuthToken | None = None,
-         profile: gr.OAuthProfile | None = None) -> str:
+def push(
+    session: Session,
+    values: Mapping[str, Any],
+    oauth_token: gr.OAuthToken | None = None,
+    profile: gr.OAuthProfile | None = None,
+) -> str:
     """Push ``session.raw`` with its card and pipeline.py to the user's namespace. ``values``: ``repo``,
     ``private``, ``overwrite``."""
     token = token_of(oauth_token)
@@ -360,8 +436,10 @@ def push(session: Session, values: Mapping[str, Any], oauth_token: gr.OAuthToken
     meta = session.raw_meta if session.raw_meta is not None else schema.RunMeta()
     try:
         repo_id = workflow.preflight_push(
-            values.get("repo") or default_repo(username_of(profile), session.filtered), token,
-            overwrite=bool(values.get("overwrite")), overwrite_hint="tick “Overwrite if it exists”",
+            values.get("repo") or default_repo(username_of(profile), session.filtered),
+            token,
+            overwrite=bool(values.get("overwrite")),
+            overwrite_hint="tick “Overwrite if it exists”",
             ours=lambda rid: recipe.checkpoint_repo_state(rid, token, meta.fingerprint) == "ours",
         )
         url = recipe.push_raw(session.raw, meta, repo_id, token, private=private, overwrite=True)
@@ -393,65 +471,116 @@ def build(session: gr.State, tab: gr.Tab) -> None:
         with gr.Column():
             gr.Markdown("### Judge (UltraFeedback)")
             jud = BackendPicker.build("Judge model id (empty: the first generator)")
-            aspect = gr.Dropdown(choices=list(judge.ASPECTS), value=DEFAULTS["aspect"], label="Aspect",
-                                 info="overall-rating: one holistic 1-5 rating per answer.")
+            aspect = gr.Dropdown(
+                choices=list(judge.ASPECTS),
+                value=DEFAULTS["aspect"],
+                label="Aspect",
+                info="overall-rating: one holistic 1-5 rating per answer.",
+            )
             judge_mode = gr.Radio(choices=JUDGE_MODE_CHOICES, value=DEFAULTS["judge_mode"], label="Judge mode")
-            judge_order = gr.Radio(choices=JUDGE_ORDER_CHOICES, value=DEFAULTS["judge_order"], label="Answer order",
-                                   info="Judges favour positions: the order is random per row (seeded by the row), "
-                                        "or both orders are judged and a row whose verdict flips is flagged.")
-            judge_structured = gr.Checkbox(value=DEFAULTS["judge_structured"],
-                                           label="Structured output (the judge answers in JSON that fits a schema)",
-                                           info="Falls back to the plain text format where a server refuses it.")
-    system_prompt = gr.Textbox(label="System prompt (generators)", lines=3,
-                               info="Prefilled from the Playground's “Use in pipeline”.")
+            judge_order = gr.Radio(
+                choices=JUDGE_ORDER_CHOICES,
+                value=DEFAULTS["judge_order"],
+                label="Answer order",
+                info="Judges favour positions: the order is random per row (seeded by the row), "
+                "or both orders are judged and a row whose verdict flips is flagged.",
+            )
+            judge_structured = gr.Checkbox(
+                value=DEFAULTS["judge_structured"],
+                label="Structured output (the judge answers in JSON that fits a schema)",
+                info="Falls back to the plain text format where a server refuses it.",
+            )
+    system_prompt = gr.Textbox(
+        label="System prompt (generators)", lines=3, info="Prefilled from the Playground's “Use in pipeline”."
+    )
     with gr.Accordion("Limits and settings", open=True):
         with gr.Row():
             max_rows = gr.Number(label="Row limit (0 = all rows)", value=DEFAULT_ROW_LIMIT, precision=0, minimum=0)
-            max_new = gr.Number(label="Max new tokens per answer", value=DEFAULTS["max_new_tokens"], precision=0,
-                                minimum=1)
-            budget = gr.Number(label="Token budget (0 = none)", value=0, precision=0, minimum=0,
-                               info="The run stops (resumable) once it has used this many tokens.")
+            max_new = gr.Number(
+                label="Max new tokens per answer", value=DEFAULTS["max_new_tokens"], precision=0, minimum=1
+            )
+            budget = gr.Number(
+                label="Token budget (0 = none)",
+                value=0,
+                precision=0,
+                minimum=0,
+                info="The run stops (resumable) once it has used this many tokens.",
+            )
             concurrency = gr.Slider(1, 64, value=DEFAULTS["concurrency"], step=1, label="Concurrency (calls at once)")
-            max_wait = gr.Number(label="Longest wait for the provider (s)", value=DEFAULTS["max_wait_s"], precision=0,
-                                 minimum=1, info="When a provider throttles (429) longer than this in all, the run "
-                                                 "pauses (resumable) instead of waiting on.")
+            max_wait = gr.Number(
+                label="Longest wait for the provider (s)",
+                value=DEFAULTS["max_wait_s"],
+                precision=0,
+                minimum=1,
+                info="When a provider throttles (429) longer than this in all, the run "
+                "pauses (resumable) instead of waiting on.",
+            )
         with gr.Row():
             temperature = gr.Slider(0.0, 2.0, value=DEFAULTS["temperature"], step=0.05, label="Temperature")
             top_p = gr.Slider(0.05, 1.0, value=DEFAULTS["top_p"], step=0.05, label="Top-p")
-            hub_checkpoints = gr.Checkbox(value=RUN_OPTIONS["hub_checkpoints"],
-                                          label="Checkpoint to a private dataset in my namespace",
-                                          info="Needs sign-in; a restart then loses at most N rows.")
-            every = gr.Number(label="Checkpoint every N rows", value=RUN_OPTIONS["checkpoint_every"], precision=0,
-                              minimum=workflow.HUB_CHECKPOINT_MIN_EVERY)
-            hedge = gr.Checkbox(value=RUN_OPTIONS["hedge"], label="Backup requests for the slowest calls at the end",
-                                info="A shorter tail for a few extra calls: at most max(concurrency, 2.5% of the "
-                                     "calls), only while slots would sit idle.")
+            hub_checkpoints = gr.Checkbox(
+                value=RUN_OPTIONS["hub_checkpoints"],
+                label="Checkpoint to a private dataset in my namespace",
+                info="Needs sign-in; a restart then loses at most N rows.",
+            )
+            every = gr.Number(
+                label="Checkpoint every N rows",
+                value=RUN_OPTIONS["checkpoint_every"],
+                precision=0,
+                minimum=workflow.HUB_CHECKPOINT_MIN_EVERY,
+            )
+            hedge = gr.Checkbox(
+                value=RUN_OPTIONS["hedge"],
+                label="Backup requests for the slowest calls at the end",
+                info="A shorter tail for a few extra calls: at most max(concurrency, 2.5% of the "
+                "calls), only while slots would sit idle.",
+            )
     settings_form = Form(
-        **gen.fields(model_key="models"), **jud.fields(prefix="judge_"), aspect=aspect, system_prompt=system_prompt,
-        max_rows=max_rows, max_new_tokens=max_new, max_tokens=budget, concurrency=concurrency,
-        temperature=temperature, top_p=top_p, judge_mode=judge_mode, judge_order=judge_order,
-        judge_structured=judge_structured, max_wait_s=max_wait,
+        **gen.fields(model_key="models"),
+        **jud.fields(prefix="judge_"),
+        aspect=aspect,
+        system_prompt=system_prompt,
+        max_rows=max_rows,
+        max_new_tokens=max_new,
+        max_tokens=budget,
+        concurrency=concurrency,
+        temperature=temperature,
+        top_p=top_p,
+        judge_mode=judge_mode,
+        judge_order=judge_order,
+        judge_structured=judge_structured,
+        max_wait_s=max_wait,
     )
     with gr.Row():
         estimate_btn = gr.Button("Estimate")
         start_btn = gr.Button("Start / resume", variant="primary")
         cancel_btn = gr.Button("Cancel", variant="stop")
-        restart = gr.Checkbox(value=RUN_OPTIONS["restart"], label="Start over (discard finished rows of these settings)")
+        restart = gr.Checkbox(
+            value=RUN_OPTIONS["restart"], label="Start over (discard finished rows of these settings)"
+        )
     estimate_md = gr.Markdown()
     progress_md = gr.Markdown(elem_id="pipeline-progress")
     latest = gr.Dataframe(
         latest_view(pd.DataFrame(columns=["status", "prompt", "human", "human rating", "human lang", "error"]))[
-            "value"],
-        label="Latest rows (newest first)", interactive=False, wrap=True, elem_id="pipeline-latest",
+            "value"
+        ],
+        label="Latest rows (newest first)",
+        interactive=False,
+        wrap=True,
+        elem_id="pipeline-latest",
     )
     with gr.Row():
         rating_plot = gr.Plot(ratings_chart(None), show_label=False, elem_id="ratings-chart")
         lang_plot = gr.Plot(langs_chart(None), show_label=False, elem_id="langs-chart")
-    leaderboard = gr.Dataframe(label="Leaderboard (mean judge rating and language-match rate per source)",
-                               interactive=False, visible=False)
-    judge_board = gr.Dataframe(label="Judge (per judge model: mode, order, parse rate, flip rate)",
-                               interactive=False, visible=False)
-    judge_check.build(session, jud, aspect=aspect, mode=judge_mode)  # label a pilot run, compare judges, "Use this judge"
+    leaderboard = gr.Dataframe(
+        label="Leaderboard (mean judge rating and language-match rate per source)", interactive=False, visible=False
+    )
+    judge_board = gr.Dataframe(
+        label="Judge (per judge model: mode, order, parse rate, flip rate)", interactive=False, visible=False
+    )
+    judge_check.build(
+        session, jud, aspect=aspect, mode=judge_mode
+    )  # label a pilot run, compare judges, "Use this judge"
     with gr.Accordion("Push the raw dataset to the Hub", open=False):
         with gr.Row():
             repo = gr.Textbox(label="Dataset (owner/name)", placeholder="your-name/aya-dutch-dpo-raw", scale=3)
@@ -461,12 +590,22 @@ def build(session: gr.State, tab: gr.Tab) -> None:
         push_md = gr.Markdown()
     timer = gr.Timer(POLL_S, active=False)
 
-    run_form = settings_form.add(restart=restart, hub_checkpoints=hub_checkpoints, checkpoint_every=every, repo=repo,
-                                 hedge=hedge)
+    run_form = settings_form.add(
+        restart=restart, hub_checkpoints=hub_checkpoints, checkpoint_every=every, repo=repo, hedge=hedge
+    )
     select_form = Form(models=gen.model, system_prompt=system_prompt, repo=repo)
-    select_out = {"kind": gen.kind, "models": gen.model, "provider": gen.provider, "base_url": gen.base_url,
-                  "api_key": gen.api_key, "system_prompt": system_prompt, "repo": repo, "data_note": data_note,
-                  "timer": timer, "hub_checkpoints": hub_checkpoints}
+    select_out = {
+        "kind": gen.kind,
+        "models": gen.model,
+        "provider": gen.provider,
+        "base_url": gen.base_url,
+        "api_key": gen.api_key,
+        "system_prompt": system_prompt,
+        "repo": repo,
+        "data_note": data_note,
+        "timer": timer,
+        "hub_checkpoints": hub_checkpoints,
+    }
     push_form = Form(repo=repo, private=private, overwrite=overwrite)
 
     def _on_select(data: dict, profile: gr.OAuthProfile | None = None) -> dict:
@@ -476,8 +615,9 @@ def build(session: gr.State, tab: gr.Tab) -> None:
     def _estimate(data: dict, profile: gr.OAuthProfile | None = None) -> str:
         return estimate(data[session], settings_form.values(data), profile)
 
-    def _start(data: dict, oauth_token: gr.OAuthToken | None = None,
-               profile: gr.OAuthProfile | None = None) -> tuple[str, Any]:
+    def _start(
+        data: dict, oauth_token: gr.OAuthToken | None = None, profile: gr.OAuthProfile | None = None
+    ) -> tuple[str, Any]:
         return start(data[session], run_form.values(data), oauth_token, profile)
 
     def _push(data: dict, oauth_token: gr.OAuthToken | None = None, profile: gr.OAuthProfile | None = None) -> str:
@@ -489,6 +629,7 @@ def build(session: gr.State, tab: gr.Tab) -> None:
         _estimate, inputs=settings_form.inputs(session), outputs=estimate_md
     )
     cancel_btn.click(cancel, inputs=session, outputs=progress_md)
+
     def _poll(sess: Session) -> tuple:
         """poll's data as people see it; the estimate line is cleared once the run has ended (it is stale)."""
         text, rows, ratings, langs, board, tick = poll(sess)
@@ -501,10 +642,25 @@ def build(session: gr.State, tab: gr.Tab) -> None:
             judges = gr.update(value=table_frame(results.judge_leaderboard(sess.raw)), visible=True)
         return (text, latest_view(rows), *charts, board, tick, "" if ended else gr.update(), judges)
 
-    timer.tick(_poll, inputs=session,
-               outputs=[progress_md, latest, rating_plot, lang_plot, leaderboard, timer, estimate_md, judge_board])
+    timer.tick(
+        _poll,
+        inputs=session,
+        outputs=[progress_md, latest, rating_plot, lang_plot, leaderboard, timer, estimate_md, judge_board],
+    )
     push_btn.click(_push, inputs=push_form.inputs(session), outputs=push_md)
 
 
-__all__ = ["RUN_OPTIONS", "build", "cancel", "checkpoint_for", "estimate", "make_settings", "on_select", "parse_models",
-           "poll", "progress_markdown", "push", "start"]
+__all__ = [
+    "RUN_OPTIONS",
+    "build",
+    "cancel",
+    "checkpoint_for",
+    "estimate",
+    "make_settings",
+    "on_select",
+    "parse_models",
+    "poll",
+    "progress_markdown",
+    "push",
+    "start",
+]

@@ -11,13 +11,14 @@ from typing import Any
 import gradio as gr
 
 from pipeline import inference, langdetect, links, playground, templates
-from pipeline.inference import GenParams
-from pipeline.state import Session
 from pipeline.credentials import Credentials, api_keys_for
+from pipeline.inference import GenParams
 from pipeline.settings import DEFAULTS
+from pipeline.state import Session
 from ui.backend_picker import BackendPicker
 from ui.common import html_text, md_text, table_frame, token_of, warn
 from ui.forms import Form
+
 DEFAULT_MODELS = ("meta-llama/Llama-3.3-70B-Instruct", "Qwen/Qwen2.5-72B-Instruct", "")
 # How many people can stream Playground answers at once (app-wide). A generation holds one of Gradio's worker
 # threads (40 by default) for as long as the model streams, so this stays below that and leaves threads for every
@@ -53,16 +54,21 @@ def _language_note(code: str) -> str:
     name = langdetect.language_name(code)
     if langdetect.is_supported(code):
         return f"Target **{_safe(name)} ({_safe(code)})**: every answer gets a language check."
-    return (f"Target **{_safe(name)} ({_safe(code)})**: the language detector (langid) does not know this language, so "
-            "answers are **not checked** (shown as ➖, never as a mismatch).")
+    return (
+        f"Target **{_safe(name)} ({_safe(code)})**: the language detector (langid) does not know this language, so "
+        "answers are **not checked** (shown as ➖, never as a mismatch)."
+    )
 
 
 def _column_ui(letter: str, default_model: str) -> BackendPicker:
     with gr.Column(min_width=260):
         gr.Markdown(f"### Model {letter}")
-        return BackendPicker.build("Model id" + (" (leave empty to skip)" if letter != "A" else ""), default_model,
-                                   suggestions=inference.SUGGESTED_MODELS,
-                                   model_info="Any chat model id (owner/name), or pick a suggestion.")
+        return BackendPicker.build(
+            "Model id" + (" (leave empty to skip)" if letter != "A" else ""),
+            default_model,
+            suggestions=inference.SUGGESTED_MODELS,
+            model_info="Any chat model id (owner/name), or pick a suggestion.",
+        )
 
 
 def _column_backends(values: dict) -> list[tuple[str, inference.Backend | None, str]]:
@@ -70,8 +76,12 @@ def _column_backends(values: dict) -> list[tuple[str, inference.Backend | None, 
     out = []
     for letter in playground.LETTERS:
         p = f"{letter.lower()}_"
-        backend = playground.make_backend(values.get(f"{p}kind") or "serverless", values.get(f"{p}model") or "",
-                                          values.get(f"{p}base_url") or "", values.get(f"{p}provider") or "auto")
+        backend = playground.make_backend(
+            values.get(f"{p}kind") or "serverless",
+            values.get(f"{p}model") or "",
+            values.get(f"{p}base_url") or "",
+            values.get(f"{p}provider") or "auto",
+        )
         out.append((letter, backend, values.get(f"{p}api_key") or ""))
     return out
 
@@ -89,9 +99,12 @@ def generate_answers(values: Mapping[str, Any], oauth_token: gr.OAuthToken | Non
     columns_now = _column_backends(v)
     token = token_of(oauth_token)
     # each column's own credentials (two columns on one server may use different keys)
-    requests = [playground.ColumnRequest(letter, b, None if b is None else
-                                         Credentials(token, api_keys_for([b], key)).for_backend(b))
-                for letter, b, key in columns_now]
+    requests = [
+        playground.ColumnRequest(
+            letter, b, None if b is None else Credentials(token, api_keys_for([b], key)).for_backend(b)
+        )
+        for letter, b, key in columns_now
+    ]
     if all(r.backend is None for r in requests):
         gr.Warning("Pick at least one model (Model A).")
         return
@@ -99,16 +112,24 @@ def generate_answers(values: Mapping[str, Any], oauth_token: gr.OAuthToken | Non
     system_text = v.get("system_prompt") or ""
     system_rendered = templates.render(system_text, name) if name else system_text
     messages = inference.build_messages(prompt_text, system_rendered)
-    params = GenParams(int(v.get("max_new_tokens") or DEFAULTS["max_new_tokens"]),
-                       float(v.get("temperature", DEFAULTS["temperature"])), float(v.get("top_p", DEFAULTS["top_p"])),
-                       playground.parse_seed(v.get("seed")))
+    params = GenParams(
+        int(v.get("max_new_tokens") or DEFAULTS["max_new_tokens"]),
+        float(v.get("temperature", DEFAULTS["temperature"])),
+        float(v.get("top_p", DEFAULTS["top_p"])),
+        playground.parse_seed(v.get("seed")),
+    )
     snapshot: list = []
     for snapshot in playground.run_columns(requests, messages, params, code):
-        yield (*[s.text for s in snapshot], *[_stats_html(playground.stats_line(s, code)) for s in snapshot],
-               gr.update())
+        yield (
+            *[s.text for s in snapshot],
+            *[_stats_html(playground.stats_line(s, code)) for s in snapshot],
+            gr.update(),
+        )
     run = {
         "id": uuid.uuid4().hex,
-        "prompt": prompt_text, "system_prompt": system_rendered, "target": code,
+        "prompt": prompt_text,
+        "system_prompt": system_rendered,
+        "target": code,
         "labels": {s.letter: s.label for s in snapshot},
         "responses": {s.letter: s.text for s in snapshot},
     }
@@ -116,7 +137,7 @@ def generate_answers(values: Mapping[str, Any], oauth_token: gr.OAuthToken | Non
 
 
 def use_choice(session: Session, values: Mapping[str, Any]) -> Any:
-    """"Use in pipeline": hand the ``chosen`` column's model and the rendered system prompt to the Pipeline tab.
+    """ "Use in pipeline": hand the ``chosen`` column's model and the rendered system prompt to the Pipeline tab.
     ``values``: ``chosen`` (a letter), ``system_prompt``, ``target`` and the columns' backend fields."""
     v = dict(values)
     letter = v.get("chosen") or "A"
@@ -146,8 +167,13 @@ def build(session: gr.State, tab: gr.Tab) -> None:
         "the best answers, then send the winner to **3. Pipeline**."
     )
     with gr.Row():
-        target = gr.Dropdown(choices=_language_choices(), value="", label="Target language", scale=2,
-                             info="From your filtered data; change it to test another language.")
+        target = gr.Dropdown(
+            choices=_language_choices(),
+            value="",
+            label="Target language",
+            scale=2,
+            info="From your filtered data; change it to test another language.",
+        )
         target_note = gr.Markdown(_language_note(""))
     with gr.Accordion("Languages the detector cannot check", open=False):
         gr.Markdown(_safe(", ".join(langdetect.unsupported_names())) or "None.")
@@ -158,11 +184,12 @@ def build(session: gr.State, tab: gr.Tab) -> None:
             columns.append(_column_ui(letter, default_model))
 
     with gr.Row():
-        template = gr.Dropdown(choices=_template_choices(""), value=None, label="System prompt templates",
-                               scale=3)
+        template = gr.Dropdown(choices=_template_choices(""), value=None, label="System prompt templates", scale=3)
         insert_btn = gr.Button("Use this template", scale=1)
     system_prompt = gr.Textbox(
-        label="System prompt", lines=3, value=templates.GENERIC[0].text,
+        label="System prompt",
+        lines=3,
+        value=templates.GENERIC[0].text,
         info="{language} is replaced by the target language's name when sent.",
     )
 
@@ -170,8 +197,9 @@ def build(session: gr.State, tab: gr.Tab) -> None:
         sample_btn = gr.Button("Random prompt from the data")
         data_note = gr.Markdown(NO_DATA)
     with gr.Row():
-        prompt = gr.Textbox(label="Prompt", lines=4, placeholder="Type a prompt, or sample one from your data.",
-                            scale=3)
+        prompt = gr.Textbox(
+            label="Prompt", lines=4, placeholder="Type a prompt, or sample one from your data.", scale=3
+        )
     with gr.Accordion("Generation settings", open=False):
         with gr.Row():
             max_tokens = gr.Slider(16, 4096, value=DEFAULTS["max_new_tokens"], step=16, label="Max new tokens")
@@ -186,8 +214,7 @@ def build(session: gr.State, tab: gr.Tab) -> None:
     with gr.Row(equal_height=False):
         for letter in playground.LETTERS:
             with gr.Column(min_width=260):
-                outputs_text.append(gr.Textbox(label=f"Answer {letter}", lines=12, max_lines=30,
-                                               interactive=False))
+                outputs_text.append(gr.Textbox(label=f"Answer {letter}", lines=12, max_lines=30, interactive=False))
                 outputs_stats.append(gr.HTML(""))
         with gr.Column(min_width=260):
             human = gr.Textbox(label="Human answer (from the data)", lines=12, max_lines=30, interactive=False)
@@ -197,8 +224,9 @@ def build(session: gr.State, tab: gr.Tab) -> None:
         vote = gr.Radio(choices=list(playground.VOTE_CHOICES), label="Which answer is best?", scale=3)
         vote_btn = gr.Button("Save vote", scale=1)
     vote_status = gr.Markdown("")
-    tally = gr.Dataframe(value=table_frame(playground.tally([])), label="Your votes so far (this session)",
-                         interactive=False, wrap=True)
+    tally = gr.Dataframe(
+        value=table_frame(playground.tally([])), label="Your votes so far (this session)", interactive=False, wrap=True
+    )
     download = gr.DownloadButton("Download votes (CSV)", visible=False)
 
     gr.Markdown("### Use in pipeline")
@@ -218,20 +246,32 @@ def build(session: gr.State, tab: gr.Tab) -> None:
             code = shared.language
         code = code or current or ""
         rows = getattr(getattr(sess.filtered, "table", None), "num_rows", None)
-        note = NO_DATA if sess.filtered is None else (
-            f"{rows} prompts in your filtered data ({_safe(name or langdetect.language_name(code))}).")
+        note = (
+            NO_DATA
+            if sess.filtered is None
+            else (f"{rows} prompts in your filtered data ({_safe(name or langdetect.language_name(code))}).")
+        )
         model_update = gr.update(value=shared.model) if first_visit and shared.model else gr.update()
-        prompt_update = (gr.update(value=shared.system_prompt) if first_visit and shared.system_prompt
-                         else gr.update())
-        return (gr.update(choices=_language_choices((name, code)), value=code), _language_note(code),
-                gr.update(choices=_template_choices(code), value=None), note, model_update, prompt_update)
+        prompt_update = gr.update(value=shared.system_prompt) if first_visit and shared.system_prompt else gr.update()
+        return (
+            gr.update(choices=_language_choices((name, code)), value=code),
+            _language_note(code),
+            gr.update(choices=_template_choices(code), value=None),
+            note,
+            model_update,
+            prompt_update,
+        )
 
-    tab.select(refresh, inputs=[session, target],
-               outputs=[target, target_note, template, data_note, columns[0].model, system_prompt])
+    tab.select(
+        refresh,
+        inputs=[session, target],
+        outputs=[target, target_note, template, data_note, columns[0].model, system_prompt],
+    )
 
     target.change(
         lambda code: (_language_note(code), gr.update(choices=_template_choices(code), value=None)),
-        inputs=target, outputs=[target_note, template],
+        inputs=target,
+        outputs=[target_note, template],
     )
 
     def use_template(name: str | None):
@@ -252,10 +292,22 @@ def build(session: gr.State, tab: gr.Tab) -> None:
 
     sample_btn.click(sample, inputs=session, outputs=[prompt, human])
 
-    columns_form = Form(**{k: v for col, letter in zip(columns, playground.LETTERS)
-                           for k, v in col.fields(prefix=f"{letter.lower()}_").items()})
-    generate_form = columns_form.add(prompt=prompt, system_prompt=system_prompt, target=target,
-                                     max_new_tokens=max_tokens, temperature=temperature, top_p=top_p, seed=seed)
+    columns_form = Form(
+        **{
+            k: v
+            for col, letter in zip(columns, playground.LETTERS)
+            for k, v in col.fields(prefix=f"{letter.lower()}_").items()
+        }
+    )
+    generate_form = columns_form.add(
+        prompt=prompt,
+        system_prompt=system_prompt,
+        target=target,
+        max_new_tokens=max_tokens,
+        temperature=temperature,
+        top_p=top_p,
+        seed=seed,
+    )
 
     def generate(data: dict, oauth_token: gr.OAuthToken | None = None):
         yield from generate_answers(generate_form.values(data), oauth_token)
@@ -276,17 +328,25 @@ def build(session: gr.State, tab: gr.Tab) -> None:
             return gr.update(), gr.update(), gr.update()
         try:
             playground.record_vote(
-                sess.votes, choice or "", prompt=run["prompt"], system_prompt=run["system_prompt"],
-                labels=run["labels"], responses=run["responses"], target_code=run["target"],
+                sess.votes,
+                choice or "",
+                prompt=run["prompt"],
+                system_prompt=run["system_prompt"],
+                labels=run["labels"],
+                responses=run["responses"],
+                target_code=run["target"],
                 run_id=run.get("id", ""),
             )
         except ValueError as exc:
             warn(exc)
             return gr.update(), gr.update(), gr.update()
         path = playground.write_votes_csv(sess.votes, tempfile.mkdtemp(prefix="dpo-studio-votes-"))
-        return (f"Saved: {_safe(choice or '')} ({len(sess.votes)} vote(s) this session; voting again on the same "
-                "answers changes this vote).",
-                table_frame(playground.tally(sess.votes)), gr.update(value=str(path), visible=True))
+        return (
+            f"Saved: {_safe(choice or '')} ({len(sess.votes)} vote(s) this session; voting again on the same "
+            "answers changes this vote).",
+            table_frame(playground.tally(sess.votes)),
+            gr.update(value=str(path), visible=True),
+        )
 
     vote_btn.click(save_vote, inputs=[session, vote, last_run], outputs=[vote_status, tally, download])
 

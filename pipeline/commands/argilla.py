@@ -38,8 +38,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     push.add_argument("--keep-order", action="store_true", help="show the human response first (no shuffling)")
     push.add_argument("--seed", type=int, default=0, help="seed of the per-record response order (default 0)")
     push.add_argument("--no-suggestions", action="store_true", help="do not pre-fill the judge's ratings")
-    push.add_argument("--annotators-per-record", type=int, default=1, metavar="N",
-                      help="answers needed before a record counts as done (default 1)")  # fmt: skip
+    push.add_argument(
+        "--annotators-per-record",
+        type=int,
+        default=1,
+        metavar="N",
+        help="answers needed before a record counts as done (default 1)",
+    )
     push.add_argument("--guidelines", type=Path, default=None, help="a Markdown file with your own guidelines")
     push.add_argument("--language", default=None, help="language name for the guidelines (default: from the rows)")
     push.set_defaults(func=_push)
@@ -89,10 +94,18 @@ def _push(args: argparse.Namespace) -> int:
     try:
         with aio.connect(args.api_url) as conn:
             result = aio.push(
-                conn, raw, args.dataset, args.workspace, keep_order=args.keep_order, seed=args.seed,
-                suggestions=not args.no_suggestions, min_submitted=args.annotators_per_record,
-                guidelines=guidelines, language=args.language, progress=report,
-            )  # fmt: skip
+                conn,
+                raw,
+                args.dataset,
+                args.workspace,
+                keep_order=args.keep_order,
+                seed=args.seed,
+                suggestions=not args.no_suggestions,
+                min_submitted=args.annotators_per_record,
+                guidelines=guidelines,
+                language=args.language,
+                progress=report,
+            )
     except aio.ArgillaIOError as exc:
         return _fail(str(exc))
     finally:

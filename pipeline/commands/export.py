@@ -34,43 +34,83 @@ def register(sub: argparse._SubParsersAction) -> None:
     io_ = p.add_argument_group("input and output")
     io_.add_argument("--input", required=True, help="raw results: .parquet or .jsonl (the Pipeline's output)")
     io_.add_argument("--annotations", help="annotations pulled from Argilla: .parquet or .jsonl (optional)")
-    io_.add_argument("--meta", help="JSON describing the run, for the card (default: the Pipeline's dpo_studio.json "
-                     "beside the input, or <input>.meta.json)")
-    io_.add_argument("--output", required=True,
-                     help="out.parquet or out.jsonl (with a test split: out-train.* and out-test.*)")  # fmt: skip
+    io_.add_argument(
+        "--meta",
+        help="JSON describing the run, for the card (default: the Pipeline's dpo_studio.json "
+        "beside the input, or <input>.meta.json)",
+    )
+    io_.add_argument(
+        "--output", required=True, help="out.parquet or out.jsonl (with a test split: out-train.* and out-test.*)"
+    )
     io_.add_argument("--card", help="also write the dataset card (README.md) to this path")
-    io_.add_argument("--format", choices=ex.FORMATS, default=ex.FORMAT_STANDARD,
-                     help="standard (strings), conversational (messages) or recipe (full conversations); "
-                     "default: %(default)s")  # fmt: skip
-    io_.add_argument("--system-message", action="store_true",
-                     help="put the system prompt as a system message (conversational and recipe formats)")
+    io_.add_argument(
+        "--format",
+        choices=ex.FORMATS,
+        default=ex.FORMAT_STANDARD,
+        help="standard (strings), conversational (messages) or recipe (full conversations); default: %(default)s",
+    )
+    io_.add_argument(
+        "--system-message",
+        action="store_true",
+        help="put the system prompt as a system message (conversational and recipe formats)",
+    )
     io_.add_argument("--language", help="the target language (ISO 639-3) to export when the input mixes several")
 
     d = ex.ExportRules()
     rules = p.add_argument_group("rules (each drop is counted)")
-    rules.add_argument("--source", choices=ex.PREFERENCE_SOURCES, default=d.preference_source,
-                       help="preference source; default: %(default)s (human answers first, the judge as fallback)")  # fmt: skip
-    rules.add_argument("--all-pairs", action="store_true",
-                       help="with 3+ responses, every pair above the margin (default: best against worst)")
-    rules.add_argument("--use-improved", action="store_true",
-                       help="use an annotator's improved response as chosen over the response it improves")
-    rules.add_argument("--min-margin", type=float, default=d.min_margin,
-                       help="minimum rating difference (default: %(default)s = any difference)")
+    rules.add_argument(
+        "--source",
+        choices=ex.PREFERENCE_SOURCES,
+        default=d.preference_source,
+        help="preference source; default: %(default)s (human answers first, the judge as fallback)",
+    )
+    rules.add_argument(
+        "--all-pairs",
+        action="store_true",
+        help="with 3+ responses, every pair above the margin (default: best against worst)",
+    )
+    rules.add_argument(
+        "--use-improved",
+        action="store_true",
+        help="use an annotator's improved response as chosen over the response it improves",
+    )
+    rules.add_argument(
+        "--min-margin",
+        type=float,
+        default=d.min_margin,
+        help="minimum rating difference (default: %(default)s = any difference)",
+    )
     rules.add_argument("--keep-ties", action="store_true", help="keep ties (dropped by default)")
-    rules.add_argument("--keep-language-mismatch", action="store_true",
-                       help="keep pairs whose chosen response is in another language (dropped by default)")
+    rules.add_argument(
+        "--keep-language-mismatch",
+        action="store_true",
+        help="keep pairs whose chosen response is in another language (dropped by default)",
+    )
     rules.add_argument("--min-chosen-rating", type=float, default=None, help="minimum rating of the chosen response")
-    rules.add_argument("--keep-duplicate-prompts", action="store_true",
-                       help="keep every row of a repeated prompt (collapsed to one by default)")
-    rules.add_argument("--keep-discarded", action="store_true",
-                       help="keep rows that more annotators discarded than answered (dropped by default)")
-    rules.add_argument("--keep-inconsistent", action="store_true",
-                       help="keep rows whose judge preference flipped when the answers swapped places (judged in "
-                       "both orders; dropped by default)")
+    rules.add_argument(
+        "--keep-duplicate-prompts",
+        action="store_true",
+        help="keep every row of a repeated prompt (collapsed to one by default)",
+    )
+    rules.add_argument(
+        "--keep-discarded",
+        action="store_true",
+        help="keep rows that more annotators discarded than answered (dropped by default)",
+    )
+    rules.add_argument(
+        "--keep-inconsistent",
+        action="store_true",
+        help="keep rows whose judge preference flipped when the answers swapped places (judged in "
+        "both orders; dropped by default)",
+    )
 
     split = p.add_argument_group("split")
-    split.add_argument("--test-size", type=float, default=None,
-                       help="a fraction (0.1) or a number of prompts (50) for a test split; default: no split")
+    split.add_argument(
+        "--test-size",
+        type=float,
+        default=None,
+        help="a fraction (0.1) or a number of prompts (50) for a test split; default: no split",
+    )
     split.add_argument("--seed", type=int, default=42, help="seed of the split (default: %(default)s)")
 
     hub = p.add_argument_group("Hub (token: HF_TOKEN or `hf auth login`)")
@@ -103,8 +143,9 @@ def _load_meta(args: argparse.Namespace, raw) -> RunMeta:
             raise ex.ExportError(f"{path} does not exist.")
     else:
         source = Path(args.input)
-        found = [p for p in (source.with_name("dpo_studio.json"), source.with_name(source.name + ".meta.json"))
-                 if p.exists()]
+        found = [
+            p for p in (source.with_name("dpo_studio.json"), source.with_name(source.name + ".meta.json")) if p.exists()
+        ]
         if not found:
             return run_meta_of(raw) or RunMeta()
         path = found[0]
@@ -124,7 +165,9 @@ def run(args: argparse.Namespace) -> int:
     if args.push:  # refuse a target we cannot write to before any work
         token = _token()
         try:
-            args.push = workflow.preflight_push(args.push, token, overwrite=args.overwrite, overwrite_hint="pass --overwrite")
+            args.push = workflow.preflight_push(
+                args.push, token, overwrite=args.overwrite, overwrite_hint="pass --overwrite"
+            )
         except hub.HubError as e:
             return _fail(str(e))
     test_size: float | int | None = args.test_size

@@ -47,8 +47,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     flt.add_argument("--max-prompt-chars", type=int, default=0, help="0 = no limit")
     flt.add_argument("--min-response-chars", type=int, default=0)
     flt.add_argument("--max-response-chars", type=int, default=0, help="0 = no limit")
-    flt.add_argument("--dedup", action=argparse.BooleanOptionalAction, default=True,
-                     help="drop duplicate prompts, keeping the first (default: on)")  # fmt: skip
+    flt.add_argument(
+        "--dedup",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="drop duplicate prompts, keeping the first (default: on)",
+    )
     flt.add_argument("--sample", type=int, default=0, help="keep a random sample of at most N rows")
     flt.add_argument("--seed", type=int, default=42)
 
@@ -73,14 +77,21 @@ def _source_spec(args: argparse.Namespace):
     if not args.dataset or args.dataset.strip() == data.AYA_ID:
         spec = data.SourceSpec.aya()
         return data.SourceSpec(
-            split=args.split, config=args.config, prompt_col=args.prompt_col or spec.prompt_col,
-            response_col=args.response_col or spec.response_col, language_col=args.language_col or spec.language_col,
-        )  # fmt: skip
+            split=args.split,
+            config=args.config,
+            prompt_col=args.prompt_col or spec.prompt_col,
+            response_col=args.response_col or spec.response_col,
+            language_col=args.language_col or spec.language_col,
+        )
     return data.SourceSpec.hub_dataset(
-        args.dataset, args.split, prompt_col=args.prompt_col or "prompt", response_col=args.response_col or "response",
-        language_col=args.language_col or "", language="" if args.language_col else (args.language or ""),
+        args.dataset,
+        args.split,
+        prompt_col=args.prompt_col or "prompt",
+        response_col=args.response_col or "response",
+        language_col=args.language_col or "",
+        language="" if args.language_col else (args.language or ""),
         config=args.config,
-    )  # fmt: skip
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -93,7 +104,9 @@ def run(args: argparse.Namespace) -> int:
     token = hub.local_token()
     try:
         if args.push and not args.list_languages:  # refuse before loading anything
-            args.push = workflow.preflight_push(args.push, token, overwrite=args.overwrite, overwrite_hint="add --overwrite")
+            args.push = workflow.preflight_push(
+                args.push, token, overwrite=args.overwrite, overwrite_hint="add --overwrite"
+            )
         spec = _source_spec(args)
         source = data.load_source(spec, token)
         if source.info.note:
@@ -104,11 +117,16 @@ def run(args: argparse.Namespace) -> int:
             _print_language_table(source)
             return 0
         filters = data.FilterSpec(
-            language=args.language, annotation_types=tuple(args.annotation_type),
-            min_prompt_chars=args.min_prompt_chars, max_prompt_chars=args.max_prompt_chars,
-            min_response_chars=args.min_response_chars, max_response_chars=args.max_response_chars,
-            dedup=args.dedup, sample=args.sample, seed=args.seed,
-        )  # fmt: skip
+            language=args.language,
+            annotation_types=tuple(args.annotation_type),
+            min_prompt_chars=args.min_prompt_chars,
+            max_prompt_chars=args.max_prompt_chars,
+            min_response_chars=args.min_response_chars,
+            max_response_chars=args.max_response_chars,
+            dedup=args.dedup,
+            sample=args.sample,
+            seed=args.seed,
+        )
         unknown = set(filters.annotation_types) - set(source.annotation_types())
         if unknown:
             have = ", ".join(source.annotation_types()) or "none"
@@ -137,6 +155,8 @@ def _print_language_table(source) -> None:
     table = source.language_table()
     print(f"{'language':<28} {'code':<6} {'rows':>8} {'prompt':>8} {'response':>9}")
     for row in table.to_pylist():
-        print(f"{row['language'][:28]:<28} {row['code']:<6} {row['rows']:>8} {row['mean_prompt_chars']:>8.0f} "
-              f"{row['mean_response_chars']:>9.0f}")  # fmt: skip
+        print(
+            f"{row['language'][:28]:<28} {row['code']:<6} {row['rows']:>8} {row['mean_prompt_chars']:>8.0f} "
+            f"{row['mean_response_chars']:>9.0f}"
+        )
     print(f"{table.num_rows} languages, {source.table.num_rows} rows ({source.info.label})")

@@ -30,12 +30,42 @@ from pathlib import Path
 from typing import Any
 
 CONFIG_KEYS = (
-    "input", "output", "generators", "model", "backend", "base_url", "provider", "judge", "judge_model",
-    "judge_backend", "judge_base_url", "judge_provider", "system_prompt", "system_prompt_file", "aspect",
-    "max_rows", "max_tokens", "max_new_tokens", "temperature", "top_p", "seed", "judge_max_new_tokens",
-    "judge_temperature", "judge_mode", "judge_order", "judge_structured", "concurrency", "push", "public",
-    "overwrite", "source_dataset", "license",
-    "hub_checkpoint", "checkpoint_every", "judge_check", "max_wait_s",
+    "input",
+    "output",
+    "generators",
+    "model",
+    "backend",
+    "base_url",
+    "provider",
+    "judge",
+    "judge_model",
+    "judge_backend",
+    "judge_base_url",
+    "judge_provider",
+    "system_prompt",
+    "system_prompt_file",
+    "aspect",
+    "max_rows",
+    "max_tokens",
+    "max_new_tokens",
+    "temperature",
+    "top_p",
+    "seed",
+    "judge_max_new_tokens",
+    "judge_temperature",
+    "judge_mode",
+    "judge_order",
+    "judge_structured",
+    "concurrency",
+    "push",
+    "public",
+    "overwrite",
+    "source_dataset",
+    "license",
+    "hub_checkpoint",
+    "checkpoint_every",
+    "judge_check",
+    "max_wait_s",
 )
 
 
@@ -53,8 +83,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--output", "-o", help="output folder (rerun with the same folder to resume)")
     g = p.add_argument_group("generator model(s)")
     g.add_argument("--model", action="append", help="generator model id; repeat for several models")
-    g.add_argument("--backend", choices=("serverless", "endpoint", "openai"),
-                   help="where the generators run (default: openai if --base-url is given, else serverless)")
+    g.add_argument(
+        "--backend",
+        choices=("serverless", "endpoint", "openai"),
+        help="where the generators run (default: openai if --base-url is given, else serverless)",
+    )
     g.add_argument("--base-url", help="endpoint or OpenAI-compatible base URL (e.g. http://localhost:8000/v1)")
     g.add_argument("--provider", help="serverless provider (default auto)")
     g.add_argument("--system-prompt", help="system prompt for the generators")
@@ -71,38 +104,63 @@ def register(sub: argparse._SubParsersAction) -> None:
     j.add_argument("--aspect", help=f"UltraFeedback aspect (default {DEFAULTS['aspect']})")
     j.add_argument("--judge-max-new-tokens", type=int)
     j.add_argument("--judge-temperature", type=float)
-    j.add_argument("--judge-mode", choices=("ratings", "pairwise"),
-                   help="ratings: UltraFeedback 1-5 per answer; pairwise: A, B or tie, the human answer against each "
-                   f"model's (default {DEFAULTS['judge_mode']})")
-    j.add_argument("--judge-check", metavar="CHECK.json",
-                   help="the JSON of a `judge-check` run (its --output): the figures of the checked judge that this "
-                        "run uses go on the dataset cards")
-    j.add_argument("--judge-order", choices=("random", "both"),
-                   help="random: answers shown in a random order per row; both: each row judged twice, the second "
-                   f"time in reverse order, flips counted (default {DEFAULTS['judge_order']})")
+    j.add_argument(
+        "--judge-mode",
+        choices=("ratings", "pairwise"),
+        help="ratings: UltraFeedback 1-5 per answer; pairwise: A, B or tie, the human answer against each "
+        f"model's (default {DEFAULTS['judge_mode']})",
+    )
+    j.add_argument(
+        "--judge-check",
+        metavar="CHECK.json",
+        help="the JSON of a `judge-check` run (its --output): the figures of the checked judge that this "
+        "run uses go on the dataset cards",
+    )
+    j.add_argument(
+        "--judge-order",
+        choices=("random", "both"),
+        help="random: answers shown in a random order per row; both: each row judged twice, the second "
+        f"time in reverse order, flips counted (default {DEFAULTS['judge_order']})",
+    )
     r = p.add_argument_group("limits")
     r.add_argument("--max-rows", type=int, help="use only the first N rows of the input")
     r.add_argument("--max-tokens", type=int, help="token budget of this run (prompt + completion)")
-    r.add_argument("--concurrency", type=int, help=f"calls in flight at once (default {DEFAULTS['concurrency']}); "
-                   "fewer while a provider throttles, growing back as it allows")
-    r.add_argument("--max-wait", dest="max_wait_s", type=float, metavar="SECONDS",
-                   help="longest total wait of one call for a provider that throttles (429); after it the run "
-                        f"pauses, to resume later (default {DEFAULTS['max_wait_s']:g})")
-    r.add_argument("--no-hedge", action="store_true",
-                   help="never send backup requests for stragglers at the end of the run (default: up to one per "
-                        "slow call, only when slots are idle, at most max(concurrency, 2.5%% of calls))")
+    r.add_argument(
+        "--concurrency",
+        type=int,
+        help=f"calls in flight at once (default {DEFAULTS['concurrency']}); "
+        "fewer while a provider throttles, growing back as it allows",
+    )
+    r.add_argument(
+        "--max-wait",
+        dest="max_wait_s",
+        type=float,
+        metavar="SECONDS",
+        help="longest total wait of one call for a provider that throttles (429); after it the run "
+        f"pauses, to resume later (default {DEFAULTS['max_wait_s']:g})",
+    )
+    r.add_argument(
+        "--no-hedge",
+        action="store_true",
+        help="never send backup requests for stragglers at the end of the run (default: up to one per "
+        "slow call, only when slots are idle, at most max(concurrency, 2.5%% of calls))",
+    )
     r.add_argument("--dry-run", action="store_true", help="print the estimate and exit")
     r.add_argument("--restart", action="store_true", help="discard the results in the output folder first")
     h = p.add_argument_group("hub")
     h.add_argument("--push", metavar="OWNER/NAME", help="push the raw dataset to the Hub at the end")
-    h.add_argument("--hub-checkpoint", metavar="OWNER/NAME",
-                   help="also checkpoint to this private dataset as rows finish; a rerun on another machine (or "
-                        "after losing the output folder) restores the finished rows from it")
+    h.add_argument(
+        "--hub-checkpoint",
+        metavar="OWNER/NAME",
+        help="also checkpoint to this private dataset as rows finish; a rerun on another machine (or "
+        "after losing the output folder) restores the finished rows from it",
+    )
     h.add_argument("--checkpoint-every", type=int, help="rows between two Hub checkpoints (default 100, at least 10)")
     h.add_argument("--public", action="store_true", help="make the pushed dataset public (default private)")
     h.add_argument("--overwrite", action="store_true", help="replace the dataset if it exists")
-    h.add_argument("--source-dataset",
-                   help="the Hub dataset the rows come from, for the card (default: the one the input records)")
+    h.add_argument(
+        "--source-dataset", help="the Hub dataset the rows come from, for the card (default: the one the input records)"
+    )
     h.add_argument("--license", help="licence of the source data, for the card (default: the input's record)")
     p.set_defaults(func=_run)
 
@@ -171,20 +229,24 @@ def read_input(path: str):
         raise _UsageError(str(exc)) from None
     missing = [c for c in ("prompt", "response") if c not in table.column_names]
     if missing:
-        raise _UsageError(f"{path}: missing column(s) {', '.join(missing)}; expected {', '.join(schema.FILTERED_COLUMNS)}.")
+        raise _UsageError(
+            f"{path}: missing column(s) {', '.join(missing)}; expected {', '.join(schema.FILTERED_COLUMNS)}."
+        )
     rows = table.to_pylist()
     out = []
     for row in rows:
         prompt, response = str(row.get("prompt") or ""), str(row.get("response") or "")
-        out.append({
-            "id": row.get("id") or schema.row_id(prompt, response),
-            "prompt": prompt,
-            "response": response,
-            "language": str(row.get("language") or ""),
-            "language_code": str(row.get("language_code") or ""),
-            "annotation_type": str(row.get("annotation_type") or ""),
-            "user_id": str(row.get("user_id") or ""),
-        })  # fmt: skip
+        out.append(
+            {
+                "id": row.get("id") or schema.row_id(prompt, response),
+                "prompt": prompt,
+                "response": response,
+                "language": str(row.get("language") or ""),
+                "language_code": str(row.get("language_code") or ""),
+                "annotation_type": str(row.get("annotation_type") or ""),
+                "user_id": str(row.get("user_id") or ""),
+            }
+        )
     return pa.Table.from_pylist(out, schema=schema.FILTERED_SCHEMA.with_metadata(table.schema.metadata))
 
 
@@ -289,13 +351,22 @@ def _main(args: argparse.Namespace) -> int:
         languages = {r for r in rows.column("language").to_pylist() if r}
         codes = {r for r in rows.column("language_code").to_pylist() if r}
         source = input_provenance(rows, conf)
-        started = workflow.start_generation(workflow.GenerationRequest(
-            rows=rows, settings=settings, checkpoint=checkpoint, credentials=credentials, source=source,
-            language=next(iter(languages)) if len(languages) == 1 else "",
-            language_code=next(iter(codes)) if len(codes) == 1 else "",
-            restart=bool(args.restart), hub_repo=hub_repo, checkpoint_every=int(conf.get("checkpoint_every") or 100),
-            hedge=not args.no_hedge, judge_check=judge_check,
-        ))
+        started = workflow.start_generation(
+            workflow.GenerationRequest(
+                rows=rows,
+                settings=settings,
+                checkpoint=checkpoint,
+                credentials=credentials,
+                source=source,
+                language=next(iter(languages)) if len(languages) == 1 else "",
+                language_code=next(iter(codes)) if len(codes) == 1 else "",
+                restart=bool(args.restart),
+                hub_repo=hub_repo,
+                checkpoint_every=int(conf.get("checkpoint_every") or 100),
+                hedge=not args.no_hedge,
+                judge_check=judge_check,
+            )
+        )
         handle = started.handle
         for note in started.notes:
             print(note, file=sys.stderr)
@@ -321,8 +392,11 @@ def _main(args: argparse.Namespace) -> int:
     for notice in snap.notices:
         print(notice, file=sys.stderr)
     if snap.judged_both:
-        print(f"Judge flip rate: {snap.flip_rate:.0%} ({snap.flips} of {snap.judged_both} rows judged in both orders "
-              "changed their preferred answer).", file=sys.stderr)
+        print(
+            f"Judge flip rate: {snap.flip_rate:.0%} ({snap.flips} of {snap.judged_both} rows judged in both orders "
+            "changed their preferred answer).",
+            file=sys.stderr,
+        )
     if handle.hub_message:
         print(handle.hub_message, file=sys.stderr)
     print(f"{table.num_rows} rows in {out / 'raw.parquet'} ({_counts(snap.counts)})", file=sys.stderr)
@@ -340,8 +414,9 @@ def _main(args: argparse.Namespace) -> int:
         return 1
     if push:
         try:
-            url = recipe.push_raw(table, meta, push, token, private=not conf.get("public"),
-                                  overwrite=bool(conf.get("overwrite")))  # fmt: skip
+            url = recipe.push_raw(
+                table, meta, push, token, private=not conf.get("public"), overwrite=bool(conf.get("overwrite"))
+            )
         except hub.HubError as exc:
             print(f"error: push failed: {exc} The results are kept in {out}.", file=sys.stderr)
             return 1

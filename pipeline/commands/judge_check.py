@@ -43,8 +43,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     i.add_argument("--language", help="the run's language (ISO 639-3, e.g. nld): rows in another one are refused")
     j = p.add_argument_group("judges")
     j.add_argument("--judge", action="append", metavar="MODEL", help="a judge model id; repeat for up to 3")
-    j.add_argument("--judge-backend", action="append", choices=("serverless", "endpoint", "openai"),
-                   help="where the judge runs (default: openai if --judge-base-url is given, else serverless)")
+    j.add_argument(
+        "--judge-backend",
+        action="append",
+        choices=("serverless", "endpoint", "openai"),
+        help="where the judge runs (default: openai if --judge-base-url is given, else serverless)",
+    )
     j.add_argument("--judge-base-url", action="append", help="endpoint or OpenAI-compatible base URL")
     j.add_argument("--judge-provider", action="append", help="serverless provider (default auto)")
     j.add_argument("--mode", choices=MODES, default="ratings", help="judge mode (default ratings: UltraFeedback)")
@@ -66,8 +70,10 @@ def _per_judge(values: list[str] | None, n: int, flag: str) -> list[str | None]:
     if len(values) in (0, 1):
         return [values[0] if values else None] * n
     if len(values) != n:
-        raise _UsageError(f"{flag} is given {len(values)} times for {n} judges: give it once (for every judge) or "
-                          "once per --judge, in the same order.")
+        raise _UsageError(
+            f"{flag} is given {len(values)} times for {n} judges: give it once (for every judge) or "
+            "once per --judge, in the same order."
+        )
     return list(values)
 
 
@@ -80,12 +86,17 @@ def _settings(args: argparse.Namespace):
     kinds = _per_judge(args.judge_backend, len(models), "--judge-backend")
     urls = _per_judge(args.judge_base_url, len(models), "--judge-base-url")
     providers = _per_judge(args.judge_provider, len(models), "--judge-provider")
-    specs = [{"model": m, "kind": k, "base_url": u or "", "provider": p}
-             for m, k, u, p in zip(models, kinds, urls, providers)]
+    specs = [
+        {"model": m, "kind": k, "base_url": u or "", "provider": p}
+        for m, k, u, p in zip(models, kinds, urls, providers)
+    ]
     judges = judgecheck.judges_from(specs)
     return judgecheck.CheckSettings(
-        judges=judges, mode=args.mode, aspect=args.aspect or judge.DEFAULT_ASPECT,
-        max_new_tokens=args.judge_max_new_tokens, concurrency=args.concurrency,
+        judges=judges,
+        mode=args.mode,
+        aspect=args.aspect or judge.DEFAULT_ASPECT,
+        max_new_tokens=args.judge_max_new_tokens,
+        concurrency=args.concurrency,
     )
 
 
@@ -108,8 +119,10 @@ def _items(args: argparse.Namespace):
         labels = judgecheck.labels_from_table(_read(args.labels, "--labels"), args.labels)
         return judgecheck.items_from_labels(labels), judgecheck.SOURCE_LABELS
     if not (args.raw and args.annotations):
-        raise _UsageError("Give the rows with people's preferences: --raw raw.parquet --annotations "
-                          "annotations.parquet (an Argilla pull), or --labels labels.jsonl (from the app).")
+        raise _UsageError(
+            "Give the rows with people's preferences: --raw raw.parquet --annotations "
+            "annotations.parquet (an Argilla pull), or --labels labels.jsonl (from the app)."
+        )
     raw = _read(args.raw, "--raw")
     annotations = _read(args.annotations, "--annotations")
     return judgecheck.items_from_annotations(raw, annotations), judgecheck.SOURCE_ANNOTATIONS
@@ -169,8 +182,10 @@ def _main(args: argparse.Namespace) -> int:
     progress = judgecheck.CheckProgress([b.model for b in settings.judges], len(items))
     report = asyncio.run(_run_with_progress(items, settings, creds, progress, language, source))
     check = report.check
-    rows = [{**r, "note": "stopped: see below" if j.error else r["note"]}
-            for r, j in zip(judgecheck.score_rows(check), check.judges)]
+    rows = [
+        {**r, "note": "stopped: see below" if j.error else r["note"]}
+        for r, j in zip(judgecheck.score_rows(check), check.judges)
+    ]
     print(format_table(rows))
     print(judgecheck.summary_line(check), file=sys.stderr)
     if args.output:
@@ -190,8 +205,9 @@ def _main(args: argparse.Namespace) -> int:
 async def _run_with_progress(items, settings, creds, progress, language, source):
     from pipeline import judgecheck
 
-    task = asyncio.ensure_future(judgecheck.run_check(items, settings, creds, language=language, source=source,
-                                                      progress=progress))
+    task = asyncio.ensure_future(
+        judgecheck.run_check(items, settings, creds, language=language, source=source, progress=progress)
+    )
     loop = asyncio.get_running_loop()
     try:  # Ctrl-C: no new calls; the calls in flight finish and the rows judged so far are reported
         loop.add_signal_handler(signal.SIGINT, _cancel, progress)

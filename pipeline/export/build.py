@@ -153,8 +153,9 @@ def build_export(
     selection = select_pairs(raw, annotations, rules, target_language)
     split = split_pairs(selection.pairs, test_size, seed)
     source = source if source is not None else schema.provenance_of(raw)
-    splits = {name: schema.with_provenance(pairs_to_table(ps, fmt, include_system), source)
-              for name, ps in split.items()}
+    splits = {
+        name: schema.with_provenance(pairs_to_table(ps, fmt, include_system), source) for name, ps in split.items()
+    }
     return ExportResult(
         splits=splits,
         pairs=selection.pairs,
@@ -212,8 +213,11 @@ def input_summary(raw: pa.Table | None, annotations: pa.Table | None = None) -> 
     annotated = 0
     if annotations is not None and annotations.num_rows and "id" in annotations.column_names:
         ids = set(raw.column("id").to_pylist()) if "id" in raw.column_names else set()
-        n_col = (annotations.column("n_annotators").to_pylist() if "n_annotators" in annotations.column_names
-                 else [1] * annotations.num_rows)
+        n_col = (
+            annotations.column("n_annotators").to_pylist()
+            if "n_annotators" in annotations.column_names
+            else [1] * annotations.num_rows
+        )
         annotated = len({i for i, n in zip(annotations.column("id").to_pylist(), n_col) if i in ids and (n or 0) > 0})
     return {
         "rows": raw.num_rows,

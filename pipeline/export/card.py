@@ -141,20 +141,31 @@ def _md_cell(text: Any) -> str:
 def _source_line(source: Provenance, name: str) -> str:
     """Step 1 of "How it was made": the real source of the prompts, in Markdown (untrusted text escaped)."""
     if source.demo:
-        return (f"1. **Prompts and human responses** in {_md_cell(name)} from DPO Studio's bundled demo data "
-                "(self-written for its demo and tests, not from Aya): fine for trying the tool, not for training a "
-                "model.")
+        return (
+            f"1. **Prompts and human responses** in {_md_cell(name)} from DPO Studio's bundled demo data "
+            "(self-written for its demo and tests, not from Aya): fine for trying the tool, not for training a "
+            "model."
+        )
     if not source.dataset:
-        return (f"1. **Prompts and human responses** in {_md_cell(name)}; their source was not recorded (check "
-                "where they come from, and their licence, before you share this dataset).")
+        return (
+            f"1. **Prompts and human responses** in {_md_cell(name)}; their source was not recorded (check "
+            "where they come from, and their licence, before you share this dataset)."
+        )
     where = ", ".join(
-        part for part in (f"configuration `{_md_cell(source.config)}`" if source.config else "",
-                          f"split `{_md_cell(source.split)}`" if source.split else "",
-                          f"licence: `{_md_cell(source.license)}`" if source.license else "") if part
+        part
+        for part in (
+            f"configuration `{_md_cell(source.config)}`" if source.config else "",
+            f"split `{_md_cell(source.split)}`" if source.split else "",
+            f"licence: `{_md_cell(source.license)}`" if source.license else "",
+        )
+        if part
     )
-    line = (f"1. **Prompts and human responses** from [`{_md_cell(source.dataset)}`](https://huggingface.co/"
-            f"datasets/{quote(source.dataset, safe='/')})" + (f" ({where})" if where else "")
-            + f", filtered to {_md_cell(name)}")
+    line = (
+        f"1. **Prompts and human responses** from [`{_md_cell(source.dataset)}`](https://huggingface.co/"
+        f"datasets/{quote(source.dataset, safe='/')})"
+        + (f" ({where})" if where else "")
+        + f", filtered to {_md_cell(name)}"
+    )
     if source.filter_notes:
         line += " (" + "; ".join(_md_cell(n) for n in source.filter_notes) + ")"
     return line + "."
@@ -177,7 +188,7 @@ def card_body(result: ExportResult, meta: RunMeta | Mapping[str, Any] | None = N
         f"A preference dataset (`prompt`, `chosen`, `rejected`) in **{_md_cell(name)}** "
         f"(`{_md_cell(result.target_language)}`), ready for TRL's `DPOTrainer` and `ORPOTrainer`. "
         "It was built with DPO Studio, following the data-is-better-together recipe "
-        "\"DPO/ORPO dataset for a new language\".",
+        '"DPO/ORPO dataset for a new language".',
         "",
         f"- Rows: {result.num_rows} ({splits}); format: **{result.format}** — {FORMAT_LABELS[result.format]}.",
         f"- Preferences from annotators: {result.counts.get('from_human', 0)}; from the LLM judge: "
@@ -193,9 +204,11 @@ def card_body(result: ExportResult, meta: RunMeta | Mapping[str, Any] | None = N
         + "."
     )
     lines.append(
-        ("3. **Verdicts** of a pairwise LLM judge (which answer is better: the human's or the model's, or a tie)"
-         if (result.judge and result.judge.mode == "pairwise") or meta.judge_mode == "pairwise" else
-         "3. **Ratings** (1–5) of every response by an UltraFeedback LLM judge")
+        (
+            "3. **Verdicts** of a pairwise LLM judge (which answer is better: the human's or the model's, or a tie)"
+            if (result.judge and result.judge.mode == "pairwise") or meta.judge_mode == "pairwise"
+            else "3. **Ratings** (1–5) of every response by an UltraFeedback LLM judge"
+        )
         + (" (" + ", ".join(f"`{_md_cell(j)}`" for j in judges) + ")" if judges else "")
         + (f", aspect `{_md_cell(meta.aspect)}`" if meta.aspect else "")
         + ", and the **language** of every response detected with `langid`."
@@ -223,8 +236,9 @@ def card_body(result: ExportResult, meta: RunMeta | Mapping[str, Any] | None = N
         from pipeline import results
 
         lines += ["", "### The judge", ""]
-        lines += results.judge_card_lines(judge_stats, structured_asked=meta.judge_structured,
-                                          check=meta.judge_check, judge_model=meta.judge_model)
+        lines += results.judge_card_lines(
+            judge_stats, structured_asked=meta.judge_structured, check=meta.judge_check, judge_model=meta.judge_model
+        )
     for note in result.notes:
         lines += ["", f"Note: {_md_cell(note)}"]
     lines += [
@@ -283,11 +297,8 @@ def card_body(result: ExportResult, meta: RunMeta | Mapping[str, Any] | None = N
     return "\n".join(lines) + "\n"
 
 
-def render_export_card(result: ExportResult, meta: RunMeta | Mapping[str, Any] | None = None,
-                       repo_id: str = "") -> str:
+def render_export_card(result: ExportResult, meta: RunMeta | Mapping[str, Any] | None = None, repo_id: str = "") -> str:
     """The whole README.md (YAML front matter + body) for the export, via :func:`pipeline.hub.render_card`."""
     from pipeline import hub
 
     return hub.render_card(card_metadata(result, meta), card_body(result, meta, repo_id))
-
-

@@ -106,8 +106,13 @@ def is_conversational(example: Mapping[str, Any]) -> bool:
         return False
     for key in keys:
         value = example[key]
-        if not (isinstance(value, list) and value and isinstance(value[0], dict)
-                and "role" in value[0] and "content" in value[0]):
+        if not (
+            isinstance(value, list)
+            and value
+            and isinstance(value[0], dict)
+            and "role" in value[0]
+            and "content" in value[0]
+        ):
             return False
     return True
 
@@ -250,8 +255,9 @@ def output_schema(fmt: str) -> pa.Schema:
     return schema.EXPORT_SCHEMAS[fmt]
 
 
-def pairs_to_table(pairs: Sequence[PreferencePair], fmt: str = FORMAT_STANDARD,
-                   include_system: bool = False) -> pa.Table:
+def pairs_to_table(
+    pairs: Sequence[PreferencePair], fmt: str = FORMAT_STANDARD, include_system: bool = False
+) -> pa.Table:
     """The export table for ``pairs`` in format ``fmt``: prompt/chosen/rejected plus :data:`EXTRA_COLUMNS`.
 
     Example:
@@ -275,5 +281,3 @@ def pairs_to_table(pairs: Sequence[PreferencePair], fmt: str = FORMAT_STANDARD,
             row[col] = getattr(p, col)
         rows.append(row)
     return pa.Table.from_pylist(rows, schema=schema_)
-
-

@@ -47,8 +47,9 @@ def push_export(
     )
 
 
-def load_raw_from_hub(dataset_id: str, token: str | None, split: str = "train") -> tuple[pa.Table, pa.Table | None,
-                                                                                           RunMeta]:
+def load_raw_from_hub(
+    dataset_id: str, token: str | None, split: str = "train"
+) -> tuple[pa.Table, pa.Table | None, RunMeta]:
     """Load raw pipeline results from the Hub: (raw, annotations found in the same table or None, the run's
     metadata for the card).
 
@@ -83,15 +84,20 @@ def load_raw_from_hub(dataset_id: str, token: str | None, split: str = "train") 
     sources = card.get("source_datasets") or []
     sources = [sources] if isinstance(sources, str) else sources
     lic = card.get("license") or ""
-    source = Provenance(dataset=str(sources[0]) if sources else "",
-                        license=", ".join(lic) if isinstance(lic, list) else str(lic))
+    source = Provenance(
+        dataset=str(sources[0]) if sources else "", license=", ".join(lic) if isinstance(lic, list) else str(lic)
+    )
     first = (raw.slice(0, 1).to_pylist() or [{}])[0]
     meta = meta or RunMeta()
-    return raw, ann, meta.replace(
-        source=source,
-        raw_dataset=dataset_id,
-        judge=meta.judge if meta.judge_model else ModelRef(model=str(first.get("judge_model") or "")),
-        system_prompt=meta.system_prompt or str(first.get("system_prompt") or ""),
+    return (
+        raw,
+        ann,
+        meta.replace(
+            source=source,
+            raw_dataset=dataset_id,
+            judge=meta.judge if meta.judge_model else ModelRef(model=str(first.get("judge_model") or "")),
+            system_prompt=meta.system_prompt or str(first.get("system_prompt") or ""),
+        ),
     )
 
 

@@ -178,17 +178,23 @@ class ExportRules:
         return [
             ("Preference source", PREFERENCE_SOURCE_LABELS[self.preference_source]),
             ("Pairs", PAIRING_LABELS[self.pairing]),
-            ("Improved responses", "used as chosen over the response they improve" if self.use_improved_response
-             else "not used"),
+            (
+                "Improved responses",
+                "used as chosen over the response they improve" if self.use_improved_response else "not used",
+            ),
             ("Minimum rating margin", "any difference" if self.min_margin <= 0 else f"{self.min_margin:g}"),
             ("Ties", "kept" if self.keep_ties else "dropped"),
             ("Chosen response in another language", "dropped" if self.drop_language_mismatch else "kept"),
-            ("Minimum rating of the chosen response",
-             "none" if self.min_chosen_rating is None else f"{float(self.min_chosen_rating):g}"),
+            (
+                "Minimum rating of the chosen response",
+                "none" if self.min_chosen_rating is None else f"{float(self.min_chosen_rating):g}",
+            ),
             ("Duplicate prompts", "collapsed to one row" if self.dedupe_prompts else "kept"),
             ("Rows discarded by annotators", "dropped" if self.drop_discarded else "kept"),
-            ("Judge verdicts that flip when the answers swap places (judged in both orders)",
-             "dropped" if self.drop_inconsistent else "kept"),
+            (
+                "Judge verdicts that flip when the answers swap places (judged in both orders)",
+                "dropped" if self.drop_inconsistent else "kept",
+            ),
             ("Failed generations, failed or unparseable judge (without a human answer)", "dropped"),
         ]
 
@@ -722,16 +728,21 @@ def select_pairs(
         )
     if counts["annotations_duplicate"]:
         notes.append(
-            f"{counts['annotations_duplicate']} annotation ids appear twice; the row with the most annotators "
-            "was used."
+            f"{counts['annotations_duplicate']} annotation ids appear twice; the row with the most annotators was used."
         )
     agreement = judge_human_agreement(rows, anns)
     if not pairs:
         raise ExportError(no_rows_message(counts))
     from pipeline import results
 
-    return Selection(pairs=pairs, counts=dict(counts), notes=notes, target_language=language, agreement=agreement,
-                     judge=results.judge_stats(raw))
+    return Selection(
+        pairs=pairs,
+        counts=dict(counts),
+        notes=notes,
+        target_language=language,
+        agreement=agreement,
+        judge=results.judge_stats(raw),
+    )
 
 
 def no_rows_message(counts: Mapping[str, int]) -> str:
@@ -797,12 +808,9 @@ def counts_table(counts: Mapping[str, int], all_rules: bool = True) -> list[tupl
     rows = [(INFO_COUNTERS[k], counts.get(k, 0)) for k in ("input", "kept", "pairs")]
     rows += [(f"Dropped — {RULE_LABELS[r]}", counts.get(r, 0)) for r in DROP_RULES if all_rules or counts.get(r)]
     rows += [
-        (INFO_COUNTERS[k], counts[k])
-        for k in INFO_COUNTERS
-        if k not in ("input", "kept", "pairs") and counts.get(k)
+        (INFO_COUNTERS[k], counts[k]) for k in INFO_COUNTERS if k not in ("input", "kept", "pairs") and counts.get(k)
     ]
     return rows
-
 
 
 def split_annotation_columns(table: pa.Table) -> tuple[pa.Table, pa.Table | None]:
