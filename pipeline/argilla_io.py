@@ -121,7 +121,7 @@ def normalize_url(url: str) -> str:
         url = ("http://" if host in ("localhost", "127.0.0.1", "0.0.0.0") else "https://") + url
     try:
         parts = urlsplit(url)
-        host = parts.hostname
+        host = parts.hostname or ""
     except ValueError:  # e.g. brackets that are not an IPv6 address
         raise ArgillaIOError(f"{url!r} is not a URL. Type your Argilla Space's URL, like https://owner-name.hf.space.")
     space = re.match(r"^/spaces/([^/]+)/([^/]+)", parts.path)
@@ -227,7 +227,7 @@ def _probe(url: str, api_key: str) -> dict:
             f"{where} refused the API key. Copy it again from Argilla (your avatar → My settings → API key)."
         )
     if response.status_code in (301, 302, 303, 307, 308, 403, 404) and (
-        "huggingface.co" in response.headers.get("location", "") or urlsplit(url).hostname.endswith(".hf.space")
+        "huggingface.co" in response.headers.get("location", "") or (urlsplit(url).hostname or "").endswith(".hf.space")
     ):
         raise ArgillaIOError(
             f"{where} answered HTTP {response.status_code}: the Space does not exist, is not an Argilla Space, or "
@@ -264,7 +264,7 @@ def connect(url: str | None = None, api_key: str | None = None) -> Connection:
         client = rg.Argilla(
             api_url=final_url,
             api_key=key,
-            timeout=httpx.Timeout(READ_TIMEOUT, connect=CONNECT_TIMEOUT),  # type: ignore[arg-type]
+            timeout=httpx.Timeout(READ_TIMEOUT, connect=CONNECT_TIMEOUT),
             retries=1,
             event_hooks={"request": [netguard.check_request]},
         )
@@ -965,7 +965,7 @@ def pull(
                 continue
             n = max(_int_or_none(meta.get("raw_responses")) or 0, max(order) + 1)
             row = {"id": str(record.external_id), **agreement.aggregate_answers(answers, n)}
-            judge = [None] * n
+            judge: list[int | None] = [None] * n
             for k, index in enumerate(order, start=1):
                 judge[index] = _int_or_none(meta.get(f"judge_rating_{k}"))
             row["judge_ratings"] = [float(v) if v is not None else None for v in judge]

@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline import hub, languages, schema, tablefiles
+from pipeline.languages import Language
 from pipeline.schema import FILTERED_COLUMNS, row_id
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -170,7 +171,7 @@ class Source:
         """(name, code) of every language, most rows first."""
         return sorted(((self.names[c], c) for c in self.offsets), key=lambda nc: -self.offsets[nc[1]][1])
 
-    def resolve_language(self, text: str) -> languages.Language:
+    def resolve_language(self, text: str) -> Language:
         """A language of this source from a name or code the user typed (DataError listing close matches)."""
         try:
             return languages.resolve(text, self.languages())
@@ -312,7 +313,7 @@ def _names_and_codes(values: pa.ChunkedArray) -> tuple[pa.ChunkedArray, pa.Chunk
 
 
 def _build_source(table: pa.Table, info: SourceInfo) -> Source:
-    offsets: dict[str, tuple[int, int]] = {}
+    offsets: dict[str, tuple[int, int, int]] = {}
     names: dict[str, str] = {}
     start = 0
     if table.num_rows:

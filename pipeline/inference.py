@@ -37,7 +37,7 @@ import os
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, field, replace
 from email.utils import parsedate_to_datetime
@@ -246,7 +246,7 @@ class InferenceError(Exception):
         return self.message
 
     def with_message(self, message: str, **changes: Any) -> InferenceError:
-        fields = dict(
+        fields: dict[str, Any] = dict(
             kind=self.kind,
             status=self.status,
             retryable=self.retryable,
@@ -1033,7 +1033,7 @@ def stream_chat(
     *,
     retry: RetryPolicy = INTERACTIVE_RETRY,
     timeout: float = 60.0,
-) -> Iterator[StreamEvent]:
+) -> Generator[StreamEvent, None, None]:
     """Stream a chat completion: ``StreamEvent(kind="delta")`` per text piece, then one ``kind="done"``.
 
     Failures before the first token are retried like ``achat``; after that the stream cannot be replayed, so a
@@ -1114,9 +1114,9 @@ def stream_chat(
                         pieces += 1
                         yield StreamEvent("delta", delta=delta, text=text, elapsed_s=time.perf_counter() - started)
             except Exception as exc:
-                error = to_inference_error(exc, backend, signed_in=signed_in, timeout=timeout)
-                raise error.with_message(
-                    f"{error.message} (The reply broke off after {pieces} chunk(s) of text; what arrived is shown.)",
+                broke = to_inference_error(exc, backend, signed_in=signed_in, timeout=timeout)
+                raise broke.with_message(
+                    f"{broke.message} (The reply broke off after {pieces} chunk(s) of text; what arrived is shown.)",
                     retryable=False,
                 ) from exc
         if finish is None and not stream.ended:

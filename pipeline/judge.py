@@ -494,7 +494,8 @@ def mean_ratings(per_order: list[list[float | None]]) -> list[float | None]:
     """Per text, the mean of its ratings over the orders (None where any order has none)."""
     out: list[float | None] = []
     for values in zip(*per_order):
-        out.append(None if any(v is None for v in values) else sum(values) / len(values))  # type: ignore[arg-type]
+        numbers = [v for v in values if v is not None]
+        out.append(None if len(numbers) < len(values) else sum(numbers) / len(numbers))
     return out
 
 
@@ -599,6 +600,7 @@ async def _ask(chat: JudgeChat, backend: Backend, params: GenParams, ask: _Ask, 
                     return _Answer(as_text if as_text.parsed else verdict, False, tokens)
             if attempt == 1:
                 call_params = _retry_params(call_params, result)
+        assert verdict is not None  # both attempts returned a reply (a failed call raises)
         return _Answer(
             replace(verdict, error=verdict.error.replace("unparseable:", "unparseable (after a retry):", 1)),
             True,

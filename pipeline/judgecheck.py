@@ -145,7 +145,8 @@ def _text(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-def _require(table: pa.Table | None, columns: Sequence[str], what: str, todo: str) -> None:
+def _require(table: pa.Table | None, columns: Sequence[str], what: str, todo: str) -> pa.Table:
+    """``table`` when it is there with ``columns``; else :class:`JudgeCheckError` saying what to do."""
     if table is None:
         raise JudgeCheckError(f"No {what}: {todo}")
     missing = [c for c in columns if c not in table.column_names]
@@ -154,6 +155,7 @@ def _require(table: pa.Table | None, columns: Sequence[str], what: str, todo: st
             f"The {what} lacks the column(s) {', '.join(missing)} (it has {', '.join(table.column_names) or 'none'}):"
             f" {todo}"
         )
+    return table
 
 
 def label_tasks(raw: pa.Table | None, limit: int = DEFAULT_LABEL_ROWS, *, seed: str = "") -> list[LabelTask]:
@@ -161,7 +163,9 @@ def label_tasks(raw: pa.Table | None, limit: int = DEFAULT_LABEL_ROWS, *, seed: 
     same table and ``seed``. Per row: the human answer and one model answer (chosen at random when there are
     several; two model answers if the human one is empty), in a random order. Rows with fewer than two non-empty
     answers (a failed generation) are left out."""
-    _require(raw, ("id", "prompt", "responses"), "pilot run", "run the pipeline on a few rows (Row limit 10-50) first.")
+    raw = _require(
+        raw, ("id", "prompt", "responses"), "pilot run", "run the pipeline on a few rows (Row limit 10-50) first."
+    )
     limit = max(MIN_LABEL_ROWS, min(MAX_LABEL_ROWS, int(limit or DEFAULT_LABEL_ROWS)))
     columns = [c for c in ("id", "prompt", "responses", "target_language") if c in raw.column_names]
     picked: list[tuple[str, LabelTask]] = []
@@ -207,13 +211,13 @@ def items_from_annotations(raw: pa.Table | None, annotations: pa.Table | None) -
     """Raw rows joined with annotations (an Argilla pull) on ``id``: every row where people chose (their majority
     preference, else their mean ratings), with all its non-empty answers. Rows more people discarded than answered
     are left out. Raises :class:`JudgeCheckError` when nothing matches."""
-    _require(
+    raw = _require(
         raw,
         ("id", "prompt", "responses"),
         "raw results table",
         "give the raw.parquet written by `python -m pipeline generate`.",
     )
-    _require(
+    annotations = _require(
         annotations,
         ("id", "human_preference"),
         "annotations table",

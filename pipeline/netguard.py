@@ -110,7 +110,7 @@ def resolve(host: str, port: int | None = None) -> list[IPAddress]:
     if literal is not None:
         return [literal]
     infos = socket.getaddrinfo(host, port or 443, type=socket.SOCK_STREAM)
-    return _addresses(info[4][0] for info in infos)
+    return _addresses(str(info[4][0]) for info in infos)
 
 
 def _addresses(raw: Iterable[str]) -> list[IPAddress]:
@@ -192,7 +192,7 @@ async def acheck_request(request: Any) -> None:
             infos = await asyncio.get_running_loop().getaddrinfo(host, port or 443, type=socket.SOCK_STREAM)
         except OSError as exc:
             raise _unresolvable(host, what, exc) from None
-        addresses = _addresses(info[4][0] for info in infos)
+        addresses = _addresses(str(info[4][0]) for info in infos)
         if not addresses:
             raise _unresolvable(host, what, OSError("no address"))
     else:

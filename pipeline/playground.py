@@ -18,7 +18,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from pipeline import inference, langdetect
 from pipeline.inference import Backend, GenParams, InferenceError
@@ -102,8 +102,11 @@ def make_backend(kind: str, model: str, base_url: str = "", provider: str = "aut
     if kind not in inference.BACKEND_KINDS:
         kind = "serverless"
     return Backend(
-        kind, model, base_url if kind != "serverless" else "", (provider or "auto") if kind == "serverless" else "auto"
-    )  # type: ignore[arg-type]
+        cast(inference.BackendKind, kind),
+        model,
+        base_url if kind != "serverless" else "",
+        (provider or "auto") if kind == "serverless" else "auto",
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -161,7 +164,9 @@ def run_columns(
     stop = threading.Event()
 
     def worker(req: ColumnRequest) -> None:
-        stream = inference.stream_chat(req.backend, messages, params, req.token, retry=retry, timeout=timeout)
+        backend = req.backend
+        assert backend is not None  # only columns with a model get a worker
+        stream = inference.stream_chat(backend, messages, params, req.token, retry=retry, timeout=timeout)
         try:
             for event in stream:
                 if stop.is_set():
@@ -170,7 +175,7 @@ def run_columns(
         except InferenceError as exc:
             events.put((req.letter, exc))
         except Exception as exc:  # noqa: BLE001 - a bug must not hang the other columns
-            events.put((req.letter, InferenceError(f"{req.backend.label}: unexpected error: {exc}", kind="server")))
+            events.put((req.letter, InferenceError(f"{backend.label}: unexpected error: {exc}", kind="server")))
         finally:
             stream.close()
             events.put((req.letter, None))  # this column is finished
