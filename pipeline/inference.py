@@ -1100,7 +1100,7 @@ def stream_chat(
         pieces = 1 if text else 0
         finish = stream.finish_reason
         completion_tokens = stream.completion_tokens
-        if text:
+        if text and stream.first_at is not None:  # first_at is set with the first text
             yield StreamEvent("delta", delta=text, text=text, elapsed_s=stream.first_at - started)
         if not stream.ended:
             try:
