@@ -684,3 +684,11 @@ def test_the_other_steps_typed_tables_export():
     assert [(p.id, p.chosen, p.preference_source) for p in sel.pairs] == [("a", "model", "human")]
     assert sel.counts["too_few_responses"] == 1  # "u" has one rating only
     assert sel.agreement["rows"] == 1 and sel.agreement["agree"] == 0
+
+
+def test_every_row_inconsistent_says_what_to_do():
+    """A judge whose verdicts all flip with the order (SmolLM2 on the demo data): the message points to a better
+    judge, the judge check, people, or keeping the inconsistent rows."""
+    msg = ex.no_rows_message({"input": 11, "inconsistent": 11})
+    assert "inconsistent" in msg.lower() and "stronger judge model" in msg and "judge check" in msg
+    assert "keep inconsistent rows" in msg

@@ -761,6 +761,11 @@ def no_rows_message(counts: Mapping[str, int]) -> str:
         hints.append("use the judge as fallback")
     if counts.get("judge_failed") or counts.get("generation_failed"):
         hints.append("rerun the failed rows in the Pipeline step")
+    if counts.get("inconsistent"):
+        hints.append(
+            "judge with a stronger judge model (its verdicts flipped when the answers swapped: check judges first with "
+            "the judge check), have people answer in Argilla, or keep inconsistent rows"
+        )
     total = counts.get("input", 0)
     msg = f"Every row was dropped ({total} in the input). Dropped by rule — " + "; ".join(parts or ["none"]) + "."
     if hints:
