@@ -6,7 +6,8 @@
   :func:`md_link` makes a link from a URL the app built itself (a pushed dataset, an Argilla dataset).
 - Tables go through :func:`table_frame` (people's column labels) and :func:`column_widths`.
 - Charts are :func:`bar_chart` values for a ``gr.Plot``: grouped bars, one colour and one legend entry per series,
-  and a sentence that says what will appear while there is no data yet.
+  and a sentence that says what will appear while there is no data yet; how the axes read (titles, order, scale)
+  is one group of keyword options, :class:`Axes`.
 - :func:`token_of` / :func:`username_of` read Gradio's OAuth values (a token is never stored, logged or rendered).
 """
 
@@ -17,7 +18,7 @@ import json
 import os
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Final, TypedDict, Unpack
 from urllib.parse import quote
 
 import gradio as gr
@@ -158,25 +159,69 @@ def series_colors(names: Sequence[str]) -> dict[str, str]:
     return out
 
 
-def bar_chart(frame: pd.DataFrame | None, x: str, y: str, *, title: str, empty: str, color: str | None = None,
-              x_title: str | None = None, y_title: str | None = None, color_title: str | None = None,
-              x_order: Sequence[str] | None = None, y_max: float | None = None, y_format: str = "d",
-              colors: Mapping[str, str] | None = None) -> AltairPlotData:
+class Axes(TypedDict, total=False):
+    """How a bar chart's axes read (:func:`bar_chart`'s keyword options; :data:`AXES_DEFAULTS` for a missing one)."""
+
+    x_title: str | None  # the axis and tooltip titles; None: the column's name
+    y_title: str | None
+    color_title: str | None
+    x_order: Sequence[str] | None  # the bars' order along x; None: as they come
+    y_max: float | None  # the top of the y scale; None: the data's maximum
+    y_format: str  # a d3 format for the y values, e.g. "d" (whole numbers) or ".0%"
+
+
+AXES_DEFAULTS: Final[Axes] = {
+    "x_title": None,
+    "y_title": None,
+    "color_title": None,
+    "x_order": None,
+    "y_max": None,
+    "y_format": "d",
+}
+
+
+def bar_chart(
+    frame: pd.DataFrame | None,
+    x: str,
+    y: str,
+    *,
+    title: str,
+    empty: str,
+    color: str | None = None,
+    colors: Mapping[str, str] | None = None,
+    **axes: Unpack[Axes],
+) -> AltairPlotData:
     """A bar chart for a ``gr.Plot``: a Vega-Lite spec, drawn by Gradio's own Vega renderer with the app's theme
-    (its fonts, text colours and series palette, light or dark) and the width of its box.
+    (its fonts, text colours and series palette, light or dark) and the width of its box. ``axes``: the
+    :class:`Axes` options (titles, x order, y scale and format).
 
     With ``color``, each series has its own colour and legend entry and its bars stand side by side (grouped,
     not stacked). Without data it shows the sentence ``empty`` (what will appear there) and no axes. The whole
     spec is sent with every update, so new series always get their colour (``gr.BarPlot`` keeps the colour scale
     of its first data). No ``width``: Gradio sets it to the box's width, also when a hidden tab opens."""
+    unknown = sorted(set(axes) - set(AXES_DEFAULTS))
+    if unknown:
+        raise TypeError(f"bar_chart() got unknown axes option(s) {', '.join(unknown)}: use {', '.join(AXES_DEFAULTS)}")
+    a: Axes = {**AXES_DEFAULTS, **axes}
+    x_title, y_title, color_title = a["x_title"], a["y_title"], a["color_title"]
+    x_order, y_max, y_format = a["x_order"], a["y_max"], a["y_format"]
     width_step = {"height": 300, "autosize": {"type": "fit", "contains": "padding"}}
     base: dict[str, Any] = {
         "$schema": "https://vega.github.io/schema/vega-lite/v5.json",
         "title": {"text": title, "color": _TEXT, "fontWeight": "normal", "anchor": "start"},
         "background": "transparent",
-        "config": {"view": {"stroke": None}, "axis": {"labelColor": _TEXT, "titleColor": _TEXT, "grid": True,
-                                                      "gridOpacity": 0.3, "domain": False, "tickColor": _TEXT},
-                   "legend": {"labelColor": _TEXT, "titleColor": _TEXT, "orient": "bottom"}},
+        "config": {
+            "view": {"stroke": None},
+            "axis": {
+                "labelColor": _TEXT,
+                "titleColor": _TEXT,
+                "grid": True,
+                "gridOpacity": 0.3,
+                "domain": False,
+                "tickColor": _TEXT,
+            },
+            "legend": {"labelColor": _TEXT, "titleColor": _TEXT, "orient": "bottom"},
+        },
         # SVG so the marks are elements (tests and screen readers see them); no action menu
         "usermeta": {"embedOptions": {"renderer": "svg", "actions": False}},
         **width_step,
@@ -193,19 +238,35 @@ def bar_chart(frame: pd.DataFrame | None, x: str, y: str, *, title: str, empty: 
     if y_max is not None:
         scale["domainMax"] = y_max
     encoding: dict[str, Any] = {
-        "x": {"field": x, "type": "nominal", "sort": order, "title": x_title or x,
-              "axis": {"labelAngle": 0, "labelLimit": 160}},
-        "y": {"field": y, "type": "quantitative", "title": y_title or y, "scale": scale,
-              "axis": {"format": y_format, **({"tickMinStep": 1} if y_format == "d" else {})}},
-        "tooltip": [{"field": x, "type": "nominal", "title": x_title or x},
-                    {"field": y, "type": "quantitative", "title": y_title or y}],
+        "x": {
+            "field": x,
+            "type": "nominal",
+            "sort": order,
+            "title": x_title or x,
+            "axis": {"labelAngle": 0, "labelLimit": 160},
+        },
+        "y": {
+            "field": y,
+            "type": "quantitative",
+            "title": y_title or y,
+            "scale": scale,
+            "axis": {"format": y_format, **({"tickMinStep": 1} if y_format == "d" else {})},
+        },
+        "tooltip": [
+            {"field": x, "type": "nominal", "title": x_title or x},
+            {"field": y, "type": "quantitative", "title": y_title or y},
+        ],
     }
     if color:
         series = colors or series_colors([r[color] for r in rows])
         names = [n for n in series if any(r[color] == n for r in rows)]
-        encoding["color"] = {"field": color, "type": "nominal", "title": color_title or color,
-                             "scale": {"domain": names, "range": [series[n] for n in names]},
-                             "legend": {"orient": "bottom", "labelLimit": 280}}
+        encoding["color"] = {
+            "field": color,
+            "type": "nominal",
+            "title": color_title or color,
+            "scale": {"domain": names, "range": [series[n] for n in names]},
+            "legend": {"orient": "bottom", "labelLimit": 280},
+        }
         if color != x:  # bars of one x value stand side by side, one per series
             encoding["xOffset"] = {"field": color, "type": "nominal", "sort": names}
         encoding["tooltip"].insert(0, {"field": color, "type": "nominal", "title": color_title or color})
