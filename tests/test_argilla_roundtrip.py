@@ -246,7 +246,7 @@ def _closed_port() -> int:
 
 
 class _NotArgilla(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):  # noqa: N802
+    def do_GET(self):
         body = b"<html>hello</html>"
         self.send_response(200)
         self.send_header("Content-Type", "text/html")
@@ -295,8 +295,10 @@ def test_bad_input_messages_and_nothing_lost(sent):
         with pytest.raises(aio.ArgillaIOError, match="None of the 1 rows"):
             aio.push(conn, [ROWS[-1]], DATASET, "argilla")
         # a dataset made by someone else, with other settings
-        settings = rg.Settings(fields=[rg.TextField(name="text", client=conn.client)],
-                               questions=[rg.LabelQuestion(name="label", labels=["a", "b"], client=conn.client)])
+        settings = rg.Settings(
+            fields=[rg.TextField(name="text", client=conn.client)],
+            questions=[rg.LabelQuestion(name="label", labels=["a", "b"], client=conn.client)],
+        )
         rg.Dataset(name="someone-elses", workspace="argilla", settings=settings, client=conn.client).create()
         with pytest.raises(aio.ArgillaIOError, match="already exists .* with other settings.*never deletes"):
             aio.push(conn, ROWS, "someone-elses", "argilla")
@@ -387,14 +389,21 @@ def test_tab_handlers(sent, monkeypatch):
 
     info, name, guidelines, _, _ = tab.on_select(session, "", "", profile)
     assert "Nothing to send yet" in info and name == "dpo-alice"
-    send = {"url": stack.url, "workspace": "argilla", "keep_order": False, "suggestions": True, "seed": 0,
-            "min_submitted": 1}
+    send = {
+        "url": stack.url,
+        "workspace": "argilla",
+        "keep_order": False,
+        "suggestions": True,
+        "seed": 0,
+        "min_submitted": 1,
+    }
     session2, status = tab.on_send(session, {**send, "dataset": "ui-set", "guidelines": ""})
     assert "Nothing to send yet" in status
 
     session.raw = pa.Table.from_pylist(ROWS)
-    session.raw_meta = schema.RunMeta.from_dict({"language": "Dutch", "language_code": "nld",
-                                                 "judge_model": "org/judge"})
+    session.raw_meta = schema.RunMeta.from_dict(
+        {"language": "Dutch", "language_code": "nld", "judge_model": "org/judge"}
+    )
     info, name, guidelines, key_box, _ = tab.on_select(session, "", "", profile)
     assert "6 of 7 rows are ready" in info and "3 responses" in info
     assert name == "dpo-dutch-alice" and "Dutch" in guidelines and "org/judge" in guidelines
@@ -402,8 +411,9 @@ def test_tab_handlers(sent, monkeypatch):
     # a wrong key: not kept; the right one: kept for the session, the box emptied, never shown back
     session, key_box, msg, _ = tab.on_connect(session, {"url": stack.url, "key": "wrong-key-xyz", "workspace": None})
     assert "Not connected" in msg and "refused" in msg and session.argilla_key == ""
-    session, key_box, msg, workspaces = tab.on_connect(session, {"url": stack.url, "key": stack.api_key,
-                                                                 "workspace": None})
+    session, key_box, msg, workspaces = tab.on_connect(
+        session, {"url": stack.url, "key": stack.api_key, "workspace": None}
+    )
     assert "Connected" in msg and session.argilla_key == stack.api_key and session.argilla_url == stack.url
     assert key_box["value"] == "" and stack.api_key not in str(key_box) + msg + str(workspaces)
     assert workspaces["value"] in workspaces["choices"] and "argilla" in workspaces["choices"]
@@ -454,8 +464,8 @@ def test_a_pull_keeps_the_judge_check_labels(sent, monkeypatch):
     labels = session.judge_check.labels
     assert set(labels) == {"r1", "r2", "r3", "r4", "r5", "r6"} and session.annotations.num_rows == 6
 
-    session, status, *_ = tab.on_pull(session, {"url": stack.url, "dataset": DATASET})
-    assert "5 of 6 records" in status and "1 row(s) you labelled in the judge check" in status
+    session, status, *_ = tab.on_pull(session, {"url": stack.url, "workspace": stack.workspace, "dataset": DATASET})
+    assert "**Pulled.**" in status and "1 row(s) you labelled in the judge check" in status
     rows = {r["id"]: r for r in session.annotations.to_pylist()}
     assert set(rows) == {"r1", "r2", "r3", "r4", "r5", "r6"} and session.judge_check.label_ids == {"r5"}
     assert rows["r1"]["n_annotators"] == EXPECTED["r1"]["n_annotators"] == 2  # Argilla's two people, not the label

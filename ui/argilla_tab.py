@@ -3,18 +3,27 @@
 UI glue only: everything that talks to Argilla or computes a number lives in :mod:`pipeline.argilla_io` and
 :mod:`pipeline.agreement`. The API key typed here is kept in ``session.argilla_key`` for this browser session only;
 it is never rendered back (the box is emptied after a successful connection) nor logged.
+
+The connect, send and pull handlers are module-level and take the session plus ONE mapping of the form's values by
+name (:data:`DEFAULTS`; Gradio passes a dict when ``inputs`` is a set, :class:`ui.forms.Form` names it), so tests
+call them with plain dicts. A pull replaces ``session.annotations`` with Argilla's answers and keeps the judge
+check's labels (``session.judge_check``) for the rows nobody answered in Argilla, so they still reach Export.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any, Final
 
 import gradio as gr
 import pandas as pd
 
 from pipeline import argilla_io as aio
+from pipeline import judgecheck
 from pipeline.state import ArgillaState, Session
 from ui.common import column_widths, md_link, md_text, on_space, table_frame, username_of
+from ui.forms import Form
 
 INTRO = (
     "Send the pairs to **Argilla** so people who speak the language check the judge: they rate each response, pick "
@@ -23,10 +32,34 @@ INTRO = (
     "You need an Argilla server, e.g. a free [Argilla Space](https://huggingface.co/new-space?template=argilla/"
     "argilla-template-space), and an owner or admin API key (in Argilla: your avatar → My settings)."
 )
+DEFAULTS: Final[Mapping[str, Any]] = MappingProxyType(
+    {
+        "url": "",  # empty: the session's URL, then ARGILLA_API_URL (the box starts with the latter)
+        "key": "",  # empty: the session's key, then ARGILLA_API_KEY
+        "workspace": None,  # None: the key's default workspace
+        "dataset": "",
+        "seed": 0,  # the order of the responses in each record
+        "min_submitted": 1,  # answers needed per record
+        "keep_order": False,
+        "suggestions": True,
+        "guidelines": "",
+    }
+)
+"""Every value of the tab's form by name, with its default: the components start from these, handlers fill in a
+missing value from here."""
 ANNOTATION_PREVIEW_ROWS = 200
 ANNOTATOR_COLUMNS = ["annotator", "submitted", "discarded", "draft"]
-ANNOTATION_PREVIEW_COLUMNS = ["prompt", "human preference", "judge preference", "annotators", "agreement",
-                              "human ratings", "judge ratings", "improved response", "id"]  # fmt: skip
+ANNOTATION_PREVIEW_COLUMNS = [
+    "prompt",
+    "human preference",
+    "judge preference",
+    "annotators",
+    "agreement",
+    "human ratings",
+    "judge ratings",
+    "improved response",
+    "id",
+]
 
 
 _md = md_text  # untrusted text (names, messages quoting data) shown as text
@@ -120,10 +153,13 @@ def on_select(session: Session, dataset: str, guidelines: str, profile: gr.OAuth
     )
 
 
-def on_connect(session: Session, url_box: str, key_box: str, workspace: str | None):
-    """Check the URL/key; keep a typed key for this session only; list the workspaces."""
-    typed_key = (key_box or "").strip()
-    url = (url_box or "").strip()
+def on_connect(session: Session, values: Mapping[str, Any]):
+    """Check the URL/key; keep a typed key for this session only; list the workspaces. ``values``: ``url``,
+    ``key`` and ``workspace`` (:data:`DEFAULTS`)."""
+    v = {**DEFAULTS, **values}
+    typed_key = (v["key"] or "").strip()
+    url = (v["url"] or "").strip()
+    workspace = v["workspace"]
     try:
         conn = aio.connect(url or session.argilla_url, typed_key or session.argilla_key)
         with conn:
@@ -154,15 +190,16 @@ def on_connect(session: Session, url_box: str, key_box: str, workspace: str | No
 
 def on_forget(session: Session):
     session.argilla_key = ""
-    msg = "Your key is forgotten." + (f" {_env_key_name()[:1].upper()}{_env_key_name()[1:]} is used now."
-                                      if aio.env_key_set() else "")
+    msg = "Your key is forgotten." + (
+        f" {_env_key_name()[:1].upper()}{_env_key_name()[1:]} is used now." if aio.env_key_set() else ""
+    )
     return session, gr.update(value="", placeholder=_key_placeholder(session)), msg
 
 
-def on_send(
-    session: Session, url_box: str, workspace: str | None, dataset: str, keep_order: bool, suggestions: bool,
-    seed: float | None, min_submitted: float | None, guidelines: str, progress: gr.Progress = gr.Progress(),
-):  # fmt: skip
+def on_send(session: Session, values: Mapping[str, Any], progress: gr.Progress = gr.Progress()):
+    """Send the raw results for validation. ``values``: ``url``, ``workspace``, ``dataset``, ``keep_order``,
+    ``suggestions``, ``seed``, ``min_submitted`` and ``guidelines`` (:data:`DEFAULTS`). Returns (session, status)."""
+    v = {**DEFAULTS, **values}
     if not _rows(session):
         return session, send_info(session)
     name, _ = _language(session)
@@ -171,13 +208,20 @@ def on_send(
         progress((done, max(total, 1)), desc="Sending records to Argilla")
 
     try:
-        with _connect(session, url_box) as conn:
+        with _connect(session, v["url"]) as conn:
             result = aio.push(
-                conn, session.raw, dataset, workspace or None,
-                keep_order=bool(keep_order), seed=int(seed or 0), suggestions=bool(suggestions),
-                min_submitted=int(min_submitted or 1), guidelines=guidelines, language=name or None,
+                conn,
+                session.raw,
+                v["dataset"],
+                v["workspace"] or None,
+                keep_order=bool(v["keep_order"]),
+                seed=int(v["seed"] or 0),
+                suggestions=bool(v["suggestions"]),
+                min_submitted=int(v["min_submitted"] or 1),
+                guidelines=v["guidelines"],
+                language=name or None,
                 progress=report,
-            )  # fmt: skip
+            )
     except aio.ArgillaIOError as exc:
         return session, f"**Not sent.** {_md(exc)}"
     session.argilla_tab = ArgillaState(result.dataset, result.workspace, result.url)
@@ -188,10 +232,14 @@ def on_send(
 
 def _annotators_frame(result: aio.PullResult) -> pd.DataFrame:
     rows = [
-        {"annotator": user, "submitted": c.get("submitted", 0), "discarded": c.get("discarded", 0),
-         "draft": c.get("draft", 0)}
+        {
+            "annotator": user,
+            "submitted": c.get("submitted", 0),
+            "discarded": c.get("discarded", 0),
+            "draft": c.get("draft", 0),
+        }
         for user, c in sorted(result.annotators.items())
-    ]  # fmt: skip
+    ]
     return table_frame(pd.DataFrame(rows, columns=ANNOTATOR_COLUMNS))
 
 
@@ -214,43 +262,68 @@ def annotations_frame(session: Session, limit: int = ANNOTATION_PREVIEW_ROWS) ->
 
     rows = []
     for r in table.slice(0, limit).to_pylist():
-        rows.append({
-            "prompt": (prompts.get(r["id"]) or "")[:200],
-            "human preference": pref(r.get("human_preference")),
-            "judge preference": pref(r.get("judge_preference")),
-            "annotators": r.get("n_annotators"),
-            "agreement": None if r.get("agreement") is None else round(r["agreement"], 2),
-            "human ratings": _fmt_list(r.get("human_ratings")),
-            "judge ratings": _fmt_list(r.get("judge_ratings")),
-            "improved response": (r.get("improved_response") or "")[:200],
-            "id": r["id"],
-        })  # fmt: skip
+        rows.append(
+            {
+                "prompt": (prompts.get(r["id"]) or "")[:200],
+                "human preference": pref(r.get("human_preference")),
+                "judge preference": pref(r.get("judge_preference")),
+                "annotators": r.get("n_annotators"),
+                "agreement": None if r.get("agreement") is None else round(r["agreement"], 2),
+                "human ratings": _fmt_list(r.get("human_ratings")),
+                "judge ratings": _fmt_list(r.get("judge_ratings")),
+                "improved response": (r.get("improved_response") or "")[:200],
+                "id": r["id"],
+            }
+        )
     return table_frame(pd.DataFrame(rows, columns=cols))
 
 
-def on_pull(
-    session: Session, url_box: str, workspace: str | None, dataset: str, progress: gr.Progress = gr.Progress()
-):
+def _keep_labels(session: Session) -> int:
+    """Put the judge check's labels back into the freshly pulled ``session.annotations`` (Argilla's rows for the
+    same ids win). Returns how many rows the labels added."""
+    labels = session.judge_check.labels
+    if not labels:
+        session.judge_check.label_ids = frozenset()
+        return 0
+    session.annotations, session.judge_check.label_ids = judgecheck.merge_annotations(
+        session.annotations, judgecheck.labels_to_annotations(labels.values())
+    )
+    return len(session.judge_check.label_ids)
+
+
+def on_pull(session: Session, values: Mapping[str, Any], progress: gr.Progress = gr.Progress()):
+    """Pull the answers into ``session.annotations`` (the judge check's labels kept for rows nobody answered in
+    Argilla). ``values``: ``url``, ``workspace`` and ``dataset`` (:data:`DEFAULTS`). Returns (session, status,
+    agreement, annotators table, answers table)."""
+    v = {**DEFAULTS, **values}
+
     def report(done: int, total: int) -> None:
         progress((done, max(total, done, 1)), desc="Reading answers")
 
     empty = table_frame(pd.DataFrame(columns=ANNOTATOR_COLUMNS))
     try:
-        with _connect(session, url_box) as conn:
-            result = aio.pull(conn, dataset, workspace or None, progress=report)
+        with _connect(session, v["url"]) as conn:
+            result = aio.pull(conn, v["dataset"], v["workspace"] or None, progress=report)
     except aio.ArgillaIOError as exc:
         return session, f"**Not pulled.** {_md(exc)}", "", empty, annotations_frame(session)
     session.annotations = result.table
+    labelled = _keep_labels(session)
     session.argilla_tab = ArgillaState(result.dataset, result.workspace, result.url)
     status = f"**Pulled.** {_md(result.summary())}"
-    if result.table.num_rows:
+    if labelled:
+        status += (
+            f" {labelled} row(s) you labelled in the judge check and nobody answered in Argilla are kept with them."
+        )
+    if session.annotations.num_rows:
         status += " The Export tab now uses these answers."
     return session, status, _md(result.agreement_summary()), _annotators_frame(result), annotations_frame(session)
 
 
 # --- Layout ------------------------------------------------------------------------------------------------------
 def build_tab(session: gr.State, tab: gr.Tab) -> dict[str, Any]:
-    """Build the tab and return its components by name (tests drive the handlers through them)."""
+    """Build the tab and return its components by name (tests drive the handlers through them), and the events'
+    forms under ``"forms"``."""
+    d = DEFAULTS
     c: dict[str, Any] = {}
     gr.Markdown(INTRO)
     with gr.Group():
@@ -258,8 +331,12 @@ def build_tab(session: gr.State, tab: gr.Tab) -> dict[str, Any]:
             c["url"] = gr.Textbox(
                 label="Argilla URL", value=aio.env_url(), placeholder="https://owner-name.hf.space", scale=3
             )
-            c["key"] = gr.Textbox(label="API key", type="password", value="", placeholder=_key_placeholder(), scale=3)
-            c["workspace"] = gr.Dropdown(label="Workspace", choices=[], value=None, allow_custom_value=True, scale=2)
+            c["key"] = gr.Textbox(
+                label="API key", type="password", value=d["key"], placeholder=_key_placeholder(), scale=3
+            )
+            c["workspace"] = gr.Dropdown(
+                label="Workspace", choices=[], value=d["workspace"], allow_custom_value=True, scale=2
+            )
         with gr.Row():
             c["connect"] = gr.Button("Connect", variant="secondary")
             c["forget"] = gr.Button("Forget my key", variant="secondary")
@@ -268,24 +345,31 @@ def build_tab(session: gr.State, tab: gr.Tab) -> dict[str, Any]:
     gr.Markdown("### Send pairs for validation")
     c["send_info"] = gr.Markdown()
     with gr.Row():
-        c["dataset"] = gr.Textbox(label="Dataset name in Argilla", scale=3)
-        c["seed"] = gr.Number(label="Order seed", value=0, precision=0, scale=1)
+        c["dataset"] = gr.Textbox(label="Dataset name in Argilla", value=d["dataset"], scale=3)
+        c["seed"] = gr.Number(label="Order seed", value=d["seed"], precision=0, scale=1)
         c["min_submitted"] = gr.Number(
-            label="Answers needed per record", value=1, precision=0, minimum=1, maximum=20, scale=1,
+            label="Answers needed per record",
+            value=d["min_submitted"],
+            precision=0,
+            minimum=1,
+            maximum=20,
+            scale=1,
             info="2 or more lets you measure how much annotators agree.",
-        )  # fmt: skip
+        )
     with gr.Row():
         c["keep_order"] = gr.Checkbox(
-            label="Keep the recipe's order (human answer first)", value=False,
+            label="Keep the recipe's order (human answer first)",
+            value=d["keep_order"],
             info="Off: each record shows the responses in a random order, so annotators cannot tell which one a "
             "person wrote.",
-        )  # fmt: skip
+        )
         c["suggestions"] = gr.Checkbox(
-            label="Pre-fill the judge's ratings as suggestions", value=True,
+            label="Pre-fill the judge's ratings as suggestions",
+            value=d["suggestions"],
             info="Faster for annotators, but it may sway them; turn off for an unbiased judge check.",
-        )  # fmt: skip
+        )
     with gr.Accordion("Guidelines for annotators (edit or translate them before sending)", open=False):
-        c["guidelines"] = gr.Textbox(label="Guidelines (Markdown)", lines=14, max_lines=40)
+        c["guidelines"] = gr.Textbox(label="Guidelines (Markdown)", value=d["guidelines"], lines=14, max_lines=40)
     c["send"] = gr.Button("Send to Argilla", variant="primary")
     c["send_status"] = gr.Markdown()
 
@@ -293,28 +377,54 @@ def build_tab(session: gr.State, tab: gr.Tab) -> dict[str, Any]:
     c["pull"] = gr.Button("Pull answers")
     c["pull_status"] = gr.Markdown()
     c["agreement"] = gr.Markdown()
-    c["annotators"] = gr.Dataframe(value=table_frame(pd.DataFrame(columns=ANNOTATOR_COLUMNS)), label="Annotators",
-                                   interactive=False, wrap=True)  # fmt: skip
-    c["table"] = gr.Dataframe(value=table_frame(pd.DataFrame(columns=ANNOTATION_PREVIEW_COLUMNS)),
-                              label="Answers per record (first rows)", interactive=False, wrap=True,
-                              column_widths=TABLE_WIDTHS)
+    c["annotators"] = gr.Dataframe(
+        value=table_frame(pd.DataFrame(columns=ANNOTATOR_COLUMNS)), label="Annotators", interactive=False, wrap=True
+    )
+    c["table"] = gr.Dataframe(
+        value=table_frame(pd.DataFrame(columns=ANNOTATION_PREVIEW_COLUMNS)),
+        label="Answers per record (first rows)",
+        interactive=False,
+        wrap=True,
+        column_widths=TABLE_WIDTHS,
+    )
 
-    tab.select(on_select, [session, c["dataset"], c["guidelines"]],
-               [c["send_info"], c["dataset"], c["guidelines"], c["key"], c["url"]])  # fmt: skip
-    c["connect"].click(on_connect, [session, c["url"], c["key"], c["workspace"]],
-                       [session, c["key"], c["conn_status"], c["workspace"]])  # fmt: skip
-    c["key"].submit(on_connect, [session, c["url"], c["key"], c["workspace"]],
-                    [session, c["key"], c["conn_status"], c["workspace"]])  # fmt: skip
-    c["forget"].click(on_forget, [session], [session, c["key"], c["conn_status"]])
-    c["send"].click(
-        on_send,
-        [session, c["url"], c["workspace"], c["dataset"], c["keep_order"], c["suggestions"], c["seed"],
-         c["min_submitted"], c["guidelines"]],
-        [session, c["send_status"]],
-    )  # fmt: skip
-    c["pull"].click(on_pull, [session, c["url"], c["workspace"], c["dataset"]],
-                    [session, c["pull_status"], c["agreement"], c["annotators"], c["table"]])  # fmt: skip
+    c["forms"] = _wire(session, tab, c)
     return c
+
+
+def _wire(session: gr.State, tab: gr.Tab, c: dict[str, Any]) -> dict[str, Form]:
+    """Connect the events: connect, send and pull get the session and one mapping of the values they read.
+    Returns the forms by event."""
+    connect_form = Form(url=c["url"], key=c["key"], workspace=c["workspace"])
+    pull_form = Form(url=c["url"], workspace=c["workspace"], dataset=c["dataset"])
+    send_form = pull_form.add(**{k: c[k] for k in ("keep_order", "suggestions", "seed", "min_submitted", "guidelines")})
+
+    def _on_connect(inputs: dict) -> tuple:
+        return on_connect(inputs[session], connect_form.values(inputs))
+
+    def _on_send(inputs: dict, progress: gr.Progress = gr.Progress()) -> tuple:
+        return on_send(inputs[session], send_form.values(inputs), progress)
+
+    def _on_pull(inputs: dict, progress: gr.Progress = gr.Progress()) -> tuple:
+        return on_pull(inputs[session], pull_form.values(inputs), progress)
+
+    tab.select(
+        on_select,
+        [session, c["dataset"], c["guidelines"]],
+        [c["send_info"], c["dataset"], c["guidelines"], c["key"], c["url"]],
+    )
+    connect_out = [session, c["key"], c["conn_status"], c["workspace"]]
+    c["connect"].click(_on_connect, connect_form.inputs(session), connect_out, api_name="on_connect")
+    c["key"].submit(_on_connect, connect_form.inputs(session), connect_out)
+    c["forget"].click(on_forget, [session], [session, c["key"], c["conn_status"]])
+    c["send"].click(_on_send, send_form.inputs(session), [session, c["send_status"]], api_name="on_send")
+    c["pull"].click(
+        _on_pull,
+        pull_form.inputs(session),
+        [session, c["pull_status"], c["agreement"], c["annotators"], c["table"]],
+        api_name="on_pull",
+    )
+    return {"connect": connect_form, "send": send_form, "pull": pull_form}
 
 
 def build(session: gr.State, tab: gr.Tab) -> None:
