@@ -74,7 +74,7 @@ class Recorder:
         self.times: dict[str, list[float]] = {}
         self.errors: list[str] = []
 
-    def call(self, kind: str, fn, check) -> None:  # noqa: ANN001
+    def call(self, kind: str, fn, check) -> None:
         started = time.perf_counter()
         try:
             result = fn()
@@ -100,8 +100,9 @@ class Recorder:
 _SSL = ssl.create_default_context()
 
 
-def session_run(url: str, llm_url: str, rounds: int, offset: int, rec: Recorder, start: threading.Event,
-                think: float = 0.0) -> None:
+def session_run(
+    url: str, llm_url: str, rounds: int, offset: int, rec: Recorder, start: threading.Event, think: float = 0.0
+) -> None:
     rng = random.Random(offset)
 
     def pause() -> None:  # a person reads the result before the next click (uniform 0.5-1.5 x think)
@@ -128,10 +129,19 @@ def session_run(url: str, llm_url: str, rounds: int, offset: int, rec: Recorder,
     rec.call(
         "load",
         lambda: client.submit(
-            *FORMS["on_load"].api_args({
-                "source": SRC_DEMO, "dataset_id": "", "split": "train", "config": "", "prompt_col": "prompt",
-                "response_col": "response", "language_col": "", "all_rows_language": "", "language": None,
-            }),
+            *FORMS["on_load"].api_args(
+                {
+                    "source": SRC_DEMO,
+                    "dataset_id": "",
+                    "split": "train",
+                    "config": "",
+                    "prompt_col": "prompt",
+                    "response_col": "response",
+                    "language_col": "",
+                    "all_rows_language": "",
+                    "language": None,
+                }
+            ),
             api_name="/on_load",
         ).result(timeout=120),
         lambda out: None if "Loaded" in str(out[0]) else f"unexpected status {str(out[0])[:120]!r}",
@@ -142,28 +152,60 @@ def session_run(url: str, llm_url: str, rounds: int, offset: int, rec: Recorder,
         rec.call(
             "filter",
             lambda lang=lang: client.submit(
-                *FORMS["on_filter"].api_args({
-                    "language": lang, "annotation_types": [], "min_prompt": 0, "max_prompt": 0, "min_response": 0,
-                    "max_response": 0, "dedup": True, "sample": 0, "seed": 42, "repo_name": "",
-                }),
+                *FORMS["on_filter"].api_args(
+                    {
+                        "language": lang,
+                        "annotation_types": [],
+                        "min_prompt": 0,
+                        "max_prompt": 0,
+                        "min_response": 0,
+                        "max_response": 0,
+                        "dedup": True,
+                        "sample": 0,
+                        "seed": 42,
+                        "repo_name": "",
+                    }
+                ),
                 api_name="/on_filter",
             ).result(timeout=120),
-            lambda out, lang=lang: None if "rows**" in str(out[0]) and f"({lang})" in str(out[0])
-            else f"unexpected count {str(out[0])[:120]!r}",
+            lambda out, lang=lang: (
+                None
+                if "rows**" in str(out[0]) and f"({lang})" in str(out[0])
+                else f"unexpected count {str(out[0])[:120]!r}"
+            ),
         )
         pause()
         prompt = f"Vraag {offset}-{i}: wat is de hoofdstad?"
         rec.call(
             "prompt",
             lambda prompt=prompt: client.submit(
-                *FORMS["generate"].api_args({
-                    "prompt": prompt, "system_prompt": "Antwoord in het {language}.", "target": "nld",
-                    "max_new_tokens": 64, "temperature": 0.7, "top_p": 0.95, "seed": None,
-                    "a_kind": "openai", "a_model": "fake-model", "a_base_url": llm_url, "a_provider": "auto",
-                    "a_api_key": "", **{f"{c}_{k}": v for c in "bc" for k, v in
-                                        (("kind", "serverless"), ("model", ""), ("base_url", ""), ("provider", "auto"),
-                                         ("api_key", ""))},
-                }),
+                *FORMS["generate"].api_args(
+                    {
+                        "prompt": prompt,
+                        "system_prompt": "Antwoord in het {language}.",
+                        "target": "nld",
+                        "max_new_tokens": 64,
+                        "temperature": 0.7,
+                        "top_p": 0.95,
+                        "seed": None,
+                        "a_kind": "openai",
+                        "a_model": "fake-model",
+                        "a_base_url": llm_url,
+                        "a_provider": "auto",
+                        "a_api_key": "",
+                        **{
+                            f"{c}_{k}": v
+                            for c in "bc"
+                            for k, v in (
+                                ("kind", "serverless"),
+                                ("model", ""),
+                                ("base_url", ""),
+                                ("provider", "auto"),
+                                ("api_key", ""),
+                            )
+                        },
+                    }
+                ),
                 api_name="/generate",
             ).result(timeout=120),
             lambda out: None if out and out[0] == REPLY else f"unexpected answer {str(out[0] if out else out)[:120]!r}",
@@ -184,8 +226,10 @@ def cpu_seconds(pid: int) -> float:
 
 def run_phase(url: str, llm_url: str, sessions: int, rounds: int, think: float) -> tuple[Recorder, float]:
     rec, start = Recorder(), threading.Event()
-    threads = [threading.Thread(target=session_run, args=(url, llm_url, rounds, n, rec, start, think), daemon=True)
-               for n in range(sessions)]
+    threads = [
+        threading.Thread(target=session_run, args=(url, llm_url, rounds, n, rec, start, think), daemon=True)
+        for n in range(sessions)
+    ]
     for t in threads:
         t.start()
     deadline = time.monotonic() + 120  # let every client connect and open its session (not in p50/p95)
@@ -204,14 +248,15 @@ def run_phase(url: str, llm_url: str, sessions: int, rounds: int, think: float) 
 
 
 def stats(rec: Recorder) -> dict:
-    return {kind: {"n": len(ts), "p50_ms": round(percentile(ts, 0.5), 1), "p95_ms": round(percentile(ts, 0.95), 1)}
-            for kind, ts in sorted(rec.times.items())}
+    return {
+        kind: {"n": len(ts), "p50_ms": round(percentile(ts, 0.5), 1), "p95_ms": round(percentile(ts, 0.95), 1)}
+        for kind, ts in sorted(rec.times.items())
+    }
 
 
 def scenario(app, llm: FakeLLMServer, sessions: int, rounds: int, single_rounds: int, think: float) -> dict:
     """One session alone, then ``sessions`` together, with ``think`` seconds between a session's actions."""
     llm.max_in_flight = 0
-    cpu0, own0 = cpu_seconds(app.process.pid), time.process_time()
     single, single_wall = run_phase(app.url, llm.base_url, 1, single_rounds, think)
     cpu1, own1 = cpu_seconds(app.process.pid), time.process_time()
     many, many_wall = run_phase(app.url, llm.base_url, sessions, rounds, think)
@@ -243,20 +288,26 @@ def main() -> None:
     ap.add_argument("--sessions", type=int, default=20)
     ap.add_argument("--rounds", type=int, default=3, help="filter+prompt rounds per concurrent session")
     ap.add_argument("--single-rounds", type=int, default=8, help="rounds of the single-session baseline")
-    ap.add_argument("--think", type=float, default=1.0,
-                    help="seconds a person pauses between actions (uniform 0.5-1.5 x)")
+    ap.add_argument(
+        "--think", type=float, default=1.0, help="seconds a person pauses between actions (uniform 0.5-1.5 x)"
+    )
     ap.add_argument("--no-back-to-back", action="store_true", help="skip the extra run without pauses")
     ap.add_argument("--latency", type=float, default=0.05, help="model server: seconds before each reply")
     ap.add_argument("--token-delay", type=float, default=0.005, help="model server: seconds between chunks")
-    ap.add_argument("--slow-latency", type=float, default=2.0,
-                    help="an extra run where the model takes this long (0 = skip): do long generations hold up "
-                    "other people's prompts and clicks?")
+    ap.add_argument(
+        "--slow-latency",
+        type=float,
+        default=2.0,
+        help="an extra run where the model takes this long (0 = skip): do long generations hold up "
+        "other people's prompts and clicks?",
+    )
     args = ap.parse_args()
     latency = {"s": args.latency}
 
     root = Path(tempfile.mkdtemp(prefix="dpo-studio-bench-load-"))
-    with FakeLLMServer(responder=lambda req: REPLY, latency=lambda: latency["s"], token_delay=args.token_delay,
-                       record=False) as llm:
+    with FakeLLMServer(
+        responder=lambda req: REPLY, latency=lambda: latency["s"], token_delay=args.token_delay, record=False
+    ) as llm:
         app = launch_app(root, {"HF_ENDPOINT": "http://127.0.0.1:9"})  # no HF_TOKEN: sign-in off
         try:
             main_run = scenario(app, llm, args.sessions, args.rounds, args.single_rounds, args.think)
@@ -272,9 +323,20 @@ def main() -> None:
 
     result = {"bench": "load", "sessions": args.sessions, "rounds": args.rounds, **main_run}
     if extra is not None:
-        result["back_to_back"] = {k: extra[k] for k in ("errors", "p50_ms", "p95_ms", "single_p50_ms",
-                                                        "single_p95_ms", "p95_ratio", "by_kind", "app_cpu_ms_per_call",
-                                                        "llm_max_in_flight")}
+        result["back_to_back"] = {
+            k: extra[k]
+            for k in (
+                "errors",
+                "p50_ms",
+                "p95_ms",
+                "single_p50_ms",
+                "single_p95_ms",
+                "p95_ratio",
+                "by_kind",
+                "app_cpu_ms_per_call",
+                "llm_max_in_flight",
+            )
+        }
     if slow is not None:
         k = slow["by_kind"]
         result["slow_model"] = {

@@ -33,14 +33,29 @@ def hubdata(fake_hub):
 
 
 def load(session: Session, choice: str = ft.SRC_AYA, oauth=None, language: str | None = None, **hub_fields):
-    fields = {"dataset_id": "", "split": "train", "config": "", "prompt_col": "prompt", "response_col": "response",
-              "language_col": "", "all_rows_language": ""} | hub_fields
+    fields = {
+        "dataset_id": "",
+        "split": "train",
+        "config": "",
+        "prompt_col": "prompt",
+        "response_col": "response",
+        "language_col": "",
+        "all_rows_language": "",
+    } | hub_fields
     return ft.on_load(session, {"source": choice, **fields, "language": language}, oauth)
 
 
 def filt(session: Session, language, prof=None, repo_name="", **kw):
-    v = {"annotation_types": [], "min_prompt": 0, "max_prompt": 0, "min_response": 0, "max_response": 0,
-         "dedup": True, "sample": 0, "seed": 42} | kw
+    v = {
+        "annotation_types": [],
+        "min_prompt": 0,
+        "max_prompt": 0,
+        "min_response": 0,
+        "max_response": 0,
+        "dedup": True,
+        "sample": 0,
+        "seed": 42,
+    } | kw
     return ft.on_filter(session, {"language": language, **v, "repo_name": repo_name}, prof)
 
 
@@ -63,7 +78,12 @@ def test_load_aya_shows_languages_and_stores_nothing_per_user_but_a_reference(hu
     s, status, lt, plot, lang_update, ann_update = load(s)
     assert "Loaded:" in status and data.AYA_ID.replace("_", "\\_") in status
     assert isinstance(lt, pd.DataFrame) and list(lt.columns) == [  # people's labels
-        "Language", "Code", "Rows", "Prompt length (mean chars)", "Answer length (mean chars)"]
+        "Language",
+        "Code",
+        "Rows",
+        "Prompt length (mean chars)",
+        "Answer length (mean chars)",
+    ]
     assert lt.iloc[0]["Code"] == "nld" and plot["rows"].sum() == lt["Rows"].sum()
     assert ("Dutch (nld) — 38 rows", "nld") in lang_update["choices"]
     assert ann_update["choices"] == ["original-annotations", "re-annotations"]
@@ -175,19 +195,36 @@ def test_launched_app_demo_flow(tmp_path):
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    demo.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, ssr_mode=False,
-                        quiet=True)
+    demo.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, ssr_mode=False, quiet=True)
     try:
         client = Client(f"http://127.0.0.1:{port}/", verbose=False, download_files=str(tmp_path))
         load_form, filter_form = (_event_form(demo, name) for name in ("on_load", "on_filter"))
-        load_values = {"source": ft.SRC_DEMO, "dataset_id": "", "split": "train", "config": "", "prompt_col": "prompt",
-                       "response_col": "response", "language_col": "", "all_rows_language": "", "language": None}
+        load_values = {
+            "source": ft.SRC_DEMO,
+            "dataset_id": "",
+            "split": "train",
+            "config": "",
+            "prompt_col": "prompt",
+            "response_col": "response",
+            "language_col": "",
+            "all_rows_language": "",
+            "language": None,
+        }
         status, table, plot, languages, ann = client.predict(*load_form.api_args(load_values), api_name="/on_load")
         assert "302 rows in 11 languages" in status
         assert ["Yoruba (yor) — 15 rows", "yor"] in languages["choices"]
-        filter_values = {"language": "Yoruba", "annotation_types": [], "min_prompt": 0, "max_prompt": 0,
-                         "min_response": 0, "max_response": 0, "dedup": True, "sample": 0, "seed": 42,
-                         "repo_name": ""}
+        filter_values = {
+            "language": "Yoruba",
+            "annotation_types": [],
+            "min_prompt": 0,
+            "max_prompt": 0,
+            "min_response": 0,
+            "max_response": 0,
+            "dedup": True,
+            "sample": 0,
+            "seed": 42,
+            "repo_name": "",
+        }
         out = client.predict(*filter_form.api_args(filter_values), api_name="/on_filter")
         assert "**14 rows** of Yoruba" in out[0]
         files, message = client.predict(api_name="/on_download")

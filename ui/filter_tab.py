@@ -38,38 +38,44 @@ PREVIEW_WIDTHS = column_widths([34, 42, 8, 10, 6])
 LANG_TABLE_COLUMNS = ["language", "code", "rows", "mean_prompt_chars", "mean_response_chars"]
 LINK_SOURCES = {"aya": SRC_AYA, "demo": SRC_DEMO}  # a community link's source -> the Source choice
 
-LOAD_DEFAULTS: Final[Mapping[str, Any]] = MappingProxyType({
-    "source": SRC_AYA,
-    "dataset_id": "",
-    "split": "train",
-    "config": "",
-    "prompt_col": "prompt",
-    "response_col": "response",
-    "language_col": "",  # empty: no language column
-    "all_rows_language": "",  # ...or one language for every row
-    "language": None,  # the language to keep chosen after loading (a name or code), if any
-})
+LOAD_DEFAULTS: Final[Mapping[str, Any]] = MappingProxyType(
+    {
+        "source": SRC_AYA,
+        "dataset_id": "",
+        "split": "train",
+        "config": "",
+        "prompt_col": "prompt",
+        "response_col": "response",
+        "language_col": "",  # empty: no language column
+        "all_rows_language": "",  # ...or one language for every row
+        "language": None,  # the language to keep chosen after loading (a name or code), if any
+    }
+)
 """The load form's values by name, with their defaults (the components start from these)."""
 _FILTER: Final = data.FilterSpec(language="")
-FILTER_DEFAULTS: Final[Mapping[str, Any]] = MappingProxyType({
-    "language": None,
-    "annotation_types": (),  # none ticked = all
-    "min_prompt": _FILTER.min_prompt_chars,  # lengths in characters; 0 = no limit
-    "max_prompt": _FILTER.max_prompt_chars,
-    "min_response": _FILTER.min_response_chars,
-    "max_response": _FILTER.max_response_chars,
-    "dedup": _FILTER.dedup,
-    "sample": _FILTER.sample,  # 0 = all rows
-    "seed": _FILTER.seed,
-    "repo_name": "",  # the push's dataset name as typed (the handler proposes one while it is empty)
-})
+FILTER_DEFAULTS: Final[Mapping[str, Any]] = MappingProxyType(
+    {
+        "language": None,
+        "annotation_types": (),  # none ticked = all
+        "min_prompt": _FILTER.min_prompt_chars,  # lengths in characters; 0 = no limit
+        "max_prompt": _FILTER.max_prompt_chars,
+        "min_response": _FILTER.min_response_chars,
+        "max_response": _FILTER.max_response_chars,
+        "dedup": _FILTER.dedup,
+        "sample": _FILTER.sample,  # 0 = all rows
+        "seed": _FILTER.seed,
+        "repo_name": "",  # the push's dataset name as typed (the handler proposes one while it is empty)
+    }
+)
 """The filter form's values by name, with their defaults (those of :class:`pipeline.data.FilterSpec`)."""
-PUSH_DEFAULTS: Final[Mapping[str, Any]] = MappingProxyType({
-    "owner": None,  # None: the signed-in user
-    "repo_name": FILTER_DEFAULTS["repo_name"],  # the same box; empty: the filtered set's default name
-    "private": True,
-    "overwrite": False,
-})
+PUSH_DEFAULTS: Final[Mapping[str, Any]] = MappingProxyType(
+    {
+        "owner": None,  # None: the signed-in user
+        "repo_name": FILTER_DEFAULTS["repo_name"],  # the same box; empty: the filtered set's default name
+        "private": True,
+        "overwrite": False,
+    }
+)
 """The push form's values by name, with their defaults."""
 
 INTRO = (
@@ -95,9 +101,13 @@ def source_spec(values: Mapping[str, Any]) -> data.SourceSpec:
     if v["source"] == SRC_AYA:
         return data.SourceSpec.aya()
     return data.SourceSpec.hub_dataset(
-        v["dataset_id"] or "", v["split"] or "train", prompt_col=v["prompt_col"] or "",
-        response_col=v["response_col"] or "", language_col=v["language_col"] or "",
-        language=v["all_rows_language"] or "", config=(v["config"] or "").strip() or None,
+        v["dataset_id"] or "",
+        v["split"] or "train",
+        prompt_col=v["prompt_col"] or "",
+        response_col=v["response_col"] or "",
+        language_col=v["language_col"] or "",
+        language=v["all_rows_language"] or "",
+        config=(v["config"] or "").strip() or None,
     )
 
 
@@ -107,13 +117,16 @@ def _load_status(src: data.Source) -> str:
     if info.note:
         lines.append(f"⚠️ **{_md(info.note)}**")
     if info.is_demo:
-        lines.append(f"**Loaded: {_md(data.DEMO_LABEL)}** — {info.rows:,} rows in {len(src.offsets)} languages. "
-                     "Demo rows are for trying the app, not for training a model.")
+        lines.append(
+            f"**Loaded: {_md(data.DEMO_LABEL)}** — {info.rows:,} rows in {len(src.offsets)} languages. "
+            "Demo rows are for trying the app, not for training a model."
+        )
     else:
         lic = f", licence {_md(info.license)}" if info.license else ""
         private = " (private)" if info.private else ""
-        lines.append(f"**Loaded:** {_md(info.label)}{private} — {info.rows:,} rows in {len(src.offsets)} "
-                     f"languages{lic}.")
+        lines.append(
+            f"**Loaded:** {_md(info.label)}{private} — {info.rows:,} rows in {len(src.offsets)} languages{lic}."
+        )
     if info.dropped_empty:
         lines.append(f"{info.dropped_empty:,} rows with an empty prompt or response were skipped.")
     lines.append("Now choose a language below.")
@@ -180,10 +193,15 @@ def filter_spec(values: Mapping[str, Any]) -> data.FilterSpec:
     """The FilterSpec for the filter form's values (by name, see :data:`FILTER_DEFAULTS`; missing ones from there)."""
     v = {**FILTER_DEFAULTS, **values}
     return data.FilterSpec(
-        language=v["language"] or "", annotation_types=tuple(v["annotation_types"] or ()),
-        min_prompt_chars=_int(v["min_prompt"]), max_prompt_chars=_int(v["max_prompt"]),
-        min_response_chars=_int(v["min_response"]), max_response_chars=_int(v["max_response"]),
-        dedup=bool(v["dedup"]), sample=_int(v["sample"]), seed=_int(v["seed"]),
+        language=v["language"] or "",
+        annotation_types=tuple(v["annotation_types"] or ()),
+        min_prompt_chars=_int(v["min_prompt"]),
+        max_prompt_chars=_int(v["max_prompt"]),
+        min_response_chars=_int(v["min_response"]),
+        max_response_chars=_int(v["max_response"]),
+        dedup=bool(v["dedup"]),
+        sample=_int(v["sample"]),
+        seed=_int(v["seed"]),
     )
 
 
@@ -223,11 +241,15 @@ def on_filter(session: Session, values: Mapping[str, Any], profile: gr.OAuthProf
     total = src.offsets.get(fs.language_code, (0, 0, 0))[1]
     demo = " (demo data)" if fs.is_demo else ""
     if fs.rows:
-        count = (f"**{fs.rows:,} rows** of {_md(fs.language)} ({_md(fs.language_code)}){demo} after filters, "
-                 f"out of {total:,}. This set is ready for the next tabs.")
+        count = (
+            f"**{fs.rows:,} rows** of {_md(fs.language)} ({_md(fs.language_code)}){demo} after filters, "
+            f"out of {total:,}. This set is ready for the next tabs."
+        )
     else:
-        count = (f"**0 rows** of {_md(fs.language)} ({_md(fs.language_code)}) pass these filters (out of {total:,}). "
-                 "Loosen the length limits or the annotation types; pushing is disabled.")
+        count = (
+            f"**0 rows** of {_md(fs.language)} ({_md(fs.language_code)}) pass these filters (out of {total:,}). "
+            "Loosen the length limits or the annotation types; pushing is disabled."
+        )
     user = username_of(profile)
     # the name a push would get (e.g. demo-nld for the demo data), also as the placeholder when signed out
     repo_update = gr.update(placeholder=fs.default_repo_name(user or "you").split("/", 1)[1])
@@ -255,8 +277,12 @@ def _owners(profile: gr.OAuthProfile | None, oauth_token: gr.OAuthToken | None) 
     return [user]
 
 
-def on_tab_select(session: Session, owner: str | None, profile: gr.OAuthProfile | None = None,
-                  oauth_token: gr.OAuthToken | None = None) -> tuple:
+def on_tab_select(
+    session: Session,
+    owner: str | None,
+    profile: gr.OAuthProfile | None = None,
+    oauth_token: gr.OAuthToken | None = None,
+) -> tuple:
     """Refresh sign-in dependent parts: (owner dropdown, push button, push note)."""
     owners = _owners(profile, oauth_token)
     value = owner if owner in owners else (owners[0] if owners else None)
@@ -264,8 +290,12 @@ def on_tab_select(session: Session, owner: str | None, profile: gr.OAuthProfile 
     return gr.update(choices=owners, value=value, interactive=bool(owners)), btn, note
 
 
-def on_push(session: Session, values: Mapping[str, Any], profile: gr.OAuthProfile | None = None,
-            oauth_token: gr.OAuthToken | None = None) -> str:
+def on_push(
+    session: Session,
+    values: Mapping[str, Any],
+    profile: gr.OAuthProfile | None = None,
+    oauth_token: gr.OAuthToken | None = None,
+) -> str:
     """Push the session's filtered set to ``owner/repo_name``. ``values``: the push form's values by name
     (:data:`PUSH_DEFAULTS`). Returns a status message."""
     v = {**PUSH_DEFAULTS, **values}
@@ -286,8 +316,7 @@ def on_push(session: Session, values: Mapping[str, Any], profile: gr.OAuthProfil
         return f"**Not pushed.** {_md(e)}"
     visibility = "private" if private else "public"
     demo = " These are demo rows, and the card says so." if fs.is_demo else ""
-    return (f"**Pushed** {fs.rows:,} rows ({visibility}) to {md_link(repo_id, url)} "
-            f"with a dataset card.{demo}")
+    return f"**Pushed** {fs.rows:,} rows ({visibility}) to {md_link(repo_id, url)} with a dataset card.{demo}"
 
 
 def on_download(session: Session) -> tuple:
@@ -297,8 +326,10 @@ def on_download(session: Session) -> tuple:
         return None, "Nothing to download yet: choose a language with at least one row."
     folder = Path(tempfile.mkdtemp(prefix="dpo-studio-filter-"))
     stem = f"{fs.source.short_name}-{fs.language_code}"
-    files = [str(data.write_parquet(fs.table, folder / f"{stem}.parquet")),
-             str(data.write_jsonl(fs.table, folder / f"{stem}.jsonl"))]
+    files = [
+        str(data.write_parquet(fs.table, folder / f"{stem}.parquet")),
+        str(data.write_jsonl(fs.table, folder / f"{stem}.jsonl")),
+    ]
     (folder / "README.md").write_text(data.filter_card(fs), encoding="utf-8")
     files.append(str(folder / "README.md"))
     return files, f"{fs.rows:,} rows ready to download (Parquet, JSON Lines and the dataset card)."
@@ -334,23 +365,55 @@ def on_link_open(session: Session, request: gr.Request, profile: gr.OAuthProfile
         session, status, table, plot, language, kinds = loaded
         filtered = on_filter(session, {"language": language.get("value")}, profile)
         session, count, preview, repo, push, note = filtered
-        return (session, gr.update(value=SRC_DEMO), status, table, plot, language, kinds, count, preview, repo, push,
-                note)
+        return (
+            session,
+            gr.update(value=SRC_DEMO),
+            status,
+            table,
+            plot,
+            language,
+            kinds,
+            count,
+            preview,
+            repo,
+            push,
+            note,
+        )
     name = languages.display_name(shared.language) if shared.language else ""
     chosen = f"{_md(name)} ({_md(shared.language)})" if shared.language else "no language"
-    status = (f"**Opened from a shared link** for {chosen} on Aya. Click **Load** to get Aya's rows (about "
-              "200,000; a few seconds), or choose the demo data.")
-    language = (gr.update(choices=[(f"{name} ({shared.language})", shared.language)], value=shared.language,
-                          interactive=True) if shared.language else keep)
+    status = (
+        f"**Opened from a shared link** for {chosen} on Aya. Click **Load** to get Aya's rows (about "
+        "200,000; a few seconds), or choose the demo data."
+    )
+    language = (
+        gr.update(choices=[(f"{name} ({shared.language})", shared.language)], value=shared.language, interactive=True)
+        if shared.language
+        else keep
+    )
     count = _waiting_for_data(shared.language)
     return session, gr.update(value=SRC_AYA), status, keep, keep, language, keep, count, keep, keep, keep, keep
 
 
 def open_link_on_load(demo: gr.Blocks, session: gr.State, c: dict[str, Any]) -> None:
     """Wire :func:`on_link_open` to the page's load event (app.py calls this once)."""
-    demo.load(on_link_open, [session], [session, c["source"], c["load_status"], c["lang_table"], c["lang_plot"],
-                                        c["language"], c["annotation_types"], c["count"], c["preview"],
-                                        c["repo_name"], c["push"], c["push_note"]])
+    demo.load(
+        on_link_open,
+        [session],
+        [
+            session,
+            c["source"],
+            c["load_status"],
+            c["lang_table"],
+            c["lang_plot"],
+            c["language"],
+            c["annotation_types"],
+            c["count"],
+            c["preview"],
+            c["repo_name"],
+            c["push"],
+            c["push_note"],
+        ],
+    )
 
 
 # --- layout -------------------------------------------------------------------------------------------------------
@@ -370,46 +433,77 @@ def build_tab(session: gr.State, tab: gr.Tab) -> dict[str, Any]:
         with gr.Row():
             c["prompt_col"] = gr.Textbox(value=ld["prompt_col"], label="Prompt column")
             c["response_col"] = gr.Textbox(value=ld["response_col"], label="Response column")
-            c["language_col"] = gr.Textbox(value=ld["language_col"],
-                                           label="Language column (names or codes; empty if none)")
-            c["all_rows_language"] = gr.Textbox(value=ld["all_rows_language"], label="…or the language of all rows",
-                                                placeholder="e.g. Dutch")
-    c["load_status"] = gr.Markdown("Choose a source and click **Load**. Aya is about 200,000 rows; the demo data "
-                                   "loads instantly and needs no network.")
+            c["language_col"] = gr.Textbox(
+                value=ld["language_col"], label="Language column (names or codes; empty if none)"
+            )
+            c["all_rows_language"] = gr.Textbox(
+                value=ld["all_rows_language"], label="…or the language of all rows", placeholder="e.g. Dutch"
+            )
+    c["load_status"] = gr.Markdown(
+        "Choose a source and click **Load**. Aya is about 200,000 rows; the demo data "
+        "loads instantly and needs no network."
+    )
     with gr.Accordion("Languages in the dataset", open=False):
         with gr.Row():
             c["lang_table"] = gr.Dataframe(
                 headers=list(table_frame(pd.DataFrame(columns=LANG_TABLE_COLUMNS)).columns),
-                datatype=["str", "str", "number", "number", "number"], interactive=False, max_height=400,
-                label="Rows and mean lengths (characters) per language", wrap=True,
+                datatype=["str", "str", "number", "number", "number"],
+                interactive=False,
+                max_height=400,
+                label="Rows and mean lengths (characters) per language",
+                wrap=True,
                 column_widths=column_widths([30, 12, 14, 22, 22]),
             )
-            c["lang_plot"] = gr.BarPlot(x="language", y="rows", sort="-y", title="Rows per language",
-                                        y_lim=[0, None], x_label_angle=-60, height=400)
+            c["lang_plot"] = gr.BarPlot(
+                x="language",
+                y="rows",
+                sort="-y",
+                title="Rows per language",
+                y_lim=[0, None],
+                x_label_angle=-60,
+                height=400,
+            )
 
     with gr.Row():
-        c["language"] = gr.Dropdown([], value=fd["language"], label="Language (required)", allow_custom_value=True,
-                                    interactive=False, filterable=True, scale=2)
-        c["annotation_types"] = gr.CheckboxGroup([], value=list(fd["annotation_types"]), visible=False, scale=2,
-                                                 label="Annotation types (none ticked = all)")
+        c["language"] = gr.Dropdown(
+            [],
+            value=fd["language"],
+            label="Language (required)",
+            allow_custom_value=True,
+            interactive=False,
+            filterable=True,
+            scale=2,
+        )
+        c["annotation_types"] = gr.CheckboxGroup(
+            [], value=list(fd["annotation_types"]), visible=False, scale=2, label="Annotation types (none ticked = all)"
+        )
     with gr.Row():
         c["min_prompt"] = gr.Number(value=fd["min_prompt"], minimum=0, precision=0, label="Min prompt length (chars)")
-        c["max_prompt"] = gr.Number(value=fd["max_prompt"], minimum=0, precision=0,
-                                    label="Max prompt length (0 = none)")
-        c["min_response"] = gr.Number(value=fd["min_response"], minimum=0, precision=0,
-                                      label="Min response length (chars)")
-        c["max_response"] = gr.Number(value=fd["max_response"], minimum=0, precision=0,
-                                      label="Max response length (0 = none)")
+        c["max_prompt"] = gr.Number(
+            value=fd["max_prompt"], minimum=0, precision=0, label="Max prompt length (0 = none)"
+        )
+        c["min_response"] = gr.Number(
+            value=fd["min_response"], minimum=0, precision=0, label="Min response length (chars)"
+        )
+        c["max_response"] = gr.Number(
+            value=fd["max_response"], minimum=0, precision=0, label="Max response length (0 = none)"
+        )
     with gr.Row():
         c["dedup"] = gr.Checkbox(value=fd["dedup"], label="Drop duplicate prompts (keep the first)")
-        c["sample"] = gr.Number(value=fd["sample"], minimum=0, precision=0,
-                                label="Random sample of at most N rows (0 = all)")
+        c["sample"] = gr.Number(
+            value=fd["sample"], minimum=0, precision=0, label="Random sample of at most N rows (0 = all)"
+        )
         c["seed"] = gr.Number(value=fd["seed"], minimum=0, precision=0, label="Sample seed")
     c["count"] = gr.Markdown("Load a dataset first.")
-    c["preview"] = gr.Dataframe(headers=list(table_frame(pd.DataFrame(columns=PREVIEW_HEADERS)).columns),
-                                datatype=["str"] * len(PREVIEW_HEADERS), interactive=False,
-                                wrap=True, max_height=450, label=f"Preview (first {PREVIEW_ROWS} rows)",
-                                column_widths=PREVIEW_WIDTHS)
+    c["preview"] = gr.Dataframe(
+        headers=list(table_frame(pd.DataFrame(columns=PREVIEW_HEADERS)).columns),
+        datatype=["str"] * len(PREVIEW_HEADERS),
+        interactive=False,
+        wrap=True,
+        max_height=450,
+        label=f"Preview (first {PREVIEW_ROWS} rows)",
+        column_widths=PREVIEW_WIDTHS,
+    )
 
     with gr.Row():
         with gr.Column():
@@ -420,8 +514,9 @@ def build_tab(session: gr.State, tab: gr.Tab) -> dict[str, Any]:
         with gr.Column():
             gr.Markdown("**Push to the Hub** (your account)")
             with gr.Row():
-                c["owner"] = gr.Dropdown([], value=pu["owner"], label="Owner", interactive=False,
-                                         allow_custom_value=False)
+                c["owner"] = gr.Dropdown(
+                    [], value=pu["owner"], label="Owner", interactive=False, allow_custom_value=False
+                )
                 c["repo_name"] = gr.Textbox(value=fd["repo_name"], label="Dataset name", placeholder="aya-nld")
             with gr.Row():
                 c["private"] = gr.Checkbox(value=pu["private"], label="Private")
