@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -264,18 +263,6 @@ def input_provenance(rows, conf: dict):
     return dataclasses.replace(found, **changes)
 
 
-def _hf_token() -> str | None:
-    token = os.environ.get("HF_TOKEN")
-    if token:
-        return token
-    try:
-        from huggingface_hub import get_token
-
-        return get_token()
-    except Exception:  # noqa: BLE001
-        return None
-
-
 def _write_outputs(handle, out: Path, meta, hub_id: str) -> Any:
     """raw.parquet (with the run's metadata and provenance in its schema), README.md, pipeline.py (its --data
     defaults to ``hub_id`` when the raw set is pushed there; else it is required: no local path in the script) and
@@ -320,7 +307,7 @@ def _main(args: argparse.Namespace) -> int:
         raise _UsageError(f"{conf['input']} has no rows: filter a language with data first.")
     out = Path(conf["output"])
     checkpoint = generate.Checkpoint(out / "checkpoint.jsonl")
-    token = _hf_token()
+    token = hub.local_token()
     backends = (*settings.generators, settings.judge)
     credentials = Credentials(token, api_keys_for(backends, env_api_key()))
     push = conf.get("push")

@@ -128,20 +128,6 @@ def _items(args: argparse.Namespace):
     return judgecheck.items_from_annotations(raw, annotations), judgecheck.SOURCE_ANNOTATIONS
 
 
-def _hf_token() -> str | None:
-    import os
-
-    token = os.environ.get("HF_TOKEN")
-    if token:
-        return token
-    try:
-        from huggingface_hub import get_token
-
-        return get_token()
-    except Exception:  # noqa: BLE001
-        return None
-
-
 def format_table(rows: list[dict[str, str]]) -> str:
     """The side-by-side table as aligned text columns (empty columns left out)."""
     if not rows:
@@ -164,7 +150,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _main(args: argparse.Namespace) -> int:
-    from pipeline import credentials, judgecheck
+    from pipeline import credentials, hub, judgecheck
 
     if args.output and not args.output.endswith(".json"):
         raise _UsageError(f"--output {args.output}: give a .json file.")
@@ -176,7 +162,7 @@ def _main(args: argparse.Namespace) -> int:
     print(f"Estimate: {plan.summary()}", file=sys.stderr)
     if args.dry_run:
         return 0
-    token = _hf_token()
+    token = hub.local_token()
     settings.require_sign_in(token, "set HF_TOKEN (or `hf auth login`)")
     creds = credentials.Credentials(token, credentials.api_keys_for(settings.judges, credentials.env_api_key()))
     progress = judgecheck.CheckProgress([b.model for b in settings.judges], len(items))
