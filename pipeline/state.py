@@ -55,6 +55,7 @@ class PipelineState:
     prefilled: tuple | None = None  # the Playground choice (its values) last prefilled
     run_meta: RunMeta | None = None  # the run's metadata at start, completed when its results load
     loaded_run: int | None = None  # id() of the run handle whose results are in Session.raw
+    notes: tuple[str, ...] = ()  # what the start said (restored rows, where checkpoints go), kept under the progress
 
 
 @dataclass

@@ -192,6 +192,7 @@ def test_hub_checkpoint_is_restored_after_a_restart(session, fake_hub, monkeypat
             profile=_profile("restarter"),
         )
         assert "Restored 8 finished rows" in text
+        assert "Restored 8 finished rows" in tab.poll(fresh)[0]  # still shown on the next tick, not overwritten
         _run_to_end(fresh)
         assert srv.chat_requests - before == 2 * 2  # only the 2 new rows were run
     assert fresh.raw.num_rows == 10 and set(fresh.raw.column("status").to_pylist()) == {"ok"}

@@ -355,11 +355,17 @@ def start(
         notes.append("Not signed in: results are kept on this server's disk only (no Hub checkpoints).")
     session.run = started.handle
     session.pipeline_tab.run_meta = started.meta
+    session.pipeline_tab.notes = tuple(notes)
     info(f"Started: {started.handle.plan.summary()}")
-    text = progress_markdown(started.handle.snapshot())
-    if notes:
-        text += "\n\n" + "\n\n".join(_safe(n) for n in notes)
-    return text, gr.Timer(active=True)
+    return _progress(session, started.handle), gr.Timer(active=True)
+
+
+def _progress(session: Session, handle: generate.RunHandle) -> str:
+    """The run's progress, then the notes its start gave (kept for the whole run, not overwritten by the next tick)."""
+    text = progress_markdown(handle.snapshot(), handle.hub_message)
+    if session.pipeline_tab.notes:
+        text += "\n\n" + "\n\n".join(_safe(n) for n in session.pipeline_tab.notes)
+    return text
 
 
 def cancel(session: Session) -> str:
@@ -389,14 +395,13 @@ def poll(session: Session) -> tuple:
     handle = session.run
     if handle is None:
         return ("", gr.update(), gr.update(), gr.update(), gr.update(), gr.Timer(active=False))
-    snap = handle.snapshot()
     latest = results.preview_rows(handle.latest_rows())
     if handle.running:
         ratings, langs = handle.live_stats()
         rating_df = pd.DataFrame(ratings) if ratings else _empty_ratings()
         lang_df = pd.DataFrame(langs)[["source", "rate"]] if langs else _empty_langs()
         return (
-            progress_markdown(snap, handle.hub_message),
+            _progress(session, handle),
             latest,
             rating_df,
             lang_df,
@@ -406,7 +411,7 @@ def poll(session: Session) -> tuple:
     if session.pipeline_tab.loaded_run != id(handle):
         _load_results(session, handle)
     rating_df, lang_df = _plots_from_table(session.raw)
-    text = progress_markdown(snap, handle.hub_message)
+    text = _progress(session, handle)
     if session.raw is not None:
         text += f"\n\n**{session.raw.num_rows:,} rows** are ready for **4. Argilla** and **5. Export**."
     return (text, latest, rating_df, lang_df, _leaderboard_update(session.raw), gr.Timer(active=False))
