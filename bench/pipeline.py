@@ -107,27 +107,11 @@ def serve(latency: str, faults: float = 0.0) -> None:
     srv.stop()
 
 
-class Server:
-    def __init__(self, latency: str, faults: float = 0.0) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, __file__, "--serve", latency, "--faults", str(faults)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            cwd=ROOT,
-        )
-        self.base_url = self.proc.stdout.readline().strip()
-        if not self.base_url.startswith("http"):
-            raise SystemExit("the bench server did not start")
+def Server(latency: str, faults: float = 0.0):
+    """:func:`serve` in a child process."""
+    from tests.fixtures.faulty_server import ServerProcess
 
-    def stats(self) -> dict:
-        self.proc.stdin.write("stats\n")
-        self.proc.stdin.flush()
-        return json.loads(self.proc.stdout.readline())
-
-    def close(self) -> None:
-        self.proc.stdin.close()
-        self.proc.wait(10)
+    return ServerProcess([sys.executable, __file__, "--serve", latency, "--faults", str(faults)], cwd=str(ROOT))
 
 
 # --------------------------------------------------------------------------------------------------------------

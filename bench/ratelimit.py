@@ -72,24 +72,12 @@ def serve(rate: float, retry_after: float | None) -> None:
     srv.stop()
 
 
-class Server:
-    def __init__(self, rate: float, retry_after: float | None) -> None:
-        import subprocess
+def Server(rate: float, retry_after: float | None):
+    """:func:`serve` in a child process."""
+    from tests.fixtures.faulty_server import ServerProcess
 
-        args = [sys.executable, __file__, "--serve", "--rate", str(rate), "--retry-after", str(retry_after or 0)]
-        self.proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT)
-        self.base_url = self.proc.stdout.readline().strip()
-        if not self.base_url.startswith("http"):
-            raise SystemExit("the bench server did not start")
-
-    def stats(self) -> dict:
-        self.proc.stdin.write("stats\n")
-        self.proc.stdin.flush()
-        return json.loads(self.proc.stdout.readline())
-
-    def close(self) -> None:
-        self.proc.stdin.close()
-        self.proc.wait(10)
+    args = [sys.executable, __file__, "--serve", "--rate", str(rate), "--retry-after", str(retry_after or 0)]
+    return ServerProcess(args, cwd=str(ROOT))
 
 
 def make_rows(n: int):
