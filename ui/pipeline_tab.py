@@ -464,9 +464,9 @@ def build(session: gr.State, tab: gr.Tab) -> None:
     """Build the tab inside ``tab``; selecting the tab prefills it from the Playground's choice and the data."""
     gr.Markdown(
         "For every prompt of your filtered data: a second answer from your model (or from several, to compare "
-        "them), an **UltraFeedback** rating of the human and the model answers by an LLM judge, and a language "
-        "check of every answer. Results are saved as they finish: cancel or lose the connection at any time and "
-        "press **Start / resume** again to continue where it stopped."
+        "them), a verdict on the human and the model answers by an LLM judge (UltraFeedback ratings, or pairwise: "
+        "which is better), and a language check of every answer. Results are saved as they finish: cancel or lose "
+        "the connection at any time and press **Start / resume** again to continue where it stopped."
     )
     data_note = gr.Markdown(NO_DATA)
     with gr.Row(equal_height=False):
@@ -474,7 +474,7 @@ def build(session: gr.State, tab: gr.Tab) -> None:
             gr.Markdown("### Generator model(s)")
             gen = BackendPicker.build("Model id(s): one per line (several → a leaderboard)", DEFAULT_MODEL, lines=2)
         with gr.Column():
-            gr.Markdown("### Judge (UltraFeedback)")
+            gr.Markdown("### Judge")
             jud = BackendPicker.build("Judge model id (empty: the first generator)")
             aspect = gr.Dropdown(
                 choices=list(judge.ASPECTS),
