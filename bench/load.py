@@ -53,6 +53,7 @@ def _event_forms(*api_names: str) -> dict:
 
 FORMS = _event_forms("on_load", "on_filter", "generate")
 from tests.fixtures.faulty_server import FakeLLMServer  # noqa: E402
+from ui.filter_tab import FILTER_DEFAULTS  # noqa: E402  (every filter default, once)
 
 SRC_DEMO = "Demo data (bundled, no network)"  # ui.filter_tab.SRC_DEMO (not imported: that imports gradio here)
 LANGUAGES = ("nld", "fra", "deu", "spa")
@@ -152,20 +153,7 @@ def session_run(
         rec.call(
             "filter",
             lambda lang=lang: client.submit(
-                *FORMS["on_filter"].api_args(
-                    {
-                        "language": lang,
-                        "annotation_types": [],
-                        "min_prompt": 0,
-                        "max_prompt": 0,
-                        "min_response": 0,
-                        "max_response": 0,
-                        "dedup": True,
-                        "sample": 0,
-                        "seed": 42,
-                        "repo_name": "",
-                    }
-                ),
+                *FORMS["on_filter"].api_args({**FILTER_DEFAULTS, "annotation_types": [], "language": lang}),
                 api_name="/on_filter",
             ).result(timeout=120),
             lambda out, lang=lang: (

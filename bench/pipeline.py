@@ -61,14 +61,13 @@ _ANSWER = (
 def _responder(request: dict) -> str:
     import re
 
+    from tests.pipeline_helpers import JUDGE_MARK, judge_reply
+
     messages = request["messages"]
-    if messages[0]["role"] == "system" and messages[0]["content"].startswith("Your role is to evaluate"):
+    if messages[0]["role"] == "system" and messages[0]["content"].startswith(JUDGE_MARK):
         annotation = messages[-1]["content"].split("## Annotation")[-1]
         n = len(re.findall(r"^<text \d+>", annotation, flags=re.M))
-        return "\n\n".join(
-            f"#### Output for Text {i + 1}\nRating: {min(5, 3 + i)}\nRationale: Clear and correct, in Dutch."
-            for i in range(n)
-        )
+        return judge_reply(n, [min(5, 3 + i) for i in range(n)])
     return _ANSWER * 3
 
 

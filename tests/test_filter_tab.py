@@ -213,18 +213,7 @@ def test_launched_app_demo_flow(tmp_path):
         status, table, plot, languages, ann = client.predict(*load_form.api_args(load_values), api_name="/on_load")
         assert "302 rows in 11 languages" in status
         assert ["Yoruba (yor) — 15 rows", "yor"] in languages["choices"]
-        filter_values = {
-            "language": "Yoruba",
-            "annotation_types": [],
-            "min_prompt": 0,
-            "max_prompt": 0,
-            "min_response": 0,
-            "max_response": 0,
-            "dedup": True,
-            "sample": 0,
-            "seed": 42,
-            "repo_name": "",
-        }
+        filter_values = {**ft.FILTER_DEFAULTS, "annotation_types": [], "language": "Yoruba"}
         out = client.predict(*filter_form.api_args(filter_values), api_name="/on_filter")
         assert "**14 rows** of Yoruba" in out[0]
         files, message = client.predict(api_name="/on_download")
