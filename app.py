@@ -9,10 +9,10 @@ import os
 
 import gradio as gr
 
-from pipeline import languages, links
-from pipeline.state import Session
+from pipeline.core import languages, links
 from ui import argilla_tab, export_tab, filter_tab, pipeline_tab, playground_tab
 from ui.common import md_text
+from ui.session import Session
 
 TITLE = "DPO Studio"
 INTRO = (
@@ -39,7 +39,7 @@ def login_available() -> tuple[bool, str]:
     """
     if in_space():
         return True, ""
-    from pipeline import hub
+    from pipeline.core import hub
 
     return hub.local_login_check()
 

@@ -62,7 +62,7 @@ def main() -> None:
 
     import argilla as rg
 
-    from pipeline import argilla_io as aio
+    from pipeline import argilla as aio
     from tests.fixtures.argilla_stack import start_stack, stop_stack
 
     warnings.simplefilter("ignore")

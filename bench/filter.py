@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import datasets
 
-    from pipeline import data
+    from pipeline.filter import data
 
     datasets.disable_progress_bars()
     raw = make_table(args.rows)

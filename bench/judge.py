@@ -33,7 +33,7 @@ from pipeline import judge  # noqa: E402
 from pipeline.inference import AsyncChat, Backend, GenParams  # noqa: E402
 from tests.fixtures.llm_server import START_TIMEOUT_S, find_gguf, start_llm_server, wait_ready  # noqa: E402
 
-DEMO = ROOT / "pipeline" / "demo_data" / "aya_demo.jsonl"
+DEMO = ROOT / "pipeline" / "filter" / "demo_data" / "aya_demo.jsonl"
 
 
 def demo_rows(n: int, language: str) -> list[dict]:

@@ -1,9 +1,9 @@
-"""Benchmark: language checks per call, DPO Studio's ``pipeline.langdetect.check`` vs plain ``langid.classify``.
+"""Benchmark: language checks per call, DPO Studio's ``pipeline.langcheck.check`` vs plain ``langid.classify``.
 
 Builds ``--n`` (10,000) mixed-language strings from sentences in 14 languages / 6 scripts (2-14 sentences each,
 sometimes two languages mixed, ~60-1000 characters, mean ~285, near Aya answers), then in one run:
 
-- ``per_call_ms``: ``langdetect.check(text, target)`` per string (target = the string's main language), model
+- ``per_call_ms``: ``langcheck.check(text, target)`` per string (target = the string's main language), model
   already loaded (the sparse, BLAS-free scorer);
 - ``baseline_ms``: ``langid.classify(text)`` per string with numpy/OpenBLAS at their default threading;
 - ``agreement``: share of strings where both give the same language (langid's code).
@@ -28,7 +28,7 @@ sys.path.insert(0, str(HERE.parent))
 
 import langid  # noqa: E402
 
-from pipeline import langdetect  # noqa: E402
+from pipeline import langcheck  # noqa: E402
 
 SENTENCES = {
     "nld": [
@@ -137,11 +137,11 @@ def main() -> None:
     parser.add_argument("--baseline-n", type=int, default=2_000, help="strings for the (slow) langid baseline")
     args = parser.parse_args()
     data = make_texts(args.n)
-    langdetect.warm_up()
+    langcheck.warm_up()
     langid.classify("warm up")  # loads langid's global model
 
     started = time.perf_counter()
-    ours = [langdetect.check(text, code) for text, code in data]
+    ours = [langcheck.check(text, code) for text, code in data]
     per_call_ms = (time.perf_counter() - started) * 1000 / len(data)
 
     sample = data[: args.baseline_n]
@@ -150,7 +150,7 @@ def main() -> None:
     baseline_ms = (time.perf_counter() - started) * 1000 / len(sample)
 
     same = sum(
-        langdetect.to_langid(o.detected) == t or (o.match and langdetect.to_langid(code) == t)
+        langcheck.to_langid(o.detected) == t or (o.match and langcheck.to_langid(code) == t)
         for o, t, (_, code) in zip(ours, theirs, sample)
     )
     result = {

@@ -119,7 +119,7 @@ def Server(latency: str, faults: float = 0.0):
 def make_rows(n: int):
     import pyarrow as pa
 
-    from pipeline import schema
+    from pipeline.core import schema
 
     rows = []
     for i in range(n):
@@ -155,10 +155,10 @@ def _settings(base_url: str, concurrency: int):
 
 
 def _warm_up() -> None:
-    from pipeline import judge, langdetect
+    from pipeline import judge, langcheck
 
     judge.judge_messages("x", ["a", "b"])
-    langdetect.warm_up()
+    langcheck.warm_up()
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -201,7 +201,7 @@ if __name__ == "__main__":
 def run_cookbook(base_url: str, rows) -> tuple[float, dict]:
     import pyarrow.parquet as pq
 
-    from pipeline import recipe
+    from pipeline.generate import recipe
 
     meta = recipe.build_raw_meta(_settings(base_url, 20), None, language="Dutch", language_code="nld")
     with tempfile.TemporaryDirectory() as tmp:

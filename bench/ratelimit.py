@@ -82,7 +82,7 @@ def Server(rate: float, retry_after: float | None):
 def make_rows(n: int):
     import pyarrow as pa
 
-    from pipeline import schema
+    from pipeline.core import schema
 
     rows = []
     for i in range(n):
@@ -103,9 +103,8 @@ def make_rows(n: int):
 
 
 def run_mode(server: Server, rows, concurrency: int, rate: float, adaptive: bool) -> dict:
-    from pipeline import ratecontrol
     from pipeline.generate import Checkpoint, RunSettings, run_async
-    from pipeline.inference import Backend
+    from pipeline.inference import Backend, ratecontrol
 
     ratecontrol.set_adaptive(adaptive)
     backend = Backend("openai", "bench-model", server.base_url)
@@ -161,10 +160,10 @@ def main() -> None:
     import logging
 
     logging.basicConfig(level=logging.ERROR)
-    from pipeline import judge, langdetect
+    from pipeline import judge, langcheck
 
     judge.judge_messages("x", ["a", "b"])  # warm: both modes start from a warm process
-    langdetect.warm_up()
+    langcheck.warm_up()
     rows = make_rows(args.rows)
     result: dict = {
         "rows": args.rows,

@@ -5,7 +5,7 @@ Each outside service sits behind one module:
 - ``pipeline.hub``        – the Hugging Face Hub (datasets, repos, whoami)
 - ``pipeline.inference``  – LLM inference (HF Inference Providers, endpoints, OpenAI-compatible servers)
 - ``pipeline.argilla_io`` – Argilla
-- ``pipeline.langdetect`` – langid
+- ``pipeline.langcheck`` – langid
 
 Nothing else talks to those services directly.
 """

@@ -22,13 +22,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline import hub, judgecheck, recipe
-from pipeline.checkpoint import Checkpoint, default_data_dir
-from pipeline.credentials import Credentials
-from pipeline.executor import start_run
-from pipeline.runhandle import RunHandle
-from pipeline.schema import JudgeCheck, Provenance, RunMeta
-from pipeline.settings import RunError, RunSettings
+from pipeline.core import hub
+from pipeline.core.credentials import Credentials
+from pipeline.core.errors import RunError
+from pipeline.core.schema import JudgeCheck, Provenance, RunMeta
+from pipeline.generate import recipe
+from pipeline.generate.checkpoint import Checkpoint, default_data_dir
+from pipeline.generate.executor import start_run
+from pipeline.generate.runhandle import RunHandle
+from pipeline.generate.settings import RunSettings
+from pipeline.judge import check as judgecheck
 
 __all__ = [
     "GenerationRequest",

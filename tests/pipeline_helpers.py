@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
-from pipeline import schema
+from pipeline.core import schema
 from pipeline.inference import Backend, ChatResult, InferenceError
 
 JUDGE_MARK = "Your role is to evaluate text quality"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline import agreement as ag
-from pipeline.agreement import Answer
+from pipeline.judge import agreement as ag
+from pipeline.judge.agreement import Answer
 
 
 @pytest.mark.parametrize(

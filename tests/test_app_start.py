@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import hub
+from pipeline.core import hub
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -8,8 +8,8 @@ from types import SimpleNamespace
 import pyarrow as pa
 import pytest
 
-from pipeline import argilla_io as aio
-from pipeline import schema
+from pipeline import argilla as aio
+from pipeline.core import schema
 
 
 def raw_row(rid: str, responses, ratings, **extra) -> dict:

@@ -28,8 +28,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline import argilla_io as aio
-from pipeline import schema
+from pipeline import argilla as aio
+from pipeline.core import schema
 
 pytestmark = pytest.mark.argilla
 
@@ -376,8 +376,8 @@ def test_tab_handlers(sent, monkeypatch):
     import gradio as gr
 
     import app
-    from pipeline.state import Session
     from ui import argilla_tab as tab
+    from ui.session import Session
 
     stack = sent.stack
     monkeypatch.delenv("ARGILLA_API_KEY", raising=False)
@@ -450,10 +450,10 @@ def test_a_pull_keeps_the_judge_check_labels(sent, monkeypatch):
     """People labelled the pilot run in the judge check (those labels are annotation rows for Export), then pull
     Argilla's answers: Argilla's rows win for the ids they answered, the labels stay for the others (r5)."""
     from pipeline import export as ex
-    from pipeline import judgecheck
-    from pipeline.state import Session
+    from pipeline.judge import check as judgecheck
     from ui import argilla_tab as tab
     from ui import judge_check
+    from ui.session import Session
 
     monkeypatch.delenv("ARGILLA_API_KEY", raising=False)
     stack = sent.stack

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.schema import STATUS_GENERATION_FAILED, STATUSES
+from pipeline.core.schema import STATUS_GENERATION_FAILED, STATUSES
 from tests.conftest import OUTPUT_DIR
 from tests.fixtures.app_server import CANARIES, MOCK_OAUTH_TOKEN, OWNER, SECOND, SECOND_TOKEN
 

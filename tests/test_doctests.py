@@ -10,7 +10,7 @@ import inspect
 import pytest
 
 MODULES = (
-    "pipeline.schema",
+    "pipeline.core.schema",
     "pipeline.export.rules",
     "pipeline.export.formats",
     "pipeline.export.build",
@@ -30,7 +30,7 @@ WITH_EXAMPLES = {
     "pipeline.export.rules": ("select_pairs",),
     "pipeline.export.build": ("build_export", "split_pairs"),
     "pipeline.export.hub_io": ("default_repo_name",),
-    "pipeline.schema": ("with_provenance",),
+    "pipeline.core.schema": ("with_provenance",),
 }
 
 

@@ -8,8 +8,8 @@ import pyarrow as pa
 import pytest
 
 from pipeline import export as ex
-from pipeline import schema
-from pipeline.schema import RunMeta
+from pipeline.core import schema
+from pipeline.core.schema import RunMeta
 
 
 # --- builders ------------------------------------------------------------------------------------------------
@@ -670,7 +670,7 @@ def test_card_reads_the_session_raw_meta():
 
 def test_the_other_steps_typed_tables_export():
     """Raw results typed as the Pipeline writes them and annotations typed as the Argilla pull writes them."""
-    from pipeline.argilla_io import annotations_schema
+    from pipeline.argilla import annotations_schema
     from pipeline.generate import raw_schema
 
     rows = [

@@ -72,7 +72,7 @@ def test_push_and_load_back_identical_rows(hub, fmt):
 
 
 def test_push_refused_before_any_upload_where_the_user_cannot_write(hub):
-    from pipeline.hub import HubError
+    from pipeline.core.hub import HubError
 
     result = ex.build_export(pa.Table.from_pylist(ROWS))
     before = len(hub.requests)
@@ -89,7 +89,7 @@ def test_push_refused_before_any_upload_where_the_user_cannot_write(hub):
 
 
 def test_existing_repo_needs_overwrite(hub):
-    from pipeline.hub import HubError
+    from pipeline.core.hub import HubError
 
     result = ex.build_export(pa.Table.from_pylist(ROWS))
     repo = f"alice/{_name()}"

@@ -10,11 +10,11 @@ import pyarrow as pa
 import pytest
 
 from pipeline import export as ex
-from pipeline.schema import RunMeta
-from pipeline.state import Session
+from pipeline.core.schema import RunMeta
 from tests.test_export import ann_row, annotations, raw_row, table
 from ui import export_tab as tab
 from ui.common import SIGN_IN_NEEDED
+from ui.session import Session
 
 EVIL = "<img src=x onerror=alert(1)><script>alert(2)</script>"
 ROWS = [

@@ -12,7 +12,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline import cli, data
+from pipeline import cli
+from pipeline.filter import data
 from tests.conftest import ROOT
 from tests.test_filter_hub import AYA_CARD, demo_raw
 

@@ -8,8 +8,9 @@ import pyarrow as pa
 import pytest
 import yaml
 
-from pipeline import data, languages
-from pipeline.schema import FILTERED_COLUMNS, row_id
+from pipeline.core import languages
+from pipeline.core.schema import FILTERED_COLUMNS, row_id
+from pipeline.filter import data
 
 
 def _raw(rows: list[tuple]) -> pa.Table:

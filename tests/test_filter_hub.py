@@ -9,7 +9,8 @@ import uuid
 import pyarrow as pa
 import pytest
 
-from pipeline import data, hub
+from pipeline.core import hub
+from pipeline.filter import data
 
 
 def _name(prefix: str = "aya") -> str:

@@ -9,10 +9,10 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline import data
-from pipeline.state import Session
+from pipeline.filter import data
 from tests.test_filter_hub import AYA_CARD, demo_raw
 from ui import filter_tab as ft
+from ui.session import Session
 
 
 def profile(name: str) -> gr.OAuthProfile:

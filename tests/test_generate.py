@@ -9,7 +9,8 @@ import time
 import pyarrow as pa
 import pytest
 
-from pipeline import judge, schema
+from pipeline import judge
+from pipeline.core import schema
 from pipeline.generate import Checkpoint, RunError, RunSettings, plan_run, run_async, start_run
 from pipeline.inference import Backend, InferenceError
 from tests.pipeline_helpers import MockChat, fake_detect, make_rows
@@ -120,7 +121,7 @@ def test_resume_runs_only_missing_and_failed_rows_and_rejudges_cheaply(tmp_path)
     )
     h1 = run(rows, RunSettings(**{**s.__dict__, "max_rows": 8}), ckpt, first)
     assert h1.snapshot().counts == {"ok": 6, "generation_failed": 1, "judge_failed": 1, "judge_unparseable": 0}
-    plan = plan_run(rows, s, ckpt)
+    plan = plan_run(rows, s, ckpt.statuses())
     assert (plan.total, plan.already_ok, plan.to_run, plan.retried) == (12, 6, 6, 2)
 
     second = MockChat()
@@ -301,7 +302,7 @@ def test_credentials_go_to_the_right_backend_and_are_never_written(tmp_path):
 
 
 def test_default_data_dir_prefers_the_setting_then_space_storage(tmp_path, monkeypatch):
-    from pipeline import checkpoint as g
+    from pipeline.generate import checkpoint as g
 
     monkeypatch.setenv("DPO_STUDIO_DATA_DIR", str(tmp_path / "set"))
     assert g.default_data_dir() == tmp_path / "set"

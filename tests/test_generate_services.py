@@ -17,8 +17,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline import recipe, schema
-from pipeline.generate import Checkpoint, RunSettings, run_async
+from pipeline.core import schema
+from pipeline.generate import Checkpoint, RunSettings, recipe, run_async
 from pipeline.inference import Backend, RetryPolicy
 from tests.fixtures.faulty_server import FakeLLMServer, Fault
 from tests.pipeline_helpers import is_judge, judge_answer, make_rows
@@ -232,7 +232,7 @@ def test_push_raw_to_fake_hub_loads_back(fake_hub, tmp_path):
     assert ds.column_names == list(schema.RAW_COLUMNS)
     assert ds["id"] == rows.column("id").to_pylist()
     assert ds[0]["responses"][0] == "human answer 0"
-    from pipeline import hub
+    from pipeline.core import hub
 
     card = hub.download_file("dora/aya-dutch-dpo-raw", "README.md", canary).decode()
     script = hub.download_file("dora/aya-dutch-dpo-raw", "pipeline.py", canary).decode()

@@ -7,7 +7,7 @@ import uuid
 import pyarrow as pa
 import pytest
 
-from pipeline import hub
+from pipeline.core import hub
 
 
 def _name(prefix: str = "ds") -> str:

@@ -9,8 +9,9 @@ import asyncio
 
 import pytest
 
-from pipeline import langdetect, playground
+from pipeline import langcheck
 from pipeline.inference import Backend, GenParams, InferenceError, achat, build_messages, stream_chat
+from pipeline.playground import compare
 
 PARAMS = GenParams(max_new_tokens=24, temperature=0.0, seed=1)
 MESSAGES = build_messages(
@@ -36,16 +37,16 @@ def test_chat_streaming_matches_non_streaming_and_has_stats(llm_server):
 
 
 def test_two_models_side_by_side_with_language_check(llm_servers):
-    requests = [playground.ColumnRequest(letter, server.backend()) for letter, server in zip("AB", llm_servers)]
-    requests.append(playground.ColumnRequest("C", None))
-    final = list(playground.run_columns(requests, MESSAGES, PARAMS, "eng"))[-1]
+    requests = [compare.ColumnRequest(letter, server.backend()) for letter, server in zip("AB", llm_servers)]
+    requests.append(compare.ColumnRequest("C", None))
+    final = list(compare.run_columns(requests, MESSAGES, PARAMS, "eng"))[-1]
     a, b, c = final
     assert a.status == b.status == "done" and c.status == "idle"
     assert a.label.startswith("smollm2-a") and b.label.startswith("smollm2-b")
     for state in (a, b):
         assert state.text.strip() and state.ttft_s is not None
         assert state.check is not None and state.check.detected is not None
-        assert state.check == langdetect.check(state.text, "eng")  # checked on the real output
+        assert state.check == langcheck.check(state.text, "eng")  # checked on the real output
         assert state.check.match is (state.check.detected == "eng")
 
 

@@ -13,9 +13,10 @@ from collections import Counter
 import pyarrow as pa
 import pytest
 
-from pipeline import judge, results, schema
+from pipeline import judge
+from pipeline.core import schema
 from pipeline.export import ExportRules, select_pairs
-from pipeline.generate import Checkpoint, RunSettings, run_async
+from pipeline.generate import Checkpoint, RunSettings, results, run_async
 from pipeline.inference import AsyncChat, Backend, ChatResult, GenParams, RetryPolicy
 from tests.fixtures.faulty_server import FakeLLMServer
 from tests.pipeline_helpers import is_judge, judge_answer, make_rows

@@ -95,7 +95,8 @@ def label_rows(p: Person) -> dict[str, int]:
 
 def save_labels(p: Person, tmp_path) -> list:
     """The labels download (for `python -m pipeline judge-check --labels`) holds every label."""
-    from pipeline import judgecheck, tablefiles
+    from pipeline.core import tablefiles
+    from pipeline.judge import check as judgecheck
 
     p.click(p.button("Save labels (for the command line)"), "Save labels")
     link = p.page.locator('a[download="labels.jsonl"]').filter(visible=True)

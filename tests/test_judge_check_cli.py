@@ -9,10 +9,12 @@ import re
 
 import pytest
 
-from pipeline import judge, judgecheck, tablefiles
-from pipeline.argilla_io import annotations_table
+from pipeline import judge
+from pipeline.argilla import annotations_table
 from pipeline.cli import main
-from pipeline.judgecheck import CHOICE_A, CHOICE_B, CHOICE_BAD, CHOICE_TIE
+from pipeline.core import tablefiles
+from pipeline.judge import check as judgecheck
+from pipeline.judge.check import CHOICE_A, CHOICE_B, CHOICE_BAD, CHOICE_TIE
 from tests.fixtures.faulty_server import FakeLLMServer
 from tests.test_judgecheck import judge_reply_text, raw_table
 

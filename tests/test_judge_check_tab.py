@@ -11,14 +11,16 @@ import gradio as gr
 import pytest
 
 from pipeline import export as ex
-from pipeline import judge, judgecheck, tablefiles
-from pipeline.argilla_io import annotations_table
-from pipeline.state import Session
+from pipeline import judge
+from pipeline.argilla import annotations_table
+from pipeline.core import tablefiles
+from pipeline.judge import check as judgecheck
 from tests.fixtures.faulty_server import FakeLLMServer
 from tests.test_judge_check_cli import judge_responder
 from tests.test_judgecheck import raw_table
 from ui import judge_check as jc
 from ui.backend_picker import BackendPicker
+from ui.session import Session
 
 
 @pytest.fixture

@@ -9,8 +9,9 @@ import logging
 import pyarrow as pa
 import pytest
 
-from pipeline import judge, recipe, results, schema
-from pipeline.generate import RunSettings, raw_schema
+from pipeline import judge
+from pipeline.core import schema
+from pipeline.generate import RunSettings, raw_schema, recipe, results
 from pipeline.inference import Backend
 from tests.pipeline_helpers import judge_reply
 

@@ -11,11 +11,14 @@ import re
 import pyarrow as pa
 import pytest
 
-from pipeline import agreement, judge, judgecheck, schema
 from pipeline import export as ex
-from pipeline.argilla_io import annotations_table
+from pipeline import judge
+from pipeline.argilla import annotations_table
+from pipeline.core import schema
 from pipeline.inference import Backend, ChatResult, http_error
-from pipeline.judgecheck import CHOICE_A, CHOICE_B, CHOICE_BAD, CHOICE_TIE, CheckItem, JudgeCheckError, RowOutcome
+from pipeline.judge import agreement
+from pipeline.judge import check as judgecheck
+from pipeline.judge.check import CHOICE_A, CHOICE_B, CHOICE_BAD, CHOICE_TIE, CheckItem, JudgeCheckError, RowOutcome
 
 OK, BAD = schema.STATUS_OK, schema.STATUS_JUDGE_UNPARSEABLE
 
@@ -149,7 +152,7 @@ def test_merge_keeps_argilla_rows_and_replaces_earlier_labels():
 
 
 def test_labels_file_round_trip_and_a_broken_row(tmp_path):
-    from pipeline import tablefiles
+    from pipeline.core import tablefiles
 
     raw = raw_table(10)
     labels = _labels(raw, [CHOICE_A, CHOICE_TIE, CHOICE_BAD])

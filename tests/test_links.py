@@ -1,6 +1,6 @@
 from urllib.parse import parse_qs, urlsplit
 
-from pipeline.links import (
+from pipeline.core.links import (
     MAX_SYSTEM_PROMPT_CHARS,
     SharedChoices,
     build_link,
@@ -36,7 +36,7 @@ def test_unknown_params_are_ignored_and_values_trimmed():
 
 
 def test_choices_from_session_use_the_filtered_language_and_the_chosen_model():
-    from pipeline.state import ModelChoice, Session
+    from ui.session import ModelChoice, Session
 
     class Filtered:
         language_code = "plt"
@@ -61,7 +61,7 @@ def test_public_base_url_prefers_the_space_host():
 
 
 def test_the_source_travels_only_for_the_built_in_sources():
-    from pipeline.state import ModelChoice, Session
+    from ui.session import ModelChoice, Session
 
     class Info:
         def __init__(self, short_name):
@@ -87,7 +87,7 @@ def test_the_source_travels_only_for_the_built_in_sources():
 
 
 def test_missing_choices_say_what_a_link_will_not_carry():
-    from pipeline.links import missing_choices
+    from pipeline.core.links import missing_choices
 
     assert missing_choices(SharedChoices(language="nld", model="m", system_prompt="p")) == []
     assert missing_choices(SharedChoices(language="nld")) == ["a model", "a system prompt"]

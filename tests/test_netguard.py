@@ -21,7 +21,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline import argilla_io, inference, netguard
+from pipeline import argilla as argilla_io
+from pipeline import inference
+from pipeline.core import netguard
 from pipeline.inference import Backend, GenParams, InferenceError
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -7,11 +7,12 @@ import time
 import gradio as gr
 import pytest
 
-from pipeline import data, schema
-from pipeline.state import ModelChoice, Session
+from pipeline.core import schema
+from pipeline.filter import data
 from tests.fixtures.faulty_server import FakeLLMServer
 from tests.test_generate_services import ultrafeedback_responder
 from ui import pipeline_tab as tab
+from ui.session import ModelChoice, Session
 
 
 def _profile(name: str) -> gr.OAuthProfile:
@@ -200,7 +201,7 @@ def test_hub_checkpoint_is_restored_after_a_restart(session, fake_hub, monkeypat
     fake_hub.add_user("other", "hf_other_write")
     import pyarrow as pa
 
-    from pipeline import hub
+    from pipeline.core import hub
 
     hub.push_dataset(pa.table({"x": [1]}), "other/aya-dutch-dpo-raw", "hf_other_write", private=False, card="hi")
     other = Session(filtered=session.filtered)

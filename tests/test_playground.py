@@ -8,12 +8,12 @@ import random
 import pyarrow as pa
 import pytest
 
-from pipeline import playground
 from pipeline.inference import Backend, GenParams, RetryPolicy, build_messages
-from pipeline.playground import ColumnRequest, record_vote, run_columns, tally
-from pipeline.state import ModelChoice, Session
+from pipeline.playground import compare
+from pipeline.playground.compare import ColumnRequest, record_vote, run_columns, tally
 from tests.fixtures.faulty_server import FakeLLMServer, Fault
 from ui import playground_tab as tab
+from ui.session import ModelChoice, Session
 
 DUTCH = "Amsterdam is de hoofdstad van Nederland en er wonen ongeveer negenhonderdduizend mensen in de stad."
 ONE_TRY = RetryPolicy(max_attempts=1)
@@ -41,26 +41,24 @@ class FakeFiltered:  # the shape of pipeline.data.FilteredSet the tab relies on
 # --- data ----------------------------------------------------------------------------------------------------
 def test_target_language_and_sampling_from_the_filtered_set():
     filtered = FakeFiltered(filtered_table())
-    assert playground.target_language(filtered) == ("Dutch", "nld")
-    assert playground.target_language(None) == ("", "")
-    rows = {playground.sample_row(filtered, random.Random(seed))["id"] for seed in range(30)}
+    assert compare.target_language(filtered) == ("Dutch", "nld")
+    assert compare.target_language(None) == ("", "")
+    rows = {compare.sample_row(filtered, random.Random(seed))["id"] for seed in range(30)}
     assert len(rows) > 1  # random rows, not always the first
-    row = playground.sample_row(filtered, random.Random(1))
+    row = compare.sample_row(filtered, random.Random(1))
     assert row["prompt"].startswith("Vraag") and row["response"].startswith("Antwoord")
-    assert playground.sample_row(FakeFiltered(filtered_table(0))) is None
+    assert compare.sample_row(FakeFiltered(filtered_table(0))) is None
 
 
 def test_make_backend_and_seed_parsing():
-    assert playground.make_backend("serverless", "  ") is None
-    assert playground.make_backend("serverless", "org/m", "http://ignored", "together") == Backend(
+    assert compare.make_backend("serverless", "  ") is None
+    assert compare.make_backend("serverless", "org/m", "http://ignored", "together") == Backend(
         "serverless", "org/m", "", "together"
     )
-    assert playground.make_backend("openai", "m", " http://h:1/v1 ").base_url == "http://h:1/v1"
-    assert playground.make_backend("endpoint", "", "https://x.endpoints.huggingface.cloud").kind == "endpoint"
-    assert playground.parse_seed("") is None and playground.parse_seed(None) is None
-    assert (
-        playground.parse_seed(42.0) == 42 and playground.parse_seed("x") is None and playground.parse_seed(-1) is None
-    )
+    assert compare.make_backend("openai", "m", " http://h:1/v1 ").base_url == "http://h:1/v1"
+    assert compare.make_backend("endpoint", "", "https://x.endpoints.huggingface.cloud").kind == "endpoint"
+    assert compare.parse_seed("") is None and compare.parse_seed(None) is None
+    assert compare.parse_seed(42.0) == 42 and compare.parse_seed("x") is None and compare.parse_seed(-1) is None
 
 
 # --- votes ---------------------------------------------------------------------------------------------------
@@ -90,7 +88,7 @@ def test_votes_and_tally():
     assert table.loc["model-c", ["shown", "all_bad"]].tolist() == [1, 1]
     assert table.loc["model-a", "win_rate"] == 0.4
     assert tally(votes)["model"].iloc[0] == "model-a"  # best first
-    assert list(tally([]).columns) == list(playground.TALLY_COLUMNS)
+    assert list(tally([]).columns) == list(compare.TALLY_COLUMNS)
 
 
 def test_bad_votes_are_refused_with_a_reason():
@@ -142,17 +140,17 @@ def test_votes_csv_round_trip(tmp_path):
     votes: list[dict] = []
     _vote(votes, "B better")
     votes[0]["prompt"] = 'multi\nline, "quoted" <script>x</script>'
-    path = playground.write_votes_csv(votes, tmp_path)
+    path = compare.write_votes_csv(votes, tmp_path)
     with open(path, encoding="utf-8", newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == 1
     assert rows[0]["vote"] == "B better" and rows[0]["winner"] == "model-b"
     assert rows[0]["prompt"] == votes[0]["prompt"]
-    assert list(rows[0]) == list(playground.VOTE_FIELDS)
+    assert list(rows[0]) == list(compare.VOTE_FIELDS)
 
 
 def test_model_choice_carries_no_secret():
-    choice = playground.model_choice(Backend("openai", "m", "http://127.0.0.1:1/v1"), "Antwoord in het Nederlands.")
+    choice = compare.model_choice(Backend("openai", "m", "http://127.0.0.1:1/v1"), "Antwoord in het Nederlands.")
     assert choice == ModelChoice("m", "openai", "http://127.0.0.1:1/v1", "auto", "Antwoord in het Nederlands.")
 
 
@@ -170,9 +168,9 @@ def test_columns_stream_side_by_side_and_a_failure_stays_in_its_column():
     assert a.status == "done" and a.text == DUTCH and c.status == "done" and c.text == DUTCH
     assert a.check.match is True and a.ttft_s is not None and a.tokens_per_s is not None
     assert b.status == "error" and b.error_kind == "not_found" and "missing-model" in b.error
-    assert "✅ Dutch (nld)" in playground.stats_line(a, "nld")
-    assert "first token" in playground.stats_line(a, "nld")
-    assert playground.stats_line(b, "nld").startswith("⚠️")
+    assert "✅ Dutch (nld)" in compare.stats_line(a, "nld")
+    assert "first token" in compare.stats_line(a, "nld")
+    assert compare.stats_line(b, "nld").startswith("⚠️")
     assert any(s[0].status == "streaming" for s in snapshots)  # text arrived progressively
 
 
@@ -187,15 +185,15 @@ def test_broken_stream_keeps_partial_text_and_unused_columns_stay_idle():
         final = list(run_columns(requests, build_messages("Vraag?"), GenParams(), "nld", retry=ONE_TRY))[-1]
     assert final[0].status == "error" and final[0].error_kind == "connection"
     assert DUTCH.startswith(final[0].text) and final[0].text
-    assert final[1].status == "idle" and playground.stats_line(final[1], "nld").startswith("Not used")
+    assert final[1].status == "idle" and compare.stats_line(final[1], "nld").startswith("Not used")
 
 
 def test_language_badges():
-    from pipeline.langdetect import LanguageCheck
+    from pipeline.langcheck import LanguageCheck
 
-    assert playground.language_badge(LanguageCheck("eng", 0.91, False), "nld") == "❌ English (eng) 91%, not Dutch"
-    assert "not checked" in playground.language_badge(LanguageCheck("vie", 0.9, None), "yor")
-    assert "no target language" in playground.language_badge(None, "")
+    assert compare.language_badge(LanguageCheck("eng", 0.91, False), "nld") == "❌ English (eng) 91%, not Dutch"
+    assert "not checked" in compare.language_badge(LanguageCheck("vie", 0.9, None), "yor")
+    assert "no target language" in compare.language_badge(None, "")
 
 
 # --- the tab's handlers ----------------------------------------------------------------------------------------

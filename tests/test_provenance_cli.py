@@ -13,7 +13,9 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from pipeline import cli, data, schema, tablefiles
+from pipeline import cli
+from pipeline.core import schema, tablefiles
+from pipeline.filter import data
 from tests.fixtures.faulty_server import FakeLLMServer, Fault
 from tests.test_generate_services import ultrafeedback_responder
 
@@ -170,7 +172,7 @@ def test_a_filtered_set_pushed_to_the_hub_carries_its_provenance(hub_env, capsys
 
     import pyarrow.parquet as pq
 
-    from pipeline import hub
+    from pipeline.core import hub
 
     repo = f"alice/demo-nld-{uuid.uuid4().hex[:6]}"
     _cli(capsys, "filter", "--demo", "--language", "nl", "--sample", "3", "--push", repo)

@@ -10,9 +10,9 @@ import threading
 
 import pytest
 
-from pipeline import inference, ratecontrol
-from pipeline.inference import AsyncChat, Backend, GenParams, InferenceError, RetryPolicy, achat
-from pipeline.ratecontrol import IDLE_RESET_S, Aimd, RateController
+from pipeline import inference
+from pipeline.inference import AsyncChat, Backend, GenParams, InferenceError, RetryPolicy, achat, ratecontrol
+from pipeline.inference.ratecontrol import IDLE_RESET_S, Aimd, RateController
 from tests.fixtures.faulty_server import FakeLLMServer, Fault
 
 MESSAGES = [{"role": "user", "content": "Hallo"}]

@@ -8,10 +8,10 @@ import asyncio
 
 import pyarrow.parquet as pq
 
-from pipeline import cli, ratecontrol, results
-from pipeline.executor import start_run
-from pipeline.generate import Checkpoint, RunSettings, run_async
-from pipeline.inference import Backend, RetryPolicy
+from pipeline import cli
+from pipeline.generate import Checkpoint, RunSettings, results, run_async
+from pipeline.generate.executor import start_run
+from pipeline.inference import Backend, RetryPolicy, ratecontrol
 from tests.fixtures.faulty_server import FakeLLMServer, Fault
 from tests.pipeline_helpers import is_judge, judge_answer, make_rows
 
@@ -143,8 +143,8 @@ def test_all_rows_failing_are_summarised_and_the_cli_exits_non_zero(tmp_path, ca
 
 
 def test_the_pipeline_tab_shows_live_calls_and_why_rows_failed():
-    from pipeline.results import FailureGroup
-    from pipeline.runhandle import CallStats, Progress
+    from pipeline.generate.results import FailureGroup
+    from pipeline.generate.runhandle import CallStats, Progress
     from ui.pipeline_tab import progress_markdown
 
     base = dict(

@@ -7,12 +7,12 @@ import json
 
 import pytest
 
-from pipeline import schema
-from pipeline.schema import ModelRef, Provenance, RunMeta, Sampling
+from pipeline.core import schema
+from pipeline.core.schema import ModelRef, Provenance, RunMeta, Sampling
 
 
 def test_each_tables_schema_matches_its_columns():
-    from pipeline import judgecheck
+    from pipeline.judge import check as judgecheck
 
     assert tuple(schema.FILTERED_SCHEMA.names) == schema.FILTERED_COLUMNS
     assert tuple(schema.raw_schema().names) == schema.RAW_COLUMNS

@@ -1,7 +1,7 @@
 import pyarrow as pa
 import pytest
 
-from pipeline.tablefiles import TableFileError, read_table, write_table
+from pipeline.core.tablefiles import TableFileError, read_table, write_table
 
 ROWS = [
     {"id": "a", "responses": ["Hallo", "Hoi"], "ratings": [4, None], "prompt": 'Zeg "hallo"\nin het Nederlands'},
@@ -48,7 +48,7 @@ def test_clear_errors(tmp_path):
 
 @pytest.mark.parametrize("name", ["t.parquet", "t.jsonl"])
 def test_schema_metadata_and_types_travel_with_the_file(tmp_path, name):
-    from pipeline import schema
+    from pipeline.core import schema
 
     prov = schema.Provenance(
         dataset="me/prompts",
@@ -71,7 +71,7 @@ def test_schema_metadata_and_types_travel_with_the_file(tmp_path, name):
 
 
 def test_a_jsonl_file_edited_by_hand_still_reads(tmp_path):
-    from pipeline import schema
+    from pipeline.core import schema
 
     path = write_table(
         schema.with_provenance(pa.Table.from_pylist(ROWS), schema.Provenance(dataset="me/p")), tmp_path / "t.jsonl"

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from pipeline import templates
-from pipeline.templates import render, templates_for
+from pipeline.playground import templates
+from pipeline.playground.templates import render, templates_for
 
 
 def test_render_fills_language_and_keeps_other_braces():

@@ -76,8 +76,8 @@ def test_html_text_is_inert_html():
 
 # --- each tab ----------------------------------------------------------------------------------------------------
 def test_filter_tab_messages():
-    from pipeline.state import Session
     from ui import filter_tab as ft
+    from ui.session import Session
 
     session = ft.on_load(Session(), {"source": ft.SRC_DEMO})[0]
     _, count, *_ = ft.on_filter(session, {"language": PAYLOAD})
@@ -117,8 +117,8 @@ def test_pipeline_tab_messages():
         temperature=0.7,
         top_p=0.95,
     )
-    from pipeline import data
-    from pipeline.state import Session
+    from pipeline.filter import data
+    from ui.session import Session
 
     session = Session()
     session.filtered = data.filter_source(data.demo_source(), data.FilterSpec(language="nld"))
@@ -141,8 +141,8 @@ def test_pipeline_tab_messages():
 
 
 def test_argilla_tab_messages():
-    from pipeline.state import Session
     from ui import argilla_tab as at
+    from ui.session import Session
 
     out = at.on_connect(Session(), {"url": f"http://{PAYLOAD}", "key": "some-key", "workspace": None})
     message = out[2]
@@ -151,8 +151,8 @@ def test_argilla_tab_messages():
 
 
 def test_export_tab_messages():
-    from pipeline.state import Session
     from ui import export_tab as et
+    from ui.session import Session
 
     _, message, _ = et.on_load_hub(Session(), {"hub_id": PAYLOAD, "hub_split": "train"})
     assert "Could not load" in message

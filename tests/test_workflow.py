@@ -12,9 +12,11 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline import hub, workflow
+from pipeline import workflow
+from pipeline.core import hub
+from pipeline.core.errors import RunError
+from pipeline.generate.settings import DEFAULTS, RunSettings
 from pipeline.inference import Backend
-from pipeline.settings import DEFAULTS, RunError, RunSettings
 from tests.fixtures.faulty_server import FakeLLMServer
 from tests.pipeline_helpers import make_rows
 from tests.test_generate_services import ultrafeedback_responder

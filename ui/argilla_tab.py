@@ -19,11 +19,11 @@ from typing import Any, Final
 import gradio as gr
 import pandas as pd
 
-from pipeline import argilla_io as aio
-from pipeline import judgecheck
-from pipeline.state import ArgillaState, Session
+from pipeline import argilla as aio
+from pipeline.judge import check as judgecheck
 from ui.common import column_widths, md_link, md_text, on_space, table_frame, username_of
 from ui.forms import Form
+from ui.session import ArgillaState, Session
 
 INTRO = (
     "Send the pairs to **Argilla** so people who speak the language check the judge: they rate each response, pick "

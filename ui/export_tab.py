@@ -24,12 +24,13 @@ import pandas as pd
 import pyarrow as pa
 
 from pipeline import export as ex
-from pipeline import hub, languages, workflow
-from pipeline.agreement import OUTCOMES
-from pipeline.schema import RunMeta
-from pipeline.state import HubRaw, Session
+from pipeline import workflow
+from pipeline.core import hub, languages
+from pipeline.core.schema import RunMeta
+from pipeline.judge.agreement import OUTCOMES
 from ui.common import SIGN_IN_NEEDED, column_label, column_widths, info, md_link, md_text, token_of, username_of, warn
 from ui.forms import Form
+from ui.session import HubRaw, Session
 
 SRC_SESSION = "This session: judge + annotators' answers"
 SRC_JUDGE = "This session: judge only"

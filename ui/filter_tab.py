@@ -23,10 +23,11 @@ from typing import Any, Final
 import gradio as gr
 import pandas as pd
 
-from pipeline import data, hub, languages, links
-from pipeline.state import Session
+from pipeline.core import hub, languages, links
+from pipeline.filter import data
 from ui.common import SIGN_IN_NEEDED, column_widths, md_link, md_text, table_frame, token_of, username_of, warn
 from ui.forms import Form
+from ui.session import Session
 
 SRC_AYA = f"Aya ({data.AYA_ID})"
 SRC_HUB = "Another dataset on the Hub"

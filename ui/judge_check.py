@@ -26,12 +26,14 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
-from pipeline import judge, judgecheck, tablefiles
-from pipeline.credentials import Credentials, api_keys_for
-from pipeline.state import Session
+from pipeline import judge
+from pipeline.core import tablefiles
+from pipeline.core.credentials import Credentials, api_keys_for
+from pipeline.judge import check as judgecheck
 from ui.backend_picker import BackendPicker
 from ui.common import md_text, token_of, warn
 from ui.forms import Form
+from ui.session import Session
 
 __all__ = [
     "build",

@@ -19,11 +19,14 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
-from pipeline import generate, hub, inference, judge, langdetect, recipe, results, schema, templates, workflow
-from pipeline.checkpoint import Checkpoint
-from pipeline.credentials import Credentials, api_keys_for
-from pipeline.settings import DEFAULTS, RunError, RunSettings
-from pipeline.state import Session
+from pipeline import generate, inference, judge, langcheck, workflow
+from pipeline.core import hub, schema
+from pipeline.core.credentials import Credentials, api_keys_for
+from pipeline.core.errors import RunError
+from pipeline.generate import recipe, results
+from pipeline.generate.checkpoint import Checkpoint
+from pipeline.generate.settings import DEFAULTS, RunSettings
+from pipeline.playground import templates
 from ui import judge_check
 from ui.backend_picker import BackendPicker
 from ui.common import (
@@ -40,6 +43,7 @@ from ui.common import (
     warn,
 )
 from ui.forms import Form
+from ui.session import Session
 
 DEFAULT_MODEL = "meta-llama/Llama-3.3-70B-Instruct"
 NO_DATA = "**No filtered data yet.** Load and filter a language in **1. Filter** first."
@@ -224,7 +228,7 @@ def _data_note(filtered: Any) -> str:
     code = filtered.language_code
     check = (
         "every answer gets a language check"
-        if langdetect.is_supported(code)
+        if langcheck.is_supported(code)
         else "the language detector does not know this language: answers are **not checked**"
     )
     return f"Input: **{_safe(filtered.summary())}** · target {_safe(filtered.language)} ({_safe(code)}): {check}."
@@ -299,7 +303,7 @@ def estimate(session: Session, values: Mapping[str, Any], profile: gr.OAuthProfi
         generate.check_checkpoint(settings, ckpt)
     except RunError as exc:
         return _safe(str(exc))
-    return _safe(generate.plan_run(session.filtered.table, settings, ckpt).summary())
+    return _safe(generate.plan_run(session.filtered.table, settings, ckpt.statuses()).summary())
 
 
 def _refuse(message: str) -> tuple[str, Any]:

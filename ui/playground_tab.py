@@ -1,5 +1,5 @@
 """The Playground tab: vibe-check up to three models and a system prompt side by side (UI wiring only; the logic
-is in ``pipeline.playground``, ``pipeline.inference``, ``pipeline.langdetect`` and ``pipeline.templates``)."""
+is in ``pipeline.playground``, ``pipeline.inference``, ``pipeline.langcheck`` and ``pipeline.templates``)."""
 
 from __future__ import annotations
 
@@ -10,14 +10,16 @@ from typing import Any
 
 import gradio as gr
 
-from pipeline import inference, langdetect, links, playground, templates
-from pipeline.credentials import Credentials, api_keys_for
+from pipeline import inference, langcheck
+from pipeline.core import links
+from pipeline.core.credentials import Credentials, api_keys_for
+from pipeline.generate.settings import DEFAULTS
 from pipeline.inference import GenParams
-from pipeline.settings import DEFAULTS
-from pipeline.state import Session
+from pipeline.playground import compare, templates
 from ui.backend_picker import BackendPicker
 from ui.common import html_text, md_text, table_frame, token_of, warn
 from ui.forms import Form
+from ui.session import Session
 
 DEFAULT_MODELS = ("meta-llama/Llama-3.3-70B-Instruct", "Qwen/Qwen2.5-72B-Instruct", "")
 # How many people can stream Playground answers at once (app-wide). A generation holds one of Gradio's worker
@@ -36,7 +38,7 @@ def _stats_html(text: str) -> str:
 
 def _language_choices(extra: tuple[str, str] | None = None) -> list[tuple[str, str]]:
     """Aya's languages (plus ``extra`` = (name, code) of the loaded data if it is not one of them)."""
-    names = dict(langdetect.AYA_LANGUAGES)
+    names = dict(langcheck.AYA_LANGUAGES)
     if extra and extra[1] and extra[1] not in names:
         names[extra[1]] = extra[0] or extra[1]
     return [("(none: no language check)", "")] + sorted(
@@ -51,8 +53,8 @@ def _template_choices(code: str) -> list[str]:
 def _language_note(code: str) -> str:
     if not code:
         return "No target language: answers are not checked for language."
-    name = langdetect.language_name(code)
-    if langdetect.is_supported(code):
+    name = langcheck.language_name(code)
+    if langcheck.is_supported(code):
         return f"Target **{_safe(name)} ({_safe(code)})**: every answer gets a language check."
     return (
         f"Target **{_safe(name)} ({_safe(code)})**: the language detector (langid) does not know this language, so "
@@ -74,9 +76,9 @@ def _column_ui(letter: str, default_model: str) -> BackendPicker:
 def _column_backends(values: dict) -> list[tuple[str, inference.Backend | None, str]]:
     """(letter, backend or None when the column is empty, API key) of each column, from the form's values."""
     out = []
-    for letter in playground.LETTERS:
+    for letter in compare.LETTERS:
         p = f"{letter.lower()}_"
-        backend = playground.make_backend(
+        backend = compare.make_backend(
             values.get(f"{p}kind") or "serverless",
             values.get(f"{p}model") or "",
             values.get(f"{p}base_url") or "",
@@ -100,7 +102,7 @@ def generate_answers(values: Mapping[str, Any], oauth_token: gr.OAuthToken | Non
     token = token_of(oauth_token)
     # each column's own credentials (two columns on one server may use different keys)
     requests = [
-        playground.ColumnRequest(
+        compare.ColumnRequest(
             letter, b, None if b is None else Credentials(token, api_keys_for([b], key)).for_backend(b)
         )
         for letter, b, key in columns_now
@@ -108,7 +110,7 @@ def generate_answers(values: Mapping[str, Any], oauth_token: gr.OAuthToken | Non
     if all(r.backend is None for r in requests):
         gr.Warning("Pick at least one model (Model A).")
         return
-    name = langdetect.language_name(code) if code else ""
+    name = langcheck.language_name(code) if code else ""
     system_text = v.get("system_prompt") or ""
     system_rendered = templates.render(system_text, name) if name else system_text
     messages = inference.build_messages(prompt_text, system_rendered)
@@ -116,13 +118,13 @@ def generate_answers(values: Mapping[str, Any], oauth_token: gr.OAuthToken | Non
         int(v.get("max_new_tokens") or DEFAULTS["max_new_tokens"]),
         float(v.get("temperature", DEFAULTS["temperature"])),
         float(v.get("top_p", DEFAULTS["top_p"])),
-        playground.parse_seed(v.get("seed")),
+        compare.parse_seed(v.get("seed")),
     )
     snapshot: list = []
-    for snapshot in playground.run_columns(requests, messages, params, code):
+    for snapshot in compare.run_columns(requests, messages, params, code):
         yield (
             *[s.text for s in snapshot],
-            *[_stats_html(playground.stats_line(s, code)) for s in snapshot],
+            *[_stats_html(compare.stats_line(s, code)) for s in snapshot],
             gr.update(),
         )
     run = {
@@ -133,7 +135,7 @@ def generate_answers(values: Mapping[str, Any], oauth_token: gr.OAuthToken | Non
         "labels": {s.letter: s.label for s in snapshot},
         "responses": {s.letter: s.text for s in snapshot},
     }
-    yield (*[s.text for s in snapshot], *[_stats_html(playground.stats_line(s, code)) for s in snapshot], run)
+    yield (*[s.text for s in snapshot], *[_stats_html(compare.stats_line(s, code)) for s in snapshot], run)
 
 
 def use_choice(session: Session, values: Mapping[str, Any]) -> Any:
@@ -151,9 +153,9 @@ def use_choice(session: Session, values: Mapping[str, Any]) -> Any:
         warn(exc.message)
         return gr.update()
     code, system_text = v.get("target") or "", v.get("system_prompt") or ""
-    name = langdetect.language_name(code) if code else ""
+    name = langcheck.language_name(code) if code else ""
     rendered = templates.render(system_text, name) if name else system_text
-    session.model_choice = playground.model_choice(backend, rendered)
+    session.model_choice = compare.model_choice(backend, rendered)
     note = " Type the API key again in the Pipeline tab (keys are never carried over)." if key else ""
     return f"**3. Pipeline** will use {_safe(backend.label)} with this system prompt.{note}"
 
@@ -176,11 +178,11 @@ def build(session: gr.State, tab: gr.Tab) -> None:
         )
         target_note = gr.Markdown(_language_note(""))
     with gr.Accordion("Languages the detector cannot check", open=False):
-        gr.Markdown(_safe(", ".join(langdetect.unsupported_names())) or "None.")
+        gr.Markdown(_safe(", ".join(langcheck.unsupported_names())) or "None.")
 
     columns = []
     with gr.Row(equal_height=False):
-        for letter, default_model in zip(playground.LETTERS, DEFAULT_MODELS):
+        for letter, default_model in zip(compare.LETTERS, DEFAULT_MODELS):
             columns.append(_column_ui(letter, default_model))
 
     with gr.Row():
@@ -212,7 +214,7 @@ def build(session: gr.State, tab: gr.Tab) -> None:
 
     outputs_text, outputs_stats = [], []
     with gr.Row(equal_height=False):
-        for letter in playground.LETTERS:
+        for letter in compare.LETTERS:
             with gr.Column(min_width=260):
                 outputs_text.append(gr.Textbox(label=f"Answer {letter}", lines=12, max_lines=30, interactive=False))
                 outputs_stats.append(gr.HTML(""))
@@ -221,23 +223,23 @@ def build(session: gr.State, tab: gr.Tab) -> None:
 
     gr.Markdown("### Your verdict")
     with gr.Row():
-        vote = gr.Radio(choices=list(playground.VOTE_CHOICES), label="Which answer is best?", scale=3)
+        vote = gr.Radio(choices=list(compare.VOTE_CHOICES), label="Which answer is best?", scale=3)
         vote_btn = gr.Button("Save vote", scale=1)
     vote_status = gr.Markdown("")
     tally = gr.Dataframe(
-        value=table_frame(playground.tally([])), label="Your votes so far (this session)", interactive=False, wrap=True
+        value=table_frame(compare.tally([])), label="Your votes so far (this session)", interactive=False, wrap=True
     )
     download = gr.DownloadButton("Download votes (CSV)", visible=False)
 
     gr.Markdown("### Use in pipeline")
     with gr.Row():
-        chosen = gr.Radio(choices=list(playground.LETTERS), value="A", label="Model to use", scale=1)
+        chosen = gr.Radio(choices=list(compare.LETTERS), value="A", label="Model to use", scale=1)
         use_btn = gr.Button("Use in pipeline", variant="secondary", scale=1)
     use_status = gr.Markdown("")
 
     # --- handlers ---------------------------------------------------------------------------------------------
     def refresh(sess: Session, current: str, request: gr.Request | None = None):
-        name, code = playground.target_language(sess.filtered)
+        name, code = compare.target_language(sess.filtered)
         # A community link (?language=&model=&system_prompt=) pre-selects once per session.
         shared = links.parse_link_params(dict(request.query_params) if request is not None else {})
         first_visit = not sess.playground_tab.link_applied
@@ -249,7 +251,7 @@ def build(session: gr.State, tab: gr.Tab) -> None:
         note = (
             NO_DATA
             if sess.filtered is None
-            else (f"{rows} prompts in your filtered data ({_safe(name or langdetect.language_name(code))}).")
+            else (f"{rows} prompts in your filtered data ({_safe(name or langcheck.language_name(code))}).")
         )
         model_update = gr.update(value=shared.model) if first_visit and shared.model else gr.update()
         prompt_update = gr.update(value=shared.system_prompt) if first_visit and shared.system_prompt else gr.update()
@@ -284,7 +286,7 @@ def build(session: gr.State, tab: gr.Tab) -> None:
     insert_btn.click(use_template, inputs=template, outputs=system_prompt)
 
     def sample(sess: Session):
-        row = playground.sample_row(sess.filtered)
+        row = compare.sample_row(sess.filtered)
         if row is None:
             gr.Warning("No filtered data yet: load and filter a dataset in 1. Filter, or type a prompt.")
             return gr.update(), gr.update()
@@ -295,7 +297,7 @@ def build(session: gr.State, tab: gr.Tab) -> None:
     columns_form = Form(
         **{
             k: v
-            for col, letter in zip(columns, playground.LETTERS)
+            for col, letter in zip(columns, compare.LETTERS)
             for k, v in col.fields(prefix=f"{letter.lower()}_").items()
         }
     )
@@ -327,7 +329,7 @@ def build(session: gr.State, tab: gr.Tab) -> None:
             gr.Warning("Generate answers first, then vote.")
             return gr.update(), gr.update(), gr.update()
         try:
-            playground.record_vote(
+            compare.record_vote(
                 sess.votes,
                 choice or "",
                 prompt=run["prompt"],
@@ -340,11 +342,11 @@ def build(session: gr.State, tab: gr.Tab) -> None:
         except ValueError as exc:
             warn(exc)
             return gr.update(), gr.update(), gr.update()
-        path = playground.write_votes_csv(sess.votes, tempfile.mkdtemp(prefix="dpo-studio-votes-"))
+        path = compare.write_votes_csv(sess.votes, tempfile.mkdtemp(prefix="dpo-studio-votes-"))
         return (
             f"Saved: {_safe(choice or '')} ({len(sess.votes)} vote(s) this session; voting again on the same "
             "answers changes this vote).",
-            table_frame(playground.tally(sess.votes)),
+            table_frame(compare.tally(sess.votes)),
             gr.update(value=str(path), visible=True),
         )
 

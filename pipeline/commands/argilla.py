@@ -15,7 +15,7 @@ import os
 import sys
 from pathlib import Path
 
-from pipeline.tablefiles import read_table, write_table
+from pipeline.core.tablefiles import read_table, write_table
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -78,7 +78,7 @@ def _progress(desc: str):
 
 
 def _push(args: argparse.Namespace) -> int:
-    from pipeline import argilla_io as aio
+    from pipeline import argilla as aio
 
     try:
         raw = read_table(args.input)
@@ -116,7 +116,7 @@ def _push(args: argparse.Namespace) -> int:
 
 
 def _pull(args: argparse.Namespace) -> int:
-    from pipeline import argilla_io as aio
+    from pipeline import argilla as aio
 
     if args.output.suffix.lower() not in (".parquet", ".jsonl"):
         return _fail(f"{args.output}: use a .parquet or .jsonl file")

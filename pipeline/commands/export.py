@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 from pipeline import export as ex
-from pipeline.schema import MetaError, RunMeta, run_meta_of
+from pipeline.core.schema import MetaError, RunMeta, run_meta_of
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -156,7 +156,8 @@ def _load_meta(args: argparse.Namespace, raw) -> RunMeta:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pipeline import hub, workflow
+    from pipeline import workflow
+    from pipeline.core import hub
 
     output = Path(args.output)
     if output.suffix.lower() not in (".parquet", ".jsonl"):

@@ -70,7 +70,7 @@ def _fail(message: str) -> int:
 
 
 def _source_spec(args: argparse.Namespace):
-    from pipeline import data
+    from pipeline.filter import data
 
     if args.demo:
         return data.SourceSpec.demo()
@@ -95,7 +95,9 @@ def _source_spec(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from pipeline import data, hub, tablefiles, workflow
+    from pipeline import workflow
+    from pipeline.core import hub, tablefiles
+    from pipeline.filter import data
 
     if not args.list_languages and not args.language:
         return _fail("choose a language with --language (a name like Dutch or a code like nl/nld).")

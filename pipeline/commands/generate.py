@@ -69,7 +69,7 @@ CONFIG_KEYS = (
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from pipeline.settings import DEFAULTS
+    from pipeline.generate.settings import DEFAULTS
 
     p = sub.add_parser(
         "generate",
@@ -198,8 +198,8 @@ def _settings_from(args: argparse.Namespace) -> dict:
 
 def _build_settings(conf: dict):
     """RunSettings from the merged config and flags (one rule with the app: ``RunSettings.from_mapping``)."""
+    from pipeline.generate.settings import RunSettings
     from pipeline.inference import InferenceError
-    from pipeline.settings import RunSettings
 
     conf = dict(conf)
     if conf.get("system_prompt_file"):
@@ -217,7 +217,7 @@ def read_input(path: str):
     file's schema metadata: its provenance)."""
     import pyarrow as pa
 
-    from pipeline import schema, tablefiles
+    from pipeline.core import schema, tablefiles
 
     p = Path(path)
     if not p.exists():
@@ -252,7 +252,7 @@ def read_input(path: str):
 def input_provenance(rows, conf: dict):
     """The rows' provenance: what the input file records, with ``source_dataset``/``license`` from the flags or
     config winning, and the input's file name (never its folder)."""
-    from pipeline import schema
+    from pipeline.core import schema
 
     found = schema.provenance_of(rows) or schema.Provenance()
     changes: dict = {"file": Path(conf["input"]).name}
@@ -267,7 +267,8 @@ def _write_outputs(handle, out: Path, meta, hub_id: str) -> Any:
     """raw.parquet (with the run's metadata and provenance in its schema), README.md, pipeline.py (its --data
     defaults to ``hub_id`` when the raw set is pushed there; else it is required: no local path in the script) and
     dpo_studio.json."""
-    from pipeline import recipe, tablefiles
+    from pipeline.core import tablefiles
+    from pipeline.generate import recipe
 
     raw = handle.table()
     meta = recipe.with_results(meta, raw)
@@ -290,8 +291,11 @@ def _run(args: argparse.Namespace) -> int:
 def _main(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from pipeline import generate, hub, judgecheck, recipe, workflow
-    from pipeline.credentials import Credentials, api_keys_for, env_api_key
+    from pipeline import generate, workflow
+    from pipeline.core import hub
+    from pipeline.core.credentials import Credentials, api_keys_for, env_api_key
+    from pipeline.generate import recipe
+    from pipeline.judge import check as judgecheck
 
     conf = _settings_from(args)
     if not conf.get("input"):
@@ -330,7 +334,7 @@ def _main(args: argparse.Namespace) -> int:
     try:
         if not args.restart:
             generate.check_checkpoint(settings, checkpoint)
-        plan = generate.plan_run(rows, settings, None if args.restart else checkpoint)
+        plan = generate.plan_run(rows, settings, None if args.restart else checkpoint.statuses())
         print(plan.summary(), file=sys.stderr)
         if args.dry_run:
             return 0

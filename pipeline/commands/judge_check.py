@@ -78,7 +78,8 @@ def _per_judge(values: list[str] | None, n: int, flag: str) -> list[str | None]:
 
 
 def _settings(args: argparse.Namespace):
-    from pipeline import judge, judgecheck
+    from pipeline import judge
+    from pipeline.judge import check as judgecheck
 
     models = [m.strip() for m in args.judge or [] if m and m.strip()]
     if not models:
@@ -101,7 +102,7 @@ def _settings(args: argparse.Namespace):
 
 
 def _read(path: str, what: str):
-    from pipeline import tablefiles
+    from pipeline.core import tablefiles
 
     try:
         return tablefiles.read_table(path)
@@ -111,7 +112,7 @@ def _read(path: str, what: str):
 
 def _items(args: argparse.Namespace):
     """(items, source) from --labels or --raw + --annotations."""
-    from pipeline import judgecheck
+    from pipeline.judge import check as judgecheck
 
     if args.labels and (args.raw or args.annotations):
         raise _UsageError("Give either --labels, or --raw with --annotations, not both.")
@@ -140,7 +141,7 @@ def format_table(rows: list[dict[str, str]]) -> str:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from pipeline import judgecheck
+    from pipeline.judge import check as judgecheck
 
     try:
         return _main(args)
@@ -150,7 +151,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _main(args: argparse.Namespace) -> int:
-    from pipeline import credentials, hub, judgecheck
+    from pipeline.core import credentials, hub
+    from pipeline.judge import check as judgecheck
 
     if args.output and not args.output.endswith(".json"):
         raise _UsageError(f"--output {args.output}: give a .json file.")
@@ -189,7 +191,7 @@ def _main(args: argparse.Namespace) -> int:
 
 
 async def _run_with_progress(items, settings, creds, progress, language, source):
-    from pipeline import judgecheck
+    from pipeline.judge import check as judgecheck
 
     task = asyncio.ensure_future(
         judgecheck.run_check(items, settings, creds, language=language, source=source, progress=progress)

@@ -18,7 +18,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from pipeline import schema, tablefiles
+from pipeline.core import schema, tablefiles
+from pipeline.core.schema import Provenance
 from pipeline.export.formats import FORMAT_STANDARD, FORMATS, pairs_to_table
 from pipeline.export.rules import (
     DROP_RULES,
@@ -28,7 +29,6 @@ from pipeline.export.rules import (
     select_pairs,
     target_languages,
 )
-from pipeline.schema import Provenance
 
 
 @dataclass

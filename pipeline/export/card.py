@@ -13,10 +13,10 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from pipeline import schema
+from pipeline.core import schema
+from pipeline.core.schema import Provenance, RunMeta
 from pipeline.export.formats import FORMAT_LABELS
 from pipeline.export.rules import DROP_RULES, IMPROVED_SOURCE, counts_table
-from pipeline.schema import Provenance, RunMeta
 
 if TYPE_CHECKING:  # pragma: no cover
     from pipeline.export.build import ExportResult
@@ -233,7 +233,7 @@ def card_body(result: ExportResult, meta: RunMeta | Mapping[str, Any] | None = N
         ]
     judge_stats = result.judge or meta.judge_stats
     if judge_stats is not None and judge_stats.judged:
-        from pipeline import results
+        from pipeline.generate import results
 
         lines += ["", "### The judge", ""]
         lines += results.judge_card_lines(
@@ -299,6 +299,6 @@ def card_body(result: ExportResult, meta: RunMeta | Mapping[str, Any] | None = N
 
 def render_export_card(result: ExportResult, meta: RunMeta | Mapping[str, Any] | None = None, repo_id: str = "") -> str:
     """The whole README.md (YAML front matter + body) for the export, via :func:`pipeline.hub.render_card`."""
-    from pipeline import hub
+    from pipeline.core import hub
 
     return hub.render_card(card_metadata(result, meta), card_body(result, meta, repo_id))

@@ -20,7 +20,7 @@ from typing import Any, Final
 
 import pyarrow as pa
 
-from pipeline import schema
+from pipeline.core import schema
 from pipeline.export.rules import ExportError, PreferencePair
 
 FORMAT_STANDARD: Final = "standard"

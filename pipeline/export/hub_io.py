@@ -12,11 +12,11 @@ from typing import Any
 
 import pyarrow as pa
 
-from pipeline import hub, schema
+from pipeline.core import hub, schema
+from pipeline.core.schema import MetaError, ModelRef, Provenance, RunMeta
 from pipeline.export.build import ExportResult
 from pipeline.export.card import as_run_meta, render_export_card
 from pipeline.export.rules import REQUIRED_RAW_COLUMNS, ExportError, missing_columns, split_annotation_columns
-from pipeline.schema import MetaError, ModelRef, Provenance, RunMeta
 
 
 def push_export(

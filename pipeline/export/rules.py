@@ -19,8 +19,8 @@ from typing import Any, Final
 
 import pyarrow as pa
 
-from pipeline import agreement as agreement_mod
-from pipeline import schema
+from pipeline.core import schema
+from pipeline.judge import agreement as agreement_mod
 
 # --- Options -------------------------------------------------------------------------------------------------
 SOURCE_HUMAN_THEN_JUDGE: Final = "human_then_judge"
@@ -733,7 +733,7 @@ def select_pairs(
     agreement = judge_human_agreement(rows, anns)
     if not pairs:
         raise ExportError(no_rows_message(counts))
-    from pipeline import results
+    from pipeline.generate import results
 
     return Selection(
         pairs=pairs,

@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
-from pipeline import schema
+from pipeline.core import schema
 
 LEADERBOARD_COLUMNS = (
     "source",

@@ -25,8 +25,9 @@ from typing import Any
 
 import pyarrow as pa
 
-from pipeline import results, schema
-from pipeline.schema import ModelRef, Provenance, RunMeta, Sampling
+from pipeline.core import schema
+from pipeline.core.schema import ModelRef, Provenance, RunMeta, Sampling
+from pipeline.generate import results
 
 ROUTER_URL = "https://router.huggingface.co/v1"
 AYA_DATASET = "CohereForAI/aya_dataset"
@@ -282,7 +283,7 @@ def _source_and_licence(src: Provenance) -> str:
 
 def render_raw_card(meta: RunMeta, raw: pa.Table | None = None) -> str:
     """The raw dataset's card (YAML metadata + markdown) via ``pipeline.hub.render_card``."""
-    from pipeline import hub
+    from pipeline.core import hub
 
     return hub.render_card(card_metadata(meta), render_raw_body(meta, raw))
 
@@ -581,7 +582,7 @@ def push_raw(
 
     Raises ``pipeline.hub.HubError`` with a message for the user. Returns the dataset URL.
     """
-    from pipeline import hub
+    from pipeline.core import hub
 
     if raw is None or raw.num_rows == 0:
         raise hub.HubError("There are no results to push yet: run the pipeline first.")
@@ -613,7 +614,7 @@ def checkpoint_repo_state(repo_id: str, token: str | None, fingerprint: str) -> 
 
     A run never overwrites a dataset that is not its own checkpoint. Raises ``hub.HubError``.
     """
-    from pipeline import hub
+    from pipeline.core import hub
 
     if not hub.repo_exists(repo_id, token):
         return "absent"
@@ -626,7 +627,7 @@ def checkpoint_repo_state(repo_id: str, token: str | None, fingerprint: str) -> 
 
 def restore_checkpoint(repo_id: str, token: str | None, checkpoint: Any) -> int:
     """Copy a Hub checkpoint into the local ``checkpoint`` (a ``pipeline.generate.Checkpoint``); returns rows."""
-    from pipeline import hub
+    from pipeline.core import hub
 
     table = hub.load_dataset_table(repo_id, "train", token)
     missing = [c for c in schema.RAW_COLUMNS if c not in table.column_names and c not in schema.JUDGE_COLUMNS]
@@ -639,7 +640,7 @@ def restore_checkpoint(repo_id: str, token: str | None, checkpoint: Any) -> int:
 def checkpoint_pusher(meta: RunMeta, repo_id: str, token: str | None) -> Any:
     """A callable for ``generate.execute(on_checkpoint=...)`` that pushes the results so far to ``repo_id``
     (private, replacing the previous checkpoint). The token stays inside the closure, in the run's thread."""
-    from pipeline import hub
+    from pipeline.core import hub
 
     def push(handle: Any) -> None:
         table = handle.table()

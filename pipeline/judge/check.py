@@ -42,10 +42,11 @@ from typing import Any, Final
 
 import pyarrow as pa
 
-from pipeline import agreement, schema
 from pipeline import judge as judge_mod
-from pipeline.credentials import Credentials, public_url
+from pipeline.core import schema
+from pipeline.core.credentials import Credentials, public_url
 from pipeline.inference import Backend, GenParams, InferenceError
+from pipeline.judge import agreement
 
 log = logging.getLogger(__name__)
 
@@ -260,7 +261,7 @@ def items_from_annotations(raw: pa.Table | None, annotations: pa.Table | None) -
 
 
 def _language_name(code: str) -> str:
-    from pipeline import languages
+    from pipeline.core import languages
 
     try:
         name = languages.display_name(code)
@@ -318,7 +319,7 @@ def labels_to_annotations(labels: Iterable[Label]) -> pa.Table:
     """Annotation rows (``schema.ANNOTATION_COLUMNS`` plus Argilla's extra columns) for the labels, one per row id
     (the latest label of an id wins): A/B/tie -> ``n_annotators=1`` and the preference (``-1`` = tie); "both
     bad" -> a discard (``n_annotators=0, n_discarded=1``), dropped by Export's discard rule."""
-    from pipeline.argilla_io import annotations_table
+    from pipeline.argilla import annotations_table
 
     latest = {lab.id: lab for lab in labels}
     return annotations_table(_annotation_row(lab) for lab in latest.values())
@@ -330,7 +331,7 @@ def merge_annotations(
     """``existing`` annotations (e.g. an Argilla pull) plus the ``labelled`` rows whose id they do not have
     (people in Argilla are usually several: their rows win). ``replace_ids``: ids an earlier merge added from
     labels, replaced now. Returns the merged table and the ids added from ``labelled``."""
-    from pipeline.argilla_io import annotations_table
+    from pipeline.argilla import annotations_table
 
     drop = set(replace_ids)
     base = [] if existing is None else [r for r in existing.to_pylist() if _text(r.get("id")) not in drop]
@@ -385,7 +386,7 @@ def labels_from_table(table: pa.Table, where: str = "the labels file") -> list[L
 def judges_from(specs: Iterable[Mapping[str, Any] | Backend]) -> tuple[Backend, ...]:
     """Validated judge backends from mappings (``model``, ``kind``/``backend``, ``base_url``, ``provider``), blank
     model ids skipped. Raises :class:`JudgeCheckError` with the backend's message."""
-    from pipeline.settings import backend_from
+    from pipeline.generate.settings import backend_from
 
     out = []
     for spec in specs:
@@ -458,7 +459,7 @@ _OVERHEAD: dict[tuple[str, int], int] = {}
 
 def _overhead(aspect: str, n_texts: int) -> int:
     """Tokens of the judge prompt's template around the prompt and texts (estimated once per shape)."""
-    from pipeline.settings import estimate_tokens
+    from pipeline.generate.settings import estimate_tokens
 
     key = (aspect, n_texts)
     if key not in _OVERHEAD:
@@ -497,7 +498,7 @@ class CheckPlan:
 
 def plan_check(items: Sequence[CheckItem], settings: CheckSettings) -> CheckPlan:
     """The estimate of a check of ``items`` with ``settings`` (the same count as the run's Estimate)."""
-    from pipeline.settings import estimate_tokens
+    from pipeline.generate.settings import estimate_tokens
 
     per_row = 0
     for item in items:

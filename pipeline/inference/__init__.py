@@ -55,7 +55,8 @@ from tenacity import (
     stop_before_delay,
 )
 
-from pipeline import netguard, ratecontrol
+from pipeline.core import netguard
+from pipeline.inference import ratecontrol
 
 log = logging.getLogger(__name__)
 # On a public Space every request huggingface_hub's clients send is checked against private addresses as it is

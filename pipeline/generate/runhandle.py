@@ -19,9 +19,10 @@ from typing import Any
 
 import pyarrow as pa
 
-from pipeline import schema
-from pipeline.checkpoint import Checkpoint, Entry, check_checkpoint
-from pipeline.settings import Plan, RunError, RunSettings, plan_run, scope_rows
+from pipeline.core import schema
+from pipeline.core.errors import RunError
+from pipeline.generate.checkpoint import Checkpoint, Entry, check_checkpoint
+from pipeline.generate.settings import Plan, RunSettings, plan_run, scope_rows
 
 __all__ = [
     "CallStats",
@@ -369,7 +370,7 @@ def prepare_run(rows: Any, settings: RunSettings, checkpoint: Checkpoint, *, res
         checkpoint.delete()
     check_checkpoint(settings, checkpoint)
     index = checkpoint.index()
-    plan = plan_run(rows, settings, index=index)
+    plan = plan_run(rows, settings, {rid: entry.status for rid, entry in index.items()})
     if plan.total == 0:
         raise RunError("The filtered set has no rows: filter a language with data first.")
     todo: list[tuple[dict, Entry | None]] = []

@@ -8,9 +8,11 @@ The app and the CLI start runs through :mod:`pipeline.workflow`, which adds Hub 
 
 from __future__ import annotations
 
-from pipeline.checkpoint import SPACE_PERSISTENT_DIR, Checkpoint, Entry, check_checkpoint, default_data_dir
-from pipeline.executor import ChatFn, execute, run_async, start_run
-from pipeline.runhandle import (
+from pipeline.core.errors import RunError
+from pipeline.core.schema import raw_schema
+from pipeline.generate.checkpoint import SPACE_PERSISTENT_DIR, Checkpoint, Entry, check_checkpoint, default_data_dir
+from pipeline.generate.executor import ChatFn, execute, run_async, start_run
+from pipeline.generate.runhandle import (
     RUNNING_STATES,
     STATE_CANCELLED,
     STATE_DONE,
@@ -22,8 +24,7 @@ from pipeline.runhandle import (
     duration,
     prepare_run,
 )
-from pipeline.schema import raw_schema
-from pipeline.settings import DEFAULTS, Plan, RunError, RunSettings, estimate_tokens, plan_run, replace_fields
+from pipeline.generate.settings import DEFAULTS, Plan, RunSettings, estimate_tokens, plan_run, replace_fields
 
 __all__ = [
     "DEFAULTS",

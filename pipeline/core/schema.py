@@ -709,3 +709,21 @@ def conform_raw(table: pa.Table) -> pa.Table:
             columns.append(table.column(name))
             names.append(name)
     return pa.Table.from_arrays(columns, names=names)
+
+
+# --- hand-offs between steps --------------------------------------------------------------------------------
+
+
+@dataclass
+class ModelChoice:
+    """What the Playground hands to the Pipeline tab ("Use in pipeline")."""
+
+    model: str
+    backend: str  # "serverless" | "endpoint" | "openai"
+    base_url: str = ""  # endpoint or OpenAI-compatible base URL ("" for serverless)
+    provider: str = "auto"  # serverless provider
+    system_prompt: str = ""
+
+    def stamp(self) -> tuple[str, str, str, str, str]:
+        """The values that identify this choice (the Pipeline tab prefills once per stamp)."""
+        return (self.model, self.backend, self.base_url, self.provider, self.system_prompt)

@@ -15,22 +15,19 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Final, cast
+from typing import Any, Final, cast
 
 import pyarrow as pa
 
 from pipeline import judge as judge_mod
-from pipeline import schema
-from pipeline.credentials import public_url
+from pipeline.core import schema
+from pipeline.core.credentials import public_url
+from pipeline.core.errors import RunError
 from pipeline.inference import Backend, BackendKind, GenParams
-
-if TYPE_CHECKING:  # pragma: no cover
-    from pipeline.checkpoint import Checkpoint, Entry
 
 __all__ = [
     "DEFAULTS",
     "Plan",
-    "RunError",
     "RunSettings",
     "backend_from",
     "estimate_tokens",
@@ -39,10 +36,6 @@ __all__ = [
     "replace_fields",
     "scope_rows",
 ]
-
-
-class RunError(Exception):
-    """A run that cannot start (bad settings, nothing to do, a checkpoint from other settings, a run already going)."""
 
 
 _GEN = GenParams()  # the sampling defaults, owned by pipeline.inference (the Playground uses the same)
@@ -407,20 +400,18 @@ def scope_rows(rows: Any, settings: RunSettings) -> Iterator[tuple[int, dict]]:
         yield index, {**row, "id": rid}
 
 
-def plan_run(
-    rows: Any, settings: RunSettings, checkpoint: Checkpoint | None = None, *, index: Mapping[str, Entry] | None = None
-) -> Plan:
-    """Count what a run of ``rows`` with ``settings`` would do, given what ``checkpoint`` already holds."""
-    if index is None:
-        index = checkpoint.index() if checkpoint is not None else {}
+def plan_run(rows: Any, settings: RunSettings, statuses: Mapping[str, str] | None = None) -> Plan:
+    """Count what a run of ``rows`` with ``settings`` would do, given ``statuses`` (row id -> status) of the rows a
+    checkpoint already holds (``Checkpoint.statuses()``; none for a fresh run)."""
+    statuses = statuses or {}
     total = already = to_run = retried = gen_calls = judge_calls = tokens = 0
     sys_tokens = estimate_tokens(settings.system_prompt) if settings.system_prompt else 0
     overhead = _judge_overhead(settings.aspect, settings.n_texts)
     n_gen = len(settings.generators)
     for _, row in scope_rows(rows, settings):
         total += 1
-        prior = index.get(row["id"])
-        if prior is not None and prior.status == schema.STATUS_OK:
+        prior = statuses.get(row["id"])
+        if prior == schema.STATUS_OK:
             already += 1
             continue
         to_run += 1

@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
-from pipeline import schema
-from pipeline.settings import RunError
+from pipeline.core import schema
+from pipeline.core.errors import RunError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from pipeline.settings import RunSettings
+    from pipeline.generate.settings import RunSettings
 
 __all__ = ["Checkpoint", "Entry", "SPACE_PERSISTENT_DIR", "check_checkpoint", "default_data_dir"]
 
@@ -44,6 +44,10 @@ class Checkpoint:
 
     def exists(self) -> bool:
         return self.path.exists() and self.path.stat().st_size > 0
+
+    def statuses(self) -> dict[str, str]:
+        """id -> status of the last valid line for each id (what ``settings.plan_run`` counts)."""
+        return {rid: entry.status for rid, entry in self.index().items()}
 
     def index(self) -> dict[str, Entry]:
         """id -> (status, byte offset) of the last valid line for each id."""

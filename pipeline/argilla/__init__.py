@@ -23,7 +23,7 @@ Dataset layout (made by :func:`build_settings`; one record per raw row, record i
       (yes/no/unsupported), ``judge_rating_<k>``, ``rating_margin``, ``all_in_language``, ``n_responses``,
       ``generator_model``, ``judge_model``, ``status``; hidden from annotators: ``source_index_<k>``,
       ``raw_responses`` (length of the raw ``responses`` list) and ``order_seed``.
-    - guidelines from the template ``pipeline/argilla_guidelines.md`` (``$language``, ``$n_responses``,
+    - guidelines from the template ``pipeline/argilla/guidelines.md`` (``$language``, ``$n_responses``,
       ``$judge_model``), or the caller's own (e.g. translated) text.
 
 Sending twice never duplicates: rows whose id is already in the dataset are left untouched (their answers are
@@ -53,7 +53,8 @@ from urllib.parse import urlsplit
 
 import pyarrow as pa
 
-from pipeline import agreement, netguard, schema
+from pipeline.core import netguard, schema
+from pipeline.judge import agreement
 
 MAX_RESPONSES: Final = 4
 MIN_RESPONSES: Final = 2
@@ -70,7 +71,7 @@ IMPROVED_QUESTION: Final = "improved_response"
 TIE_LABEL: Final = "tie"
 ENV_URL: Final = "ARGILLA_API_URL"
 ENV_KEY: Final = "ARGILLA_API_KEY"
-GUIDELINES_TEMPLATE: Final = Path(__file__).with_name("argilla_guidelines.md")
+GUIDELINES_TEMPLATE: Final = Path(__file__).with_name("guidelines.md")
 GUIDELINES_MAX_CHARS: Final = 10_000  # Argilla's limit
 
 EXTRA_ANNOTATION_COLUMNS: Final = schema.EXTRA_ANNOTATION_COLUMNS  # judge_ratings, judge_preference, n_discarded
@@ -357,7 +358,7 @@ def render_guidelines(
 
 def language_name(code: str | None) -> str:
     """A readable language name for an ISO 639 code (``nld`` → ``Dutch``); the code itself if unknown."""
-    from pipeline.languages import display_name
+    from pipeline.core.languages import display_name
 
     return display_name(code) if code else ""
 

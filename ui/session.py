@@ -14,22 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline.schema import RunMeta
-
-
-@dataclass
-class ModelChoice:
-    """What the Playground hands to the Pipeline tab ("Use in pipeline")."""
-
-    model: str
-    backend: str  # "serverless" | "endpoint" | "openai"
-    base_url: str = ""  # endpoint or OpenAI-compatible base URL ("" for serverless)
-    provider: str = "auto"  # serverless provider
-    system_prompt: str = ""
-
-    def stamp(self) -> tuple[str, str, str, str, str]:
-        """The values that identify this choice (the Pipeline tab prefills once per stamp)."""
-        return (self.model, self.backend, self.base_url, self.provider, self.system_prompt)
+from pipeline.core.schema import ModelChoice, RunMeta
 
 
 @dataclass

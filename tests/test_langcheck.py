@@ -1,12 +1,12 @@
-"""pipeline.langdetect: ISO 639-3 mapping, detection, unsupported languages, candidate sets."""
+"""pipeline.langcheck: ISO 639-3 mapping, detection, unsupported languages, candidate sets."""
 
 from __future__ import annotations
 
 import langid
 import pytest
 
-from pipeline import langdetect
-from pipeline.langdetect import LanguageCheck, check, check_many, detect
+from pipeline import langcheck
+from pipeline.langcheck import LanguageCheck, check, check_many, detect
 
 TEXTS = {
     "nld": "De hoofdstad van Nederland is Amsterdam, al zetelen de regering en het parlement in Den Haag.",
@@ -58,23 +58,23 @@ def test_mismatch_names_the_detected_language():
     ],
 )
 def test_iso_639_3_codes_map_to_langid(code, langid_code):
-    assert langdetect.to_langid(code) == langid_code
-    assert langdetect.is_supported(code)
+    assert langcheck.to_langid(code) == langid_code
+    assert langcheck.is_supported(code)
 
 
 @pytest.mark.parametrize("code", ["yor", "som", "hau", "ibo", "ceb", "ckb", ""])
 def test_unsupported_languages_are_never_a_mismatch(code):
     result = check("Ìlú Èkó jẹ́ ìlú tó tóbi jùlọ ní orílẹ̀-èdè Nàìjíríà.", code)
     assert result.match is None
-    assert not langdetect.is_supported(code)
+    assert not langcheck.is_supported(code)
 
 
 def test_unsupported_list_for_the_ui():
-    missing = langdetect.unsupported()
+    missing = langcheck.unsupported()
     assert {"yor", "som", "hau"} <= set(missing)
     assert "nld" not in missing and "plt" not in missing
-    assert "Yoruba (yor)" in langdetect.unsupported_names()
-    assert langdetect.unsupported(["nld", "yor"]) == ["yor"]
+    assert "Yoruba (yor)" in langcheck.unsupported_names()
+    assert langcheck.unsupported(["nld", "yor"]) == ["yor"]
 
 
 def test_empty_or_letterless_text_is_not_judged():
@@ -103,8 +103,8 @@ def test_agrees_with_plain_langid():
     for text in TEXTS.values():
         ours = detect(text)[0]
         theirs = langid.classify(text)[0]
-        assert langdetect.to_langid(ours) == theirs or langdetect._accepted(theirs) == langdetect._accepted(
-            langdetect.to_langid(ours)
+        assert langcheck.to_langid(ours) == theirs or langcheck._accepted(theirs) == langcheck._accepted(
+            langcheck.to_langid(ours)
         )
 
 

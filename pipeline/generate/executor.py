@@ -36,10 +36,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pipeline import judge as judge_mod
-from pipeline import schema
-from pipeline.checkpoint import Checkpoint, Entry
-from pipeline.credentials import Credentials
-from pipeline.runhandle import (
+from pipeline.core import schema
+from pipeline.core.credentials import Credentials
+from pipeline.core.errors import RunError
+from pipeline.generate.checkpoint import Checkpoint, Entry
+from pipeline.generate.runhandle import (
     STATE_CANCELLED,
     STATE_DONE,
     STATE_FAILED,
@@ -49,7 +50,7 @@ from pipeline.runhandle import (
     RunHandle,
     prepare_run,
 )
-from pipeline.settings import RunError, RunSettings, estimate_tokens
+from pipeline.generate.settings import RunSettings, estimate_tokens
 
 if TYPE_CHECKING:  # pragma: no cover
     from pipeline.inference import Backend, ChatResult, GenParams
@@ -630,7 +631,7 @@ class _Executor:
             return [None] * len(texts)
         await self.language_loaded
         nonempty = [i for i, t in enumerate(texts) if t.strip()]
-        # inline: a check takes well under a millisecond (langdetect's sparse scorer); a thread hop costs more
+        # inline: a check takes well under a millisecond (langcheck's sparse scorer); a thread hop costs more
         checks = self.detect([texts[i] for i in nonempty], target) if nonempty else []
         out: list[Any] = [None] * len(texts)
         for i, c in zip(nonempty, checks):
@@ -725,9 +726,9 @@ class _Executor:
 
 
 def _default_detect() -> Callable[[list[str], str], list[Any]]:
-    from pipeline import langdetect
+    from pipeline import langcheck
 
-    return langdetect.check_many
+    return langcheck.check_many
 
 
 def _load_for_judging(
@@ -752,9 +753,9 @@ def _load_for_judging(
         finally:
             loop.call_soon_threadsafe(done, judge_loaded)
         if language_check:
-            from pipeline import langdetect
+            from pipeline import langcheck
 
-            langdetect.warm_up()
+            langcheck.warm_up()
     except Exception as exc:  # noqa: BLE001
         log.warning("loading the judge templates or the language model failed: %s", type(exc).__name__)
     finally:
@@ -798,7 +799,7 @@ async def execute(
     the user's HF token to serverless/endpoint backends and nowhere else, and an API key to its OpenAI-compatible
     base URL. ``chat_fn(backend, messages, params, key)`` defaults to pooled
     :class:`pipeline.inference.AsyncChat` clients.
-    ``detect(texts, target_code)`` is the language checker (default :func:`pipeline.langdetect.check_many`;
+    ``detect(texts, target_code)`` is the language checker (default :func:`pipeline.langcheck.check_many`;
     ``None`` skips it). ``on_checkpoint(handle)`` (sync, run in a worker thread) is called every ``checkpoint_every``
     finished rows and once at the end, e.g. to push the checkpoint to the Hub; its failures never stop the run.
     ``retry`` (a ``pipeline.inference.RetryPolicy``) and ``timeout`` (seconds per call) tune the default client.
@@ -865,7 +866,7 @@ async def execute(
         )
     if handle.snapshot().failures:
         try:  # the failed rows grouped by reason, for the end of the run (app and CLI)
-            from pipeline import results
+            from pipeline.generate import results
 
             handle.set_failures(tuple(results.failure_reasons(handle.table())))
         except Exception as exc:  # noqa: BLE001 - a courtesy: the counts are already in the message

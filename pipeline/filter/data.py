@@ -24,9 +24,9 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline import hub, languages, schema, tablefiles
-from pipeline.languages import Language
-from pipeline.schema import FILTERED_COLUMNS, row_id
+from pipeline.core import hub, languages, schema, tablefiles
+from pipeline.core.languages import Language
+from pipeline.core.schema import FILTERED_COLUMNS, row_id
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd

@@ -20,9 +20,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
-from pipeline import inference, langdetect
+from pipeline import inference, langcheck
+from pipeline.core.schema import ModelChoice
 from pipeline.inference import Backend, GenParams, InferenceError
-from pipeline.state import ModelChoice
 
 LETTERS: tuple[str, ...] = ("A", "B", "C")
 VOTE_CHOICES: tuple[str, ...] = ("A better", "B better", "C better", "Tie", "All bad")
@@ -68,8 +68,8 @@ def target_language(filtered: Any) -> tuple[str, str]:
     names = Counter(
         n for n, c in zip(table.column("language").to_pylist(), table.column("language_code").to_pylist()) if c == code
     )
-    name = names.most_common(1)[0][0] if names else langdetect.language_name(code)
-    return name or langdetect.language_name(code), code
+    name = names.most_common(1)[0][0] if names else langcheck.language_name(code)
+    return name or langcheck.language_name(code), code
 
 
 def sample_row(filtered: Any, rng: random.Random | None = None) -> dict | None:
@@ -124,7 +124,7 @@ class ColumnState:
     tokens_per_s: float | None = None
     completion_tokens: int | None = None
     finish_reason: str | None = None
-    check: langdetect.LanguageCheck | None = None
+    check: langcheck.LanguageCheck | None = None
 
 
 @dataclass
@@ -134,10 +134,10 @@ class ColumnRequest:
     token: str | None = field(default=None, repr=False)  # per call only; never stored
 
 
-def _check(text: str, target_code: str) -> langdetect.LanguageCheck | None:
+def _check(text: str, target_code: str) -> langcheck.LanguageCheck | None:
     if not target_code or not text.strip():
         return None
-    return langdetect.check(text, target_code)
+    return langcheck.check(text, target_code)
 
 
 def run_columns(
@@ -245,17 +245,17 @@ def run_columns(
 # ---------------------------------------------------------------------------------------------------------------
 # Per-response statistics (plain text: shown in Markdown only after escaping)
 # ---------------------------------------------------------------------------------------------------------------
-def language_badge(check: langdetect.LanguageCheck | None, target_code: str) -> str:
+def language_badge(check: langcheck.LanguageCheck | None, target_code: str) -> str:
     """E.g. ``✅ Dutch (nld) 98%``, ``❌ English (eng) 91% — not Dutch``, ``➖ Yoruba: not checkable``."""
     if not target_code:
         return "➖ no target language (load data in Filter)"
-    target_name = langdetect.language_name(target_code)
-    if not langdetect.is_supported(target_code):
+    target_name = langcheck.language_name(target_code)
+    if not langcheck.is_supported(target_code):
         return f"➖ {target_name}: the language detector does not know it (not checked)"
     if check is None or check.detected is None:
         return "➖ nothing to check"
     confidence = f" {check.confidence:.0%}" if check.confidence is not None else ""
-    name = langdetect.language_name(check.detected)
+    name = langcheck.language_name(check.detected)
     if check.match:
         return f"✅ {name} ({check.detected}){confidence}"
     return f"❌ {name} ({check.detected}){confidence}, not {target_name}"

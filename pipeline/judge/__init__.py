@@ -48,7 +48,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
-from pipeline import schema
+from pipeline.core import schema
 from pipeline.inference import Backend, ChatResult, GenParams, InferenceError, ResponseFormat, is_schema_refusal
 
 log = logging.getLogger(__name__)
