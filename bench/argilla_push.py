@@ -1,4 +1,4 @@
-"""Benchmark: sending raw results to Argilla with ``pipeline.argilla_io.push`` vs the recipe's plain SDK ``log``.
+"""Benchmark: sending raw results to Argilla with ``pipeline.argilla.push`` vs the recipe's plain SDK ``log``.
 
 Starts the local Argilla stack of the tests (``tests/fixtures/argilla_stack.py``: argilla-server 2.8, Redis, osmem),
 builds ``--rows`` raw rows (one in ten with three responses) and measures, in one run:

@@ -5,7 +5,7 @@ mean response ~352), then, in one run and for the same languages (the largest, a
 
 - ``baseline_s``: mean seconds per language of ``datasets.Dataset.filter(lambda x: x["language"] == L)``
 - ``ours_s``: mean seconds per language of the app's filter path with its default filters
-  (``pipeline.data.apply_filters``: resolve the language, slice, drop duplicate prompts) on the loaded source
+  (``pipeline.filter.data.apply_filters``: resolve the language, slice, drop duplicate prompts) on the loaded source
 - ``ours_all_filters_s``: the same with every filter set (annotation type, min/max lengths, dedup)
 - ``table_s``: seconds to build the language table (language, code, rows, mean lengths) from the source
 - ``load_s``: one-off seconds to normalise the raw table into the shared source (once per process)

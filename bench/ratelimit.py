@@ -9,7 +9,7 @@ and ``Retry-After`` (``--retry-after`` seconds, 1 by default, as the provider me
 calls take 0.3 s. The app's executor (``pipeline.generate.run_async``: real HTTP client, retries, checkpoint,
 language check) runs 400 rows (one generation + one judge call each) at concurrency 64, twice in one process:
 
-- ``off``: ``pipeline.ratecontrol.set_adaptive(False)``, the behaviour before the controller: a fixed limit of 64,
+- ``off``: ``pipeline.inference.ratecontrol.set_adaptive(False)``, the behaviour before the controller: a fixed limit of 64,
   every 429 one more attempt (5 at most, then the row fails), each call backing off on its own.
 - ``on``: the controller (AIMD per key, the key paused until Retry-After, a 429 a wait and not an attempt).
 

@@ -2,9 +2,9 @@
 
 Each outside service sits behind one module:
 
-- ``pipeline.hub``        – the Hugging Face Hub (datasets, repos, whoami)
+- ``pipeline.core.hub``        – the Hugging Face Hub (datasets, repos, whoami)
 - ``pipeline.inference``  – LLM inference (HF Inference Providers, endpoints, OpenAI-compatible servers)
-- ``pipeline.argilla_io`` – Argilla
+- ``pipeline.argilla`` – Argilla
 - ``pipeline.langcheck`` – langid
 
 Nothing else talks to those services directly.

@@ -4,8 +4,8 @@ Owns the decisions that sit between a user's request and the step's modules:
 
 - :func:`start_generation`: start or resume a Pipeline run, with its local checkpoint and, optionally, a Hub
   checkpoint in a private dataset of the user's (absent → created; ours → restored when the local one is missing;
-  someone else's dataset → refused), and the credentials routed once (:mod:`pipeline.credentials`); a judge
-  check run before (:mod:`pipeline.judgecheck`) goes into the run's metadata, so both cards state its figures.
+  someone else's dataset → refused), and the credentials routed once (:mod:`pipeline.core.credentials`); a judge
+  check run before (:mod:`pipeline.judge.check`) goes into the run's metadata, so both cards state its figures.
 - :func:`preflight_push`: "is this a valid name, can this token write there, and may we overwrite?", checked
   before any work is spent (the Filter, Pipeline and Export steps, in the tabs and the CLI).
 - :func:`require_sign_in`: which models of a run need the user's HF token (each named once).
@@ -78,7 +78,7 @@ def preflight_push(
     """Check a push target before any work: a valid ``owner/name``, writable with ``token``, and new unless
     ``overwrite`` (or ``ours(repo_id)`` says it is this user's own earlier result, e.g. a run's Hub checkpoint).
 
-    Returns the normalised repo id. Raises :class:`pipeline.hub.HubError` with a message that says what to do
+    Returns the normalised repo id. Raises :class:`pipeline.core.hub.HubError` with a message that says what to do
     (``overwrite_hint`` names the flag or box that allows overwriting).
     """
     repo_id = hub.validate_repo_id(repo_id)
@@ -116,8 +116,8 @@ class GenerationRequest:
     hub_repo: str | None = None  # a private dataset of the user's for Hub checkpoints; None: local only
     checkpoint_every: int = 100
     hedge: bool = True
-    judge_check: JudgeCheck | None = None  # a judge check run before (pipeline.judgecheck): its figures go on cards
-    execute_kwargs: dict = field(default_factory=dict)  # more arguments for pipeline.executor.execute
+    judge_check: JudgeCheck | None = None  # a judge check run before (pipeline.judge.check): its figures go on cards
+    execute_kwargs: dict = field(default_factory=dict)  # more arguments for pipeline.generate.executor.execute
 
 
 @dataclass
@@ -135,7 +135,7 @@ def start_generation(request: GenerationRequest) -> GenerationStart:
     With ``hub_repo`` the run's checkpoint is also pushed, every ``checkpoint_every`` rows and at the end, to that
     private dataset; when the local checkpoint is missing (a restarted Space, another machine) the finished rows
     are first restored from it. A dataset of that name that is not a checkpoint of these settings is refused.
-    Raises :class:`RunError` or :class:`pipeline.hub.HubError` with a message for the user; nothing has started
+    Raises :class:`RunError` or :class:`pipeline.core.hub.HubError` with a message for the user; nothing has started
     then.
     """
     settings, ckpt, creds = request.settings, request.checkpoint, request.credentials

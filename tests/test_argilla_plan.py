@@ -159,9 +159,9 @@ def test_record_answers_map_slots_back_to_raw_indices():
 
 
 def test_annotations_table_schema():
-    table = aio.annotations_table([{"id": "a", "n_annotators": 1, "human_ratings": [4.0, None],
+    table = schema.annotations_table([{"id": "a", "n_annotators": 1, "human_ratings": [4.0, None],
                                     "human_preference": 0, "agreement": 1.0, "improved_response": None,
                                     "judge_ratings": [5.0, 2.0], "judge_preference": 0, "n_discarded": 0}])  # fmt: skip
     assert table.column_names == [*schema.ANNOTATION_COLUMNS, *aio.EXTRA_ANNOTATION_COLUMNS]
     assert table.to_pylist()[0]["human_ratings"] == [4.0, None]
-    assert aio.annotations_table([]).num_rows == 0
+    assert schema.annotations_table([]).num_rows == 0

@@ -73,7 +73,7 @@ ANSWERS = {
     },
 }
 
-# Hand-computed aggregation (see the module docstring of pipeline.agreement for the rules).
+# Hand-computed aggregation (see the module docstring of pipeline.judge.agreement for the rules).
 EXPECTED = {
     "r1": {"n_annotators": 2, "human_ratings": [4.5, 2.5], "human_preference": 0, "agreement": 1.0,
            "improved_response": "Better H1", "judge_ratings": [5.0, 2.0], "judge_preference": 0, "n_discarded": 0},

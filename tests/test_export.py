@@ -630,7 +630,7 @@ def test_card_reads_the_pipelines_checkpoint_meta():
 
 
 def test_card_reads_the_session_raw_meta():
-    # the shape pipeline.recipe.build_raw_meta gave session.raw_meta before RunMeta
+    # the shape pipeline.generate.recipe.build_raw_meta gave session.raw_meta before RunMeta
     raw_meta = {
         "models": ["org/gen-a"],
         "generators": [{"kind": "serverless", "model": "org/gen-a"}],
@@ -670,7 +670,6 @@ def test_card_reads_the_session_raw_meta():
 
 def test_the_other_steps_typed_tables_export():
     """Raw results typed as the Pipeline writes them and annotations typed as the Argilla pull writes them."""
-    from pipeline.argilla import annotations_schema
     from pipeline.generate import raw_schema
 
     rows = [
@@ -679,7 +678,7 @@ def test_the_other_steps_typed_tables_export():
     ]
     raw = pa.Table.from_pylist(rows, schema=raw_schema())
     anns = [dict(ann_row("a", [2.0, 4.0], 1), judge_ratings=[5.0, 2.0], judge_preference=0, n_discarded=0)]
-    ann = pa.Table.from_pylist(anns, schema=annotations_schema())
+    ann = pa.Table.from_pylist(anns, schema=schema.ANNOTATION_SCHEMA)
     sel = ex.select_pairs(raw, ann)
     assert [(p.id, p.chosen, p.preference_source) for p in sel.pairs] == [("a", "model", "human")]
     assert sel.counts["too_few_responses"] == 1  # "u" has one rating only

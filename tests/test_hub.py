@@ -1,4 +1,4 @@
-"""pipeline.hub through the real huggingface_hub/datasets clients against the fake Hub."""
+"""pipeline.core.hub through the real huggingface_hub/datasets clients against the fake Hub."""
 
 from __future__ import annotations
 

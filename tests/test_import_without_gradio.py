@@ -53,7 +53,9 @@ def test_pipeline_and_all_submodules_import_without_gradio():
     )
     assert proc.returncode == 0, proc.stderr
     assert (
-        "pipeline.data" in proc.stdout and "pipeline.hub" in proc.stdout and "pipeline.commands.filter" in proc.stdout
+        "pipeline.filter.data" in proc.stdout
+        and "pipeline.core.hub" in proc.stdout
+        and "pipeline.commands.filter" in proc.stdout
     )
 
 

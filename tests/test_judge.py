@@ -16,8 +16,9 @@ import pytest
 from pipeline import judge
 from pipeline.core import schema
 from pipeline.export import ExportRules, select_pairs
-from pipeline.generate import Checkpoint, RunSettings, results, run_async
+from pipeline.generate import Checkpoint, RunSettings, run_async
 from pipeline.inference import AsyncChat, Backend, ChatResult, GenParams, RetryPolicy
+from pipeline.judge import report
 from tests.fixtures.faulty_server import FakeLLMServer
 from tests.pipeline_helpers import is_judge, judge_answer, make_rows
 
@@ -291,7 +292,7 @@ def test_older_raw_tables_without_judge_columns_still_conform_and_export():
     assert conformed.column("ratings").to_pylist() == [[2.0, 4.0]]
     assert conformed.column("judge_mode").to_pylist() == [None]
     assert [p.chosen_model for p in select_pairs(table).pairs] == ["m1"]
-    assert results.judge_stats(table).order == "fixed"
+    assert report.judge_stats(table).order == "fixed"
 
 
 def test_judge_stats_leaderboard_and_card_lines():
@@ -306,11 +307,11 @@ def test_judge_stats_leaderboard_and_card_lines():
         },
     ]
     raw = pa.Table.from_pylist(rows, schema=schema.raw_schema())
-    stats = results.judge_stats(raw)
+    stats = report.judge_stats(raw)
     counted = (stats.judged, stats.parsed, stats.structured, stats.text, stats.both_orders, stats.flips)
     assert counted == (3, 2, 2, 1, 2, 1)
     assert stats.order == "both" and stats.flip_rate == 0.5
-    board = results.judge_leaderboard(raw).to_dict("records")
+    board = report.judge_leaderboard(raw).to_dict("records")
     assert board == [
         {
             "judge_model": "j",
@@ -332,7 +333,7 @@ def test_judge_stats_leaderboard_and_card_lines():
         judges=(schema.JudgeScore(model="j", backend="openai", rows=12, parsed=12, compared=10, agree=8, kappa=0.6),),
         chosen="j",
     )
-    text = "\n".join(results.judge_card_lines(stats, structured_asked=True, check=check, judge_model="j"))
+    text = "\n".join(report.judge_card_lines(stats, structured_asked=True, check=check, judge_model="j"))
     for part in (
         "Judge mode: ratings",
         "structured output for 2 of 3",

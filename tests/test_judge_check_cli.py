@@ -10,9 +10,9 @@ import re
 import pytest
 
 from pipeline import judge
-from pipeline.argilla import annotations_table
 from pipeline.cli import main
 from pipeline.core import tablefiles
+from pipeline.core.schema import annotations_table
 from pipeline.judge import check as judgecheck
 from pipeline.judge.check import CHOICE_A, CHOICE_B, CHOICE_BAD, CHOICE_TIE
 from tests.fixtures.faulty_server import FakeLLMServer

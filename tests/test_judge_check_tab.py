@@ -12,8 +12,8 @@ import pytest
 
 from pipeline import export as ex
 from pipeline import judge
-from pipeline.argilla import annotations_table
 from pipeline.core import tablefiles
+from pipeline.core.schema import annotations_table
 from pipeline.judge import check as judgecheck
 from tests.fixtures.faulty_server import FakeLLMServer
 from tests.test_judge_check_cli import judge_responder

@@ -13,8 +13,8 @@ import pytest
 
 from pipeline import export as ex
 from pipeline import judge
-from pipeline.argilla import annotations_table
 from pipeline.core import schema
+from pipeline.core.schema import annotations_table
 from pipeline.inference import Backend, ChatResult, http_error
 from pipeline.judge import agreement
 from pipeline.judge import check as judgecheck

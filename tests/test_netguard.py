@@ -1,9 +1,9 @@
 """No requests to private addresses from a public Space (``SYSTEM=spaces``); everything allowed locally.
 
-The address check (``pipeline.netguard``) is tested for every address class, for host names that resolve to such
+The address check (``pipeline.core.netguard``) is tested for every address class, for host names that resolve to such
 addresses (``localhost`` through the machine's real resolver), and where the app and the CLI connect: a model
 server's base URL (``pipeline.inference``, also when a request is already under way), an Argilla URL
-(``pipeline.argilla_io``) and ``python -m pipeline generate``, which must refuse before any call.
+(``pipeline.argilla``) and ``python -m pipeline generate``, which must refuse before any call.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Playground logic (pipeline.playground) and the tab's handlers, against the fault-injecting server."""
+"""Playground logic (pipeline.playground.compare) and the tab's handlers, against the fault-injecting server."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def filtered_table(n: int = 5) -> pa.Table:
     )
 
 
-class FakeFiltered:  # the shape of pipeline.data.FilteredSet the tab relies on
+class FakeFiltered:  # the shape of pipeline.filter.data.FilteredSet the tab relies on
     def __init__(self, table):
         self.table = table
 

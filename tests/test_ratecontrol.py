@@ -1,4 +1,4 @@
-"""The adaptive concurrency controller (pipeline.ratecontrol) and how inference calls use it.
+"""The adaptive concurrency controller (pipeline.inference.ratecontrol) and how inference calls use it.
 
 The rule (``Aimd``) is driven with a fake clock; the controller's slots and the retry loop against the
 error-injecting server (tests/fixtures/faulty_server.py)."""

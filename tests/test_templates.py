@@ -1,4 +1,4 @@
-"""pipeline.templates: the system prompt library."""
+"""pipeline.playground.templates: the system prompt library."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """The Argilla tab: connect, send the Pipeline's pairs for human validation, pull the answers back.
 
-UI glue only: everything that talks to Argilla or computes a number lives in :mod:`pipeline.argilla_io` and
-:mod:`pipeline.agreement`. The API key typed here is kept in ``session.argilla_key`` for this browser session only;
+UI glue only: everything that talks to Argilla or computes a number lives in :mod:`pipeline.argilla` and
+:mod:`pipeline.judge.agreement`. The API key typed here is kept in ``session.argilla_key`` for this browser session only;
 it is never rendered back (the box is emptied after a successful connection) nor logged.
 
 The connect, send and pull handlers are module-level and take the session plus ONE mapping of the form's values by

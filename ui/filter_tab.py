@@ -1,7 +1,7 @@
 """The Filter tab: load Aya (or another prompt/response dataset, or the demo data), keep one language, push it.
 
-UI glue only: loading, filtering, cards and pushing live in :mod:`pipeline.data` and :mod:`pipeline.hub`.
-The loaded source is shared read-only by all sessions (cached in ``pipeline.data``); this session keeps a
+UI glue only: loading, filtering, cards and pushing live in :mod:`pipeline.filter.data` and :mod:`pipeline.core.hub`.
+The loaded source is shared read-only by all sessions (cached in ``pipeline.filter.data``); this session keeps a
 reference in ``session.filter_tab.source`` and the current filtered set in ``session.filtered``.
 
 The handlers are module-level and take the session plus ONE mapping of the form's values by name (Gradio passes a
@@ -68,7 +68,7 @@ FILTER_DEFAULTS: Final[Mapping[str, Any]] = MappingProxyType(
         "repo_name": "",  # the push's dataset name as typed (the handler proposes one while it is empty)
     }
 )
-"""The filter form's values by name, with their defaults (those of :class:`pipeline.data.FilterSpec`)."""
+"""The filter form's values by name, with their defaults (those of :class:`pipeline.filter.data.FilterSpec`)."""
 PUSH_DEFAULTS: Final[Mapping[str, Any]] = MappingProxyType(
     {
         "owner": None,  # None: the signed-in user

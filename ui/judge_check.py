@@ -1,5 +1,5 @@
 """The judge check section of the Pipeline tab: people label a pilot run, then up to 3 judge models are checked
-against them, side by side (UI wiring only; the workflow is ``pipeline.judgecheck``, the CLI's too).
+against them, side by side (UI wiring only; the workflow is ``pipeline.judge.check``, the CLI's too).
 
 - **Labelling panel**: 10-50 rows of the pilot run in ``session.raw``, one at a time: the prompt and two answers,
   in a random order, their sources hidden; people answer A / B / tie / both bad. Labels live in

@@ -1,5 +1,5 @@
 """The Pipeline tab: generate second answers, judge them with UltraFeedback, check their language (UI wiring only;
-the logic is in ``pipeline.generate``, ``pipeline.judge``, ``pipeline.results`` and ``pipeline.recipe``).
+the logic is in ``pipeline.generate``, ``pipeline.judge``, ``pipeline.generate.results`` and ``pipeline.generate.recipe``).
 
 Handlers take ``(session, values)``: ``values`` maps field names (the keys of ``RunSettings.from_mapping`` plus
 the run options ``restart``, ``hub_checkpoints``, ``checkpoint_every``, ``repo``, ``hedge``) to what the user set;
@@ -26,6 +26,7 @@ from pipeline.core.errors import RunError
 from pipeline.generate import recipe, results
 from pipeline.generate.checkpoint import Checkpoint
 from pipeline.generate.settings import DEFAULTS, RunSettings
+from pipeline.judge import report
 from pipeline.playground import templates
 from ui import judge_check
 from ui.backend_picker import BackendPicker
@@ -648,7 +649,7 @@ def build(session: gr.State, tab: gr.Tab) -> None:
         charts = (ratings_chart(ratings), langs_chart(langs)) if sess.run is not None else (gr.update(), gr.update())
         judges = gr.update()
         if ended and sess.raw is not None and sess.raw.num_rows:
-            judges = gr.update(value=table_frame(results.judge_leaderboard(sess.raw)), visible=True)
+            judges = gr.update(value=table_frame(report.judge_leaderboard(sess.raw)), visible=True)
         return (text, latest_view(rows), *charts, board, tick, "" if ended else gr.update(), judges)
 
     timer.tick(

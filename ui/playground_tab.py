@@ -1,5 +1,5 @@
 """The Playground tab: vibe-check up to three models and a system prompt side by side (UI wiring only; the logic
-is in ``pipeline.playground``, ``pipeline.inference``, ``pipeline.langcheck`` and ``pipeline.templates``)."""
+is in ``pipeline.playground.compare``, ``pipeline.inference``, ``pipeline.langcheck`` and ``pipeline.playground.templates``)."""
 
 from __future__ import annotations
 

@@ -21,7 +21,7 @@ from pipeline.core.schema import ModelChoice, RunMeta
 class FilterState:
     """The Filter tab's own state."""
 
-    source: Any = None  # pipeline.data.Source: the loaded source (shared read-only by all sessions)
+    source: Any = None  # pipeline.filter.data.Source: the loaded source (shared read-only by all sessions)
     default_name: str = ""  # the push repo name the tab last suggested (replaced while the user has not edited it)
 
 
@@ -71,7 +71,7 @@ class ExportState:
 
 @dataclass
 class JudgeCheckState:
-    """The judge check section of the Pipeline tab (``ui/judge_check.py``, logic in ``pipeline.judgecheck``)."""
+    """The judge check section of the Pipeline tab (``ui/judge_check.py``, logic in ``pipeline.judge.check``)."""
 
     tasks: list = field(default_factory=list)  # judgecheck.LabelTask queue, from the pilot run in ``raw``
     raw_key: int | None = None  # id() of the raw table the tasks come from
@@ -85,7 +85,7 @@ class JudgeCheckState:
 @dataclass
 class Session:
     # Hand-offs between the steps
-    filtered: Any = None  # pipeline.data.FilteredSet | None (Filter -> Playground, Pipeline)
+    filtered: Any = None  # pipeline.filter.data.FilteredSet | None (Filter -> Playground, Pipeline)
     votes: list[dict] = field(default_factory=list)  # Playground votes
     model_choice: ModelChoice | None = None  # Playground -> Pipeline
     run: Any = None  # the running/finished pipeline run handle (pipeline.generate), if any

@@ -32,7 +32,7 @@ the ones above (guidelines, titles and the task distribution may have been edite
 send stops with a message. Nothing is ever deleted.
 
 Pull reads the submitted answers of every annotator (it needs an owner or admin key: Argilla does not let
-annotators list other people's answers), aggregates them per record with :mod:`pipeline.agreement` into
+annotators list other people's answers), aggregates them per record with :mod:`pipeline.judge.agreement` into
 ``schema.ANNOTATION_COLUMNS`` plus :data:`EXTRA_ANNOTATION_COLUMNS` (the judge's ratings and preference, and the
 number of discards), and reports progress and judge-versus-human agreement.
 """
@@ -253,7 +253,7 @@ def connect(url: str | None = None, api_key: str | None = None) -> Connection:
 
     Only the Argilla key is sent (never a Hugging Face token: a ``*.hf.space`` host may be anyone's Space)."""
     final_url, key = resolve_credentials(url, api_key)
-    try:  # on a public Space: never a private address (pipeline.netguard); checked again on every request
+    try:  # on a public Space: never a private address (pipeline.core.netguard); checked again on every request
         netguard.check_url(final_url, what=f"The Argilla URL {final_url}")
     except netguard.AddressRefused as exc:
         raise ArgillaIOError(exc.message) from None
@@ -839,18 +839,6 @@ class PullResult:
         return text
 
 
-def annotations_schema() -> pa.Schema:
-    """The pulled annotations' Arrow schema (declared in :data:`pipeline.schema.ANNOTATION_SCHEMA`)."""
-    return schema.ANNOTATION_SCHEMA
-
-
-def annotations_table(rows: Iterable[Mapping[str, Any]]) -> pa.Table:
-    """Rows (dicts) as an Arrow table with :func:`annotations_schema`."""
-    sch = annotations_schema()
-    data = [{c: r.get(c) for c in sch.names} for r in rows]
-    return pa.Table.from_pylist(data, schema=sch)
-
-
 def _slot_index(value: Any, n_slots: int) -> int | None:
     m = re.fullmatch(r"response_(\d+)", str(value or ""))
     if m and 1 <= int(m.group(1)) <= n_slots:
@@ -992,7 +980,7 @@ def pull(
         dataset=name,
         workspace=ws.name,
         url=dataset_url(conn, ds),
-        table=annotations_table(rows),
+        table=schema.annotations_table(rows),
         progress=agreement.progress(total, len(rows), completed),
         judge_agreement=agreement.judge_human_agreement(
             (r["judge_preference"], agreement.human_choice(r["human_preference"], r["human_ratings"])) for r in rows

@@ -10,7 +10,7 @@ The rows come from an Argilla pull (``--raw`` and ``--annotations``, from ``pyth
 from labels saved in the app's judge check panel (``--labels``). Every judge rates every row in both orders; the
 table gives per judge the parse rate, the flip rate (the preferred answer changed with the order), the agreement
 with the people and Cohen's kappa, and the mean latency and tokens per row. ``--output`` writes it all as JSON
-(with every row's verdict). The same workflow as the app's judge check (``pipeline.judgecheck``).
+(with every row's verdict). The same workflow as the app's judge check (``pipeline.judge.check``).
 
 ``--judge-backend``, ``--judge-base-url`` and ``--judge-provider`` are given once (for every judge) or once per
 ``--judge``, in the same order. Credentials come from the environment only: ``HF_TOKEN`` (or the token saved by

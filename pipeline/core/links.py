@@ -78,7 +78,7 @@ def parse_link_params(query: Mapping[str, str]) -> SharedChoices:
 def choices_from_session(session: object) -> SharedChoices:
     """The shareable choices of a session: its filtered language and source (Aya or the demo data; another
     dataset is left out, it may be private), and the model and system prompt it chose in the Playground ("Use in
-    pipeline"). Works on ``pipeline.state.Session``; missing parts stay empty."""
+    pipeline"). Works on ``ui.session.Session``; missing parts stay empty."""
     filtered = getattr(session, "filtered", None)
     choice = getattr(session, "model_choice", None)
     source = str(getattr(getattr(filtered, "source", None), "short_name", "") or "")

@@ -4,7 +4,7 @@ On a Hugging Face Space (``SYSTEM=spaces``) anyone can type a URL into the app (
 Inference Endpoint, an Argilla URL), and the *server* connects to it. Without a check a visitor could make the
 Space reach its own network: loopback services, private ranges, link-local and cloud metadata addresses. This module
 owns that check; the modules that own the connections call it (``pipeline.inference`` for model servers,
-``pipeline.argilla_io`` for Argilla), so the app and the CLI refuse the same addresses with the same message.
+``pipeline.argilla`` for Argilla), so the app and the CLI refuse the same addresses with the same message.
 
 What it promises:
 

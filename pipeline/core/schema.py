@@ -23,7 +23,7 @@ Every table's Arrow types are declared here once: ``FILTERED_SCHEMA``, ``raw_sch
 
 Provenance travels with the data: :class:`Provenance` (source dataset, config, split, licence, filters, language)
 is stored in each table's Arrow schema metadata (:func:`with_provenance` / :func:`provenance_of`), which Parquet
-keeps and :mod:`pipeline.tablefiles` keeps for JSON Lines in a sidecar file. A raw results table also carries its
+keeps and :mod:`pipeline.core.tablefiles` keeps for JSON Lines in a sidecar file. A raw results table also carries its
 :class:`RunMeta` (models, prompts, sampling, counts), the same object as the raw dataset's ``dpo_studio.json``.
 """
 
@@ -32,7 +32,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from types import MappingProxyType, UnionType
 from typing import Any, Final, Union, get_args, get_origin, get_type_hints
@@ -100,7 +100,7 @@ ANNOTATION_COLUMNS: Final = (
 
 @dataclass(frozen=True)
 class JudgeStats:
-    """What a run's judge did, counted over raw rows (``pipeline.results.judge_stats``), for cards and the app.
+    """What a run's judge did, counted over raw rows (``pipeline.judge.report.judge_stats``), for cards and the app.
 
     ``judged`` rows got an answer from the judge (``ok`` or ``judge_unparseable``; failed calls are not counted);
     ``structured`` of them used structured output in every call, ``text`` the text format (fell back, or asked);
@@ -134,7 +134,7 @@ class JudgeStats:
 
 @dataclass(frozen=True)
 class JudgeScore:
-    """One candidate judge's figures in a judge check (``pipeline.judgecheck``); a rate is ``None`` when nothing
+    """One candidate judge's figures in a judge check (``pipeline.judge.check``); a rate is ``None`` when nothing
     was counted for it. ``agreement``/``kappa`` compare the judge's preferred answer with the people's (a tie is a
     label like the others); ``flip_rate`` is over rows whose verdict parsed in both orders."""
 
@@ -238,7 +238,7 @@ LABEL_SCHEMA: Final = pa.schema(
         ("n_responses", pa.int64()),
     ]
 )
-"""People's labels from the judge check (``pipeline.judgecheck.LABEL_COLUMNS``)."""
+"""People's labels from the judge check (``pipeline.judge.check.LABEL_COLUMNS``)."""
 
 MESSAGE_TYPE: Final = pa.struct([("role", pa.string()), ("content", pa.string())])
 """One chat message (``{"role": ..., "content": ...}``), as TRL's conversational datasets hold them."""
@@ -263,6 +263,16 @@ EXPORT_EXTRA_SCHEMA: Final = pa.schema(
 """The columns an export writes after ``prompt``/``chosen``/``rejected`` (TRL ignores them)."""
 
 
+def annotations_table(rows: Iterable[Mapping[str, Any]]) -> pa.Table:
+    """Annotation rows (mappings) as an Arrow table with :data:`ANNOTATION_SCHEMA` (missing columns are null).
+
+    >>> annotations_table([{"id": "a", "n_annotators": 2, "human_preference": 1}]).column("n_annotators").to_pylist()
+    [2]
+    """
+    data = [{c: r.get(c) for c in ANNOTATION_SCHEMA.names} for r in rows]
+    return pa.Table.from_pylist(data, schema=ANNOTATION_SCHEMA)
+
+
 def _export_schema(prompt: pa.DataType, completion: pa.DataType) -> pa.Schema:
     main = [("prompt", prompt), ("chosen", completion), ("rejected", completion)]
     return pa.schema([*main, *EXPORT_EXTRA_SCHEMA])
@@ -278,7 +288,7 @@ EXPORT_SCHEMAS: Final[Mapping[str, pa.Schema]] = MappingProxyType(
         "recipe": _export_schema(pa.string(), pa.list_(MESSAGE_TYPE)),
     }
 )
-"""The export table of each format (``pipeline.formats.FORMATS``): prompt, chosen, rejected, then the extras."""
+"""The export table of each format (``pipeline.export.formats.FORMATS``): prompt, chosen, rejected, then the extras."""
 
 
 # --- Provenance and the run's metadata ------------------------------------------------------------------------
@@ -374,8 +384,8 @@ class Provenance:
     license: str = ""  # the source's licence (Hub card tag), "" if unknown
     demo: bool = False  # the bundled demo data (not a Hub dataset)
     columns: Mapping[str, str] = field(default_factory=dict)  # role -> source column: prompt, response, language
-    filters: Mapping[str, Any] = field(default_factory=dict)  # pipeline.data.FilterSpec's fields, as given
-    filter_notes: tuple[str, ...] = ()  # the filters in words (pipeline.data.FilterSpec.describe())
+    filters: Mapping[str, Any] = field(default_factory=dict)  # pipeline.filter.data.FilterSpec's fields, as given
+    filter_notes: tuple[str, ...] = ()  # the filters in words (pipeline.filter.data.FilterSpec.describe())
     language: str = ""  # e.g. "Dutch"
     language_code: str = ""  # ISO 639-3, e.g. "nld"
     rows: int | None = None  # rows of the filtered set
@@ -497,8 +507,8 @@ class RunMeta:
     judge_mode: str = ""  # "ratings" | "pairwise" ("": ratings, an older run)
     judge_order: str = ""  # "random" | "both" ("": an older run, human answer shown first)
     judge_structured: bool | None = None  # the run asked the judge for structured output (None: older run)
-    judge_stats: JudgeStats | None = None  # what the judge did, counted over the raw rows (results.judge_stats)
-    judge_check: JudgeCheck | None = None  # the judge check run before this run, if any (pipeline.judgecheck)
+    judge_stats: JudgeStats | None = None  # what the judge did, counted over the raw rows (judge.report.judge_stats)
+    judge_check: JudgeCheck | None = None  # the judge check run before this run, if any (pipeline.judge.check)
     raw_dataset: str = ""  # the Hub id the raw results were loaded from (Export)
     created_with: str = "DPO Studio"
     created_at: str = ""  # YYYY-MM-DD (UTC)

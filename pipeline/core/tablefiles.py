@@ -4,7 +4,7 @@ results, annotations, exports) go through these two functions, so they read and 
 Writes are atomic: the table goes to a temporary file beside the target, renamed at the end, so a failed or
 interrupted write never leaves a half-written file under the final name.
 
-The table's Arrow schema travels with it, metadata included (the provenance of :mod:`pipeline.schema`, see
+The table's Arrow schema travels with it, metadata included (the provenance of :mod:`pipeline.core.schema`, see
 ``schema.with_provenance``):
 
 - Parquet keeps the schema and its metadata in the file itself.

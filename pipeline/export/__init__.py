@@ -7,12 +7,12 @@ One job per module; this package re-exports the step's public API (``from pipeli
   counters). Every input row is kept or dropped by exactly one rule, and counted.
 - :mod:`pipeline.export.formats`: the TRL formats (``standard``, ``conversational``, ``recipe``):
   :func:`format_pair`, :func:`check_trl_example`, :func:`pairs_to_table`; the Arrow schemas are in
-  :data:`pipeline.schema.EXPORT_SCHEMAS`.
+  :data:`pipeline.core.schema.EXPORT_SCHEMAS`.
 - :mod:`pipeline.export.build`: :func:`build_export` (select, format, split train/test by prompt), the files
   (:func:`write_export`) and :func:`input_summary`. Provenance of the raw results goes into every export table.
 - :mod:`pipeline.export.card`: the dataset card, naming the real source of the prompts.
 - :mod:`pipeline.export.hub_io`: the Hub side (:func:`push_export`, :func:`load_raw_from_hub`,
-  :func:`default_repo_name`), through :mod:`pipeline.hub`.
+  :func:`default_repo_name`), through :mod:`pipeline.core.hub`.
 
 Only ``hub_io`` touches the network; nothing here imports Gradio.
 """

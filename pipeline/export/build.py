@@ -4,7 +4,7 @@ with a seed (:func:`split_pairs`) and returns an :class:`ExportResult` (tables, 
 
 Each export table carries the provenance of its raw results (``schema.with_provenance``: the source dataset,
 filters and language), so every file written from it names the real source. Files go through
-:mod:`pipeline.tablefiles` (Parquet, or JSON Lines with its schema sidecar). No network, no Gradio.
+:mod:`pipeline.core.tablefiles` (Parquet, or JSON Lines with its schema sidecar). No network, no Gradio.
 """
 
 from __future__ import annotations
@@ -174,7 +174,7 @@ def build_export(
 
 # --- Files ---------------------------------------------------------------------------------------------------
 def read_table(path: str | Path) -> pa.Table:
-    """Read a Parquet or JSON Lines file as a table (see :mod:`pipeline.tablefiles`); errors as ExportError."""
+    """Read a Parquet or JSON Lines file as a table (see :mod:`pipeline.core.tablefiles`); errors as ExportError."""
     try:
         return tablefiles.read_table(path)
     except tablefiles.TableFileError as e:

@@ -1,5 +1,5 @@
 """Export: the dataset card of a preference dataset (YAML front matter + Markdown), from the
-:class:`~pipeline.export.build.ExportResult` and the run's :class:`~pipeline.schema.RunMeta`.
+:class:`~pipeline.export.build.ExportResult` and the run's :class:`~pipeline.core.schema.RunMeta`.
 
 The card names the real source of the prompts: the Hub dataset the Filter step recorded (with its licence), the
 demo data as demo data (never as Aya), or "not recorded" when nothing says where the rows come from. Untrusted
@@ -17,6 +17,7 @@ from pipeline.core import schema
 from pipeline.core.schema import Provenance, RunMeta
 from pipeline.export.formats import FORMAT_LABELS
 from pipeline.export.rules import DROP_RULES, IMPROVED_SOURCE, counts_table
+from pipeline.judge import report
 
 if TYPE_CHECKING:  # pragma: no cover
     from pipeline.export.build import ExportResult
@@ -233,10 +234,8 @@ def card_body(result: ExportResult, meta: RunMeta | Mapping[str, Any] | None = N
         ]
     judge_stats = result.judge or meta.judge_stats
     if judge_stats is not None and judge_stats.judged:
-        from pipeline.generate import results
-
         lines += ["", "### The judge", ""]
-        lines += results.judge_card_lines(
+        lines += report.judge_card_lines(
             judge_stats, structured_asked=meta.judge_structured, check=meta.judge_check, judge_model=meta.judge_model
         )
     for note in result.notes:
@@ -298,7 +297,7 @@ def card_body(result: ExportResult, meta: RunMeta | Mapping[str, Any] | None = N
 
 
 def render_export_card(result: ExportResult, meta: RunMeta | Mapping[str, Any] | None = None, repo_id: str = "") -> str:
-    """The whole README.md (YAML front matter + body) for the export, via :func:`pipeline.hub.render_card`."""
+    """The whole README.md (YAML front matter + body) for the export, via :func:`pipeline.core.hub.render_card`."""
     from pipeline.core import hub
 
     return hub.render_card(card_metadata(result, meta), card_body(result, meta, repo_id))

@@ -8,7 +8,7 @@ one of :data:`FORMATS`, all taken as they are by TRL's ``DPOTrainer`` and ``ORPO
   (it ignores a string prompt next to conversational completions).
 
 :func:`check_trl_example` checks one example against the exact structure TRL expects; :func:`pairs_to_table` gives
-the export table, whose Arrow schema per format is declared in :data:`pipeline.schema.EXPORT_SCHEMAS`.
+the export table, whose Arrow schema per format is declared in :data:`pipeline.core.schema.EXPORT_SCHEMAS`.
 Pure functions in the style of TRL's ``trl/data_utils.py``, each with a runnable example (``tests/test_doctests.py``
 runs them).
 """

@@ -1,6 +1,6 @@
 """Export: the Hub side. Push an export with its card (:func:`push_export`), load raw results someone pushed
 (:func:`load_raw_from_hub`, with the run's metadata from its ``dpo_studio.json``, else from its card and rows),
-and a default name for the export repo (:func:`default_repo_name`). Every call goes through :mod:`pipeline.hub`
+and a default name for the export repo (:func:`default_repo_name`). Every call goes through :mod:`pipeline.core.hub`
 with the caller's token.
 """
 
@@ -30,7 +30,7 @@ def push_export(
 ) -> str:
     """Push every split of ``result`` with its card to ``repo_id`` in one commit; returns the dataset's URL.
 
-    :func:`pipeline.hub.push_dataset` refuses (``HubError``) before uploading anything when you are not signed in,
+    :func:`pipeline.core.hub.push_dataset` refuses (``HubError``) before uploading anything when you are not signed in,
     cannot write to the namespace, or the repo exists and ``overwrite`` is False. The Parquet files keep each
     split's provenance in their schema metadata.
     """
@@ -53,7 +53,7 @@ def load_raw_from_hub(
     """Load raw pipeline results from the Hub: (raw, annotations found in the same table or None, the run's
     metadata for the card).
 
-    Raises ``pipeline.hub.HubError`` for a dataset that cannot be loaded and :class:`ExportError` naming the
+    Raises ``pipeline.core.hub.HubError`` for a dataset that cannot be loaded and :class:`ExportError` naming the
     columns a raw-results dataset needs but this one lacks. The metadata is the Pipeline's ``dpo_studio.json``
     when the dataset has one, else what the table's schema metadata records, else it comes from the card
     (``source_datasets``, ``license``) and the rows (judge model, system prompt). ``raw_dataset`` is set to

@@ -21,6 +21,7 @@ import pyarrow as pa
 
 from pipeline.core import schema
 from pipeline.judge import agreement as agreement_mod
+from pipeline.judge import report
 
 # --- Options -------------------------------------------------------------------------------------------------
 SOURCE_HUMAN_THEN_JUDGE: Final = "human_then_judge"
@@ -237,7 +238,7 @@ class Selection:
     notes: list[str] = field(default_factory=list)
     target_language: str = ""
     agreement: dict[str, Any] = field(default_factory=dict)
-    judge: schema.JudgeStats | None = None  # what the judge did over the raw rows (results.judge_stats)
+    judge: schema.JudgeStats | None = None  # what the judge did over the raw rows (judge.report.judge_stats)
 
 
 # --- Input checks --------------------------------------------------------------------------------------------
@@ -733,15 +734,13 @@ def select_pairs(
     agreement = judge_human_agreement(rows, anns)
     if not pairs:
         raise ExportError(no_rows_message(counts))
-    from pipeline.generate import results
-
     return Selection(
         pairs=pairs,
         counts=dict(counts),
         notes=notes,
         target_language=language,
         agreement=agreement,
-        judge=results.judge_stats(raw),
+        judge=report.judge_stats(raw),
     )
 
 
@@ -785,7 +784,7 @@ def _human_choice(ann: Mapping[str, Any], cands: list[int], n: int) -> int | Non
 def judge_human_agreement(rows: Sequence[Mapping[str, Any]], anns: Mapping[str, Mapping[str, Any]]) -> dict:
     """How often the judge's preferred response is the annotators', over the rows where both gave one.
 
-    The figures come from :func:`pipeline.agreement.judge_human_agreement` (shared with the Argilla tab):
+    The figures come from :func:`pipeline.judge.agreement.judge_human_agreement` (shared with the Argilla tab):
     ``{"rows", "agree", "share", "kappa" (Cohen's), "outcomes": {outcome: count}}``; a tie is a label like the
     others. Only non-empty responses count as candidates on both sides.
     """

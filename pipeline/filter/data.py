@@ -765,10 +765,10 @@ def preview_frame(table: pa.Table, n: int = 50) -> pd.DataFrame:
 
 
 def write_parquet(table: pa.Table, path: str | Path) -> Path:
-    """Write the table as Parquet, atomically (see :mod:`pipeline.tablefiles`)."""
+    """Write the table as Parquet, atomically (see :mod:`pipeline.core.tablefiles`)."""
     return tablefiles.write_table(table, Path(path).with_suffix(".parquet"))
 
 
 def write_jsonl(table: pa.Table, path: str | Path) -> Path:
-    """Write the table as JSON Lines, atomically (see :mod:`pipeline.tablefiles`)."""
+    """Write the table as JSON Lines, atomically (see :mod:`pipeline.core.tablefiles`)."""
     return tablefiles.write_table(table, Path(path).with_suffix(".jsonl"))

@@ -1,8 +1,8 @@
 """Step 3 (Pipeline), its public API in one import: settings, plan, checkpoint, run handle and executor.
 
-The pieces live in modules of their own: :mod:`pipeline.settings` (:class:`RunSettings`, every default, the plan
-and estimate), :mod:`pipeline.checkpoint` (the JSON Lines checkpoint), :mod:`pipeline.runhandle` (progress and
-the run's lifecycle), :mod:`pipeline.executor` (the continuous async executor) and :mod:`pipeline.credentials`.
+The pieces live in modules of their own: :mod:`pipeline.generate.settings` (:class:`RunSettings`, every default, the plan
+and estimate), :mod:`pipeline.generate.checkpoint` (the JSON Lines checkpoint), :mod:`pipeline.generate.runhandle` (progress and
+the run's lifecycle), :mod:`pipeline.generate.executor` (the continuous async executor) and :mod:`pipeline.core.credentials`.
 The app and the CLI start runs through :mod:`pipeline.workflow`, which adds Hub checkpoints and credentials.
 """
 
@@ -24,7 +24,7 @@ from pipeline.generate.runhandle import (
     duration,
     prepare_run,
 )
-from pipeline.generate.settings import DEFAULTS, Plan, RunSettings, estimate_tokens, plan_run, replace_fields
+from pipeline.generate.settings import DEFAULTS, Plan, RunSettings, plan_run, replace_fields
 
 __all__ = [
     "DEFAULTS",
@@ -46,7 +46,6 @@ __all__ = [
     "check_checkpoint",
     "default_data_dir",
     "duration",
-    "estimate_tokens",
     "execute",
     "plan_run",
     "prepare_run",

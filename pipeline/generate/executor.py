@@ -14,8 +14,8 @@ A run stops early, keeping every finished row, when it is cancelled, when the to
 *paused* with a message saying why), when a model does not exist (404), or when the token budget is spent.
 
 The run executes in a background thread with its own event loop (:func:`start_run`) and reports through a
-:class:`~pipeline.runhandle.RunHandle` that Gradio handlers and the CLI poll. Settings live in
-:mod:`pipeline.settings`, the checkpoint file in :mod:`pipeline.checkpoint`, credentials in :mod:`pipeline.credentials`. Tokens are passed per run and live only in the running
+:class:`~pipeline.generate.runhandle.RunHandle` that Gradio handlers and the CLI poll. Settings live in
+:mod:`pipeline.generate.settings`, the checkpoint file in :mod:`pipeline.generate.checkpoint`, credentials in :mod:`pipeline.core.credentials`. Tokens are passed per run and live only in the running
 coroutine: they are never written to the checkpoint, the handle, the logs or the screen.
 """
 
@@ -50,7 +50,8 @@ from pipeline.generate.runhandle import (
     RunHandle,
     prepare_run,
 )
-from pipeline.generate.settings import RunSettings, estimate_tokens
+from pipeline.generate.settings import RunSettings
+from pipeline.inference import estimate_tokens
 
 if TYPE_CHECKING:  # pragma: no cover
     from pipeline.inference import Backend, ChatResult, GenParams
@@ -106,7 +107,7 @@ class _PooledChat:
 
     def __init__(self, concurrency: int, retry: Any = None, timeout: float = 120.0) -> None:
         self._chats: dict[Any, Any] = {}
-        self._controllers: dict[int, Any] = {}  # the backends' rate controllers (pipeline.ratecontrol), by id
+        self._controllers: dict[int, Any] = {}  # the backends' rate controllers (pipeline.inference.ratecontrol), by id
         self._refused_before: dict[int, int] = {}  # their refusal counts when this run began using them
         self._concurrency = concurrency
         self._retry = retry
@@ -795,7 +796,7 @@ async def execute(
 ) -> RunHandle:
     """Execute a prepared run in the current event loop; returns the handle once the run has ended.
 
-    ``credentials`` (:class:`~pipeline.credentials.Credentials`; or ``token`` and ``api_keys`` to build one) route
+    ``credentials`` (:class:`~pipeline.core.credentials.Credentials`; or ``token`` and ``api_keys`` to build one) route
     the user's HF token to serverless/endpoint backends and nowhere else, and an API key to its OpenAI-compatible
     base URL. ``chat_fn(backend, messages, params, key)`` defaults to pooled
     :class:`pipeline.inference.AsyncChat` clients.

@@ -1,4 +1,4 @@
-"""What travels with a raw dataset: its metadata (:class:`pipeline.schema.RunMeta`), its card, and a
+"""What travels with a raw dataset: its metadata (:class:`pipeline.core.schema.RunMeta`), its card, and a
 ``pipeline.py`` that reproduces the run with distilabel's own ``Pipeline`` (so it can scale out on distilabel's Ray
 runner), plus the push.
 
@@ -28,6 +28,7 @@ import pyarrow as pa
 from pipeline.core import schema
 from pipeline.core.schema import ModelRef, Provenance, RunMeta, Sampling
 from pipeline.generate import results
+from pipeline.judge import report
 
 ROUTER_URL = "https://router.huggingface.co/v1"
 AYA_DATASET = "CohereForAI/aya_dataset"
@@ -44,7 +45,7 @@ def build_raw_meta(
 ) -> RunMeta:
     """The run's metadata for the Argilla and Export tabs and for cards (no token anywhere).
 
-    ``settings`` is a ``pipeline.settings.RunSettings``; ``source`` the provenance of the rows (``None``: not
+    ``settings`` is a ``pipeline.generate.settings.RunSettings``; ``source`` the provenance of the rows (``None``: not
     known, and the cards say so); ``language``/``language_code`` their language (default: the source's, else the
     raw table's only ``target_language``).
     """
@@ -78,7 +79,7 @@ def build_raw_meta(
 def with_results(meta: RunMeta, raw: pa.Table, **changes: Any) -> RunMeta:
     """``meta`` with the rows, counts and judge figures of ``raw`` (and ``changes``)."""
     return meta.replace(
-        rows=raw.num_rows, counts=results.counts_by_status(raw), judge_stats=results.judge_stats(raw), **changes
+        rows=raw.num_rows, counts=results.counts_by_status(raw), judge_stats=report.judge_stats(raw), **changes
     )
 
 
@@ -223,15 +224,15 @@ def render_raw_body(meta: RunMeta, raw: pa.Table | None = None) -> str:
         "(raw reply in `error`) |",
         "",
     ]
-    stats = results.judge_stats(raw) if raw is not None and raw.num_rows else meta.judge_stats
+    stats = report.judge_stats(raw) if raw is not None and raw.num_rows else meta.judge_stats
     if stats is not None:
         lines += ["## The judge", ""]
-        lines += results.judge_card_lines(
+        lines += report.judge_card_lines(
             stats, structured_asked=meta.judge_structured, check=meta.judge_check, judge_model=meta.judge_model
         )
         lines += [""]
         if raw is not None and raw.num_rows:
-            lines += [_markdown_table(results.judge_leaderboard(raw)), ""]
+            lines += [_markdown_table(report.judge_leaderboard(raw)), ""]
     if raw is not None and raw.num_rows:
         board = results.leaderboard(raw)
         lines += ["## Leaderboard", "", _markdown_table(board), ""]
@@ -282,7 +283,7 @@ def _source_and_licence(src: Provenance) -> str:
 
 
 def render_raw_card(meta: RunMeta, raw: pa.Table | None = None) -> str:
-    """The raw dataset's card (YAML metadata + markdown) via ``pipeline.hub.render_card``."""
+    """The raw dataset's card (YAML metadata + markdown) via ``pipeline.core.hub.render_card``."""
     from pipeline.core import hub
 
     return hub.render_card(card_metadata(meta), render_raw_body(meta, raw))
@@ -580,7 +581,7 @@ def push_raw(
     """Push the raw table to ``repo_id`` with its card, ``pipeline.py`` and ``dpo_studio.json`` (the metadata,
     also in the Parquet file's schema metadata).
 
-    Raises ``pipeline.hub.HubError`` with a message for the user. Returns the dataset URL.
+    Raises ``pipeline.core.hub.HubError`` with a message for the user. Returns the dataset URL.
     """
     from pipeline.core import hub
 
@@ -667,7 +668,7 @@ def checkpoint_pusher(meta: RunMeta, repo_id: str, token: str | None) -> Any:
 
 
 def source_from_filtered(filtered: Any) -> tuple[Provenance, str, str]:
-    """(provenance, language name, language code) of a ``pipeline.data.FilteredSet``: its own provenance (source
+    """(provenance, language name, language code) of a ``pipeline.filter.data.FilteredSet``: its own provenance (source
     dataset or demo data, config, split, filters, language); an empty ``Provenance`` when there is none."""
     provenance = filtered.provenance() if hasattr(filtered, "provenance") else Provenance()
     language = getattr(filtered, "language", "") or provenance.language

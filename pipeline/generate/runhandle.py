@@ -203,7 +203,7 @@ class RunHandle:
         self._failure_groups: tuple = ()
         self.hub_message = ""  # the last Hub checkpoint problem, "" when fine
 
-    # -- the lifecycle, driven by the executor (pipeline.executor) --
+    # -- the lifecycle, driven by the executor (pipeline.generate.executor) --
     @property
     def todo(self) -> list[tuple[dict, Entry | None]]:
         """The rows still to run, with what the checkpoint held for each (emptied when the run ends)."""

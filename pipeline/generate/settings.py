@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Final, cast
+from typing import Any, Final
 
 import pyarrow as pa
 
@@ -23,14 +23,12 @@ from pipeline import judge as judge_mod
 from pipeline.core import schema
 from pipeline.core.credentials import public_url
 from pipeline.core.errors import RunError
-from pipeline.inference import Backend, BackendKind, GenParams
+from pipeline.inference import Backend, GenParams, backend_from, estimate_tokens
 
 __all__ = [
     "DEFAULTS",
     "Plan",
     "RunSettings",
-    "backend_from",
-    "estimate_tokens",
     "judge_backend_from",
     "plan_run",
     "replace_fields",
@@ -111,23 +109,6 @@ def _coerce(value: Any, name: str, annotation: str) -> Any:
     if annotation.startswith("int"):
         return _int_or_none(value, name, zero_is_none=name in _NO_LIMIT_IF_ZERO)
     return str(value).strip()
-
-
-def backend_from(spec: Any, *, kind: str | None = None) -> Backend:
-    """A validated :class:`~pipeline.inference.Backend` from a Backend or a mapping with ``model`` and optionally
-    ``kind`` (or ``backend``), ``base_url`` and ``provider``. Without a kind: ``openai`` if a base URL is given,
-    else ``serverless``. Raises ``InferenceError`` with a message for the user."""
-    if isinstance(spec, Backend):
-        backend = spec
-    else:
-        spec = dict(spec or {})
-        base_url = str(spec.get("base_url") or "").strip()
-        kind = spec.get("kind") or spec.get("backend") or kind or ("openai" if base_url else "serverless")
-        backend = Backend(
-            cast(BackendKind, kind), str(spec.get("model") or "").strip(), base_url, spec.get("provider") or "auto"
-        )
-    backend.validate()
-    return backend
 
 
 def judge_backend_from(spec: Any, first_generator: Backend) -> Backend:
@@ -322,22 +303,6 @@ class RunSettings:
         )
 
 
-def estimate_tokens(text: str) -> int:
-    """A conservative token estimate (about 3 UTF-8 bytes per token; non-Latin scripts use more tokens per char)."""
-    return len(text.encode("utf-8")) // 3 + 1
-
-
-_JUDGE_TEMPLATE_TOKENS: dict[tuple[str, int], int] = {}
-
-
-def _judge_overhead(aspect: str, n_texts: int) -> int:
-    key = (aspect, n_texts)
-    if key not in _JUDGE_TEMPLATE_TOKENS:
-        msgs = judge_mod.judge_messages("", [""] * n_texts, aspect)
-        _JUDGE_TEMPLATE_TOKENS[key] = sum(estimate_tokens(m["content"]) for m in msgs)
-    return _JUDGE_TEMPLATE_TOKENS[key]
-
-
 @dataclass(frozen=True)
 class Plan:
     """What a run will do, computed before it starts (for the estimate shown to the user)."""
@@ -406,7 +371,7 @@ def plan_run(rows: Any, settings: RunSettings, statuses: Mapping[str, str] | Non
     statuses = statuses or {}
     total = already = to_run = retried = gen_calls = judge_calls = tokens = 0
     sys_tokens = estimate_tokens(settings.system_prompt) if settings.system_prompt else 0
-    overhead = _judge_overhead(settings.aspect, settings.n_texts)
+    overhead = judge_mod.prompt_overhead(settings.aspect, settings.n_texts)
     n_gen = len(settings.generators)
     for _, row in scope_rows(rows, settings):
         total += 1

@@ -18,7 +18,7 @@ Every failure is an ``InferenceError`` with a human message naming the model, th
 Transient failures (429 honouring Retry-After, 503 model loading, other 5xx, time-outs, dropped connections,
 malformed replies) are retried with exponential backoff and jitter, bounded in attempts and in time;
 400/401/403/404/422 surface at once; a 402 or "out of credits / quota" is kind ``out_of_credit``. A process-wide
-controller per backend key (``pipeline.ratecontrol``; per user for serverless) caps concurrent requests for every
+controller per backend key (``pipeline.inference.ratecontrol``; per user for serverless) caps concurrent requests for every
 caller (asyncio tasks on any event loop and threads alike; see ``set_concurrency_limit``) and adapts the cap to
 throttling: a 429 or an "overloaded" 503 is a wait (up to ``RetryPolicy.max_wait_s``), not a failed attempt.
 
@@ -41,7 +41,7 @@ from collections.abc import Callable, Generator, Iterator
 from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, field, replace
 from email.utils import parsedate_to_datetime
-from typing import Any, Literal
+from typing import Any, Literal, cast
 from urllib.parse import urlparse
 
 import httpx2
@@ -60,7 +60,7 @@ from pipeline.inference import ratecontrol
 
 log = logging.getLogger(__name__)
 # On a public Space every request huggingface_hub's clients send is checked against private addresses as it is
-# sent (pipeline.netguard); Backend.validate checks a typed URL before any work. Locally both allow everything.
+# sent (pipeline.core.netguard); Backend.validate checks a typed URL before any work. Locally both allow everything.
 netguard.install_hf_guard()
 
 BackendKind = Literal["serverless", "endpoint", "openai"]
@@ -270,7 +270,7 @@ class RetryPolicy:
     max_backoff_s: float = 20.0
     # Throttling (429, "overloaded" 503) is a wait, not a failed attempt: a call may wait this long for the
     # provider in total (None: max_total_s) before it gives up with kind "throttled". Off when adaptive
-    # concurrency is off (pipeline.ratecontrol.set_adaptive): then a 429 is one more attempt, as before.
+    # concurrency is off (pipeline.inference.ratecontrol.set_adaptive): then a 429 is one more attempt, as before.
     max_wait_s: float | None = None
 
     @property
@@ -294,7 +294,7 @@ NO_RETRY = RetryPolicy(max_attempts=1)
 # ---------------------------------------------------------------------------------------------------------------
 # Concurrency limit per backend, shared by every thread and event loop in the process
 # ---------------------------------------------------------------------------------------------------------------
-# The controller (AIMD, pause on Retry-After, FIFO slots for threads and event loops) lives in pipeline.ratecontrol.
+# The controller (AIMD, pause on Retry-After, FIFO slots for threads and event loops) lives in pipeline.inference.ratecontrol.
 ConcurrencyLimiter = ratecontrol.RateController
 ControllerState = ratecontrol.ControllerState
 
@@ -567,7 +567,7 @@ def to_inference_error(
     if isinstance(exc, InferenceError):
         return exc
     who = _where(backend)
-    if isinstance(exc, netguard.AddressRefused):  # refused as the request was sent (pipeline.netguard)
+    if isinstance(exc, netguard.AddressRefused):  # refused as the request was sent (pipeline.core.netguard)
         return InferenceError(f"{who}: {exc.message}", kind="bad_request")
     if isinstance(exc, HfHubHTTPError) and getattr(exc, "response", None) is not None:
         response = exc.response
@@ -1164,3 +1164,30 @@ def list_models(backend: Backend, token: str | None, *, timeout: float = 10.0) -
         return [str(item["id"]) for item in data if isinstance(item, dict) and "id" in item]
     except Exception:  # noqa: BLE001 - a hint for the UI only
         return []
+
+
+# --- Building a backend and estimating tokens (one owner for the app, the CLI and the judge check) -------------
+def estimate_tokens(text: str) -> int:
+    """A conservative token estimate (about 3 UTF-8 bytes per token; non-Latin scripts use more tokens per char).
+
+    >>> estimate_tokens("hello world")
+    4
+    """
+    return len(text.encode("utf-8")) // 3 + 1
+
+
+def backend_from(spec: Any, *, kind: str | None = None) -> Backend:
+    """A validated :class:`Backend` from a Backend or a mapping with ``model`` and optionally ``kind`` (or
+    ``backend``), ``base_url`` and ``provider``. Without a kind: ``openai`` if a base URL is given, else
+    ``serverless``. Raises :class:`InferenceError` with a message for the user."""
+    if isinstance(spec, Backend):
+        backend = spec
+    else:
+        spec = dict(spec or {})
+        base_url = str(spec.get("base_url") or "").strip()
+        kind = spec.get("kind") or spec.get("backend") or kind or ("openai" if base_url else "serverless")
+        backend = Backend(
+            cast(BackendKind, kind), str(spec.get("model") or "").strip(), base_url, spec.get("provider") or "auto"
+        )
+    backend.validate()
+    return backend

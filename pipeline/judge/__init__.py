@@ -49,7 +49,15 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
 from pipeline.core import schema
-from pipeline.inference import Backend, ChatResult, GenParams, InferenceError, ResponseFormat, is_schema_refusal
+from pipeline.inference import (
+    Backend,
+    ChatResult,
+    GenParams,
+    InferenceError,
+    ResponseFormat,
+    estimate_tokens,
+    is_schema_refusal,
+)
 
 log = logging.getLogger(__name__)
 
@@ -557,13 +565,9 @@ class _Answer:
     tokens: int
 
 
-def _estimate_tokens(text: str) -> int:
-    return len(text.encode("utf-8")) // 3 + 1
-
-
 def _tokens(result: ChatResult, messages: list[dict]) -> int:
-    prompt = result.prompt_tokens or sum(_estimate_tokens(str(m.get("content") or "")) for m in messages)
-    return prompt + (result.completion_tokens or _estimate_tokens(result.text or ""))
+    prompt = result.prompt_tokens or sum(estimate_tokens(str(m.get("content") or "")) for m in messages)
+    return prompt + (result.completion_tokens or estimate_tokens(result.text or ""))
 
 
 def _retry_params(params: GenParams, result: ChatResult) -> GenParams:
@@ -826,3 +830,16 @@ def judge_calls_per_row(n_texts: int, mode: str = DEFAULT_MODE, order: str = DEF
     """How many judge calls one row costs (before retries): for the run's and the judge check's estimates."""
     per = 2 if order == "both" else 1
     return per if mode == "ratings" else per * max(1, n_texts - 1)
+
+
+_OVERHEAD: dict[tuple[str, int], int] = {}
+
+
+def prompt_overhead(aspect: str, n_texts: int) -> int:
+    """Estimated tokens of the judge prompt's template around the prompt and the ``n_texts`` answers (computed once
+    per shape): what a run's and a judge check's estimates add per judge call."""
+    key = (aspect, n_texts)
+    if key not in _OVERHEAD:
+        messages = judge_messages("", [""] * n_texts, aspect)
+        _OVERHEAD[key] = sum(estimate_tokens(m["content"]) for m in messages)
+    return _OVERHEAD[key]

@@ -1,9 +1,9 @@
 """Pure functions over human answers: per-record aggregation, progress, and judge-versus-human agreement.
 
-No I/O and no Argilla here (``pipeline.argilla_io`` reads the answers and maps them to raw ``responses`` indices
+No I/O and no Argilla here (``pipeline.argilla`` reads the answers and maps them to raw ``responses`` indices
 first), so the Argilla tab, the Export step and the CLI can all reuse them.
 
-Conventions (the same as the raw/annotation contracts in :mod:`pipeline.schema`):
+Conventions (the same as the raw/annotation contracts in :mod:`pipeline.core.schema`):
 
 - a *preference* is an index into the raw row's ``responses``, ``-1`` for a tie, ``None`` when unknown;
 - *ratings* are lists aligned with ``responses``; ``None`` where nobody rated.

@@ -17,9 +17,9 @@ Owns the workflow of a judge check, the same for the app (``ui/judge_check.py``)
 - **The check** (:func:`run_check`, or :func:`start_check` in a background thread for the app): up to
   :data:`MAX_JUDGES` judges on any backend, side by side, every row judged in both orders through
   ``pipeline.judge.judge_row``; calls go through ``pipeline.inference`` with the secret each backend may see
-  (``pipeline.credentials``: the HF token to serverless/endpoint only, an API key per OpenAI-compatible URL).
+  (``pipeline.core.credentials``: the HF token to serverless/endpoint only, an API key per OpenAI-compatible URL).
 - **The figures** per judge (:func:`score_judge` -> ``schema.JudgeScore``, collected in ``schema.JudgeCheck``):
-  parse rate, flip rate, agreement with the people and Cohen's kappa (``pipeline.agreement``), mean latency and
+  parse rate, flip rate, agreement with the people and Cohen's kappa (``pipeline.judge.agreement``), mean latency and
   tokens per row.
 
 Bad input raises :class:`JudgeCheckError` with a message that says what to do (no labelled rows, rows of another
@@ -42,6 +42,7 @@ from typing import Any, Final
 
 import pyarrow as pa
 
+from pipeline import inference
 from pipeline import judge as judge_mod
 from pipeline.core import schema
 from pipeline.core.credentials import Credentials, public_url
@@ -319,10 +320,8 @@ def labels_to_annotations(labels: Iterable[Label]) -> pa.Table:
     """Annotation rows (``schema.ANNOTATION_COLUMNS`` plus Argilla's extra columns) for the labels, one per row id
     (the latest label of an id wins): A/B/tie -> ``n_annotators=1`` and the preference (``-1`` = tie); "both
     bad" -> a discard (``n_annotators=0, n_discarded=1``), dropped by Export's discard rule."""
-    from pipeline.argilla import annotations_table
-
     latest = {lab.id: lab for lab in labels}
-    return annotations_table(_annotation_row(lab) for lab in latest.values())
+    return schema.annotations_table(_annotation_row(lab) for lab in latest.values())
 
 
 def merge_annotations(
@@ -331,13 +330,11 @@ def merge_annotations(
     """``existing`` annotations (e.g. an Argilla pull) plus the ``labelled`` rows whose id they do not have
     (people in Argilla are usually several: their rows win). ``replace_ids``: ids an earlier merge added from
     labels, replaced now. Returns the merged table and the ids added from ``labelled``."""
-    from pipeline.argilla import annotations_table
-
     drop = set(replace_ids)
     base = [] if existing is None else [r for r in existing.to_pylist() if _text(r.get("id")) not in drop]
     have = {_text(r.get("id")) for r in base}
     added = [r for r in labelled.to_pylist() if _text(r.get("id")) not in have]
-    return annotations_table([*base, *added]), frozenset(_text(r["id"]) for r in added)
+    return schema.annotations_table([*base, *added]), frozenset(_text(r["id"]) for r in added)
 
 
 def labels_table(labels: Iterable[Label]) -> pa.Table:
@@ -386,15 +383,13 @@ def labels_from_table(table: pa.Table, where: str = "the labels file") -> list[L
 def judges_from(specs: Iterable[Mapping[str, Any] | Backend]) -> tuple[Backend, ...]:
     """Validated judge backends from mappings (``model``, ``kind``/``backend``, ``base_url``, ``provider``), blank
     model ids skipped. Raises :class:`JudgeCheckError` with the backend's message."""
-    from pipeline.generate.settings import backend_from
-
     out = []
     for spec in specs:
         model = spec.model if isinstance(spec, Backend) else _text(dict(spec).get("model")).strip()
         if not model:
             continue
         try:
-            out.append(backend_from(spec))
+            out.append(inference.backend_from(spec))
         except InferenceError as exc:
             raise JudgeCheckError(exc.message) from None
     return tuple(out)
@@ -454,20 +449,6 @@ class CheckSettings:
             )
 
 
-_OVERHEAD: dict[tuple[str, int], int] = {}
-
-
-def _overhead(aspect: str, n_texts: int) -> int:
-    """Tokens of the judge prompt's template around the prompt and texts (estimated once per shape)."""
-    from pipeline.generate.settings import estimate_tokens
-
-    key = (aspect, n_texts)
-    if key not in _OVERHEAD:
-        messages = judge_mod.judge_messages("", [""] * n_texts, aspect)
-        _OVERHEAD[key] = sum(estimate_tokens(m["content"]) for m in messages)
-    return _OVERHEAD[key]
-
-
 @dataclass(frozen=True)
 class CheckPlan:
     """What a judge check will cost, counted before any call."""
@@ -498,13 +479,11 @@ class CheckPlan:
 
 def plan_check(items: Sequence[CheckItem], settings: CheckSettings) -> CheckPlan:
     """The estimate of a check of ``items`` with ``settings`` (the same count as the run's Estimate)."""
-    from pipeline.generate.settings import estimate_tokens
-
     per_row = 0
     for item in items:
         n = len(item.texts)
-        body = estimate_tokens(item.prompt) + sum(estimate_tokens(t) for t in item.texts)
-        per_row += ORDERS * (_overhead(settings.aspect, n) + body + settings.params(n).max_new_tokens)
+        body = inference.estimate_tokens(item.prompt) + sum(inference.estimate_tokens(t) for t in item.texts)
+        per_row += ORDERS * (judge_mod.prompt_overhead(settings.aspect, n) + body + settings.params(n).max_new_tokens)
     return CheckPlan(len(items), tuple(b.model for b in settings.judges), ORDERS * len(items), per_row)
 
 
@@ -617,7 +596,6 @@ class _ChatPool:
         self._chats: dict[Backend, Any] = {}
 
     async def __call__(self, backend: Backend, messages: list[dict], params: GenParams) -> Any:
-        from pipeline import inference
 
         chat = self._chats.get(backend)
         if chat is None:

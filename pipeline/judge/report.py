@@ -1,0 +1,165 @@
+"""What a run's judge did, counted over raw rows, for the app and the cards: :func:`judge_stats` (rows judged and
+parsed, structured or text, the order policy, flips), :func:`judge_leaderboard` (the same per judge model) and
+:func:`judge_card_lines` (the Markdown bullets on the judge in the raw and the export card). Pure functions of a raw
+table; no I/O."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import pandas as pd
+import pyarrow as pa
+
+from pipeline.core import schema
+
+# --- The judge: what it did, per judge model, and what the cards say about it ------------------------------------
+JUDGE_BOARD_COLUMNS = (
+    "judge_model",
+    "mode",
+    "order",
+    "judged",
+    "parse_rate",
+    "structured_share",
+    "both_orders",
+    "flip_rate",
+)
+
+_MODE_WORDS = {
+    "ratings": "ratings (distilabel's UltraFeedback prompt: a 1-5 rating and a rationale per answer)",
+    "pairwise": "pairwise (which answer is better: A, B or tie; the human answer against each model's answer)",
+}
+_ORDER_WORDS = {
+    "random": "random per row (seeded by the row id; recorded in `judge_orders`)",
+    "both": "both orders (every row judged twice, the second time in reverse order; ratings averaged, a row whose "
+    "preferred answer changed is `judge_inconsistent`)",
+    "fixed": "fixed: the human answer first (a run made before the order was randomised)",
+}
+
+
+def _judge_rows(raw: pa.Table):
+    names = raw.column_names
+    cols = ["status", "judge_model", "judge_mode", "judge_orders", "judge_inconsistent", "judge_structured"]
+    data = {c: raw.column(c).to_pylist() if c in names else [None] * raw.num_rows for c in cols}
+    yield from (dict(zip(cols, values)) for values in zip(*(data[c] for c in cols)))
+
+
+def _one(values: set, default: str) -> str:
+    values = {v for v in values if v}
+    return default if not values else values.pop() if len(values) == 1 else "mixed"
+
+
+def _stats(rows: list[dict]) -> schema.JudgeStats:
+    judged = [r for r in rows if r["status"] in (schema.STATUS_OK, schema.STATUS_JUDGE_UNPARSEABLE)]
+    orders = set()
+    for r in judged:
+        n_orders = len(r["judge_orders"] or [])
+        if r["judge_orders"] is None:
+            orders.add("fixed")
+        elif r["judge_mode"] == "pairwise":
+            firsts = {tuple(o) for o in r["judge_orders"]}
+            orders.add("both" if any(tuple(o[::-1]) in firsts for o in firsts) else "random")
+        else:
+            orders.add("both" if n_orders > 1 else "random")
+    both = [r for r in judged if r["judge_inconsistent"] is not None]
+    return schema.JudgeStats(
+        mode=_one({r["judge_mode"] or "ratings" for r in rows}, "ratings"),
+        order=_one(orders, "random"),
+        judged=len(judged),
+        parsed=sum(1 for r in judged if r["status"] == schema.STATUS_OK),
+        structured=sum(1 for r in judged if r["judge_structured"] is True),
+        text=sum(1 for r in judged if r["judge_structured"] is not True),
+        both_orders=len(both),
+        flips=sum(1 for r in both if r["judge_inconsistent"]),
+    )
+
+
+def judge_stats(raw: pa.Table | None) -> schema.JudgeStats:
+    """What the judge did over ``raw``: rows judged and parsed, structured or text, orders, flips."""
+    if raw is None or raw.num_rows == 0:
+        return schema.JudgeStats()
+    return _stats(list(_judge_rows(raw)))
+
+
+def judge_leaderboard(raw: pa.Table | None) -> pd.DataFrame:
+    """One row per judge model: mode, order policy, rows judged, parse rate, share of structured output, rows
+    judged in both orders and the flip rate (rates rounded, None when nothing was counted)."""
+    by_model: dict[str, list[dict]] = defaultdict(list)
+    if raw is not None and raw.num_rows:
+        for row in _judge_rows(raw):
+            by_model[row["judge_model"] or ""].append(row)
+    out = []
+    for model, rows in by_model.items():
+        st = _stats(rows)
+        out.append(
+            {
+                "judge_model": model,
+                "mode": st.mode,
+                "order": st.order,
+                "judged": st.judged,
+                "parse_rate": None if st.parse_rate is None else round(st.parse_rate, 3),
+                "structured_share": round(st.structured / st.judged, 3) if st.judged else None,
+                "both_orders": st.both_orders,
+                "flip_rate": None if st.flip_rate is None else round(st.flip_rate, 3),
+            }
+        )
+    return pd.DataFrame(out, columns=list(JUDGE_BOARD_COLUMNS))
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.0%}"
+
+
+def judge_card_lines(
+    stats: schema.JudgeStats,
+    *,
+    structured_asked: bool | None = None,
+    check: schema.JudgeCheck | None = None,
+    judge_model: str = "",
+) -> list[str]:
+    """Markdown bullets on the judge for the raw and the export card: mode, structured output or text, order
+    policy, parse rate, flip rate and the judge check's agreement figures (when one was run)."""
+    lines = [f"- Judge mode: {_MODE_WORDS.get(stats.mode, stats.mode)}."]
+    if not stats.judged:
+        lines.append("- Output format: no row was judged.")
+    elif stats.text == 0:
+        lines.append(
+            f"- Output format: structured output (JSON that fits a schema) for all {stats.judged} judged rows."
+        )
+    elif stats.structured == 0:
+        why = (
+            "the run asked for the text format"
+            if structured_asked is False
+            else "the judge's server refused structured output or ignored the schema, so it fell back to the text "
+            "format"
+            if structured_asked
+            else "the text format"
+        )
+        lines.append(f"- Output format: plain UltraFeedback text for all {stats.judged} judged rows ({why}).")
+    else:
+        lines.append(
+            f"- Output format: structured output for {stats.structured} of {stats.judged} judged rows; the "
+            f"other {stats.text} used the text format (the judge fell back to it)."
+        )
+    lines.append(f"- Order of the answers shown to the judge: {_ORDER_WORDS.get(stats.order, stats.order)}.")
+    lines.append(
+        f"- Parse rate: {_pct(stats.parse_rate)} ({stats.parsed} of {stats.judged} judged rows had a "
+        "readable verdict; the others are `judge_unparseable`, never given a made-up score)."
+    )
+    if stats.both_orders:
+        lines.append(
+            f"- Flip rate: {_pct(stats.flip_rate)} ({stats.flips} of {stats.both_orders} rows judged in "
+            "both orders changed their preferred answer when the answers swapped places)."
+        )
+    else:
+        lines.append("- Flip rate: not measured (each row was judged in one order).")
+    if check is not None:
+        score = check.score_of(check.chosen or judge_model) or check.score_of(judge_model)
+        if score is not None:
+            kappa = "n/a" if score.kappa is None else f"{score.kappa:.2f}"
+            lines.append(
+                f"- Judge check before the run ({check.rows} rows with people's preferences, from {check.source}): "
+                f"`{score.model}` agreed with the people on {_pct(score.agreement)} ({score.agree} of "
+                f"{score.compared}), Cohen's kappa {kappa}; parse rate {_pct(score.parse_rate)}, flip rate "
+                f"{_pct(score.flip_rate)}."
+            )
+    return lines
