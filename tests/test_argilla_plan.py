@@ -9,7 +9,7 @@ import pyarrow as pa
 import pytest
 
 from pipeline import argilla as aio
-from pipeline.core import schema
+from pipeline.core import languages, schema
 
 
 def raw_row(rid: str, responses, ratings, **extra) -> dict:
@@ -71,10 +71,12 @@ def test_default_dataset_name():
     assert aio.default_dataset_name("bob", None) == "dpo-bob"
 
 
-def test_language_name():
-    assert aio.language_name("nld") == "Dutch"
-    assert aio.language_name("xx-bad") == "xx-bad"
-    assert aio.language_name(None) == ""
+def test_language_names_have_one_owner():
+    assert languages.display_name("nld") == "Dutch"
+    assert languages.display_name("xx-bad") == "xx-bad"
+    assert languages.display_name(None) == ""
+    assert languages.label("nld") == "Dutch (nld)" and languages.label(None, "none") == "none"
+    assert languages.hub_tag("nld") == "nl" and languages.hub_tag("plt") == "plt" and languages.hub_tag("") == ""
 
 
 def test_guidelines_template_renders_placeholders():

@@ -20,6 +20,7 @@ import gradio as gr
 import pandas as pd
 
 from pipeline import argilla as aio
+from pipeline.core import languages
 from pipeline.judge import check as judgecheck
 from ui.common import column_widths, md_link, md_text, on_space, table_frame, username_of
 from ui.forms import Form
@@ -98,7 +99,7 @@ def _language(session: Session) -> tuple[str, str]:
         codes = {c for c in raw.column("target_language").to_pylist() if c}
         code = next(iter(codes)) if len(codes) == 1 else ""
     if not name and code:
-        name = aio.language_name(code)
+        name = languages.display_name(code)
     return name, code
 
 

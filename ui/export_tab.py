@@ -88,12 +88,6 @@ INTRO = (
 _md = md_text  # untrusted text (ids, codes, messages quoting data) shown as text
 
 
-def _language_label(code: str | None) -> str:
-    """ "Dutch (nld)" for a code (the code alone when it has no known name)."""
-    name = languages.display_name(code) if code else ""
-    return f"{name} ({code})" if name and name != code else (code or "?")
-
-
 @dataclass(frozen=True)
 class ExportRequest:
     """What the form asks for, checked: the rules, the format and the split (from the values by name)."""
@@ -155,7 +149,7 @@ def _summary_md(session: Session, source: str) -> str:
     except ex.ExportError as e:
         return f"**No input yet.** {_md(e)}"
     s = ex.input_summary(raw, annotations)
-    langs = ", ".join(f"{_md(_language_label(k))}: {v} rows" for k, v in s["languages"].items()) or "none"
+    langs = ", ".join(f"{_md(languages.label(k))}: {v} rows" for k, v in s["languages"].items()) or "none"
     statuses = ", ".join(f"{_md(k)}: {v}" for k, v in s["statuses"].items())
     line = f"**Input:** {_md(where)} — {s['rows']} rows; target language {langs}; {statuses}."
     if source == SRC_JUDGE:
@@ -176,7 +170,7 @@ def _language_update(session: Session, source: str, current: str | None) -> dict
     except ex.ExportError:
         langs = []
     value = current if current in langs else (langs[0] if len(langs) == 1 else None)
-    choices = [(_language_label(code), code) for code in langs]  # "Dutch (nld)", not a bare code
+    choices = [(languages.label(code), code) for code in langs]  # "Dutch (nld)", not a bare code
     return gr.update(choices=choices, value=value, interactive=len(langs) > 1)
 
 
@@ -272,7 +266,7 @@ def _status_md(result: ex.ExportResult) -> str:
     lines = [
         f"**{result.num_rows} pairs** from {result.counts['kept']} of {result.counts['input']} rows "
         f"({', '.join(f'{k}: {v.num_rows}' for k, v in result.splits.items())}); format **{result.format}**; "
-        f"target language {_md(_language_label(result.target_language))}.",
+        f"target language {_md(languages.label(result.target_language))}.",
         f"Preferences from annotators: {result.counts['from_human']}; from the judge: {result.counts['from_judge']}.",
     ]
     if dropped:

@@ -53,7 +53,7 @@ from urllib.parse import urlsplit
 
 import pyarrow as pa
 
-from pipeline.core import netguard, schema
+from pipeline.core import languages, netguard, schema
 from pipeline.judge import agreement
 
 MAX_RESPONSES: Final = 4
@@ -354,13 +354,6 @@ def render_guidelines(
         judge_model=judge_model or "an LLM",
     )
     return text[:GUIDELINES_MAX_CHARS]
-
-
-def language_name(code: str | None) -> str:
-    """A readable language name for an ISO 639 code (``nld`` → ``Dutch``); the code itself if unknown."""
-    from pipeline.core.languages import display_name
-
-    return display_name(code) if code else ""
 
 
 # --- Settings --------------------------------------------------------------------------------------------------
@@ -715,7 +708,7 @@ def push(
     if existing is None:
         if language is None:
             codes = Counter(str(r.get("target_language") or "") for r in rows)
-            language = language_name(codes.most_common(1)[0][0]) if codes else None
+            language = languages.display_name(codes.most_common(1)[0][0]) if codes else None
         judges = Counter(r.judge_model for r in plan.records if r.judge_model)
         text = (
             guidelines

@@ -62,16 +62,27 @@ def lookup(text: str) -> Language | None:
     return Language(name=lang.display_name(), code=lang.to_alpha3())
 
 
-def display_name(code: str) -> str:
-    """English name for a code ("nld" → "Dutch"); the code itself if unknown."""
+def display_name(code: str | None) -> str:
+    """English name for a code ("nld" → "Dutch"); the code itself if unknown; "" for no code."""
+    if not code:
+        return ""
     lang = lookup(code)
     return lang.name if lang else code
 
 
-def hub_tag(code: str) -> str:
-    """The tag for a dataset card's ``language:`` field: ISO 639-1 when there is one ("nl"), else 639-3 ("plt")."""
+def label(code: str | None, empty: str = "?") -> str:
+    """ "Dutch (nld)" for a code; the code alone when it has no known name; ``empty`` for no code."""
+    name = display_name(code)
+    return f"{name} ({code})" if name and name != code else (code or empty)
+
+
+def hub_tag(code: str | None) -> str:
+    """The tag for a dataset card's ``language:`` field: ISO 639-1 when there is one ("nl"), else 639-3 ("plt");
+    "" for no code."""
     import langcodes
 
+    if not code:
+        return ""
     try:
         return langcodes.get(code).language or code
     except (langcodes.tag_parser.LanguageTagError, LookupError, ValueError):

@@ -33,7 +33,6 @@ from pipeline.export.card import (
     card_metadata,
     export_source,
     language_name,
-    language_tag,
     render_export_card,
     size_category,
 )
@@ -126,7 +125,6 @@ __all__ = [
     "is_conversational",
     "judge_human_agreement",
     "language_name",
-    "language_tag",
     "load_raw_from_hub",
     "missing_columns",
     "no_rows_message",

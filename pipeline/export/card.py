@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from pipeline.core import schema
+from pipeline.core import languages, schema
 from pipeline.core.schema import Provenance, RunMeta
 from pipeline.export.formats import FORMAT_LABELS
 from pipeline.export.rules import DROP_RULES, IMPROVED_SOURCE, counts_table
@@ -21,18 +21,6 @@ from pipeline.judge import report
 
 if TYPE_CHECKING:  # pragma: no cover
     from pipeline.export.build import ExportResult
-
-
-def language_tag(code: str) -> str:
-    """The Hub language tag for an ISO 639-3 code: ISO 639-1 when one exists ("nld" → "nl"), else the code."""
-    if not code:
-        return ""
-    try:
-        import langcodes
-
-        return langcodes.standardize_tag(code)
-    except Exception:  # noqa: BLE001 - an odd code is kept as it is
-        return code
 
 
 def language_name(code: str, meta: RunMeta | None = None) -> str:
@@ -101,7 +89,7 @@ def card_metadata(result: ExportResult, meta: RunMeta | Mapping[str, Any] | None
     """
     meta = as_run_meta(meta)
     source = export_source(result, meta)
-    tag = language_tag(result.target_language)
+    tag = languages.hub_tag(result.target_language)
     name = language_name(result.target_language, meta)
     tags = ["dpo", "orpo", "distilabel"]
     if result.counts.get("from_human"):

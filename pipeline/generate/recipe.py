@@ -25,7 +25,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from pipeline.core import schema
+from pipeline.core import languages, schema
 from pipeline.core.schema import ModelRef, Provenance, RunMeta, Sampling
 from pipeline.generate import results
 from pipeline.judge import report
@@ -88,18 +88,6 @@ def tag_raw(raw: pa.Table, meta: RunMeta) -> pa.Table:
     return schema.with_provenance(raw, meta.source if meta.source.known else None, meta)
 
 
-def hub_language(code: str) -> str | None:
-    """The Hub card language tag for an Aya ISO 639-3 code (e.g. ``nld`` → ``nl``), or None."""
-    if not code:
-        return None
-    try:
-        import langcodes
-
-        return langcodes.standardize_tag(code)
-    except Exception:  # noqa: BLE001 - an unknown code just leaves the card without a language tag
-        return None
-
-
 def default_repo_name(language: str, language_code: str = "", kind: str = "raw") -> str:
     """A default dataset name from the language, e.g. ``aya-dutch-dpo-raw``."""
     base = (language or language_code or "language").lower()
@@ -146,7 +134,7 @@ def _markdown_table(df) -> str:
 
 
 def card_metadata(meta: RunMeta) -> dict:
-    lang = hub_language(meta.language_code)
+    lang = languages.hub_tag(meta.language_code) or None
     out = {
         "license": meta.source.license or None,
         "language": [lang] if lang else None,
@@ -547,7 +535,7 @@ def render_pipeline_script(meta: RunMeta, *, data: str = "", router_url: str = R
         "max_new_tokens": jgen.max_new_tokens if jgen.max_new_tokens is not None else 1024,
         "temperature": jgen.temperature if jgen.temperature is not None else 0.1,
     }
-    target = hub_language(meta.language_code) or ""
+    target = languages.hub_tag(meta.language_code)
     lang = meta.language_name or meta.language_code or "a language"
     hub_id = hub_dataset_id(data)
     return _SCRIPT.format(

@@ -44,7 +44,7 @@ import pyarrow as pa
 
 from pipeline import inference
 from pipeline import judge as judge_mod
-from pipeline.core import schema
+from pipeline.core import languages, schema
 from pipeline.core.credentials import Credentials, public_url
 from pipeline.inference import Backend, GenParams, InferenceError
 from pipeline.judge import agreement
@@ -261,16 +261,6 @@ def items_from_annotations(raw: pa.Table | None, annotations: pa.Table | None) -
     return items
 
 
-def _language_name(code: str) -> str:
-    from pipeline.core import languages
-
-    try:
-        name = languages.display_name(code)
-    except Exception:  # noqa: BLE001 - a name is a nicety
-        name = ""
-    return f"{name} ({code})" if name and name != code else (code or "no language")
-
-
 def check_items(items: Sequence[CheckItem], language: str = "", *, source: str = SOURCE_LABELS) -> None:
     """Raise :class:`JudgeCheckError` if the check cannot be trusted as asked: no rows, or rows of another language
     than the run's ``language`` (ISO 639-3; ``""``: only require one language)."""
@@ -286,15 +276,15 @@ def check_items(items: Sequence[CheckItem], language: str = "", *, source: str =
     if language:
         other = [i for i in items if i.language and i.language != language]
         if other:
-            langs = ", ".join(_language_name(c) for c in sorted({i.language for i in other}))
+            langs = ", ".join(languages.label(c, "no language") for c in sorted({i.language for i in other}))
             raise JudgeCheckError(
                 f"{len(other)} of the {len(items)} {what} are in {langs}, but the run is in "
-                f"{_language_name(language)}: a judge's agreement in one language says little about another. "
-                f"To check judges for {_language_name(language)}, {todo}."
+                f"{languages.label(language, 'no language')}: a judge's agreement in one language says little about another. "
+                f"To check judges for {languages.label(language, 'no language')}, {todo}."
             )
     elif len(found) > 1:
         raise JudgeCheckError(
-            f"The {what} mix {len(found)} languages ({', '.join(_language_name(c) for c in found)}): check one "
+            f"The {what} mix {len(found)} languages ({', '.join(languages.label(c, 'no language') for c in found)}): check one "
             f"language at a time (the CLI's --language picks it)."
         )
 
