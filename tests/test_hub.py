@@ -215,3 +215,10 @@ def test_upload_files(users):
     assert users.files(repo)["checkpoints/raw.jsonl"] == b"{}\n"
     with pytest.raises(hub.HubError):
         hub.upload_files(repo, {"x.txt": "no"}, "hf_bob")
+
+
+def test_owners_lists_writable_namespaces_and_falls_back_to_the_user(users):
+    assert hub.owners("hf_alice") == hub.whoami("hf_alice").namespaces
+    assert hub.owners("hf_alice")[0] == "alice" and "langcommunity" in hub.owners("hf_alice")
+    assert hub.owners("hf_not_a_real_token", "olga") == ["olga"]  # the Hub refused: the signed-in user's own name
+    assert hub.owners(None) == []

@@ -174,16 +174,6 @@ def _language_update(session: Session, source: str, current: str | None) -> dict
     return gr.update(choices=choices, value=value, interactive=len(langs) > 1)
 
 
-def _owners(oauth_token: gr.OAuthToken | None) -> list[str]:
-    token = token_of(oauth_token)
-    if not token:
-        return []
-    try:
-        return hub.whoami(token).namespaces
-    except hub.HubError:
-        return []
-
-
 # --- what the tab shows (display only) --------------------------------------------------------------------------
 def _bucket(value: float | None) -> str:
     """Ratings and margins to half-point labels ("4", "4.5"); None → "n/a"."""
@@ -356,7 +346,7 @@ def on_refresh(
     source = values.get("source") or DEFAULTS["source"]
     language, owner, repo_name = values.get("language"), values.get("owner"), values.get("repo_name") or ""
     lang_update = _language_update(session, source, language)
-    owners = _owners(oauth_token)
+    owners = hub.owners(token_of(oauth_token))
     user = username_of(profile)
     owner_value = owner if owner in owners else (user if user in owners else (owners[0] if owners else None))
     lang = lang_update.get("value") or language or ""

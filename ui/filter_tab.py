@@ -265,19 +265,6 @@ def on_filter(session: Session, values: Mapping[str, Any], profile: gr.OAuthProf
 
 
 # --- push and downloads -------------------------------------------------------------------------------------------
-def _owners(profile: gr.OAuthProfile | None, oauth_token: gr.OAuthToken | None) -> list[str]:
-    user = username_of(profile)
-    if user is None:
-        return []
-    token = token_of(oauth_token)
-    if token:
-        try:
-            return hub.whoami(token).namespaces
-        except hub.HubError:
-            pass
-    return [user]
-
-
 def on_tab_select(
     session: Session,
     owner: str | None,
@@ -285,7 +272,8 @@ def on_tab_select(
     oauth_token: gr.OAuthToken | None = None,
 ) -> tuple:
     """Refresh sign-in dependent parts: (owner dropdown, push button, push note)."""
-    owners = _owners(profile, oauth_token)
+    user = username_of(profile)
+    owners = hub.owners(token_of(oauth_token), user) if user else []
     value = owner if owner in owners else (owners[0] if owners else None)
     btn, note = _push_state(session, profile)
     return gr.update(choices=owners, value=value, interactive=bool(owners)), btn, note

@@ -16,7 +16,6 @@ The output files carry the same provenance.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -125,15 +124,6 @@ def _fail(message: str) -> int:
     return 1
 
 
-def _token() -> str | None:
-    token = os.environ.get("HF_TOKEN")
-    if token:
-        return token
-    from huggingface_hub import get_token  # reads the locally stored token; no network
-
-    return get_token()
-
-
 def _load_meta(args: argparse.Namespace, raw) -> RunMeta:
     """--meta, else the Pipeline's dpo_studio.json beside the input, else <input>.meta.json, else what the raw
     table's schema metadata records, else nothing known."""
@@ -164,7 +154,7 @@ def run(args: argparse.Namespace) -> int:
         return _fail(f"--output {output}: use a .parquet or .jsonl file name.")
     token = None
     if args.push:  # refuse a target we cannot write to before any work
-        token = _token()
+        token = hub.local_token()
         try:
             args.push = workflow.preflight_push(
                 args.push, token, overwrite=args.overwrite, overwrite_hint="pass --overwrite"

@@ -200,6 +200,18 @@ def _call(fn: Callable[[], T], *, repo_id: str, token: str | None, action: str) 
         raise _explain(exc, repo_id=repo_id, token=token, action=action) from exc
 
 
+def owners(token: str | None, user: str | None = None) -> list[str]:
+    """The namespaces ``token`` can push to (the user's name, then their organisations), for "push to" choices.
+    When the Hub cannot say (no token, a refused token, the Hub down), the signed-in ``user``'s own name if known,
+    else nothing: a choice list never fails."""
+    if token:
+        try:
+            return whoami(token).namespaces
+        except HubError:
+            pass
+    return [user] if user else []
+
+
 def local_token() -> str | None:
     """The token of this machine (``HF_TOKEN`` or the one saved by ``hf auth login``), for the CLI only.
 
