@@ -12,6 +12,7 @@ import pytest
 MODULES = (
     "pipeline.core.schema",
     "pipeline.export.rules",
+    "pipeline.export.pairs",
     "pipeline.export.formats",
     "pipeline.export.build",
     "pipeline.export.card",
@@ -27,7 +28,7 @@ WITH_EXAMPLES = {
         "output_schema",
         "pairs_to_table",
     ),
-    "pipeline.export.rules": ("select_pairs",),
+    "pipeline.export.pairs": ("select_pairs",),
     "pipeline.export.build": ("build_export", "split_pairs"),
     "pipeline.export.hub_io": ("default_repo_name",),
     "pipeline.core.schema": ("with_provenance",),

@@ -3,7 +3,7 @@ dataset that TRL's ``DPOTrainer`` and ``ORPOTrainer`` take as it is.
 
 One job per module; this package re-exports the step's public API (``from pipeline import export as ex``):
 
-- :mod:`pipeline.export.rules`: the selection rules (:class:`ExportRules`, :func:`select_pairs`, the per-rule
+- :mod:`pipeline.export.rules` and :mod:`pipeline.export.pairs`: the selection rules (:class:`ExportRules`, :func:`select_pairs`, the per-rule
   counters). Every input row is kept or dropped by exactly one rule, and counted.
 - :mod:`pipeline.export.formats`: the TRL formats (``standard``, ``conversational``, ``recipe``):
   :func:`format_pair`, :func:`check_trl_example`, :func:`pairs_to_table`; the Arrow schemas are in
@@ -51,6 +51,7 @@ from pipeline.export.formats import (
     pairs_to_table,
 )
 from pipeline.export.hub_io import default_repo_name, load_raw_from_hub, push_export
+from pipeline.export.pairs import judge_human_agreement, resolve_target_language, select_pairs
 from pipeline.export.rules import (
     DROP_RULES,
     IMPROVED_SOURCE,
@@ -73,12 +74,9 @@ from pipeline.export.rules import (
     Selection,
     check_columns,
     counts_table,
-    judge_human_agreement,
     missing_columns,
     no_rows_message,
     normalize_prompt,
-    resolve_target_language,
-    select_pairs,
     split_annotation_columns,
     target_languages,
 )

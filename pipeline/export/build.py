@@ -21,12 +21,12 @@ import pyarrow as pa
 from pipeline.core import schema, tablefiles
 from pipeline.core.schema import Provenance
 from pipeline.export.formats import FORMAT_STANDARD, FORMATS, pairs_to_table
+from pipeline.export.pairs import select_pairs
 from pipeline.export.rules import (
     DROP_RULES,
     ExportError,
     ExportRules,
     PreferencePair,
-    select_pairs,
     target_languages,
 )
 
