@@ -5,7 +5,7 @@ mean response ~352), then, in one run and for the same languages (the largest, a
 
 - ``baseline_s``: mean seconds per language of ``datasets.Dataset.filter(lambda x: x["language"] == L)``
 - ``ours_s``: mean seconds per language of the app's filter path with its default filters
-  (``pipeline.filter.data.apply_filters``: resolve the language, slice, drop duplicate prompts) on the loaded source
+  (``pipeline.filter.filtered.apply_filters``: resolve the language, slice, drop duplicate prompts) on the loaded source
 - ``ours_all_filters_s``: the same with every filter set (annotation type, min/max lengths, dedup)
 - ``table_s``: seconds to build the language table (language, code, rows, mean lengths) from the source
 - ``load_s``: one-off seconds to normalise the raw table into the shared source (once per process)
@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import datasets
 
-    from pipeline.filter import data
+    from pipeline.filter import filtered, sources
 
     datasets.disable_progress_bars()
     raw = make_table(args.rows)
@@ -112,28 +112,28 @@ def main(argv: list[str] | None = None) -> int:
 
     # ours: the shared source is built once per process, then every filter change runs apply_filters
     t0 = time.perf_counter()
-    table, dropped = data.normalize(raw, data.SourceSpec.aya())
-    info = data.SourceInfo(data.AYA_ID, "train", None, "apache-2.0", False, table.num_rows)
-    source = data._build_source(table, info)
+    table, dropped = sources.normalize(raw, sources.SourceSpec.aya())
+    info = sources.SourceInfo(sources.AYA_ID, "train", None, "apache-2.0", False, table.num_rows)
+    source = sources._build_source(table, info)
     load_s = time.perf_counter() - t0
 
     ours = []
     for code in picks:
-        spec = data.FilterSpec(language=names[code])  # the app's defaults (drop duplicate prompts on)
+        spec = filtered.FilterSpec(language=names[code])  # the app's defaults (drop duplicate prompts on)
         times = []
         for _ in range(args.repeat):
             t0 = time.perf_counter()
-            out = data.apply_filters(source, spec)
+            out = filtered.apply_filters(source, spec)
             times.append(time.perf_counter() - t0)
         ours.append(statistics.median(times))
         assert 0 < out.num_rows <= counts[code]
-        plain = data.apply_filters(source, data.FilterSpec(language=code, dedup=False))
+        plain = filtered.apply_filters(source, filtered.FilterSpec(language=code, dedup=False))
         assert plain.num_rows == counts[code], (code, plain.num_rows, counts[code])
 
     # the same languages with every filter set (length limits + annotation type + dedup): a real copy of the rows
     ours_all = []
     for code in picks:
-        spec = data.FilterSpec(
+        spec = filtered.FilterSpec(
             language=code,
             annotation_types=("original-annotations",),
             min_prompt_chars=20,
@@ -144,12 +144,12 @@ def main(argv: list[str] | None = None) -> int:
         times = []
         for _ in range(args.repeat):
             t0 = time.perf_counter()
-            data.apply_filters(source, spec)
+            filtered.apply_filters(source, spec)
             times.append(time.perf_counter() - t0)
         ours_all.append(statistics.median(times))
 
     t0 = time.perf_counter()
-    lt = data.language_table(source.table)
+    lt = sources.language_table(source.table)
     table_s = time.perf_counter() - t0
     assert lt.num_rows == len(CODES)
 

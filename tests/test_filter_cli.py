@@ -13,20 +13,20 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline import cli
-from pipeline.filter import data
+from pipeline.filter import sources
 from tests.conftest import ROOT
 from tests.test_filter_hub import AYA_CARD, demo_raw
 
 
 @pytest.fixture()
 def env(fake_hub, monkeypatch, tmp_path):
-    data.clear_cache()
+    sources.clear_cache()
     fake_hub.add_user("alice", "hf_alice")
-    fake_hub.add_dataset(data.AYA_ID, demo_raw(), card=AYA_CARD)
+    fake_hub.add_dataset(sources.AYA_ID, demo_raw(), card=AYA_CARD)
     monkeypatch.setenv("HF_TOKEN", "hf_alice")
     monkeypatch.chdir(tmp_path)
     yield fake_hub
-    data.clear_cache()
+    sources.clear_cache()
 
 
 def run(capsys, *args: str) -> tuple[int, str, str]:
@@ -82,7 +82,7 @@ def test_push(env, capsys):
         (["-l", "nl", "--push", "bob/x"], "cannot write to 'bob'"),
         (["-l", "nl", "-o", "x.csv"], "must end in .parquet or .jsonl"),
         (["--dataset", "nobody/nothing", "-l", "nl"], "was not found"),
-        (["--dataset", data.AYA_ID, "--prompt-col", "question", "-l", "nl"], "no column 'question' for the prompt"),
+        (["--dataset", sources.AYA_ID, "--prompt-col", "question", "-l", "nl"], "no column 'question' for the prompt"),
         ([], "choose a language with --language"),
     ],
 )

@@ -10,7 +10,7 @@ import yaml
 
 from pipeline.core import languages
 from pipeline.core.schema import FILTERED_COLUMNS, row_id
-from pipeline.filter import data
+from pipeline.filter import filtered, sources
 
 
 def _raw(rows: list[tuple]) -> pa.Table:
@@ -27,10 +27,10 @@ def _raw(rows: list[tuple]) -> pa.Table:
     )
 
 
-def _source(rows: list[tuple]) -> data.Source:
-    table, dropped = data.normalize(_raw(rows), data.SourceSpec.aya())
-    info = data.SourceInfo("x/y", "train", None, "apache-2.0", False, table.num_rows, dropped_empty=dropped)
-    return data._build_source(table, info)
+def _source(rows: list[tuple]) -> sources.Source:
+    table, dropped = sources.normalize(_raw(rows), sources.SourceSpec.aya())
+    info = sources.SourceInfo("x/y", "train", None, "apache-2.0", False, table.num_rows, dropped_empty=dropped)
+    return sources._build_source(table, info)
 
 
 ROWS = [
@@ -111,19 +111,19 @@ def test_normalize_maps_columns_ids_and_drops_empty_rows():
 
 def test_normalize_generic_mapping_with_codes_in_the_language_column():
     raw = pa.table({"q": ["Hallo", "Hello", "Hej"], "a": ["Hoi", "Hi", "Hej hej"], "lang": ["nl", "en", "??"]})
-    spec = data.SourceSpec.hub_dataset("o/d", prompt_col="q", response_col="a", language_col="lang")
-    t, _ = data.normalize(raw, spec)
+    spec = sources.SourceSpec.hub_dataset("o/d", prompt_col="q", response_col="a", language_col="lang")
+    t, _ = sources.normalize(raw, spec)
     got = {r["prompt"]: (r["language"], r["language_code"], r["annotation_type"]) for r in t.to_pylist()}
     assert got == {"Hallo": ("Dutch", "nld", ""), "Hello": ("English", "eng", ""), "Hej": ("??", "??", "")}
 
 
 def test_normalize_single_language_dataset():
     raw = pa.table({"prompt": ["a", "b"], "response": ["c", "d"]})
-    spec = data.SourceSpec.hub_dataset("o/d", language="Yoruba")
-    t, _ = data.normalize(raw, spec)
+    spec = sources.SourceSpec.hub_dataset("o/d", language="Yoruba")
+    t, _ = sources.normalize(raw, spec)
     assert set(t["language_code"].to_pylist()) == {"yor"}
-    with pytest.raises(data.DataError, match="no language column set"):
-        data.normalize(raw, data.SourceSpec.hub_dataset("o/d"))
+    with pytest.raises(sources.DataError, match="no language column set"):
+        sources.normalize(raw, sources.SourceSpec.hub_dataset("o/d"))
 
 
 @pytest.mark.parametrize(
@@ -141,22 +141,22 @@ def test_normalize_single_language_dataset():
 )
 def test_bad_column_mapping(mapping, message):
     raw = pa.table({"prompt": ["a"], "response": ["b"], "n": [1], "msgs": [["x"]]})
-    spec = data.SourceSpec.hub_dataset("o/d", language="nl", **mapping)
+    spec = sources.SourceSpec.hub_dataset("o/d", language="nl", **mapping)
     if message is None:
-        t, _ = data.normalize(raw, spec)
+        t, _ = sources.normalize(raw, spec)
         assert t["response"].to_pylist() == ["1"]
     else:
-        with pytest.raises(data.DataError, match=message):
-            data.normalize(raw, spec)
+        with pytest.raises(sources.DataError, match=message):
+            sources.normalize(raw, spec)
 
 
 # --- filters ------------------------------------------------------------------------------------------------------
 def test_language_filter_and_dedup():
     src = _source(ROWS)
-    plain = data.apply_filters(src, data.FilterSpec(language="nl", dedup=False))
+    plain = filtered.apply_filters(src, filtered.FilterSpec(language="nl", dedup=False))
     assert plain.column_names == list(FILTERED_COLUMNS)
     assert plain.num_rows == 5 and set(plain["language_code"].to_pylist()) == {"nld"}
-    dedup = data.apply_filters(src, data.FilterSpec(language="Dutch", dedup=True))
+    dedup = filtered.apply_filters(src, filtered.FilterSpec(language="Dutch", dedup=True))
     prompts = dedup["prompt"].to_pylist()
     assert len(prompts) == 3  # "Hoe gaat het?" thrice (once with spaces) → once
     assert [p.strip() for p in prompts].count("Hoe gaat het?") == 1
@@ -167,8 +167,8 @@ def test_language_filter_and_dedup():
 
 def test_dedup_keeps_a_later_duplicate_when_the_first_is_filtered_out():
     src = _source(ROWS)
-    spec = data.FilterSpec(language="nld", annotation_types=("re-annotations",), dedup=True)
-    t = data.apply_filters(src, spec)
+    spec = filtered.FilterSpec(language="nld", annotation_types=("re-annotations",), dedup=True)
+    t = filtered.apply_filters(src, spec)
     assert t["response"].to_pylist() == ["Prima!"]  # "  Hoe gaat het?  " is the same prompt, dropped
 
 
@@ -176,7 +176,7 @@ def test_length_and_annotation_filters():
     src = _source(ROWS)
 
     def n(**kw):
-        return data.apply_filters(src, data.FilterSpec(language="nld", dedup=False, **kw)).num_rows
+        return filtered.apply_filters(src, filtered.FilterSpec(language="nld", dedup=False, **kw)).num_rows
 
     assert n(min_prompt_chars=5) == 4  # "Kort" (4) dropped
     assert n(max_prompt_chars=4) == 1
@@ -191,33 +191,35 @@ def test_length_and_annotation_filters():
 def test_seeded_sample_is_reproducible_and_bounded():
     rows = [(f"vraag {i}", f"antwoord {i}", "Dutch", "nld") for i in range(200)]
     src = _source(rows)
-    a = data.apply_filters(src, data.FilterSpec(language="nl", sample=20, seed=7))
-    b = data.apply_filters(src, data.FilterSpec(language="nl", sample=20, seed=7))
-    c = data.apply_filters(src, data.FilterSpec(language="nl", sample=20, seed=8))
+    a = filtered.apply_filters(src, filtered.FilterSpec(language="nl", sample=20, seed=7))
+    b = filtered.apply_filters(src, filtered.FilterSpec(language="nl", sample=20, seed=7))
+    c = filtered.apply_filters(src, filtered.FilterSpec(language="nl", sample=20, seed=8))
     assert a.num_rows == 20 and a["id"].to_pylist() == b["id"].to_pylist()
     assert a["id"].to_pylist() != c["id"].to_pylist()
     assert len(set(a["id"].to_pylist())) == 20
-    assert data.apply_filters(src, data.FilterSpec(language="nl", sample=500)).num_rows == 200
+    assert filtered.apply_filters(src, filtered.FilterSpec(language="nl", sample=500)).num_rows == 200
 
 
 def test_bad_filters_and_unknown_language():
     src = _source(ROWS)
-    with pytest.raises(data.DataError, match="minimum prompt length .* is above the maximum"):
-        data.apply_filters(src, data.FilterSpec(language="nl", min_prompt_chars=50, max_prompt_chars=10))
-    with pytest.raises(data.DataError, match="Did you mean: Dutch"):
-        data.filter_source(src, data.FilterSpec(language="Dutsh"))
-    with pytest.raises(data.DataError, match="cannot be negative"):
-        data.apply_filters(src, data.FilterSpec(language="nl", sample=-1))
+    with pytest.raises(sources.DataError, match="minimum prompt length .* is above the maximum"):
+        filtered.apply_filters(src, filtered.FilterSpec(language="nl", min_prompt_chars=50, max_prompt_chars=10))
+    with pytest.raises(sources.DataError, match="Did you mean: Dutch"):
+        filtered.filter_source(src, filtered.FilterSpec(language="Dutsh"))
+    with pytest.raises(sources.DataError, match="cannot be negative"):
+        filtered.apply_filters(src, filtered.FilterSpec(language="nl", sample=-1))
 
 
 def test_filtered_set_provenance_and_names():
     src = _source(ROWS)
-    fs = data.filter_source(src, data.FilterSpec(language="arabic"))
+    fs = filtered.filter_source(src, filtered.FilterSpec(language="arabic"))
     assert (fs.language, fs.language_code, fs.rows) == ("Standard Arabic", "arb", 1)
     assert fs.spec.language == "arb"
     assert fs.default_repo_name("alice") == "alice/y-arb"
-    aya = data.SourceInfo(data.AYA_ID, "train", None, "apache-2.0", False, 1)
-    assert data.FilteredSet(fs.table, aya, fs.spec, "Standard Arabic", "arb").default_repo_name("bob") == "bob/aya-arb"
+    aya = sources.SourceInfo(sources.AYA_ID, "train", None, "apache-2.0", False, 1)
+    assert (
+        filtered.FilteredSet(fs.table, aya, fs.spec, "Standard Arabic", "arb").default_repo_name("bob") == "bob/aya-arb"
+    )
 
 
 def test_language_table():
@@ -232,7 +234,7 @@ def test_language_table():
 
 # --- demo data ----------------------------------------------------------------------------------------------------
 def test_demo_data_ships_and_is_labelled():
-    src = data.demo_source()
+    src = sources.demo_source()
     assert src.info.is_demo and "demo" in src.info.label.lower()
     assert src.table.num_rows >= 250
     codes = set(src.offsets)
@@ -240,10 +242,10 @@ def test_demo_data_ships_and_is_labelled():
     for code in codes:  # every language has exactly one duplicate prompt for dedup to remove
         start, n, unique = src.offsets[code]
         assert n - unique == 1, code
-    raw = [json.loads(line) for line in data.DEMO_FILE.read_text(encoding="utf-8").splitlines()]
+    raw = [json.loads(line) for line in sources.DEMO_FILE.read_text(encoding="utf-8").splitlines()]
     assert set(raw[0]) == {"inputs", "targets", "language", "language_code", "annotation_type", "user_id"}
-    fs = data.filter_source(src, data.FilterSpec(language="Dutch"))
-    assert fs.is_demo and data.DEMO_LABEL in fs.summary()
+    fs = filtered.filter_source(src, filtered.FilterSpec(language="Dutch"))
+    assert fs.is_demo and sources.DEMO_LABEL in fs.summary()
     assert fs.default_repo_name("alice") == "alice/demo-nld"
 
 
@@ -255,16 +257,16 @@ def _front_matter(card: str) -> dict:
 
 def test_filter_card_states_source_filters_rows_and_language():
     src = _source(ROWS)
-    src.info = data.SourceInfo(data.AYA_ID, "train", None, "apache-2.0", False, src.table.num_rows)
-    fs = data.filter_source(src, data.FilterSpec(language="nl", min_response_chars=3, sample=2, seed=5))
-    card = data.filter_card(fs, "alice/aya-nld")
+    src.info = sources.SourceInfo(sources.AYA_ID, "train", None, "apache-2.0", False, src.table.num_rows)
+    fs = filtered.filter_source(src, filtered.FilterSpec(language="nl", min_response_chars=3, sample=2, seed=5))
+    card = filtered.filter_card(fs, "alice/aya-nld")
     meta = _front_matter(card)
     assert meta["language"] == ["nl"]
     assert meta["license"] == "apache-2.0"
-    assert meta["source_datasets"] == [data.AYA_ID]
+    assert meta["source_datasets"] == [sources.AYA_ID]
     assert meta["size_categories"] == ["n<1K"]
     assert "demo" not in meta["tags"]
-    assert f"[{data.AYA_ID}](https://huggingface.co/datasets/{data.AYA_ID}), split `train`" in card
+    assert f"[{sources.AYA_ID}](https://huggingface.co/datasets/{sources.AYA_ID}), split `train`" in card
     assert "- language: Dutch (`nld`)" in card
     assert "- response length at least 3 characters" in card
     assert "- random sample of at most 2 rows (seed 5)" in card
@@ -274,20 +276,20 @@ def test_filter_card_states_source_filters_rows_and_language():
 
 
 def test_demo_card_says_demo():
-    fs = data.filter_source(data.demo_source(), data.FilterSpec(language="yo"))
-    card = data.filter_card(fs)
+    fs = filtered.filter_source(sources.demo_source(), filtered.FilterSpec(language="yo"))
+    card = filtered.filter_card(fs)
     meta = _front_matter(card)
     assert "demo" in meta["tags"] and "source_datasets" not in meta
-    assert "NOT from Aya" in card and data.DEMO_LABEL in card
+    assert "NOT from Aya" in card and sources.DEMO_LABEL in card
     assert meta["language"] == ["yo"]
 
 
 def test_downloads_roundtrip(tmp_path):
     import pyarrow.parquet as pq
 
-    fs = data.filter_source(data.demo_source(), data.FilterSpec(language="ja"))
-    p = data.write_parquet(fs.table, tmp_path / "a.parquet")
-    j = data.write_jsonl(fs.table, tmp_path / "a.jsonl")
+    fs = filtered.filter_source(sources.demo_source(), filtered.FilterSpec(language="ja"))
+    p = filtered.write_parquet(fs.table, tmp_path / "a.parquet")
+    j = filtered.write_jsonl(fs.table, tmp_path / "a.jsonl")
     assert pq.read_table(p).to_pylist() == fs.table.to_pylist()
     assert [json.loads(line) for line in j.read_text(encoding="utf-8").splitlines()] == fs.table.to_pylist()
     assert not list(tmp_path.glob("*.part"))

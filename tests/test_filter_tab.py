@@ -9,7 +9,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.filter import data
+from pipeline.filter import filtered, sources
 from tests.test_filter_hub import AYA_CARD, demo_raw
 from ui import filter_tab as ft
 from ui.session import Session
@@ -25,11 +25,11 @@ def token(value: str) -> gr.OAuthToken:
 
 @pytest.fixture()
 def hubdata(fake_hub):
-    data.clear_cache()
+    sources.clear_cache()
     fake_hub.add_user("alice", "hf_alice", orgs=["langcommunity"])
-    fake_hub.add_dataset(data.AYA_ID, demo_raw(), card=AYA_CARD)
+    fake_hub.add_dataset(sources.AYA_ID, demo_raw(), card=AYA_CARD)
     yield fake_hub
-    data.clear_cache()
+    sources.clear_cache()
 
 
 def load(session: Session, choice: str = ft.SRC_AYA, oauth=None, language: str | None = None, **hub_fields):
@@ -76,7 +76,7 @@ def test_app_builds_with_the_filter_tab():
 def test_load_aya_shows_languages_and_stores_nothing_per_user_but_a_reference(hubdata):
     s = Session()
     s, status, lt, plot, lang_update, ann_update = load(s)
-    assert "Loaded:" in status and data.AYA_ID.replace("_", "\\_") in status
+    assert "Loaded:" in status and sources.AYA_ID.replace("_", "\\_") in status
     assert isinstance(lt, pd.DataFrame) and list(lt.columns) == [  # people's labels
         "Language",
         "Code",
@@ -87,7 +87,7 @@ def test_load_aya_shows_languages_and_stores_nothing_per_user_but_a_reference(hu
     assert lt.iloc[0]["Code"] == "nld" and plot["rows"].sum() == lt["Rows"].sum()
     assert ("Dutch (nld) — 38 rows", "nld") in lang_update["choices"]
     assert ann_update["choices"] == ["original-annotations", "re-annotations"]
-    assert s.filter_tab.source is data.load_source(data.SourceSpec.aya(), None)  # the shared copy
+    assert s.filter_tab.source is sources.load_source(sources.SourceSpec.aya(), None)  # the shared copy
 
 
 def test_filters_update_count_preview_and_session(hubdata):
@@ -95,7 +95,7 @@ def test_filters_update_count_preview_and_session(hubdata):
     s, *_ = load(s)
     s, count, preview, repo, btn, note = filt(s, "nld")
     assert "**37 rows** of Dutch" in count and "out of 38" in count
-    assert isinstance(s.filtered, data.FilteredSet) and s.filtered.rows == 37
+    assert isinstance(s.filtered, filtered.FilteredSet) and s.filtered.rows == 37
     assert list(preview.columns) == ["Prompt", "Answer", "Language", "Annotation type", "Id"] and len(preview) == 37
     assert btn["interactive"] is False and "Sign in" in note  # not signed in: push disabled, says why
     s, count, preview, repo, btn, note = filt(s, "Dutch", profile("alice"), min_response=150)
@@ -164,7 +164,9 @@ def test_demo_source_and_hub_errors_in_the_tab(hubdata):
     assert "Could not load the dataset" in status and "was not found" in status and lt == gr.update()
     s, status, *_ = load(s, choice=ft.SRC_HUB, dataset_id="")
     assert "Enter a dataset id" in status
-    s, status, *_ = load(s, choice=ft.SRC_HUB, dataset_id=data.AYA_ID, prompt_col="question", language_col="language")
+    s, status, *_ = load(
+        s, choice=ft.SRC_HUB, dataset_id=sources.AYA_ID, prompt_col="question", language_col="language"
+    )
     assert "no column 'question' for the prompt" in status
     with hubdata.unreachable():
         s, status, *_ = load(s, choice=ft.SRC_AYA)
@@ -173,7 +175,7 @@ def test_demo_source_and_hub_errors_in_the_tab(hubdata):
 
 
 def test_untrusted_text_is_escaped_in_status():
-    src = data.demo_source(note="<script>alert(1)</script> [x](javascript:alert(1))")
+    src = sources.demo_source(note="<script>alert(1)</script> [x](javascript:alert(1))")
     status = ft._load_status(src)
     assert "<script>" not in status and "](javascript" not in status
 

@@ -53,7 +53,7 @@ def test_pipeline_and_all_submodules_import_without_gradio():
     )
     assert proc.returncode == 0, proc.stderr
     assert (
-        "pipeline.filter.data" in proc.stdout
+        "pipeline.filter.sources" in proc.stdout
         and "pipeline.core.hub" in proc.stdout
         and "pipeline.commands.filter" in proc.stdout
     )

@@ -8,7 +8,7 @@ import gradio as gr
 import pytest
 
 from pipeline.core import schema
-from pipeline.filter import data
+from pipeline.filter import filtered, sources
 from tests.fixtures.faulty_server import FakeLLMServer
 from tests.test_generate_services import ultrafeedback_responder
 from ui import pipeline_tab as tab
@@ -26,7 +26,7 @@ def _token(value: str) -> gr.OAuthToken:
 @pytest.fixture()
 def session() -> Session:
     s = Session()
-    s.filtered = data.filter_source(data.demo_source(), data.FilterSpec(language="nld"))
+    s.filtered = filtered.filter_source(sources.demo_source(), filtered.FilterSpec(language="nld"))
     return s
 
 

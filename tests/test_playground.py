@@ -33,7 +33,7 @@ def filtered_table(n: int = 5) -> pa.Table:
     )
 
 
-class FakeFiltered:  # the shape of pipeline.filter.data.FilteredSet the tab relies on
+class FakeFiltered:  # the shape of pipeline.filter.filtered.FilteredSet the tab relies on
     def __init__(self, table):
         self.table = table
 

@@ -15,23 +15,23 @@ import pytest
 
 from pipeline import cli
 from pipeline.core import schema, tablefiles
-from pipeline.filter import data
+from pipeline.filter import sources
 from tests.fixtures.faulty_server import FakeLLMServer, Fault
 from tests.test_generate_services import ultrafeedback_responder
 
-AYA = data.AYA_ID
+AYA = sources.AYA_ID
 SW_CARD = "---\nlicense: cc-by-4.0\n---\n# Swahili prompts (test)\n"
 SW_ROWS = [{"question": f"Swali la {i}: habari gani?", "answer": f"Nzuri sana, asante ({i})."} for i in range(6)]
 
 
 @pytest.fixture()
 def hub_env(fake_hub, monkeypatch, tmp_path):
-    data.clear_cache()
+    sources.clear_cache()
     fake_hub.add_user("alice", "hf_alice_prov")
     monkeypatch.setenv("HF_TOKEN", "hf_alice_prov")
     monkeypatch.chdir(tmp_path)
     yield fake_hub
-    data.clear_cache()
+    sources.clear_cache()
 
 
 @pytest.fixture(scope="module")

@@ -117,11 +117,11 @@ def test_pipeline_tab_messages():
         temperature=0.7,
         top_p=0.95,
     )
-    from pipeline.filter import data
+    from pipeline.filter import filtered, sources
     from ui.session import Session
 
     session = Session()
-    session.filtered = data.filter_source(data.demo_source(), data.FilterSpec(language="nld"))
+    session.filtered = filtered.filter_source(sources.demo_source(), filtered.FilterSpec(language="nld"))
     message = pipe.estimate(session, fields)
     assert "not a URL" in message
     assert_inert(message)

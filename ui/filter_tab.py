@@ -1,7 +1,7 @@
 """The Filter tab: load Aya (or another prompt/response dataset, or the demo data), keep one language, push it.
 
-UI glue only: loading, filtering, cards and pushing live in :mod:`pipeline.filter.data` and :mod:`pipeline.core.hub`.
-The loaded source is shared read-only by all sessions (cached in ``pipeline.filter.data``); this session keeps a
+UI glue only: loading, filtering, cards and pushing live in :mod:`pipeline.filter.sources` and :mod:`pipeline.filter.filtered` and :mod:`pipeline.core.hub`.
+The loaded source is shared read-only by all sessions (cached in ``pipeline.filter.sources``); this session keeps a
 reference in ``session.filter_tab.source`` and the current filtered set in ``session.filtered``.
 
 The handlers are module-level and take the session plus ONE mapping of the form's values by name (Gradio passes a
@@ -24,12 +24,12 @@ import gradio as gr
 import pandas as pd
 
 from pipeline.core import hub, languages, links
-from pipeline.filter import data
+from pipeline.filter import filtered, sources
 from ui.common import SIGN_IN_NEEDED, column_widths, md_link, md_text, table_frame, token_of, username_of, warn
 from ui.forms import Form
 from ui.session import Session
 
-SRC_AYA = f"Aya ({data.AYA_ID})"
+SRC_AYA = f"Aya ({sources.AYA_ID})"
 SRC_HUB = "Another dataset on the Hub"
 SRC_DEMO = "Demo data (bundled, no network)"
 SOURCES = (SRC_AYA, SRC_HUB, SRC_DEMO)
@@ -53,7 +53,7 @@ LOAD_DEFAULTS: Final[Mapping[str, Any]] = MappingProxyType(
     }
 )
 """The load form's values by name, with their defaults (the components start from these)."""
-_FILTER: Final = data.FilterSpec(language="")
+_FILTER: Final = filtered.FilterSpec(language="")
 FILTER_DEFAULTS: Final[Mapping[str, Any]] = MappingProxyType(
     {
         "language": None,
@@ -68,7 +68,7 @@ FILTER_DEFAULTS: Final[Mapping[str, Any]] = MappingProxyType(
         "repo_name": "",  # the push's dataset name as typed (the handler proposes one while it is empty)
     }
 )
-"""The filter form's values by name, with their defaults (those of :class:`pipeline.filter.data.FilterSpec`)."""
+"""The filter form's values by name, with their defaults (those of :class:`pipeline.filter.filtered.FilterSpec`)."""
 PUSH_DEFAULTS: Final[Mapping[str, Any]] = MappingProxyType(
     {
         "owner": None,  # None: the signed-in user
@@ -81,7 +81,7 @@ PUSH_DEFAULTS: Final[Mapping[str, Any]] = MappingProxyType(
 
 INTRO = (
     "**Step 1 — choose your language.** Load the human-written [Aya](https://huggingface.co/datasets/"
-    f"{data.AYA_ID}) prompts and answers (or another prompt/response dataset), keep one language and clean it. "
+    f"{sources.AYA_ID}) prompts and answers (or another prompt/response dataset), keep one language and clean it. "
     "The result stays in this session for the next tabs; you can also download it or push it to your account."
 )
 
@@ -89,19 +89,19 @@ INTRO = (
 _md = md_text  # untrusted text (dataset ids, column names, messages quoting them) shown as text
 
 
-def _source(session: Session) -> data.Source | None:
+def _source(session: Session) -> sources.Source | None:
     return session.filter_tab.source
 
 
 # --- load ---------------------------------------------------------------------------------------------------------
-def source_spec(values: Mapping[str, Any]) -> data.SourceSpec:
+def source_spec(values: Mapping[str, Any]) -> sources.SourceSpec:
     """The SourceSpec for the load form's values (by name, see :data:`LOAD_DEFAULTS`; missing ones from there)."""
     v = {**LOAD_DEFAULTS, **values}
     if v["source"] == SRC_DEMO:
-        return data.SourceSpec.demo()
+        return sources.SourceSpec.demo()
     if v["source"] == SRC_AYA:
-        return data.SourceSpec.aya()
-    return data.SourceSpec.hub_dataset(
+        return sources.SourceSpec.aya()
+    return sources.SourceSpec.hub_dataset(
         v["dataset_id"] or "",
         v["split"] or "train",
         prompt_col=v["prompt_col"] or "",
@@ -112,14 +112,14 @@ def source_spec(values: Mapping[str, Any]) -> data.SourceSpec:
     )
 
 
-def _load_status(src: data.Source) -> str:
+def _load_status(src: sources.Source) -> str:
     info = src.info
     lines = []
     if info.note:
         lines.append(f"⚠️ **{_md(info.note)}**")
     if info.is_demo:
         lines.append(
-            f"**Loaded: {_md(data.DEMO_LABEL)}** — {info.rows:,} rows in {len(src.offsets)} languages. "
+            f"**Loaded: {_md(sources.DEMO_LABEL)}** — {info.rows:,} rows in {len(src.offsets)} languages. "
             "Demo rows are for trying the app, not for training a model."
         )
     else:
@@ -134,11 +134,11 @@ def _load_status(src: data.Source) -> str:
     return "\n\n".join(lines)
 
 
-def _language_choices(src: data.Source) -> list[tuple[str, str]]:
+def _language_choices(src: sources.Source) -> list[tuple[str, str]]:
     return [(f"{name} ({code}) — {src.offsets[code][1]:,} rows", code) for name, code in src.languages()]
 
 
-def _table_frames(src: data.Source) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _table_frames(src: sources.Source) -> tuple[pd.DataFrame, pd.DataFrame]:
     lt = src.language_table().to_pandas()
     lt["mean_prompt_chars"] = lt["mean_prompt_chars"].astype(int)
     lt["mean_response_chars"] = lt["mean_response_chars"].astype(int)
@@ -155,9 +155,9 @@ def on_load(session: Session, values: Mapping[str, Any], oauth_token: gr.OAuthTo
     language = values.get("language", LOAD_DEFAULTS["language"])
     try:
         if spec.kind == "hub" and not spec.dataset_id:
-            raise data.DataError("Enter a dataset id like 'owner/name' (as in its URL on the Hub).")
-        src = data.load_source(spec, token)
-    except (hub.HubError, data.DataError) as e:
+            raise sources.DataError("Enter a dataset id like 'owner/name' (as in its URL on the Hub).")
+        src = sources.load_source(spec, token)
+    except (hub.HubError, sources.DataError) as e:
         warn(e)
         keep = gr.update()
         return session, f"**Could not load the dataset.** {_md(e)}", keep, keep, keep, keep
@@ -169,7 +169,7 @@ def on_load(session: Session, values: Mapping[str, Any], oauth_token: gr.OAuthTo
     if language:
         try:
             value = src.resolve_language(language).code
-        except data.DataError:
+        except sources.DataError:
             value = None
     ann = src.annotation_types()
     return (
@@ -190,10 +190,10 @@ def _int(value: Any) -> int:
         return 0
 
 
-def filter_spec(values: Mapping[str, Any]) -> data.FilterSpec:
+def filter_spec(values: Mapping[str, Any]) -> filtered.FilterSpec:
     """The FilterSpec for the filter form's values (by name, see :data:`FILTER_DEFAULTS`; missing ones from there)."""
     v = {**FILTER_DEFAULTS, **values}
-    return data.FilterSpec(
+    return filtered.FilterSpec(
         language=v["language"] or "",
         annotation_types=tuple(v["annotation_types"] or ()),
         min_prompt_chars=_int(v["min_prompt"]),
@@ -233,8 +233,8 @@ def on_filter(session: Session, values: Mapping[str, Any], profile: gr.OAuthProf
         return session, "**Choose a language** to see how many rows you get.", empty, gr.update(), btn, note
     try:
         spec = filter_spec(values)
-        fs = data.filter_source(src, spec)
-    except data.DataError as e:
+        fs = filtered.filter_source(src, spec)
+    except sources.DataError as e:
         session.filtered = None
         btn, note = _push_state(session, profile)
         return session, f"**{_md(e)}**", empty, gr.update(), btn, note
@@ -261,7 +261,7 @@ def on_filter(session: Session, values: Mapping[str, Any], profile: gr.OAuthProf
             repo_update = gr.update(value=default, placeholder=default)
         st.default_name = default
     btn, note = _push_state(session, profile)
-    return session, count, table_frame(data.preview_frame(fs.table, PREVIEW_ROWS)), repo_update, btn, note
+    return session, count, table_frame(filtered.preview_frame(fs.table, PREVIEW_ROWS)), repo_update, btn, note
 
 
 # --- push and downloads -------------------------------------------------------------------------------------------
@@ -293,15 +293,15 @@ def on_push(
     user = username_of(profile)
     if user is None or token is None:
         return f"**Not pushed.** {SIGN_IN_NEEDED}"
-    fs: data.FilteredSet | None = session.filtered
+    fs: filtered.FilteredSet | None = session.filtered
     if fs is None or fs.rows == 0:
         return "**Not pushed.** There are no rows to push: choose a language and loosen the filters."
     owner = (owner or user).strip()
     name = (repo_name or "").strip() or fs.default_repo_name(owner).split("/", 1)[1]
     repo_id = f"{owner}/{name}"
     try:
-        url = data.push_filtered(fs, repo_id, token, private=bool(private), overwrite=bool(v["overwrite"]))
-    except (hub.HubError, data.DataError) as e:
+        url = filtered.push_filtered(fs, repo_id, token, private=bool(private), overwrite=bool(v["overwrite"]))
+    except (hub.HubError, sources.DataError) as e:
         return f"**Not pushed.** {_md(e)}"
     visibility = "private" if private else "public"
     demo = " These are demo rows, and the card says so." if fs.is_demo else ""
@@ -310,16 +310,16 @@ def on_push(
 
 def on_download(session: Session) -> tuple:
     """Write the filtered set as Parquet and JSON Lines for download. Returns (files, status)."""
-    fs: data.FilteredSet | None = session.filtered
+    fs: filtered.FilteredSet | None = session.filtered
     if fs is None or fs.rows == 0:
         return None, "Nothing to download yet: choose a language with at least one row."
     folder = Path(tempfile.mkdtemp(prefix="dpo-studio-filter-"))
     stem = f"{fs.source.short_name}-{fs.language_code}"
     files = [
-        str(data.write_parquet(fs.table, folder / f"{stem}.parquet")),
-        str(data.write_jsonl(fs.table, folder / f"{stem}.jsonl")),
+        str(filtered.write_parquet(fs.table, folder / f"{stem}.parquet")),
+        str(filtered.write_jsonl(fs.table, folder / f"{stem}.jsonl")),
     ]
-    (folder / "README.md").write_text(data.filter_card(fs), encoding="utf-8")
+    (folder / "README.md").write_text(filtered.filter_card(fs), encoding="utf-8")
     files.append(str(folder / "README.md"))
     return files, f"{fs.rows:,} rows ready to download (Parquet, JSON Lines and the dataset card)."
 

@@ -21,7 +21,7 @@ from pipeline.core.schema import ModelChoice, RunMeta
 class FilterState:
     """The Filter tab's own state."""
 
-    source: Any = None  # pipeline.filter.data.Source: the loaded source (shared read-only by all sessions)
+    source: Any = None  # pipeline.filter.sources.Source: the loaded source (shared read-only by all sessions)
     default_name: str = ""  # the push repo name the tab last suggested (replaced while the user has not edited it)
 
 
@@ -85,7 +85,7 @@ class JudgeCheckState:
 @dataclass
 class Session:
     # Hand-offs between the steps
-    filtered: Any = None  # pipeline.filter.data.FilteredSet | None (Filter -> Playground, Pipeline)
+    filtered: Any = None  # pipeline.filter.filtered.FilteredSet | None (Filter -> Playground, Pipeline)
     votes: list[dict] = field(default_factory=list)  # Playground votes
     model_choice: ModelChoice | None = None  # Playground -> Pipeline
     run: Any = None  # the running/finished pipeline run handle (pipeline.generate), if any

@@ -70,20 +70,20 @@ def _fail(message: str) -> int:
 
 
 def _source_spec(args: argparse.Namespace):
-    from pipeline.filter import data
+    from pipeline.filter import sources
 
     if args.demo:
-        return data.SourceSpec.demo()
-    if not args.dataset or args.dataset.strip() == data.AYA_ID:
-        spec = data.SourceSpec.aya()
-        return data.SourceSpec(
+        return sources.SourceSpec.demo()
+    if not args.dataset or args.dataset.strip() == sources.AYA_ID:
+        spec = sources.SourceSpec.aya()
+        return sources.SourceSpec(
             split=args.split,
             config=args.config,
             prompt_col=args.prompt_col or spec.prompt_col,
             response_col=args.response_col or spec.response_col,
             language_col=args.language_col or spec.language_col,
         )
-    return data.SourceSpec.hub_dataset(
+    return sources.SourceSpec.hub_dataset(
         args.dataset,
         args.split,
         prompt_col=args.prompt_col or "prompt",
@@ -97,7 +97,7 @@ def _source_spec(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     from pipeline import workflow
     from pipeline.core import hub, tablefiles
-    from pipeline.filter import data
+    from pipeline.filter import filtered, sources
 
     if not args.list_languages and not args.language:
         return _fail("choose a language with --language (a name like Dutch or a code like nl/nld).")
@@ -110,15 +110,15 @@ def run(args: argparse.Namespace) -> int:
                 args.push, token, overwrite=args.overwrite, overwrite_hint="add --overwrite"
             )
         spec = _source_spec(args)
-        source = data.load_source(spec, token)
+        source = sources.load_source(spec, token)
         if source.info.note:
             print(f"note: {source.info.note}", file=sys.stderr)
         elif source.info.is_demo:
-            print(f"note: using {data.DEMO_LABEL}.", file=sys.stderr)
+            print(f"note: using {sources.DEMO_LABEL}.", file=sys.stderr)
         if args.list_languages:
             _print_language_table(source)
             return 0
-        filters = data.FilterSpec(
+        filters = filtered.FilterSpec(
             language=args.language,
             annotation_types=tuple(args.annotation_type),
             min_prompt_chars=args.min_prompt_chars,
@@ -133,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
         if unknown:
             have = ", ".join(source.annotation_types()) or "none"
             return _fail(f"unknown annotation type {', '.join(sorted(unknown))}; this dataset has: {have}.")
-        fs = data.filter_source(source, filters)
+        fs = filtered.filter_source(source, filters)
         print(f"{fs.summary()}.", file=sys.stderr)
         if fs.rows == 0:
             return _fail("the filters leave 0 rows: loosen them (nothing was written).")
@@ -146,10 +146,10 @@ def run(args: argparse.Namespace) -> int:
         if args.push:
             if fs.is_demo and not args.demo:
                 return _fail("the Hub could not be reached, so only demo data was loaded: nothing was pushed.")
-            url = data.push_filtered(fs, args.push, token, private=args.private, overwrite=args.overwrite)
+            url = filtered.push_filtered(fs, args.push, token, private=args.private, overwrite=args.overwrite)
             print(f"pushed {fs.rows} rows to {url}")
         return 0
-    except (hub.HubError, data.DataError, tablefiles.TableFileError) as e:
+    except (hub.HubError, sources.DataError, tablefiles.TableFileError) as e:
         return _fail(str(e))
 
 

@@ -384,8 +384,8 @@ class Provenance:
     license: str = ""  # the source's licence (Hub card tag), "" if unknown
     demo: bool = False  # the bundled demo data (not a Hub dataset)
     columns: Mapping[str, str] = field(default_factory=dict)  # role -> source column: prompt, response, language
-    filters: Mapping[str, Any] = field(default_factory=dict)  # pipeline.filter.data.FilterSpec's fields, as given
-    filter_notes: tuple[str, ...] = ()  # the filters in words (pipeline.filter.data.FilterSpec.describe())
+    filters: Mapping[str, Any] = field(default_factory=dict)  # pipeline.filter.filtered.FilterSpec's fields, as given
+    filter_notes: tuple[str, ...] = ()  # the filters in words (pipeline.filter.filtered.FilterSpec.describe())
     language: str = ""  # e.g. "Dutch"
     language_code: str = ""  # ISO 639-3, e.g. "nld"
     rows: int | None = None  # rows of the filtered set

@@ -656,7 +656,7 @@ def checkpoint_pusher(meta: RunMeta, repo_id: str, token: str | None) -> Any:
 
 
 def source_from_filtered(filtered: Any) -> tuple[Provenance, str, str]:
-    """(provenance, language name, language code) of a ``pipeline.filter.data.FilteredSet``: its own provenance (source
+    """(provenance, language name, language code) of a ``pipeline.filter.filtered.FilteredSet``: its own provenance (source
     dataset or demo data, config, split, filters, language); an empty ``Provenance`` when there is none."""
     provenance = filtered.provenance() if hasattr(filtered, "provenance") else Provenance()
     language = getattr(filtered, "language", "") or provenance.language
