@@ -34,7 +34,8 @@ def test_all_rows_once_in_input_order_with_judge_after_generations(tmp_path):
     rows = make_rows(30)
     chat = MockChat(delay=0.01)
     s = settings(generators=(GEN_A, GEN_B), concurrency=4)
-    handle = run(rows, s, Checkpoint(tmp_path / "c.jsonl"), chat)
+    # no backup requests: on a loaded machine a 10 ms call may be a straggler, and this test counts calls
+    handle = run(rows, s, Checkpoint(tmp_path / "c.jsonl"), chat, hedge=False)
     snap = handle.snapshot()
     assert snap.state == "done", snap.message
     table = handle.table()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import pyarrow as pa
 import pytest
 
 from pipeline.core import schema
@@ -17,7 +18,9 @@ def test_each_tables_schema_matches_its_columns():
     assert tuple(schema.FILTERED_SCHEMA.names) == schema.FILTERED_COLUMNS
     assert tuple(schema.raw_schema().names) == schema.RAW_COLUMNS
     assert tuple(schema.ANNOTATION_SCHEMA.names) == (*schema.ANNOTATION_COLUMNS, *schema.EXTRA_ANNOTATION_COLUMNS)
-    assert tuple(schema.LABEL_SCHEMA.names) == judgecheck.LABEL_COLUMNS
+    assert judgecheck.labels_table([]).column_names == list(schema.LABEL_COLUMNS)
+    assert set(schema.REQUIRED_RAW_COLUMNS) <= set(schema.RAW_COLUMNS)
+    assert set(schema.REQUIRED_ANNOTATION_COLUMNS) <= set(schema.ANNOTATION_COLUMNS)
     from pipeline import export as ex
 
     assert set(schema.EXPORT_SCHEMAS) == set(ex.FORMATS)  # a format without its schema fails here
@@ -123,3 +126,15 @@ def test_provenance_in_the_schema_metadata_survives_table_operations():
     assert schema.run_meta_of(raw) == meta and schema.provenance_of(raw) == prov  # from the run's metadata
     assert schema.provenance_of(pa.table({"a": [1]})) is None
     assert Provenance().label == "an unknown source" and Provenance(demo=True).label == schema.DEMO_LABEL
+
+
+def test_raw_row_refuses_a_misspelled_or_missing_key():
+    values = {c: None for c in schema.RAW_COLUMNS}
+    row = schema.raw_row(**values)
+    assert list(row) == list(schema.RAW_COLUMNS)
+    assert pa.Table.from_pylist([row], schema=schema.raw_schema()).num_rows == 1
+    misspelled = {**{k: v for k, v in values.items() if k != "language_match"}, "languge_match": [True]}
+    with pytest.raises(TypeError, match="unknown key.*languge_match.*missing key.*language_match"):
+        schema.raw_row(**misspelled)
+    with pytest.raises(TypeError, match="missing key.*status"):
+        schema.raw_row(**{k: v for k, v in values.items() if k != "status"})

@@ -87,6 +87,18 @@ RAW_COLUMNS: Final = (
     *JUDGE_COLUMNS,
 )
 
+# Columns Export needs in a raw table; one without them is refused with a message naming them.
+REQUIRED_RAW_COLUMNS: Final = (
+    "id",
+    "prompt",
+    "target_language",
+    "responses",
+    "response_sources",
+    "ratings",
+    "language_match",
+    "status",
+)
+
 # --- Human annotations pulled from Argilla ------------------------------------------------------------------
 ANNOTATION_COLUMNS: Final = (
     "id",
@@ -96,6 +108,7 @@ ANNOTATION_COLUMNS: Final = (
     "agreement",  # float in [0, 1]: share of annotators that agree with the majority preference
     "improved_response",  # str | None
 )
+REQUIRED_ANNOTATION_COLUMNS: Final = ("id", "n_annotators", "human_ratings", "human_preference")  # what Export needs
 
 
 @dataclass(frozen=True)
@@ -238,7 +251,8 @@ LABEL_SCHEMA: Final = pa.schema(
         ("n_responses", pa.int64()),
     ]
 )
-"""People's labels from the judge check (``pipeline.judge.check.LABEL_COLUMNS``)."""
+"""People's labels from the judge check (``pipeline.judge.check``), one row per label."""
+LABEL_COLUMNS: Final = tuple(LABEL_SCHEMA.names)
 
 MESSAGE_TYPE: Final = pa.struct([("role", pa.string()), ("content", pa.string())])
 """One chat message (``{"role": ..., "content": ...}``), as TRL's conversational datasets hold them."""
@@ -696,6 +710,24 @@ def raw_schema() -> pa.Schema:
         "judge_winners": pa.list_(s),
     }
     return pa.schema([(name, types[name]) for name in RAW_COLUMNS])
+
+
+_RAW_KEYS: Final = frozenset(RAW_COLUMNS)
+
+
+def raw_row(**values: Any) -> dict[str, Any]:
+    """One raw results row (``RAW_COLUMNS``, in order) from keyword values, exactly those keys.
+
+    A misspelled or missing key raises ``TypeError`` naming it, where ``pa.Table.from_pylist(schema=...)`` would
+    silently write a null. Values are not converted (the Arrow schema, :func:`raw_schema`, types them on write)."""
+    unknown = [k for k in values if k not in _RAW_KEYS]
+    missing = [k for k in RAW_COLUMNS if k not in values]
+    if unknown or missing:
+        problems = ([f"unknown key(s) {', '.join(unknown)}"] if unknown else []) + (
+            [f"missing key(s) {', '.join(missing)}"] if missing else []
+        )
+        raise TypeError(f"Not a raw row: {'; '.join(problems)} (the columns are schema.RAW_COLUMNS).")
+    return {k: values[k] for k in RAW_COLUMNS}
 
 
 def conform_raw(table: pa.Table) -> pa.Table:

@@ -16,7 +16,7 @@ from pipeline.core import hub, schema
 from pipeline.core.schema import MetaError, ModelRef, Provenance, RunMeta
 from pipeline.export.build import ExportResult
 from pipeline.export.card import as_run_meta, render_export_card
-from pipeline.export.rules import REQUIRED_RAW_COLUMNS, ExportError, missing_columns, split_annotation_columns
+from pipeline.export.rules import ExportError, missing_columns, split_annotation_columns
 
 
 def push_export(
@@ -60,12 +60,12 @@ def load_raw_from_hub(
     ``dataset_id``.
     """
     table = hub.load_dataset_table(dataset_id, split, token)
-    missing = missing_columns(table, REQUIRED_RAW_COLUMNS)
+    missing = missing_columns(table, schema.REQUIRED_RAW_COLUMNS)
     if missing:
         raise ExportError(
             f"'{dataset_id}' is not a DPO Studio raw-results dataset: it lacks the column"
             f"{'s' if len(missing) > 1 else ''} {', '.join(missing)}. Load the dataset pushed by the Pipeline step "
-            "(columns: " + ", ".join(REQUIRED_RAW_COLUMNS) + ")."
+            "(columns: " + ", ".join(schema.REQUIRED_RAW_COLUMNS) + ")."
         )
     raw, ann = split_annotation_columns(table)
     meta: RunMeta | None = None

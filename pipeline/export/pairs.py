@@ -25,8 +25,6 @@ from pipeline.export.rules import (
     INFO_COUNTERS,
     PAIRING_ALL,
     PAIRING_BEST_WORST,
-    REQUIRED_ANNOTATION_COLUMNS,
-    REQUIRED_RAW_COLUMNS,
     SOURCE_HUMAN,
     SOURCE_HUMAN_THEN_JUDGE,
     SOURCE_JUDGE,
@@ -344,7 +342,7 @@ def resolve_target_language(raw: pa.Table, target_language: str | None = None) -
 def _index_annotations(annotations: pa.Table | None, raw_ids: set[str], counts: Counter) -> dict[str, dict]:
     if annotations is None or annotations.num_rows == 0:
         return {}
-    check_columns(annotations, REQUIRED_ANNOTATION_COLUMNS, "annotations table")
+    check_columns(annotations, schema.REQUIRED_ANNOTATION_COLUMNS, "annotations table")
     out: dict[str, dict] = {}
     for ann in annotations.to_pylist():
         key = _text(ann.get("id"))
@@ -368,7 +366,7 @@ def select_pairs(
     """Apply ``rules`` to every raw row and return the kept pairs and the per-rule counts.
 
     Args:
-        raw: raw pipeline results (``schema.RAW_COLUMNS``; at least :data:`REQUIRED_RAW_COLUMNS`).
+        raw: raw pipeline results (``schema.RAW_COLUMNS``; at least ``schema.REQUIRED_RAW_COLUMNS``).
         annotations: human annotations (``schema.ANNOTATION_COLUMNS``), joined on ``id``; optional.
         rules: the rules; defaults to ``ExportRules()``.
         target_language: the language to export when the input mixes several (others are counted as
@@ -399,7 +397,7 @@ def select_pairs(
     ```
     """
     rules = rules or ExportRules()
-    check_columns(raw, REQUIRED_RAW_COLUMNS, "raw results table")
+    check_columns(raw, schema.REQUIRED_RAW_COLUMNS, "raw results table")
     language = resolve_target_language(raw, target_language)
     counts: Counter = Counter({key: 0 for key in (*INFO_COUNTERS, *DROP_RULES)})
     rows = raw.to_pylist()

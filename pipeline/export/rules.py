@@ -116,23 +116,6 @@ INFO_COUNTERS: Final = {
     "annotations_duplicate": "Duplicate annotation ids (the row with the most annotators is used)",
 }
 
-
-# Columns the export needs; a table without them is refused with a message naming them.
-REQUIRED_RAW_COLUMNS: Final = (
-    "id",
-    "prompt",
-    "target_language",
-    "responses",
-    "response_sources",
-    "ratings",
-    "language_match",
-    "status",
-)
-
-
-REQUIRED_ANNOTATION_COLUMNS: Final = ("id", "n_annotators", "human_ratings", "human_preference")
-
-
 _EPS: Final = 1e-9
 
 
@@ -379,7 +362,7 @@ def counts_table(counts: Mapping[str, int], all_rules: bool = True) -> list[tupl
 def split_annotation_columns(table: pa.Table) -> tuple[pa.Table, pa.Table | None]:
     """A raw table that also carries annotation columns (e.g. a merged dataset) → (raw, annotations or None)."""
     extra = [c for c in schema.ANNOTATION_COLUMNS if c != "id" and c in table.column_names]
-    if not all(c in table.column_names for c in REQUIRED_ANNOTATION_COLUMNS):
+    if not all(c in table.column_names for c in schema.REQUIRED_ANNOTATION_COLUMNS):
         return table, None
     ann = table.select(["id", *extra])
     return table.drop_columns(extra), ann

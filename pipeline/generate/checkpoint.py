@@ -2,18 +2,21 @@
 plus a small ``.meta.json`` with the settings fingerprint that produced them.
 
 Owns :class:`Checkpoint` (append-safe reading, the raw table in input order, compaction, replace from a table),
+:class:`RowWriter` (a run's output: rows appended as they finish, and a sync such as a Hub push every N rows),
 :func:`check_checkpoint` (refuse to mix results of other settings) and :func:`default_data_dir` (where the app
 and the CLI keep checkpoints: a Space's persistent storage when there is one). Never holds a token.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 
 import pyarrow as pa
 
@@ -23,7 +26,9 @@ from pipeline.core.errors import RunError
 if TYPE_CHECKING:  # pragma: no cover
     from pipeline.generate.settings import RunSettings
 
-__all__ = ["Checkpoint", "Entry", "SPACE_PERSISTENT_DIR", "check_checkpoint", "default_data_dir"]
+__all__ = ["Checkpoint", "Entry", "RowWriter", "SPACE_PERSISTENT_DIR", "check_checkpoint", "default_data_dir"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -138,6 +143,77 @@ class Checkpoint:
 
 
 SPACE_PERSISTENT_DIR = Path("/data")  # a Space's persistent storage, when the owner has enabled it
+
+
+class RowWriter:
+    """A run's output: each finished row appended to ``checkpoint`` at once (flushed), and every ``every`` rows, and
+    once at the end, ``sync()`` called in a worker thread (e.g. to push the checkpoint to the Hub), one at a time.
+
+    A sync that raises never stops the run: ``synced(exc)`` is told (``None`` after a sync that worked). Use in the
+    run's event loop, and :meth:`close` it when the run ends (it waits for the last sync, even when cancelled).
+    """
+
+    def __init__(
+        self,
+        checkpoint: Checkpoint,
+        sync: Callable[[], None] | None = None,
+        every: int = 100,
+        synced: Callable[[Exception | None], None] | None = None,
+    ) -> None:
+        self.checkpoint = checkpoint
+        self._sync_fn = sync
+        self._synced = synced
+        self.every = max(1, every)
+        self._fh: IO[str] | None = None
+        self._since_sync = 0
+        self._sync_task: asyncio.Task | None = None
+
+    def write(self, rec: Mapping[str, Any]) -> None:
+        """Append ``rec`` (one JSON line); start a sync when ``every`` rows were written since the last one."""
+        if self._fh is None:
+            self.checkpoint.path.parent.mkdir(parents=True, exist_ok=True)
+            self._fh = self.checkpoint.path.open("a", encoding="utf-8")
+        self._fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
+        self._fh.flush()
+        self._since_sync += 1
+        if self._sync_fn is not None and self._since_sync >= self.every:
+            self._start_sync()
+
+    def _start_sync(self) -> None:
+        if self._sync_task is not None and not self._sync_task.done():
+            return  # a sync is still going; the next row will try again
+        self._since_sync = 0
+        if self._fh is not None:
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+        self._sync_task = asyncio.ensure_future(self._sync())
+
+    async def _sync(self) -> None:
+        try:
+            await asyncio.to_thread(self._sync_fn)  # type: ignore[arg-type]
+            error: Exception | None = None
+        except Exception as exc:  # noqa: BLE001 - a failed sync (Hub push) must not stop the run
+            log.warning("checkpoint sync failed: %s", type(exc).__name__)
+            error = exc
+        if self._synced is not None:
+            self._synced(error)
+
+    async def close(self) -> None:
+        """Close the file, wait for a sync in progress, then sync the rows written since the last one."""
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+        if self._sync_task is not None and not self._sync_task.done():
+            try:
+                await asyncio.shield(self._sync_task)
+            except (asyncio.CancelledError, Exception):  # noqa: BLE001
+                pass
+        if self._sync_fn is not None and self._since_sync > 0:
+            self._since_sync = 0
+            try:
+                await asyncio.shield(asyncio.ensure_future(self._sync()))
+            except asyncio.CancelledError:
+                pass
 
 
 def default_data_dir() -> Path:

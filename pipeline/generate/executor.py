@@ -22,24 +22,23 @@ coroutine: they are never written to the checkpoint, the handle, the logs or the
 from __future__ import annotations
 
 import asyncio
-import collections
-import heapq
 import json
 import logging
 import os
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field, replace
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pipeline import judge as judge_mod
 from pipeline.core import schema
+from pipeline.core.background import start_thread
 from pipeline.core.credentials import Credentials
 from pipeline.core.errors import RunError
-from pipeline.generate.checkpoint import Checkpoint, Entry
+from pipeline.core.scheduler import PRIORITY_GENERATION, PRIORITY_JUDGE, Gate, Scheduler
+from pipeline.generate.checkpoint import Checkpoint, Entry, RowWriter
 from pipeline.generate.runhandle import (
     STATE_CANCELLED,
     STATE_DONE,
@@ -52,6 +51,7 @@ from pipeline.generate.runhandle import (
 )
 from pipeline.generate.settings import RunSettings
 from pipeline.inference import estimate_tokens
+from pipeline.inference.pool import ChatPool
 
 if TYPE_CHECKING:  # pragma: no cover
     from pipeline.inference import Backend, ChatResult, GenParams
@@ -99,238 +99,6 @@ def _is_not_found(kind: str, status: int | None) -> bool:
     return kind in ("not_found", "model_not_found") or status == 404
 
 
-class _PooledChat:
-    """The default chat function: one ``pipeline.inference.AsyncChat`` (one connection pool) per backend for the
-    whole run, inside the run's event loop. Raises the process-wide per-backend limit to the run's concurrency."""
-
-    gated = True  # takes ``gate=``: the run's slot is held only while a request is on the wire
-
-    def __init__(self, concurrency: int, retry: Any = None, timeout: float = 120.0) -> None:
-        self._chats: dict[Any, Any] = {}
-        self._controllers: dict[int, Any] = {}  # the backends' rate controllers (pipeline.inference.ratecontrol), by id
-        self._refused_before: dict[int, int] = {}  # their refusal counts when this run began using them
-        self._concurrency = concurrency
-        self._retry = retry
-        self._timeout = timeout
-
-    async def __call__(
-        self, backend: Any, messages: list[dict], params: Any, token: str | None, gate: Any = None
-    ) -> Any:
-        from pipeline import inference
-
-        chat = self._chats.get(backend)
-        if chat is None:
-            if inference.concurrency_limit(backend, token) < self._concurrency:
-                inference.set_concurrency_limit(backend, self._concurrency, token)
-            controller = inference.limiter_for(backend, token)
-            self._refused_before.setdefault(id(controller), controller.state().refused)
-            self._controllers[id(controller)] = controller
-            chat = self._chats[backend] = inference.AsyncChat(
-                backend, token, retry=self._retry or inference.DEFAULT_RETRY, timeout=self._timeout
-            )
-        return await chat(messages, params, gate=gate)
-
-    def limits(self) -> tuple[int | None, bool, float, int]:
-        """(calls the providers allow now, or None before any call; throttled: a provider's limit holds the run
-        below its concurrency; seconds of Retry-After left; calls refused for load in this run), over the run's
-        backends."""
-        states = [(key, c.state()) for key, c in list(self._controllers.items())]
-        if not states:
-            return None, False, 0.0, 0
-        return (
-            sum(st.allowed for _, st in states),
-            any(st.allowed < min(st.limit, self._concurrency) for _, st in states),
-            max(st.paused_s for _, st in states),
-            sum(st.refused - self._refused_before.get(key, 0) for key, st in states),
-        )
-
-    def cut_recently(self) -> bool:
-        """A provider paused the run or refused it for load (not a stray 429) in the last seconds."""
-        return any(c.state().cut_recently for c in list(self._controllers.values()))
-
-    async def aclose(self) -> None:
-        for chat in self._chats.values():
-            try:
-                await chat.aclose()
-            except Exception:  # noqa: BLE001 - closing is best effort
-                pass
-        self._chats.clear()
-
-
-PRIORITY_GENERATION, PRIORITY_JUDGE, PRIORITY_HEDGE = 0, 1, 2  # generations first: a row's chain is longest
-
-
-class _Slots:
-    """The run's concurrency limit: at most ``n`` calls in flight, granted by priority (then FIFO).
-
-    Generations go before judge calls (the critical-path rule: start the longest remaining chains first), which
-    shortens the run's tail. ``preempt`` (set by the executor) may free a slot held by a hedge copy when real work
-    is waiting.
-    """
-
-    def __init__(self, n: int) -> None:
-        self.free = n
-        self._waiters: list[tuple[int, int, asyncio.Future]] = []
-        self._seq = 0
-        self.preempt: Callable[[], bool] | None = None
-
-    @property
-    def idle(self) -> bool:
-        """A slot is free and nobody is waiting for one."""
-        return self.free > 0 and not self._waiters
-
-    def try_acquire(self) -> bool:
-        if self.idle:
-            self.free -= 1
-            return True
-        return False
-
-    async def acquire(self, priority: int) -> None:
-        if self.try_acquire():
-            return
-        future = asyncio.get_running_loop().create_future()
-        self._seq += 1
-        heapq.heappush(self._waiters, (priority, self._seq, future))
-        if self.free <= 0 and self.preempt is not None:
-            self.preempt()
-        try:
-            await future
-        except BaseException:
-            if future.done() and not future.cancelled():
-                self.release()  # granted while being cancelled: give it back
-            else:
-                self._waiters = [w for w in self._waiters if w[2] is not future]
-                heapq.heapify(self._waiters)
-            raise
-
-    def release(self) -> None:
-        while self._waiters:
-            _, _, future = heapq.heappop(self._waiters)
-            if not future.done():
-                future.set_result(None)
-                return
-        self.free += 1
-
-
-@dataclass(eq=False)
-class _Flight:
-    """One logical call in flight: its primary request and, at the run's tail, at most one hedge copy."""
-
-    kind: str  # "generation" | "judge"
-    started: float
-    call: Callable[[], Awaitable[Any]]
-    result: asyncio.Future
-    tasks: list = field(default_factory=list)
-    hedge: asyncio.Task | None = None
-    errors: list = field(default_factory=list)
-    gated: bool = False  # each request takes a slot through the gate; nothing is held while a call waits
-    hedge_call: Callable[[], Awaitable[Any]] | None = None  # a gated flight's backup request (lowest priority)
-    on_wire: int = 0  # a gated flight's requests on the wire now (0 while it waits to retry: not a straggler)
-
-
-class _Hedger:
-    """Backup requests for stragglers at the end of a run ("The Tail at Scale").
-
-    Only when the run has nothing else to do (a slot is free and no call is waiting), a call that has been running
-    for more than ``factor`` × the median latency of its kind gets ONE duplicate request; whichever answers first
-    is used and the other is cancelled. Hedge copies give their slot back at once when real work arrives, and
-    at most ``cap`` copies are made per run, so they cost a few calls at the very end of a run and nothing else.
-    """
-
-    def __init__(self, slots: _Slots, cap: int, factor: float = 1.5, min_samples: int = 8) -> None:
-        self.slots = slots
-        self.cap = cap
-        self.factor = factor
-        self.min_samples = min_samples
-        self.used = 0
-        self.flights: set[_Flight] = set()
-        self.latencies: dict[str, collections.deque] = {}
-        self.enabled = True
-        self.tail = False  # set once every row has been started: only then are idle slots really idle
-        self.on_hedge: Callable[[], None] | None = None
-        self.throttled: Callable[[], bool] | None = None  # a provider throttles: no backup requests then
-        slots.preempt = self.preempt
-
-    def observe(self, kind: str, seconds: float) -> None:
-        self.latencies.setdefault(kind, collections.deque(maxlen=200)).append(seconds)
-
-    def threshold(self, kind: str) -> float | None:
-        seen = self.latencies.get(kind)
-        if not seen or len(seen) < self.min_samples:
-            return None
-        return self.factor * sorted(seen)[len(seen) // 2]
-
-    def preempt(self) -> bool:
-        """Cancel the newest hedge copy so its slot goes to real work. True if one was cancelled."""
-        running = [f.hedge for f in self.flights if f.hedge is not None and not f.hedge.done()]
-        if not running:
-            return False
-        max(running, key=lambda hedge: hedge.get_name()).cancel()
-        return True
-
-    def tick(self) -> None:
-        if not (self.enabled and self.tail) or self.used >= self.cap or not self.slots.idle:
-            return
-        if self.throttled is not None and self.throttled():
-            return
-        free = self.slots.free  # gated hedges take their slot when their task starts: start at most this many
-        now = time.monotonic()
-        candidates = []
-        for flight in self.flights:
-            limit = self.threshold(flight.kind)
-            if flight.gated and not flight.on_wire:
-                continue  # waiting to retry, not slow: its retry comes soon enough
-            if flight.hedge is None and not flight.result.done() and limit is not None:
-                if now - flight.started >= limit:
-                    candidates.append(flight)
-        for flight in sorted(candidates, key=lambda f: f.started):
-            if flight.gated:
-                if self.used >= self.cap or free <= 0:
-                    return
-                free -= 1
-            elif self.used >= self.cap or not self.slots.try_acquire():
-                return
-            self.used += 1
-            flight.hedge = _start_request(self, flight, name=f"hedge-{self.used:06d}", hedge=True)
-            if self.on_hedge is not None:
-                self.on_hedge()
-
-    async def run(self, interval: float = 0.02) -> None:
-        while True:
-            await asyncio.sleep(interval)
-            self.tick()
-
-
-def _start_request(hedger: _Hedger, flight: _Flight, name: str, *, hedge: bool = False) -> asyncio.Task:
-    """Start one request of ``flight`` (its slot is already held, unless the flight is gated) and settle the
-    flight when it ends."""
-    call = flight.hedge_call if hedge and flight.hedge_call is not None else flight.call
-    task = asyncio.ensure_future(call())
-    task.set_name(name)
-    flight.tasks.append(task)
-
-    def done(t: asyncio.Task) -> None:
-        if not flight.gated:
-            hedger.slots.release()
-        if flight.result.done():
-            return
-        if t.cancelled():
-            if all(x.done() for x in flight.tasks) and not flight.result.done():
-                flight.result.set_exception(flight.errors[0] if flight.errors else asyncio.CancelledError())
-            return
-        exc = t.exception()
-        if exc is None:
-            hedger.observe(flight.kind, time.monotonic() - flight.started)
-            flight.result.set_result(t.result())
-            return
-        flight.errors.append(exc)
-        if all(x.done() for x in flight.tasks):
-            flight.result.set_exception(flight.errors[0])
-
-    task.add_done_callback(done)
-    return task
-
-
 class _Executor:
     def __init__(
         self,
@@ -351,23 +119,25 @@ class _Executor:
         self.handle = handle
         self.chat = chat_fn
         self._gated = bool(getattr(chat_fn, "gated", False))
-        self._answered: collections.deque[float] = collections.deque(maxlen=4096)  # when calls were answered
         self._secrets = secrets
-        self.on_checkpoint = on_checkpoint
-        self.every = max(1, checkpoint_every)
+        self.out = RowWriter(
+            checkpoint,
+            None if on_checkpoint is None else lambda: on_checkpoint(handle),
+            checkpoint_every,
+            self._synced,
+        )
         self.detect = detect
-        self.slots = _Slots(settings.concurrency)
         # rows in flight: twice the concurrency, so generations can run ahead of judge calls
         self.row_slots = asyncio.Semaphore(2 * settings.concurrency)
         planned = sum(len(settings.generators) + 1 for _ in rows)
-        # at most one backup per slot (one tail's worth), or 2.5% of the calls for long runs
-        self.hedger = _Hedger(self.slots, cap=max(settings.concurrency, planned // 40))
-        self.hedger.enabled = hedge
-        self.hedger.on_hedge = handle.count_hedge
-        cut_recently = getattr(chat_fn, "cut_recently", None)
-        if cut_recently is not None:  # no backup requests to a provider that is throttling the run
-            self.hedger.throttled = cut_recently
-        self._began = time.monotonic()
+        self.scheduler = Scheduler(
+            settings.concurrency,
+            # at most one backup per slot (one tail's worth), or 2.5% of the calls for long runs
+            hedge_cap=max(settings.concurrency, planned // 40) if hedge else 0,
+            # no backup requests to a provider that is throttling the run
+            throttled=getattr(chat_fn, "cut_recently", None),
+            on_hedge=handle.count_hedge,
+        )
         self.loading: asyncio.Future | None = None  # the worker thread loading the judge templates and langid
         # what rows need after their generations, loaded in a worker thread as the run starts (see execute)
         self.judge_loaded: asyncio.Future = asyncio.get_running_loop().create_future()
@@ -377,78 +147,39 @@ class _Executor:
         self.budget_hit = False
         self.max_failures_in_a_row = max(10, 2 * settings.concurrency)
         self._failed_in_a_row = 0
-        self._since_sync = 0
-        self._sync_task: asyncio.Task | None = None
-        self._fh: Any = None
 
     # --- calls ---
-    def _gate(self, flight: _Flight, priority: int) -> Callable[[], Any]:
-        """The run's slot for one request of ``flight`` (entered per request by ``inference.AsyncChat``)."""
-
-        @asynccontextmanager
-        async def gate() -> AsyncIterator[None]:
-            await self.slots.acquire(priority)
-            flight.started = time.monotonic()
-            flight.on_wire += 1
-            try:
-                yield
-            finally:
-                flight.on_wire -= 1
-                self.slots.release()
-
-        return gate
-
     def call_stats(self) -> CallStats:
         """The run's calls now (thread-safe enough for snapshots: it only reads)."""
-        now = time.monotonic()
-        answered = [t for t in list(self._answered) if t >= now - 10.0]
-        span = min(10.0, max(1.0, now - self._began))
         allowed, throttled, waiting, refused = (
             self.chat.limits() if hasattr(self.chat, "limits") else (None, False, 0.0, 0)
         )
         concurrency = self.s.concurrency
         return CallStats(
-            in_flight=max(0, concurrency - self.slots.free),
+            in_flight=self.scheduler.in_flight,
             concurrency=concurrency,
             allowed=concurrency if allowed is None else min(concurrency, allowed),
-            calls_per_s=len(answered) / span,
+            calls_per_s=self.scheduler.calls_per_s(),
             throttled=throttled,
             waiting_s=waiting,
             refused=refused,
         )
 
     async def _call(self, backend: Any, messages: list[dict], params: Any, kind: str = "generation") -> tuple[Any, int]:
+        """One model call through the run's scheduler: (result, tokens used)."""
         key = self._secrets.for_backend(backend)
-        priority = PRIORITY_GENERATION if kind == "generation" else PRIORITY_JUDGE
-        loop = asyncio.get_running_loop()
-        if self._gated:  # the request takes the run's slot itself, and gives it back while it waits to retry
-            flight = _Flight(kind, time.monotonic(), lambda: None, loop.create_future(), gated=True)  # type: ignore
-            flight.call = lambda: self.chat(backend, messages, params, key, gate=self._gate(flight, priority))  # type: ignore[call-arg]
-            flight.hedge_call = lambda: self.chat(
-                backend, messages, params, key, gate=self._gate(flight, PRIORITY_HEDGE)
-            )  # type: ignore[call-arg]
-            _start_request(self.hedger, flight, name="primary")
-        else:
-            flight = _Flight(kind, 0.0, lambda: self.chat(backend, messages, params, key), loop.create_future())
-            await self.slots.acquire(priority)
-            try:
-                flight.started = time.monotonic()
-                _start_request(self.hedger, flight, name="primary")  # from here on the request owns the slot
-            except BaseException:
-                self.slots.release()
-                raise
-        self.hedger.flights.add(flight)
-        try:
-            result = await flight.result
-        finally:
-            self.hedger.flights.discard(flight)
-            for task in flight.tasks:
-                task.cancel()  # the slower copy, or everything when this row is cancelled
-            if not flight.result.done():
-                flight.result.cancel()
-            elif not flight.result.cancelled():
-                flight.result.exception()  # retrieved: no "never retrieved" warning
-        self._answered.append(time.monotonic())
+
+        def request(gate: Gate | None) -> Awaitable[Any]:
+            if gate is None:
+                return self.chat(backend, messages, params, key)
+            return self.chat(backend, messages, params, key, gate=gate)  # type: ignore[call-arg]
+
+        result = await self.scheduler.call(
+            request,
+            kind=kind,
+            priority=PRIORITY_GENERATION if kind == "generation" else PRIORITY_JUDGE,
+            gated=self._gated,
+        )
         used = (getattr(result, "prompt_tokens", None) or sum(estimate_tokens(m["content"]) for m in messages)) + (
             getattr(result, "completion_tokens", None) or estimate_tokens(getattr(result, "text", "") or "")
         )
@@ -555,27 +286,27 @@ class _Executor:
         finally:
             lang_task.cancel()
 
-        rec = {
-            "id": row["id"],
-            "prompt": prompt,
-            "system_prompt": s.system_prompt,
-            "target_language": target,
-            "responses": texts,
-            "response_sources": s.sources,
-            "ratings": verdict.ratings if verdict is not None else [None] * len(texts),
-            "rationales": verdict.rationales if verdict is not None else [None] * len(texts),
-            "detected_languages": [getattr(c, "detected", None) for c in langs],
-            "language_confidences": [
+        rec = schema.raw_row(
+            id=row["id"],
+            prompt=prompt,
+            system_prompt=s.system_prompt,
+            target_language=target,
+            responses=texts,
+            response_sources=s.sources,
+            ratings=verdict.ratings if verdict is not None else [None] * len(texts),
+            rationales=verdict.rationales if verdict is not None else [None] * len(texts),
+            detected_languages=[getattr(c, "detected", None) for c in langs],
+            language_confidences=[
                 None if getattr(c, "confidence", None) is None else float(c.confidence) for c in langs
             ],
-            "language_match": [getattr(c, "match", None) for c in langs],
-            "judge_model": s.judge.model,
-            "aspect": s.aspect,
-            "status": status,
-            "error": self._secrets.scrub(error),
+            language_match=[getattr(c, "match", None) for c in langs],
+            judge_model=s.judge.model,
+            aspect=s.aspect,
+            status=status,
+            error=self._secrets.scrub(error),
             **judge_mod.verdict_columns(s.judge_mode, verdict),
-        }
-        self._write(rec)
+        )
+        self.out.write(rec)
         self.handle.record(rec, prior.status if prior is not None else None, tokens)
         self._after_row(rec)
 
@@ -640,12 +371,9 @@ class _Executor:
         return out
 
     # --- output ---
-    def _write(self, rec: dict) -> None:
-        if self._fh is None:
-            self.ckpt.path.parent.mkdir(parents=True, exist_ok=True)
-            self._fh = self.ckpt.path.open("a", encoding="utf-8")
-        self._fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
-        self._fh.flush()
+    def _synced(self, error: Exception | None) -> None:
+        """After each checkpoint sync (a Hub push): the problem for the progress line, or "" when it worked."""
+        self.handle.hub_message = "" if error is None else self._secrets.scrub(f"Hub checkpoint failed: {error}")
 
     def _after_row(self, rec: dict) -> None:
         if self.s.max_tokens is not None and self.handle.tokens_used >= self.s.max_tokens:
@@ -660,48 +388,23 @@ class _Executor:
                 f"Stopped: {self._failed_in_a_row} rows in a row failed, so the run stopped instead of spending more "
                 f"calls. Last error: {rec['error']} Fix the cause, then resume the run; finished rows are kept.",
             )
-        self._since_sync += 1
-        if self.on_checkpoint is not None and self._since_sync >= self.every:
-            self._start_sync()
-
-    def _start_sync(self) -> None:
-        if self._sync_task is not None and not self._sync_task.done():
-            return  # a push is still going; the next row will try again
-        self._since_sync = 0
-        if self._fh is not None:
-            self._fh.flush()
-            os.fsync(self._fh.fileno())
-        self._sync_task = asyncio.ensure_future(self._sync())
-
-    async def _sync(self) -> None:
-        try:
-            await asyncio.to_thread(self.on_checkpoint, self.handle)  # type: ignore[arg-type]
-            self.handle.hub_message = ""
-        except Exception as exc:  # noqa: BLE001 - a failed checkpoint push must not stop the run
-            self.handle.hub_message = self._secrets.scrub(f"Hub checkpoint failed: {exc}")
-            log.warning("hub checkpoint failed: %s", type(exc).__name__)
 
     # --- main loop ---
     async def run(self) -> tuple[str, str]:
         stop: _Stop | None = None
-        hedging = asyncio.ensure_future(self.hedger.run())
         try:
-            async with asyncio.TaskGroup() as group:
+            async with self.scheduler.running(), asyncio.TaskGroup() as group:
                 for row, prior in self.rows:
                     await self.row_slots.acquire()
                     if self.budget_hit:
                         self.row_slots.release()
                         break
                     group.create_task(self._row(row, prior))
-                self.hedger.tail = True
+                self.scheduler.tail = True
         except* _Stop as group_error:
             stop = _first_leaf(group_error)  # type: ignore[assignment]
         finally:
-            hedging.cancel()
-            if self._fh is not None:
-                self._fh.close()
-                self._fh = None
-            await self._final_sync()
+            await self.out.close()
         if stop is not None:
             return stop.state, stop.message
         if self.budget_hit:
@@ -711,19 +414,6 @@ class _Executor:
                 "Raise the budget and resume the run; finished rows are kept.",
             )
         return STATE_DONE, ""
-
-    async def _final_sync(self) -> None:
-        if self._sync_task is not None and not self._sync_task.done():
-            try:
-                await asyncio.shield(self._sync_task)
-            except (asyncio.CancelledError, Exception):  # noqa: BLE001
-                pass
-        if self.on_checkpoint is not None and self._since_sync > 0:
-            self._since_sync = 0
-            try:
-                await asyncio.shield(asyncio.ensure_future(self._sync()))
-            except asyncio.CancelledError:
-                pass
 
 
 def _default_detect() -> Callable[[list[str], str], list[Any]]:
@@ -804,7 +494,7 @@ async def execute(
     ``None`` skips it). ``on_checkpoint(handle)`` (sync, run in a worker thread) is called every ``checkpoint_every``
     finished rows and once at the end, e.g. to push the checkpoint to the Hub; its failures never stop the run.
     ``retry`` (a ``pipeline.inference.RetryPolicy``) and ``timeout`` (seconds per call) tune the default client.
-    ``hedge`` allows backup requests for stragglers at the very end of the run (see :class:`_Hedger`).
+    ``hedge`` allows backup requests for stragglers at the very end of the run (see :class:`pipeline.core.scheduler.Hedger`).
     """
     handle.attach(asyncio.get_running_loop(), asyncio.current_task())
     settings, checkpoint = handle.settings, handle.checkpoint
@@ -817,7 +507,7 @@ async def execute(
         return handle
     detector = _default_detect() if detect == "default" else detect
     secrets = credentials or Credentials(token, api_keys)
-    pooled = _PooledChat(settings.concurrency, _with_wait_limit(retry, settings), timeout) if chat_fn is None else None
+    pooled = ChatPool(settings.concurrency, _with_wait_limit(retry, settings), timeout) if chat_fn is None else None
     executor = _Executor(
         handle.todo,
         settings,
@@ -917,17 +607,9 @@ def start_run(
         release()
         raise
 
-    def target() -> None:
-        try:
-            asyncio.run(execute(handle, **kwargs))
-        except BaseException as exc:  # noqa: BLE001 - the handle reports it
-            log.error("run thread failed: %s", type(exc).__name__)
-        finally:
-            if handle.running:
-                handle.end(STATE_FAILED, "The run ended unexpectedly; finished rows are kept.")
-            release()
+    def crashed(exc: BaseException | None) -> None:
+        handle.end(STATE_FAILED, "The run ended unexpectedly; finished rows are kept.")
 
-    thread = threading.Thread(target=target, name="dpo-studio-run", daemon=True)
-    handle.on_end(release, thread)
-    thread.start()
+    handle.on_end(release)
+    start_thread(handle, lambda: execute(handle, **kwargs), name="dpo-studio-run", crashed=crashed)
     return handle

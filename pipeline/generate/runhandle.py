@@ -1,15 +1,16 @@
 """The run handle: the app's and the CLI's view of one run, and its lifecycle.
 
 Owns :class:`Progress` (a snapshot for the UI/CLI), :class:`RunHandle` (thread-safe snapshots, the latest rows,
-live plot data, ``cancel()``, ``wait()`` and the final table) and :func:`prepare_run` (check the checkpoint, list
-the rows still to run, return a handle ready to execute). The handle's lifecycle is public and one-way:
-``prepare_run`` → ``attach`` (the executor's loop and task) → ``begin`` → ``record`` per row → ``end``. Holds no
-token, and no per-row data beyond the rows still to run and the last few previews.
+live plot data and the final table) and :func:`prepare_run` (check the checkpoint, list the rows still to run,
+return a handle ready to execute). The generic part, ``cancel()`` (which abandons the calls in flight), ``wait()``
+and ``running``, is :class:`pipeline.core.background.TaskHandle`'s, shared with the judge check's handle. The
+handle's lifecycle is public and one-way: ``prepare_run`` → ``attach`` (the executor's loop and task) → ``begin``
+→ ``record`` per row → ``end``. Holds no token, and no per-row data beyond the rows still to run and the last few
+previews.
 """
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import threading
 import time
@@ -20,6 +21,7 @@ from typing import Any
 import pyarrow as pa
 
 from pipeline.core import schema
+from pipeline.core.background import TaskHandle
 from pipeline.core.errors import RunError
 from pipeline.generate.checkpoint import Checkpoint, Entry, check_checkpoint
 from pipeline.generate.settings import Plan, RunSettings, plan_run, scope_rows
@@ -153,10 +155,11 @@ def _preview(rec: dict) -> dict:
     }
 
 
-class RunHandle:
+class RunHandle(TaskHandle):
     """The UI's view of one run: thread-safe snapshots, the latest rows, cancel() and the final table.
 
-    Holds no token, and no per-row data beyond the rows still to run and the last few previews.
+    ``cancel()`` stops quickly: in-flight calls are abandoned, finished rows stay in the checkpoint. Holds no token,
+    and no per-row data beyond the rows still to run and the last few previews.
     """
 
     def __init__(
@@ -169,6 +172,7 @@ class RunHandle:
         counts: dict[str, int],
         done: int,
     ) -> None:
+        super().__init__()
         self.settings = settings
         self.checkpoint = checkpoint
         self.plan = plan
@@ -192,12 +196,6 @@ class RunHandle:
         self._started = time.monotonic()
         self._ended: float | None = None
         self._latest: collections.deque[dict] = collections.deque(maxlen=LATEST_ROWS)
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._task: asyncio.Task | None = None
-        self._thread: threading.Thread | None = None
-        self._cancel_requested = False
-        self._finished_event = threading.Event()
-        self._release: Callable[[], None] | None = None
         self._call_stats: Callable[[], CallStats] | None = None
         self._last_calls = CallStats(allowed=settings.concurrency, concurrency=settings.concurrency)
         self._failure_groups: tuple = ()
@@ -208,19 +206,6 @@ class RunHandle:
     def todo(self) -> list[tuple[dict, Entry | None]]:
         """The rows still to run, with what the checkpoint held for each (emptied when the run ends)."""
         return self._todo
-
-    @property
-    def cancel_requested(self) -> bool:
-        return self._cancel_requested
-
-    def attach(self, loop: asyncio.AbstractEventLoop, task: asyncio.Task | None) -> None:
-        """Tell the handle which loop and task execute the run, so :meth:`cancel` can reach them."""
-        self._loop, self._task = loop, task
-
-    def on_end(self, release: Callable[[], None], thread: threading.Thread | None = None) -> None:
-        """Call ``release`` once when the run ends (before waiters wake), e.g. to free the checkpoint file."""
-        self._release = release
-        self._thread = thread
 
     def begin(self) -> None:
         with self._lock:
@@ -278,10 +263,7 @@ class RunHandle:
             self._message = message
             self._ended = time.monotonic()
             self._todo = []
-        release, self._release = self._release, None
-        if release is not None:
-            release()  # e.g. free the checkpoint for the next run before anyone is told this one ended
-        self._finished_event.set()
+        self.finish()  # e.g. free the checkpoint for the next run before anyone is told this one ended
 
     # -- called by the UI / CLI --
     @property
@@ -336,24 +318,6 @@ class RunHandle:
     def latest_rows(self) -> list[dict]:
         with self._lock:
             return list(self._latest)
-
-    @property
-    def running(self) -> bool:
-        return not self._finished_event.is_set()
-
-    def cancel(self) -> None:
-        """Stop quickly: in-flight calls are abandoned, finished rows stay in the checkpoint."""
-        self._cancel_requested = True
-        loop, task = self._loop, self._task
-        if loop is not None and task is not None and not loop.is_closed():
-            try:
-                loop.call_soon_threadsafe(task.cancel)
-            except RuntimeError:  # the loop closed meanwhile: the run is over anyway
-                pass
-
-    def wait(self, timeout: float | None = None) -> bool:
-        """Block until the run ends (True) or ``timeout`` passes (False)."""
-        return self._finished_event.wait(timeout)
 
     def table(self) -> pa.Table:
         """The raw results so far (every id once, input order), read from the checkpoint."""

@@ -68,7 +68,7 @@ CHOICE_TIE: Final = "tie"
 CHOICE_BAD: Final = "both bad"
 CHOICES: Final = (CHOICE_A, CHOICE_B, CHOICE_TIE, CHOICE_BAD)
 
-LABEL_COLUMNS: Final = ("id", "prompt", "shown", "answers", "choice", "language", "n_responses")
+
 NOT_RUN: Final = "not_run"  # a row a stopped or cancelled judge never judged (not counted anywhere)
 
 # Errors after which a judge cannot go on (every further call would fail the same way).
@@ -328,16 +328,16 @@ def merge_annotations(
 
 
 def labels_table(labels: Iterable[Label]) -> pa.Table:
-    """The labels as a table (:data:`LABEL_COLUMNS`), for a ``.jsonl``/``.parquet`` file the CLI reads back."""
+    """The labels as a table (``schema.LABEL_COLUMNS``), for a ``.jsonl``/``.parquet`` file the CLI reads back."""
     rows = [{**asdict(lab), "shown": list(lab.shown), "answers": list(lab.answers)} for lab in labels]
     return pa.Table.from_pylist(rows, schema=schema.LABEL_SCHEMA)
 
 
 def labels_from_table(table: pa.Table, where: str = "the labels file") -> list[Label]:
     """Labels from a table written by :func:`labels_table`; a malformed row raises :class:`JudgeCheckError`."""
-    _require(table, LABEL_COLUMNS, "labels file", "save the labels from the app's judge check panel.")
+    _require(table, schema.LABEL_COLUMNS, "labels file", "save the labels from the app's judge check panel.")
     labels = []
-    for number, row in enumerate(table.select(list(LABEL_COLUMNS)).to_pylist(), 1):
+    for number, row in enumerate(table.select(list(schema.LABEL_COLUMNS)).to_pylist(), 1):
         shown, answers = list(row.get("shown") or []), list(row.get("answers") or [])
         choice = _text(row.get("choice"))
         ok = (
