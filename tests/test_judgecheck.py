@@ -18,6 +18,7 @@ from pipeline.core.schema import annotations_table
 from pipeline.inference import Backend, ChatResult, http_error
 from pipeline.judge import agreement
 from pipeline.judge import check as judgecheck
+from pipeline.judge import report as judge_report
 from pipeline.judge.check import CHOICE_A, CHOICE_B, CHOICE_BAD, CHOICE_TIE, CheckItem, JudgeCheckError, RowOutcome
 
 OK, BAD = schema.STATUS_OK, schema.STATUS_JUDGE_UNPARSEABLE
@@ -269,10 +270,10 @@ def test_score_counts_parse_flip_agreement_and_kappa():
         rows=7, source="labels", language="nld", mode="ratings", aspect="overall-rating", judges=(s,)
     )
     assert schema.JudgeCheck.from_dict(json.loads(json.dumps(check.to_dict()))) == check
-    row = judgecheck.score_rows(check)[0]
+    row = judge_report.score_rows(check)[0]
     assert (row["parse rate"], row["flip rate"], row["agreement"]) == ("4/6 (67%)", "1/4 (25%)", "2/4 (50%)")
     assert "2 unparseable or failed row(s)" in row["note"]
-    assert "j agrees with people on 2/4 (50%)" in judgecheck.summary_line(check)
+    assert "j agrees with people on 2/4 (50%)" in judge_report.summary_line(check)
 
 
 def test_score_of_a_judge_that_never_answered():
@@ -290,7 +291,7 @@ def test_score_of_a_judge_that_never_answered():
         None,
     )
     assert s.provider == "auto" and s.error.startswith("Stopped")
-    assert judgecheck.score_rows(schema.JudgeCheck(1, "labels", "", "ratings", "a", (s,)))[0]["parse rate"] == "n/a"
+    assert judge_report.score_rows(schema.JudgeCheck(1, "labels", "", "ratings", "a", (s,)))[0]["parse rate"] == "n/a"
 
 
 # --- a whole check, with scripted judges --------------------------------------------------------------------------
@@ -384,7 +385,7 @@ def test_a_judge_that_ignores_the_schema_is_unparseable_not_scored(fresh_structu
 
 def test_cancel_keeps_the_rows_judged(fresh_structured_state):
     items = _good_items()
-    progress = judgecheck.CheckProgress(["fair"], len(items))
+    progress = judgecheck.CheckHandle(["fair"], len(items))
 
     class CancelAfterTwo(ScriptedJudges):
         async def __call__(self, backend, messages, params):
@@ -393,7 +394,7 @@ def test_cancel_keeps_the_rows_judged(fresh_structured_state):
             return await super().__call__(backend, messages, params)
 
     settings = judgecheck.CheckSettings(judges=(_openai("fair"),), concurrency=1)
-    report = asyncio.run(judgecheck.run_check(items, settings, chat=CancelAfterTwo(), progress=progress))
+    report = asyncio.run(judgecheck.run_check(items, settings, chat=CancelAfterTwo(), handle=progress))
     (s,) = report.check.judges
     assert report.cancelled and 2 <= s.rows < len(items) and s.parsed == s.rows
     assert "cancelling" in progress.line()

@@ -30,6 +30,7 @@ from pipeline import judge
 from pipeline.core import tablefiles
 from pipeline.core.credentials import Credentials, api_keys_for
 from pipeline.judge import check as judgecheck
+from pipeline.judge import report as judge_report
 from ui.backend_picker import BackendPicker
 from ui.common import md_text, token_of, warn
 from ui.forms import Form
@@ -66,7 +67,7 @@ NO_PILOT = (
     "**No pilot run yet.** Run the pipeline above on a few rows first (Row limit 20, say): its answers are "
     "what you label here."
 )
-EMPTY_SCORES = pd.DataFrame(columns=list(judgecheck.SCORE_COLUMNS))
+EMPTY_SCORES = pd.DataFrame(columns=list(judge_report.SCORE_COLUMNS))
 PANEL_KEYS = ("position", "prompt", "answer_a", "answer_b", "tally")
 
 
@@ -240,7 +241,7 @@ def start_check(session: Session, values: Mapping[str, Any], token: str | None) 
     state = session.judge_check
     if state.handle is not None and state.handle.running:
         warn("A judge check is already running: wait for it or cancel it.")
-        return md_text(state.handle.progress.line()), gr.Timer(active=True)
+        return md_text(state.handle.line()), gr.Timer(active=True)
     try:
         items, source, language, settings = _prepare(session, values)
         settings.require_sign_in(token, "sign in with Hugging Face (button at the top)")
@@ -258,7 +259,7 @@ def start_check(session: Session, values: Mapping[str, Any], token: str | None) 
 
 
 def _score_frame(check: Any) -> pd.DataFrame:
-    return pd.DataFrame(judgecheck.score_rows(check), columns=list(judgecheck.SCORE_COLUMNS))
+    return pd.DataFrame(judge_report.score_rows(check), columns=list(judge_report.SCORE_COLUMNS))
 
 
 def poll_check(session: Session) -> dict[str, Any]:
@@ -268,7 +269,7 @@ def poll_check(session: Session) -> dict[str, Any]:
     if handle is None:  # nothing running (or its end already shown): leave the page as it is
         return {"timer": gr.Timer(active=False)}
     if handle.running:
-        return {"status": "Checking: " + md_text(handle.progress.line()), "timer": gr.Timer(active=True)}
+        return {"status": "Checking: " + md_text(handle.line()), "timer": gr.Timer(active=True)}
     state.handle = None  # shown once: a late tick must not undo "Use this judge"
     if handle.error:
         return {"status": md_text(handle.error), "timer": gr.Timer(active=False)}
@@ -280,7 +281,7 @@ def poll_check(session: Session) -> dict[str, Any]:
         if j.rows
     ]
     status = "Cancelled: the figures cover the rows judged before. " if report.cancelled else "Done. "
-    status += md_text(judgecheck.summary_line(report.check))
+    status += md_text(judge_report.summary_line(report.check))
     return {
         "status": status,
         "table": _score_frame(report.check),

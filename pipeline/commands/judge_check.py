@@ -153,6 +153,7 @@ def _run(args: argparse.Namespace) -> int:
 def _main(args: argparse.Namespace) -> int:
     from pipeline.core import credentials, hub
     from pipeline.judge import check as judgecheck
+    from pipeline.judge import report as judge_report
 
     if args.output and not args.output.endswith(".json"):
         raise _UsageError(f"--output {args.output}: give a .json file.")
@@ -167,15 +168,15 @@ def _main(args: argparse.Namespace) -> int:
     token = hub.local_token()
     settings.require_sign_in(token, "set HF_TOKEN (or `hf auth login`)")
     creds = credentials.Credentials(token, credentials.api_keys_for(settings.judges, credentials.env_api_key()))
-    progress = judgecheck.CheckProgress([b.model for b in settings.judges], len(items))
-    report = asyncio.run(_run_with_progress(items, settings, creds, progress, language, source))
+    handle = judgecheck.CheckHandle([b.model for b in settings.judges], len(items))
+    report = asyncio.run(_run_with_progress(items, settings, creds, handle, language, source))
     check = report.check
     rows = [
         {**r, "note": "stopped: see below" if j.error else r["note"]}
-        for r, j in zip(judgecheck.score_rows(check), check.judges)
+        for r, j in zip(judge_report.score_rows(check), check.judges)
     ]
     print(format_table(rows))
-    print(judgecheck.summary_line(check), file=sys.stderr)
+    print(judge_report.summary_line(check), file=sys.stderr)
     if args.output:
         out = Path(args.output)
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -190,21 +191,21 @@ def _main(args: argparse.Namespace) -> int:
     return 1 if stopped else 0
 
 
-async def _run_with_progress(items, settings, creds, progress, language, source):
+async def _run_with_progress(items, settings, creds, handle, language, source):
     from pipeline.judge import check as judgecheck
 
     task = asyncio.ensure_future(
-        judgecheck.run_check(items, settings, creds, language=language, source=source, progress=progress)
+        judgecheck.run_check(items, settings, creds, language=language, source=source, handle=handle)
     )
     loop = asyncio.get_running_loop()
     try:  # Ctrl-C: no new calls; the calls in flight finish and the rows judged so far are reported
-        loop.add_signal_handler(signal.SIGINT, _cancel, progress)
+        loop.add_signal_handler(signal.SIGINT, _cancel, handle)
     except (NotImplementedError, RuntimeError):  # pragma: no cover - not on the main thread / Windows
         pass
     last = ""
     while not task.done():
         await asyncio.wait({task}, timeout=2.0)
-        line = progress.line()
+        line = handle.line()
         if line != last and sys.stderr.isatty():
             print(f"\r{line}", end="", file=sys.stderr, flush=True)
             last = line
@@ -214,6 +215,6 @@ async def _run_with_progress(items, settings, creds, progress, language, source)
     return task.result()
 
 
-def _cancel(progress) -> None:
+def _cancel(handle) -> None:
     print("\nCancelling: the calls in flight finish, the rows judged so far are reported…", file=sys.stderr)
-    progress.cancel()
+    handle.cancel()

@@ -36,8 +36,8 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Final
 
 import pyarrow as pa
@@ -45,9 +45,12 @@ import pyarrow as pa
 from pipeline import inference
 from pipeline import judge as judge_mod
 from pipeline.core import languages, schema
+from pipeline.core.background import TaskHandle, start_thread
 from pipeline.core.credentials import Credentials, public_url
+from pipeline.core.scheduler import PRIORITY_JUDGE, Request, Scheduler
 from pipeline.inference import Backend, GenParams, InferenceError
-from pipeline.judge import agreement
+from pipeline.inference.pool import ChatPool
+from pipeline.judge import JudgeChat, agreement
 
 log = logging.getLogger(__name__)
 
@@ -573,39 +576,6 @@ def stop_message(exc: BaseException, done: int, total: int, credentials: Credent
     return f"Stopped after {done} of {total} rows: {message}{hint}"
 
 
-JudgeChat = Callable[[Backend, list[dict], GenParams], Awaitable[Any]]
-
-
-class _ChatPool:
-    """The default judge chat: one ``inference.AsyncChat`` per backend, with the secret that backend may see."""
-
-    def __init__(self, credentials: Credentials, retry: Any = None, timeout: float = 120.0) -> None:
-        self._credentials = credentials
-        self._retry = retry
-        self._timeout = timeout
-        self._chats: dict[Backend, Any] = {}
-
-    async def __call__(self, backend: Backend, messages: list[dict], params: GenParams) -> Any:
-
-        chat = self._chats.get(backend)
-        if chat is None:
-            chat = self._chats[backend] = inference.AsyncChat(
-                backend,
-                self._credentials.for_backend(backend),
-                retry=self._retry or CHECK_RETRY,
-                timeout=self._timeout,
-            )
-        return await chat(messages, params)
-
-    async def aclose(self) -> None:
-        for chat in self._chats.values():
-            try:
-                await chat.aclose()
-            except Exception:  # noqa: BLE001 - closing is best effort
-                pass
-        self._chats.clear()
-
-
 def _check_retry() -> Any:
     from pipeline.inference import RetryPolicy
 
@@ -616,15 +586,23 @@ def _check_retry() -> Any:
 CHECK_RETRY = _check_retry()
 
 
-class CheckProgress:
-    """Thread-safe progress of a check (the app polls it while the check runs in another thread)."""
+class CheckHandle(TaskHandle):
+    """A judge check's progress (per judge: rows judged, or stopped) and, once it ends, its :attr:`report` (or
+    :attr:`error`, a message for people). Thread-safe: the app polls it while the check runs in another thread.
+
+    ``cancel()`` (:class:`pipeline.core.background.TaskHandle`) starts no new row; the calls in flight finish and
+    every row judged so far is kept in the report."""
+
+    abandon_on_cancel = False
 
     def __init__(self, models: Sequence[str], total: int) -> None:
+        super().__init__()
         self._lock = threading.Lock()
         self.total = total
         self._done = {m: 0 for m in models}
         self._stopped = {m: "" for m in models}
-        self._cancel = threading.Event()
+        self.report: CheckReport | None = None
+        self.error = ""
 
     def advance(self, model: str) -> None:
         with self._lock:
@@ -634,12 +612,9 @@ class CheckProgress:
         with self._lock:
             self._stopped[model] = self._stopped.get(model) or message
 
-    def cancel(self) -> None:
-        self._cancel.set()
-
     @property
     def cancelled(self) -> bool:
-        return self._cancel.is_set()
+        return self.cancel_requested
 
     def done(self, model: str) -> int:
         with self._lock:
@@ -664,26 +639,47 @@ class CheckReport:
         return {"check": self.check.to_dict(), "cancelled": self.cancelled, "rows": [asdict(r) for r in self.rows]}
 
 
+def _requests(chat: JudgeChat | None, pool: ChatPool | None, credentials: Credentials) -> Callable[..., Request]:
+    """``request_for(backend, messages, params)``: one call as the scheduler takes it (``Request``). Through the
+    pool, gated, with the secret that backend may see; through a caller's ``chat``, ungated."""
+
+    def request_for(backend: Backend, messages: list[dict], params: GenParams) -> Request:
+        if pool is not None:
+            token = credentials.for_backend(backend)
+            return lambda gate: pool(backend, messages, params, token, gate=gate)
+        return lambda _gate: chat(backend, messages, params)  # type: ignore[misc]
+
+    return request_for
+
+
 async def _check_one_judge(
     backend: Backend,
     items: Sequence[CheckItem],
     settings: CheckSettings,
-    chat: JudgeChat,
-    progress: CheckProgress,
+    request_for: Callable[..., Request],
+    gated: bool,
+    handle: CheckHandle,
     credentials: Credentials | None,
 ) -> tuple[list[RowOutcome], str]:
-    gate = asyncio.Semaphore(int(settings.concurrency))
+    # The run's scheduler: ``concurrency`` rows in flight, both orders of each at once. No backup requests: the
+    # estimate counts every call, and a check is short.
+    scheduler = Scheduler(int(settings.concurrency) * ORDERS)
+    rows = asyncio.Semaphore(int(settings.concurrency))
     stopped: list[str] = []
+
+    async def judged(b: Backend, messages: list[dict], params: GenParams) -> Any:
+        request = request_for(b, messages, params)
+        return await scheduler.call(request, kind="judge", priority=PRIORITY_JUDGE, gated=gated)
 
     async def one(item: CheckItem) -> RowOutcome:
         not_run = RowOutcome(backend.model, item.id, NOT_RUN, item.human)
-        async with gate:
-            if stopped or progress.cancelled:
+        async with rows:
+            if stopped or handle.cancel_requested:
                 return not_run
             started = time.perf_counter()
             try:
                 verdict = await judge_mod.judge_row(
-                    chat,
+                    judged,
                     backend,
                     settings.params(len(item.texts)),
                     prompt=item.prompt,
@@ -699,13 +695,13 @@ async def _check_one_judge(
                 kind = getattr(exc, "kind", "") or ""
                 if not isinstance(exc, InferenceError) or kind in _FATAL_KINDS:
                     if not stopped:
-                        stopped.append(stop_message(exc, progress.done(backend.model), len(items), credentials))
-                        progress.stop(backend.model, stopped[0])
+                        stopped.append(stop_message(exc, handle.done(backend.model), len(items), credentials))
+                        handle.stop(backend.model, stopped[0])
                         log.info("judge check of %s stopped: %s", backend.label, kind or type(exc).__name__)
                     return not_run
                 message = getattr(exc, "message", str(exc))
                 message = credentials.scrub(message) if credentials is not None else message
-                progress.advance(backend.model)
+                handle.advance(backend.model)
                 return RowOutcome(
                     backend.model,
                     item.id,
@@ -714,10 +710,12 @@ async def _check_one_judge(
                     error=message,
                     latency_s=time.perf_counter() - started,
                 )
-        progress.advance(backend.model)
+        handle.advance(backend.model)
         return outcome_of(backend.model, item, verdict)
 
-    outcomes = await asyncio.gather(*(one(item) for item in items))
+    async with scheduler.running():
+        scheduler.tail = True  # every row is queued at once
+        outcomes = await asyncio.gather(*(one(item) for item in items))
     return list(outcomes), (stopped[0] if stopped else "")
 
 
@@ -729,23 +727,25 @@ async def run_check(
     language: str = "",
     source: str = SOURCE_LABELS,
     chat: JudgeChat | None = None,
-    progress: CheckProgress | None = None,
+    handle: CheckHandle | None = None,
     timeout: float = 120.0,
 ) -> CheckReport:
     """Judge ``items`` with every judge of ``settings``, side by side, each row in both orders; returns the report.
 
     Raises :class:`JudgeCheckError` for bad input (see :func:`check_items`) before any call. ``chat(backend,
-    messages, params)`` defaults to pooled ``inference.AsyncChat`` clients with ``credentials`` routed per backend.
-    A judge whose calls are refused stops with a message in its score; cancelling (``progress.cancel()``) keeps the
-    rows already judged."""
+    messages, params)`` defaults to pooled ``inference.AsyncChat`` clients (``pipeline.inference.pool.ChatPool``)
+    with ``credentials`` routed per backend. Every judge's calls go through a ``pipeline.core.scheduler.Scheduler``
+    of its own, as a run's do. A judge whose calls are refused stops with a message in its score; cancelling
+    (``handle.cancel()``) keeps the rows already judged."""
     check_items(items, language, source=source)
     credentials = credentials or Credentials()
-    progress = progress or CheckProgress([b.model for b in settings.judges], len(items))
-    pool = _ChatPool(credentials, timeout=timeout) if chat is None else None
+    handle = handle or CheckHandle([b.model for b in settings.judges], len(items))
+    pool = ChatPool(int(settings.concurrency) * ORDERS, CHECK_RETRY, timeout) if chat is None else None
+    request_for = _requests(chat, pool, credentials)
     try:
         results = await asyncio.gather(
             *(
-                _check_one_judge(b, items, settings, chat or pool, progress, credentials)  # type: ignore[arg-type]
+                _check_one_judge(b, items, settings, request_for, pool is not None, handle, credentials)
                 for b in settings.judges
             )
         )
@@ -763,53 +763,30 @@ async def run_check(
         judges=scores,
     )
     rows = tuple(o for outs, _ in results for o in outs)
-    return CheckReport(check, rows, cancelled=progress.cancelled)
-
-
-@dataclass
-class CheckHandle:
-    """A check running in a background thread (for the app): poll :attr:`progress`, then read :attr:`report` (or
-    :attr:`error`, a message for people) once :attr:`running` is False."""
-
-    progress: CheckProgress
-    report: CheckReport | None = None
-    error: str = ""
-    _thread: threading.Thread | None = field(default=None, repr=False)
-
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
-    def wait(self, timeout: float | None = None) -> bool:
-        if self._thread is not None:
-            self._thread.join(timeout)
-        return not self.running
-
-    def cancel(self) -> None:
-        self.progress.cancel()
+    return CheckReport(check, rows, cancelled=handle.cancelled)
 
 
 def start_check(
     items: Sequence[CheckItem], settings: CheckSettings, credentials: Credentials | None = None, **kwargs: Any
 ) -> CheckHandle:
-    """Validate, then run :func:`run_check` in a background thread with its own event loop; returns at once.
-    Raises :class:`JudgeCheckError` for bad input (nothing is started)."""
+    """Validate, then run :func:`run_check` in a background thread with its own event loop
+    (``pipeline.core.background.start_thread``); returns its handle at once. Raises :class:`JudgeCheckError` for
+    bad input (nothing is started)."""
     check_items(items, kwargs.get("language", ""), source=kwargs.get("source", SOURCE_LABELS))
-    progress = kwargs.pop("progress", None) or CheckProgress([b.model for b in settings.judges], len(items))
-    handle = CheckHandle(progress)
+    handle = kwargs.pop("handle", None) or CheckHandle([b.model for b in settings.judges], len(items))
 
-    def target() -> None:
+    async def work() -> None:
         try:
-            handle.report = asyncio.run(run_check(items, settings, credentials, progress=progress, **kwargs))
+            handle.report = await run_check(items, settings, credentials, handle=handle, **kwargs)
         except JudgeCheckError as exc:
             handle.error = str(exc)
-        except Exception as exc:  # noqa: BLE001 - report, never crash the app
-            log.error("judge check failed: %s", type(exc).__name__)
-            text = f"The judge check failed: {type(exc).__name__}: {exc}"
-            handle.error = credentials.scrub(text) if credentials is not None else text
+        handle.finish()
 
-    handle._thread = threading.Thread(target=target, name="dpo-studio-judge-check", daemon=True)
-    handle._thread.start()
+    def crashed(exc: BaseException | None) -> None:
+        text = f"The judge check failed: {type(exc).__name__}: {exc}"
+        handle.error = credentials.scrub(text) if credentials is not None else text
+
+    start_thread(handle, work, name="dpo-studio-judge-check", crashed=crashed)
     return handle
 
 
@@ -836,65 +813,3 @@ def read_check(path: str) -> schema.JudgeCheck:
             f"{path}: not a judge check result ({type(exc).__name__}); write one with "
             "python -m pipeline judge-check ... --output check.json."
         ) from None
-
-
-# --------------------------------------------------------------------------------------------------------------
-# The side-by-side table (the app and the CLI show the same)
-# --------------------------------------------------------------------------------------------------------------
-SCORE_COLUMNS: Final = (
-    "judge",
-    "parse rate",
-    "flip rate",
-    "agreement",
-    "kappa",
-    "latency / row",
-    "tokens / row",
-    "output",
-    "note",
-)
-
-
-def _share(k: int, n: int) -> str:
-    return f"{k}/{n} ({k / n:.0%})" if n else "n/a"
-
-
-def score_rows(check: schema.JudgeCheck) -> list[dict[str, str]]:
-    """One row of text per judge, columns :data:`SCORE_COLUMNS` (rates with their counts; "n/a" when none)."""
-    out = []
-    for j in check.judges:
-        output = {True: "structured", False: "text (fallback)", None: "n/a"}[j.structured]
-        note = j.error
-        if not note and j.rows and j.compared < j.rows:
-            note = f"{j.rows - j.parsed} unparseable or failed row(s) left out of agreement and kappa"
-        out.append(
-            {
-                "judge": j.model if j.backend == "serverless" else f"{j.model} ({j.base_url or j.backend})",
-                "parse rate": _share(j.parsed, j.rows),
-                "flip rate": _share(j.flips, j.flip_rows),
-                "agreement": _share(j.agree, j.compared),
-                "kappa": "n/a" if j.kappa is None else f"{j.kappa:.2f}",
-                "latency / row": "n/a" if j.mean_latency_s is None else f"{j.mean_latency_s:.2f} s",
-                "tokens / row": "n/a" if j.tokens_per_row is None else f"{j.tokens_per_row:,.0f}",
-                "output": output,
-                "note": note,
-            }
-        )
-    return out
-
-
-def summary_line(check: schema.JudgeCheck) -> str:
-    """One sentence for cards and messages, e.g. ``Judge check on 20 labelled rows (nld): m agrees with people on
-    15/20 (75%), kappa 0.52, flip rate 2/20 (10%).``"""
-    what = "labelled rows" if check.source == SOURCE_LABELS else "annotated rows"
-    parts = []
-    for j in check.judges:
-        kappa = "n/a" if j.kappa is None else f"{j.kappa:.2f}"
-        if j.error and not j.rows:
-            parts.append(f"{j.model} stopped before judging a row")
-            continue
-        parts.append(
-            f"{j.model} agrees with people on {_share(j.agree, j.compared)}, kappa {kappa}, flip rate "
-            f"{_share(j.flips, j.flip_rows)}, parse rate {_share(j.parsed, j.rows)}"
-        )
-    lang = f" ({check.language})" if check.language else ""
-    return f"Judge check on {check.rows} {what}{lang}: " + "; ".join(parts) + "."

@@ -1,11 +1,17 @@
-"""What a run's judge did, counted over raw rows, for the app and the cards: :func:`judge_stats` (rows judged and
-parsed, structured or text, the order policy, flips), :func:`judge_leaderboard` (the same per judge model) and
-:func:`judge_card_lines` (the Markdown bullets on the judge in the raw and the export card). Pure functions of a raw
-table; no I/O."""
+"""What a judge did, as figures and text for people: the app, the CLI and the cards.
+
+- A run's judge, counted over raw rows: :func:`judge_stats` (rows judged and parsed, structured or text, the order
+  policy, flips), :func:`judge_leaderboard` (the same per judge model) and :func:`judge_card_lines` (the Markdown
+  bullets on the judge in the raw and the export card).
+- A judge check (``pipeline.judge.check``), the side-by-side table the app and the CLI both show:
+  :func:`score_rows` (one row of text per judge, :data:`SCORE_COLUMNS`) and :func:`summary_line`.
+
+Pure functions; no I/O."""
 
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import Final
 
 import pandas as pd
 import pyarrow as pa
@@ -163,3 +169,63 @@ def judge_card_lines(
                 f"{_pct(score.flip_rate)}."
             )
     return lines
+
+
+# --- A judge check: the side-by-side table and its one-line summary (the app and the CLI show the same) ---------
+SCORE_COLUMNS: Final = (
+    "judge",
+    "parse rate",
+    "flip rate",
+    "agreement",
+    "kappa",
+    "latency / row",
+    "tokens / row",
+    "output",
+    "note",
+)
+
+
+def _share(k: int, n: int) -> str:
+    return f"{k}/{n} ({k / n:.0%})" if n else "n/a"
+
+
+def score_rows(check: schema.JudgeCheck) -> list[dict[str, str]]:
+    """One row of text per judge, columns :data:`SCORE_COLUMNS` (rates with their counts; "n/a" when none)."""
+    out = []
+    for j in check.judges:
+        output = {True: "structured", False: "text (fallback)", None: "n/a"}[j.structured]
+        note = j.error
+        if not note and j.rows and j.compared < j.rows:
+            note = f"{j.rows - j.parsed} unparseable or failed row(s) left out of agreement and kappa"
+        out.append(
+            {
+                "judge": j.model if j.backend == "serverless" else f"{j.model} ({j.base_url or j.backend})",
+                "parse rate": _share(j.parsed, j.rows),
+                "flip rate": _share(j.flips, j.flip_rows),
+                "agreement": _share(j.agree, j.compared),
+                "kappa": "n/a" if j.kappa is None else f"{j.kappa:.2f}",
+                "latency / row": "n/a" if j.mean_latency_s is None else f"{j.mean_latency_s:.2f} s",
+                "tokens / row": "n/a" if j.tokens_per_row is None else f"{j.tokens_per_row:,.0f}",
+                "output": output,
+                "note": note,
+            }
+        )
+    return out
+
+
+def summary_line(check: schema.JudgeCheck) -> str:
+    """One sentence for cards and messages, e.g. ``Judge check on 20 labelled rows (nld): m agrees with people on
+    15/20 (75%), kappa 0.52, flip rate 2/20 (10%).``"""
+    what = "labelled rows" if check.source == "labels" else "annotated rows"  # check.SOURCE_LABELS
+    parts = []
+    for j in check.judges:
+        kappa = "n/a" if j.kappa is None else f"{j.kappa:.2f}"
+        if j.error and not j.rows:
+            parts.append(f"{j.model} stopped before judging a row")
+            continue
+        parts.append(
+            f"{j.model} agrees with people on {_share(j.agree, j.compared)}, kappa {kappa}, flip rate "
+            f"{_share(j.flips, j.flip_rows)}, parse rate {_share(j.parsed, j.rows)}"
+        )
+    lang = f" ({check.language})" if check.language else ""
+    return f"Judge check on {check.rows} {what}{lang}: " + "; ".join(parts) + "."
