@@ -26,9 +26,10 @@ from pipeline.core import hub
 from pipeline.core.credentials import Credentials
 from pipeline.core.errors import RunError
 from pipeline.core.schema import JudgeCheck, Provenance, RunMeta
-from pipeline.generate import recipe
+from pipeline.generate import publish
 from pipeline.generate.checkpoint import Checkpoint, default_data_dir
 from pipeline.generate.executor import start_run
+from pipeline.generate.meta import build_raw_meta
 from pipeline.generate.runhandle import RunHandle
 from pipeline.generate.settings import RunSettings
 from pipeline.judge import check as judgecheck
@@ -139,7 +140,7 @@ def start_generation(request: GenerationRequest) -> GenerationStart:
     then.
     """
     settings, ckpt, creds = request.settings, request.checkpoint, request.credentials
-    meta = recipe.build_raw_meta(
+    meta = build_raw_meta(
         settings, None, source=request.source, language=request.language, language_code=request.language_code
     )
     if request.judge_check is not None:  # the check that scored this run's judge, if it did
@@ -148,23 +149,9 @@ def start_generation(request: GenerationRequest) -> GenerationStart:
     on_checkpoint = None
     every = max(HUB_CHECKPOINT_MIN_EVERY, int(request.checkpoint_every or 100))
     if request.hub_repo:
-        token = creds.token
-        if not token:
-            raise hub.HubError(hub.SIGN_IN_TO_PUSH)
-        repo_id = hub.validate_repo_id(request.hub_repo)
-        state = recipe.checkpoint_repo_state(repo_id, token, settings.fingerprint())
-        if state == "other":
-            raise hub.HubError(
-                f"'{repo_id}' already exists and is not a checkpoint of this run: choose another "
-                "dataset name for the checkpoints."
-            )
-        if state == "ours" and not request.restart and not ckpt.exists():
-            restored = recipe.restore_checkpoint(repo_id, token, ckpt)
-            notes.append(f"Restored {restored} finished rows from your Hub checkpoint {repo_id}.")
-        if state == "absent":
-            hub.check_writable(repo_id, token)
-        on_checkpoint = recipe.checkpoint_pusher(meta, repo_id, token)
-        notes.append(f"Checkpoints go to the private dataset {repo_id} every {every} rows.")
+        on_checkpoint, notes = publish.hub_checkpoints(
+            meta, request.hub_repo, creds.token, ckpt, restart=request.restart, every=every
+        )
     handle = start_run(
         request.rows,
         settings,

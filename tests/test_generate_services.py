@@ -18,7 +18,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline.core import schema
-from pipeline.generate import Checkpoint, RunSettings, recipe, run_async
+from pipeline.generate import Checkpoint, RunSettings, publish, recipe, run_async
+from pipeline.generate import meta as run_meta
 from pipeline.inference import Backend, RetryPolicy
 from tests.fixtures.faulty_server import FakeLLMServer, Fault
 from tests.pipeline_helpers import is_judge, judge_answer, make_rows
@@ -179,7 +180,7 @@ def test_generated_pipeline_script_runs_on_three_rows(llm_server, tmp_path):
         max_new_tokens=32,
         judge_max_new_tokens=120,
     )
-    meta = recipe.build_raw_meta(settings, None, language="English", language_code="eng")
+    meta = run_meta.build_raw_meta(settings, None, language="English", language_code="eng")
     script = recipe.render_pipeline_script(meta, data=str(tmp_path / "rows.parquet"))
     assert str(tmp_path) not in script and "rows.parquet" not in script  # no path of this machine in the script
     (tmp_path / "pipeline.py").write_text(script)
@@ -219,14 +220,14 @@ def test_push_raw_to_fake_hub_loads_back(fake_hub, tmp_path):
         run(rows, settings, Checkpoint(tmp_path / "c.jsonl"), chat_fn=MockChat(), detect=fake_detect, token=canary)
     )
     raw = handle.table()
-    meta = recipe.build_raw_meta(
+    meta = run_meta.build_raw_meta(
         settings,
         raw,
         source=schema.Provenance(dataset="CohereForAI/aya_dataset", split="train", license="apache-2.0"),
         language="Dutch",
         language_code="nld",
     )
-    url = recipe.push_raw(raw, meta, "dora/aya-dutch-dpo-raw", canary, private=True)
+    url = publish.push_raw(raw, meta, "dora/aya-dutch-dpo-raw", canary, private=True)
     assert url.endswith("dora/aya-dutch-dpo-raw")
     ds = datasets.load_dataset("dora/aya-dutch-dpo-raw", split="train", token=canary)
     assert ds.column_names == list(schema.RAW_COLUMNS)

@@ -12,6 +12,8 @@ import pytest
 from pipeline import judge
 from pipeline.core import schema
 from pipeline.generate import RunSettings, raw_schema, recipe, results
+from pipeline.generate import card as raw_card
+from pipeline.generate import meta as run_meta
 from pipeline.inference import Backend
 from tests.pipeline_helpers import judge_reply
 
@@ -167,14 +169,14 @@ def _settings(system_prompt: str = "Antwoord in het Nederlands.") -> RunSettings
 
 def test_card_and_script_carry_the_settings_but_no_secrets():
     hostile = 'Say """hi""" \'\'\' {language} ``` <script>alert(1)</script>\nimport os; os.system("x")'
-    meta = recipe.build_raw_meta(
+    meta = run_meta.build_raw_meta(
         _settings(hostile),
         None,
         source=schema.Provenance(dataset="CohereForAI/aya_dataset", split="train", license="apache-2.0"),
         language="Dutch",
         language_code="nld",
     )
-    card = recipe.render_raw_card(meta)
+    card = raw_card.render_raw_card(meta)
     script = recipe.render_pipeline_script(meta, data="alice/aya-dutch-dpo-raw")
     for text in (card, script, meta.to_json()):
         assert "secret" not in text and "key=abc" not in text  # credentials in URLs are stripped

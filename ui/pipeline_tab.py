@@ -1,5 +1,6 @@
-"""The Pipeline tab: generate second answers, judge them with UltraFeedback, check their language (UI wiring only;
-the logic is in ``pipeline.generate``, ``pipeline.judge``, ``pipeline.generate.results`` and ``pipeline.generate.recipe``).
+"""The Pipeline tab: generate second answers, judge them (UltraFeedback ratings or pairwise A/B/tie), check their
+language (UI wiring only; the logic is in ``pipeline.generate``, ``pipeline.judge``, ``pipeline.generate.results``,
+``pipeline.generate.meta`` and ``pipeline.generate.publish``).
 
 Handlers take ``(session, values)``: ``values`` maps field names (the keys of ``RunSettings.from_mapping`` plus
 the run options ``restart``, ``hub_checkpoints``, ``checkpoint_every``, ``repo``, ``hedge``) to what the user set;
@@ -23,7 +24,8 @@ from pipeline import generate, inference, judge, langcheck, workflow
 from pipeline.core import hub, schema
 from pipeline.core.credentials import Credentials, api_keys_for
 from pipeline.core.errors import RunError
-from pipeline.generate import recipe, results
+from pipeline.generate import meta as run_meta
+from pipeline.generate import publish, results
 from pipeline.generate.checkpoint import Checkpoint
 from pipeline.generate.settings import DEFAULTS, RunSettings
 from pipeline.judge import report
@@ -93,7 +95,7 @@ def run_owner(session: Session, profile: gr.OAuthProfile | None) -> str:
 
 
 def default_repo(user: str | None, filtered: Any) -> str:
-    name = recipe.default_repo_name(getattr(filtered, "language", ""), getattr(filtered, "language_code", ""))
+    name = run_meta.default_repo_name(getattr(filtered, "language", ""), getattr(filtered, "language_code", ""))
     return f"{user}/{name}" if user else name
 
 
@@ -336,7 +338,7 @@ def start(
     keys = {b: values.get("api_key") or "" for b in settings.generators}
     keys[settings.judge] = values.get("judge_api_key") or keys.get(settings.judge, "")
     filtered = session.filtered
-    source, language, code = recipe.source_from_filtered(filtered)
+    source, language, code = run_meta.source_from_filtered(filtered)
     request = workflow.GenerationRequest(
         rows=filtered.table,
         settings=settings,
@@ -387,11 +389,11 @@ def _load_results(session: Session, handle: generate.RunHandle) -> None:
     table = handle.table()
     meta = session.pipeline_tab.run_meta
     if meta is None:
-        source, language, code = recipe.source_from_filtered(session.filtered)
-        meta = recipe.build_raw_meta(handle.settings, None, source=source, language=language, language_code=code)
+        source, language, code = run_meta.source_from_filtered(session.filtered)
+        meta = run_meta.build_raw_meta(handle.settings, None, source=source, language=language, language_code=code)
     snap = handle.snapshot()
-    session.raw_meta = recipe.with_results(meta, table, run_state=snap.state, hedged_calls=snap.hedged_calls)
-    session.raw = recipe.tag_raw(table, session.raw_meta)
+    session.raw_meta = run_meta.with_results(meta, table, run_state=snap.state, hedged_calls=snap.hedged_calls)
+    session.raw = run_meta.tag_raw(table, session.raw_meta)
     session.pipeline_tab.loaded_run = id(handle)
 
 
@@ -450,9 +452,9 @@ def push(
             token,
             overwrite=bool(values.get("overwrite")),
             overwrite_hint="tick “Overwrite if it exists”",
-            ours=lambda rid: recipe.checkpoint_repo_state(rid, token, meta.fingerprint) == "ours",
+            ours=lambda rid: publish.checkpoint_repo_state(rid, token, meta.fingerprint) == "ours",
         )
-        url = recipe.push_raw(session.raw, meta, repo_id, token, private=private, overwrite=True)
+        url = publish.push_raw(session.raw, meta, repo_id, token, private=private, overwrite=True)
     except hub.HubError as exc:
         warn(str(exc))
         return _safe(str(exc))

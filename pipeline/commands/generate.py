@@ -268,13 +268,14 @@ def _write_outputs(handle, out: Path, meta, hub_id: str) -> Any:
     defaults to ``hub_id`` when the raw set is pushed there; else it is required: no local path in the script) and
     dpo_studio.json."""
     from pipeline.core import tablefiles
-    from pipeline.generate import recipe
+    from pipeline.generate import card, recipe
+    from pipeline.generate import meta as run_meta
 
     raw = handle.table()
-    meta = recipe.with_results(meta, raw)
-    table = recipe.tag_raw(raw, meta)
+    meta = run_meta.with_results(meta, raw)
+    table = run_meta.tag_raw(raw, meta)
     tablefiles.write_table(table, out / "raw.parquet")
-    (out / "README.md").write_text(recipe.render_raw_card(meta, table), encoding="utf-8")
+    (out / "README.md").write_text(card.render_raw_card(meta, table), encoding="utf-8")
     (out / "pipeline.py").write_text(recipe.render_pipeline_script(meta, data=hub_id), encoding="utf-8")
     (out / "dpo_studio.json").write_text(meta.to_json(), encoding="utf-8")
     return table, meta
@@ -294,7 +295,7 @@ def _main(args: argparse.Namespace) -> int:
     from pipeline import generate, workflow
     from pipeline.core import hub
     from pipeline.core.credentials import Credentials, api_keys_for, env_api_key
-    from pipeline.generate import recipe
+    from pipeline.generate import publish
     from pipeline.judge import check as judgecheck
 
     conf = _settings_from(args)
@@ -405,7 +406,7 @@ def _main(args: argparse.Namespace) -> int:
         return 1
     if push:
         try:
-            url = recipe.push_raw(
+            url = publish.push_raw(
                 table, meta, push, token, private=not conf.get("public"), overwrite=bool(conf.get("overwrite"))
             )
         except hub.HubError as exc:

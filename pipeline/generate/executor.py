@@ -22,9 +22,7 @@ coroutine: they are never written to the checkpoint, the handle, the logs or the
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import os
 import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine

@@ -1,19 +1,16 @@
-"""What travels with a raw dataset: its metadata (:class:`pipeline.core.schema.RunMeta`), its card, and a
-``pipeline.py`` that reproduces the run with distilabel's own ``Pipeline`` (so it can scale out on distilabel's Ray
-runner), plus the push.
+"""The ``pipeline.py`` that travels with a raw dataset: a standalone script that reproduces the run with distilabel's own
+``Pipeline`` (so it can scale out on distilabel's Ray runner), rendered from the run's
+:class:`~pipeline.core.schema.RunMeta` by :func:`render_pipeline_script`.
 
 The generated script mirrors the data-is-better-together recipe: ``LoadDataFromDicts`` → one ``TextGeneration`` per
 generator model → ``GroupColumns`` (the human response joins the group first, straight from the loader) →
-``UltraFeedback`` → a langid language check. LLMs: distilabel's ``OpenAILLM`` for OpenAI-compatible servers and for
-serverless models through the HF router's OpenAI-compatible API, and ``InferenceEndpointsLLM(base_url=...)`` for
-dedicated endpoints (``InferenceEndpointsLLM(model_id=...)`` is broken with current huggingface_hub, and
-``base_url`` alone sends the model name "dummy", which only endpoints ignore). Keys are read from the environment
-when the script runs; no token is ever written into it, and no path of the machine that made it: its input is a
-Hub dataset id (the default once the raw dataset is pushed) or the ``--data`` argument.
-
-Every raw table this module writes carries its provenance and run metadata in its Arrow schema metadata
-(``schema.with_provenance``), and the cards name the real source: the Hub dataset the rows were filtered from, the
-demo data as demo data, or "not recorded" when nobody said (never a guess).
+``UltraFeedback`` (a pairwise run's script rates with UltraFeedback too: distilabel has no pairwise task) → a langid
+language check. LLMs: distilabel's ``OpenAILLM`` for OpenAI-compatible servers and for serverless models through the
+HF router's OpenAI-compatible API, and ``InferenceEndpointsLLM(base_url=...)`` for dedicated endpoints
+(``InferenceEndpointsLLM(model_id=...)`` is broken with current huggingface_hub, and ``base_url`` alone sends the
+model name "dummy", which only endpoints ignore). Keys are read from the environment when the script runs; no token
+is ever written into it, and no path of the machine that made it: its input is a Hub dataset id (the default once
+the raw dataset is pushed) or the ``--data`` argument.
 """
 
 from __future__ import annotations
@@ -23,263 +20,19 @@ import json
 import re
 from typing import Any
 
-import pyarrow as pa
+from pipeline.core import languages
+from pipeline.core.schema import RunMeta
+from pipeline.generate.meta import build_raw_meta, default_repo_name
 
-from pipeline.core import languages, schema
-from pipeline.core.schema import ModelRef, Provenance, RunMeta, Sampling
-from pipeline.generate import results
-from pipeline.judge import report
+__all__ = ["DISTILABEL_VERSION", "ROUTER_URL", "build_raw_meta", "hub_dataset_id", "render_pipeline_script"]
+# build_raw_meta (pipeline.generate.meta) is named here too for bench/pipeline.py, which imports it from here.
 
 ROUTER_URL = "https://router.huggingface.co/v1"
-AYA_DATASET = "CohereForAI/aya_dataset"
 DISTILABEL_VERSION = "1.5.3"
 _HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _FILE_SUFFIXES = (".parquet", ".jsonl", ".json", ".ndjson", ".csv")
 
 
-# --------------------------------------------------------------------------------------------------------------
-# Metadata
-# --------------------------------------------------------------------------------------------------------------
-def build_raw_meta(
-    settings: Any, raw: pa.Table | None, source: Provenance | None = None, language: str = "", language_code: str = ""
-) -> RunMeta:
-    """The run's metadata for the Argilla and Export tabs and for cards (no token anywhere).
-
-    ``settings`` is a ``pipeline.generate.settings.RunSettings``; ``source`` the provenance of the rows (``None``: not
-    known, and the cards say so); ``language``/``language_code`` their language (default: the source's, else the
-    raw table's only ``target_language``).
-    """
-    d = settings.describe()
-    source = source or Provenance()
-    codes = set(raw.column("target_language").to_pylist()) if raw is not None and raw.num_rows else set()
-    language_code = language_code or source.language_code or (next(iter(codes)) if len(codes) == 1 else "")
-    return RunMeta(
-        source=source,
-        language=language or source.language,
-        language_code=language_code,
-        generators=tuple(ModelRef.from_dict(g) for g in d["generators"]),
-        judge=ModelRef.from_dict(d["judge"]),
-        system_prompt=d["system_prompt"],
-        aspect=d["aspect"],
-        generation=Sampling.from_dict(d["generation"]),
-        judge_generation=Sampling.from_dict(d["judge_generation"]),
-        concurrency=d.get("concurrency"),
-        max_rows=d.get("max_rows"),
-        max_tokens=d.get("max_tokens"),
-        judge_mode=d.get("judge_mode") or "",
-        judge_order=d.get("judge_order") or "",
-        judge_structured=d.get("judge_structured"),
-        fingerprint=settings.fingerprint(),
-        rows=raw.num_rows if raw is not None else 0,
-        counts=results.counts_by_status(raw),
-        created_at=_dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d"),
-    )
-
-
-def with_results(meta: RunMeta, raw: pa.Table, **changes: Any) -> RunMeta:
-    """``meta`` with the rows, counts and judge figures of ``raw`` (and ``changes``)."""
-    return meta.replace(
-        rows=raw.num_rows, counts=results.counts_by_status(raw), judge_stats=report.judge_stats(raw), **changes
-    )
-
-
-def tag_raw(raw: pa.Table, meta: RunMeta) -> pa.Table:
-    """``raw`` with ``meta`` and its provenance in the Arrow schema metadata (kept by every file written from it)."""
-    return schema.with_provenance(raw, meta.source if meta.source.known else None, meta)
-
-
-def default_repo_name(language: str, language_code: str = "", kind: str = "raw") -> str:
-    """A default dataset name from the language, e.g. ``aya-dutch-dpo-raw``."""
-    base = (language or language_code or "language").lower()
-    slug = "".join(ch if ch.isalnum() else "-" for ch in base).strip("-")
-    while "--" in slug:
-        slug = slug.replace("--", "-")
-    return f"aya-{slug or 'language'}-dpo-{kind}"
-
-
-# --------------------------------------------------------------------------------------------------------------
-# Card
-# --------------------------------------------------------------------------------------------------------------
-def _fence(text: str) -> str:
-    """``text`` in a fenced code block that its own backticks cannot close."""
-    longest, run = 0, 0
-    for ch in text:
-        run = run + 1 if ch == "`" else 0
-        longest = max(longest, run)
-    fence = "`" * max(3, longest + 1)
-    return f"{fence}text\n{text}\n{fence}"
-
-
-def _code(text: str) -> str:
-    text = str(text).replace("`", "'").replace("\n", " ")
-    return f"`{text}`"
-
-
-def _size_category(n: int) -> str:
-    for limit, label in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M")):
-        if n < limit:
-            return label
-    return "1M<n<10M"
-
-
-def _markdown_table(df) -> str:
-    if df is None or len(df) == 0:
-        return ""
-    cols = list(df.columns)
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for row in df.itertuples(index=False):
-        cells = ["" if v is None or (isinstance(v, float) and v != v) else str(v).replace("|", "\\|") for v in row]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-def card_metadata(meta: RunMeta) -> dict:
-    lang = languages.hub_tag(meta.language_code) or None
-    out = {
-        "license": meta.source.license or None,
-        "language": [lang] if lang else None,
-        "pretty_name": f"{meta.language_name or meta.language_code or 'Language'} DPO raw generations",
-        "size_categories": [_size_category(int(meta.rows or 0))],
-        "task_categories": ["text-generation"],
-        "tags": ["dpo", "orpo", "preference", "ultrafeedback", "synthetic", "distilabel", "dpo-studio"]
-        + (["demo"] if meta.source.demo else []),
-    }
-    if meta.source.dataset and not meta.source.demo:
-        out["source_datasets"] = [meta.source.dataset]
-    return out
-
-
-def source_sentence(src: Provenance) -> str:
-    """Where the prompts and human answers come from, in Markdown (untrusted text in code spans)."""
-    if src.demo:
-        return "DPO Studio's bundled demo data (self-written for its demo and tests, not Aya: do not train on it)"
-    if not src.dataset:
-        return "a source that was not recorded" + (f" (file {_code(src.file)})" if src.file else "")
-    return _code(src.dataset)
-
-
-def render_raw_body(meta: RunMeta, raw: pa.Table | None = None) -> str:
-    """The markdown body of the raw dataset's card (see :func:`render_raw_card`)."""
-    src = meta.source
-    counts = dict(meta.counts)
-    gen, jgen = meta.generation, meta.judge_generation
-    lang = meta.language_name or meta.language_code or "your language"
-    models = meta.models
-    lines = [
-        f"# {lang}: prompts, human and model responses, rated by an LLM judge",
-        "",
-        f"Raw step of a DPO/ORPO preference dataset for **{lang}**, built with DPO Studio following the "
-        "data-is-better-together recipe. Each row holds a human-written prompt and answer from "
-        f"{source_sentence(src)}, a second answer from "
-        + ("each of the models below" if len(models) > 1 else "the model below")
-        + f", an UltraFeedback rating of every answer (aspect {_code(meta.aspect)}) by an LLM judge, "
-        "and the detected language of every answer. It is meant to be validated by people (e.g. in Argilla) "
-        "before being turned into `prompt`/`chosen`/`rejected` pairs.",
-        "",
-        "## How it was made",
-        "",
-        "- Generator model(s): " + ", ".join(_code(m) for m in models),
-        f"- Judge: {_code(meta.judge_model)}"
-        + (
-            " asked which answer is better (A, B or tie), the human answer against each model's"
-            if meta.judge_mode == "pairwise"
-            else f" with distilabel's `UltraFeedback` prompt, aspect {_code(meta.aspect)}"
-        )
-        + '; the prompt does not say which text is human (see "The judge" below for the order and figures).',
-        f"- Generation: max new tokens {gen.max_new_tokens}, temperature {gen.temperature}, "
-        f"top-p {gen.top_p}, seed {gen.seed}; judge: max new tokens {jgen.max_new_tokens}, "
-        f"temperature {jgen.temperature}.",
-        "- Language check: `langid` on every answer; `language_match` is empty where the detector does not "
-        "support the language.",
-        "- System prompt:" if meta.system_prompt else "- System prompt: none.",
-    ]
-    if meta.system_prompt:
-        lines += ["", _fence(meta.system_prompt), ""]
-    lines += [
-        "",
-        "`pipeline.py` in this repository reproduces the run with distilabel's own `Pipeline` "
-        f"(distilabel {DISTILABEL_VERSION}); `python pipeline.py --help` says how, and `--ray` runs it on a Ray "
-        "cluster.",
-        "",
-        "## Rows by status",
-        "",
-        "| status | rows | meaning |",
-        "|---|---|---|",
-        f"| ok | {counts.get('ok', 0)} | generated and rated |",
-        f"| generation_failed | {counts.get('generation_failed', 0)} | a model gave no answer (reason in `error`) |",
-        f"| judge_failed | {counts.get('judge_failed', 0)} | the judge call failed (reason in `error`) |",
-        f"| judge_unparseable | {counts.get('judge_unparseable', 0)} | the judge's reply had no readable ratings "
-        "(raw reply in `error`) |",
-        "",
-    ]
-    stats = report.judge_stats(raw) if raw is not None and raw.num_rows else meta.judge_stats
-    if stats is not None:
-        lines += ["## The judge", ""]
-        lines += report.judge_card_lines(
-            stats, structured_asked=meta.judge_structured, check=meta.judge_check, judge_model=meta.judge_model
-        )
-        lines += [""]
-        if raw is not None and raw.num_rows:
-            lines += [_markdown_table(report.judge_leaderboard(raw)), ""]
-    if raw is not None and raw.num_rows:
-        board = results.leaderboard(raw)
-        lines += ["## Leaderboard", "", _markdown_table(board), ""]
-    lines += [
-        "## Columns",
-        "",
-        "`id` (stable id of the prompt + human answer), `prompt`, `system_prompt`, `target_language` (ISO 639-3), "
-        "`responses` (index 0 is the human answer), `response_sources` (`human` or the model id), `ratings` "
-        "(1-5; the mean over both orders when judged twice; pairwise: 5 a win, 3 a tie, 1 a loss), `rationales`, "
-        "`detected_languages`, `language_confidences`, `language_match`, `judge_model`, `aspect`, `status`, "
-        "`error`, `judge_mode`, `judge_orders` (the order(s) the answers were shown in, as indices into "
-        "`responses`), `judge_inconsistent` (judged in both orders and the preferred answer changed), "
-        "`judge_structured` (the judge answered in JSON), `judge_winners` (pairwise: per model, `human`, `model` "
-        "or `tie`).",
-        "",
-        "## Source and licence",
-        "",
-        _source_and_licence(src),
-    ]
-    return "\n".join(lines)
-
-
-def _source_and_licence(src: Provenance) -> str:
-    if src.demo:
-        return (
-            f"Prompts and human answers: the {schema.DEMO_LABEL}. They were written for DPO Studio's demo "
-            "and tests: do not train a model on them."
-        )
-    if not src.dataset:
-        return (
-            "Prompts and human answers: the source was not recorded (the filtered set was made outside DPO "
-            "Studio or without its provenance). Check its licence before sharing. Model answers and ratings are "
-            "subject to the terms of the models that wrote them."
-        )
-    where = [f"split {_code(src.split)}"] if src.split else []
-    if src.config:
-        where.insert(0, f"configuration {_code(src.config)}")
-    if src.revision:
-        where.append(f"revision {_code(src.revision)}")
-    filters = "; ".join(src.filter_notes)
-    return (
-        f"Prompts and human answers: {_code(src.dataset)}"
-        + (f" ({', '.join(where)})" if where else "")
-        + (f", filtered: {_code(filters)}" if filters else "")
-        + f", licence {_code(src.license or 'see source')}. Model answers and ratings are subject to the "
-        "terms of the models that wrote them."
-    )
-
-
-def render_raw_card(meta: RunMeta, raw: pa.Table | None = None) -> str:
-    """The raw dataset's card (YAML metadata + markdown) via ``pipeline.core.hub.render_card``."""
-    from pipeline.core import hub
-
-    return hub.render_card(card_metadata(meta), render_raw_body(meta, raw))
-
-
-# --------------------------------------------------------------------------------------------------------------
-# pipeline.py
-# --------------------------------------------------------------------------------------------------------------
 _SCRIPT = '''\
 """Reproduce a DPO Studio generation run with distilabel's own Pipeline (and scale it out with Ray).
 
@@ -558,107 +311,3 @@ def render_pipeline_script(meta: RunMeta, *, data: str = "", router_url: str = R
         router_url=router_url,
         pipeline_name=default_repo_name(meta.language_name, meta.language_code, "generation"),
     )
-
-
-# --------------------------------------------------------------------------------------------------------------
-# Push
-# --------------------------------------------------------------------------------------------------------------
-def push_raw(
-    raw: pa.Table, meta: RunMeta, repo_id: str, token: str | None, *, private: bool = True, overwrite: bool = False
-) -> str:
-    """Push the raw table to ``repo_id`` with its card, ``pipeline.py`` and ``dpo_studio.json`` (the metadata,
-    also in the Parquet file's schema metadata).
-
-    Raises ``pipeline.core.hub.HubError`` with a message for the user. Returns the dataset URL.
-    """
-    from pipeline.core import hub
-
-    if raw is None or raw.num_rows == 0:
-        raise hub.HubError("There are no results to push yet: run the pipeline first.")
-    raw = schema.conform_raw(raw).select(list(schema.RAW_COLUMNS))
-    meta = with_results(meta, raw, checkpoint=False)
-    return hub.push_dataset(
-        tag_raw(raw, meta),
-        repo_id,
-        token,
-        private=private,
-        card=render_raw_card(meta, raw),
-        overwrite=overwrite,
-        extra_files={
-            "pipeline.py": render_pipeline_script(meta, data=hub.validate_repo_id(repo_id)),
-            "dpo_studio.json": meta.to_json(),
-        },
-        commit_message=f"Raw generations ({raw.num_rows} rows) with DPO Studio",
-    )
-
-
-# --------------------------------------------------------------------------------------------------------------
-# Hub checkpoints: the app pushes the results so far to a private dataset every N rows
-# --------------------------------------------------------------------------------------------------------------
-CHECKPOINT_MARKER = "dpo_studio.json"
-
-
-def checkpoint_repo_state(repo_id: str, token: str | None, fingerprint: str) -> str:
-    """``"absent"``, ``"ours"`` (a checkpoint of a run with these settings) or ``"other"`` (anything else).
-
-    A run never overwrites a dataset that is not its own checkpoint. Raises ``hub.HubError``.
-    """
-    from pipeline.core import hub
-
-    if not hub.repo_exists(repo_id, token):
-        return "absent"
-    try:
-        meta = RunMeta.from_json(hub.download_file(repo_id, CHECKPOINT_MARKER, token))
-    except (hub.HubError, schema.MetaError):
-        return "other"
-    return "ours" if meta.fingerprint == fingerprint else "other"
-
-
-def restore_checkpoint(repo_id: str, token: str | None, checkpoint: Any) -> int:
-    """Copy a Hub checkpoint into the local ``checkpoint`` (a ``pipeline.generate.Checkpoint``); returns rows."""
-    from pipeline.core import hub
-
-    table = hub.load_dataset_table(repo_id, "train", token)
-    missing = [c for c in schema.RAW_COLUMNS if c not in table.column_names and c not in schema.JUDGE_COLUMNS]
-    if missing:
-        raise hub.HubError(f"'{repo_id}' is not a DPO Studio raw dataset (missing {', '.join(missing)}).")
-    checkpoint.write_table(table)
-    return table.num_rows
-
-
-def checkpoint_pusher(meta: RunMeta, repo_id: str, token: str | None) -> Any:
-    """A callable for ``generate.execute(on_checkpoint=...)`` that pushes the results so far to ``repo_id``
-    (private, replacing the previous checkpoint). The token stays inside the closure, in the run's thread."""
-    from pipeline.core import hub
-
-    def push(handle: Any) -> None:
-        table = handle.table()
-        if table.num_rows == 0:
-            return
-        snapshot = with_results(meta, table, fingerprint=handle.settings.fingerprint(), checkpoint=True)
-        hub.push_dataset(
-            tag_raw(table, snapshot),
-            repo_id,
-            token,
-            private=True,
-            overwrite=True,
-            card=render_raw_card(snapshot, table).replace(
-                "\n# ",
-                "\n> **Checkpoint of a run in progress** (DPO Studio pushes the results so far every few "
-                "rows; the final push replaces it).\n\n# ",
-                1,
-            ),
-            extra_files={CHECKPOINT_MARKER: snapshot.to_json()},
-            commit_message=f"Checkpoint: {table.num_rows} rows",
-        )
-
-    return push
-
-
-def source_from_filtered(filtered: Any) -> tuple[Provenance, str, str]:
-    """(provenance, language name, language code) of a ``pipeline.filter.filtered.FilteredSet``: its own provenance (source
-    dataset or demo data, config, split, filters, language); an empty ``Provenance`` when there is none."""
-    provenance = filtered.provenance() if hasattr(filtered, "provenance") else Provenance()
-    language = getattr(filtered, "language", "") or provenance.language
-    code = getattr(filtered, "language_code", "") or provenance.language_code
-    return provenance, language, code
