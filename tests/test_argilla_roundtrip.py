@@ -450,7 +450,7 @@ def test_a_pull_keeps_the_judge_check_labels(sent, monkeypatch):
     """People labelled the pilot run in the judge check (those labels are annotation rows for Export), then pull
     Argilla's answers: Argilla's rows win for the ids they answered, the labels stay for the others (r5)."""
     from pipeline import export as ex
-    from pipeline.judge import check as judgecheck
+    from pipeline.judge import labels as judge_labels
     from ui import argilla_tab as tab
     from ui import judge_check
     from ui.session import Session
@@ -458,9 +458,9 @@ def test_a_pull_keeps_the_judge_check_labels(sent, monkeypatch):
     monkeypatch.delenv("ARGILLA_API_KEY", raising=False)
     stack = sent.stack
     session = Session(raw=pa.Table.from_pylist(ROWS), argilla_key=stack.api_key)
-    judge_check.load_tasks(session, {"rows": judgecheck.MIN_LABEL_ROWS})
+    judge_check.load_tasks(session, {"rows": judge_labels.MIN_LABEL_ROWS})
     for _ in session.judge_check.tasks:
-        judge_check.answer(session, judgecheck.CHOICE_A)
+        judge_check.answer(session, judge_labels.CHOICE_A)
     labels = session.judge_check.labels
     assert set(labels) == {"r1", "r2", "r3", "r4", "r5", "r6"} and session.annotations.num_rows == 6
 
@@ -474,8 +474,8 @@ def test_a_pull_keeps_the_judge_check_labels(sent, monkeypatch):
     assert pairs["r5"].preference_source == "human"  # the label still decides r5 in Export
 
     # labelling again after the pull replaces only the label's own row (Argilla's rows stay)
-    judge_check.load_tasks(session, {"rows": judgecheck.MIN_LABEL_ROWS})
+    judge_check.load_tasks(session, {"rows": judge_labels.MIN_LABEL_ROWS})
     session.judge_check.position = next(i for i, t in enumerate(session.judge_check.tasks) if t.id == "r5")
-    judge_check.answer(session, judgecheck.CHOICE_TIE)
+    judge_check.answer(session, judge_labels.CHOICE_TIE)
     rows = {r["id"]: r for r in session.annotations.to_pylist()}
     assert len(rows) == 6 and rows["r5"]["human_preference"] == -1 and rows["r1"]["n_annotators"] == 2

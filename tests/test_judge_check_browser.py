@@ -96,7 +96,7 @@ def label_rows(p: Person) -> dict[str, int]:
 def save_labels(p: Person, tmp_path) -> list:
     """The labels download (for `python -m pipeline judge-check --labels`) holds every label."""
     from pipeline.core import tablefiles
-    from pipeline.judge import check as judgecheck
+    from pipeline.judge import labels as judge_labels
 
     p.click(p.button("Save labels (for the command line)"), "Save labels")
     link = p.page.locator('a[download="labels.jsonl"]').filter(visible=True)
@@ -105,7 +105,7 @@ def save_labels(p: Person, tmp_path) -> list:
         link.first.click()
     path = tmp_path / "labels.jsonl"
     info.value.save_as(path)
-    return judgecheck.labels_from_table(tablefiles.read_table(path))
+    return judge_labels.labels_from_table(tablefiles.read_table(path))
 
 
 def check_judges(p: Person, server: FakeLLMServer, usable: int) -> None:

@@ -13,8 +13,8 @@ from pipeline import judge
 from pipeline.cli import main
 from pipeline.core import tablefiles
 from pipeline.core.schema import annotations_table
-from pipeline.judge import check as judgecheck
-from pipeline.judge.check import CHOICE_A, CHOICE_B, CHOICE_BAD, CHOICE_TIE
+from pipeline.judge import labels as judge_labels
+from pipeline.judge.labels import CHOICE_A, CHOICE_B, CHOICE_BAD, CHOICE_TIE
 from tests.fixtures.faulty_server import FakeLLMServer
 from tests.test_judgecheck import judge_reply_text, raw_table
 
@@ -46,10 +46,10 @@ def _auth(request) -> str | None:
 
 def _labels_file(tmp_path, choices, language="nld"):
     raw = raw_table(12, language=language)
-    tasks = judgecheck.label_tasks(raw, 10)
+    tasks = judge_labels.label_tasks(raw, 10)
     labels = [t.label(c) for t, c in zip(tasks, choices)]
     path = tmp_path / "labels.jsonl"
-    tablefiles.write_table(judgecheck.labels_table(labels), path)
+    tablefiles.write_table(judge_labels.labels_table(labels), path)
     return path, labels
 
 
@@ -61,7 +61,7 @@ def _prefer_model(labels_tasks):
 def test_labels_two_judges_one_missing_table_and_json(tmp_path, judge_server, monkeypatch, capsys):
     monkeypatch.setenv("OPENAI_API_KEY", API_KEY)
     monkeypatch.setenv("HF_TOKEN", HF_TOKEN)
-    tasks = judgecheck.label_tasks(raw_table(12), 10)
+    tasks = judge_labels.label_tasks(raw_table(12), 10)
     choices = _prefer_model(tasks[:6]) + [CHOICE_TIE, CHOICE_BAD]
     path, _ = _labels_file(tmp_path, choices)
     out = tmp_path / "check.json"
@@ -103,7 +103,7 @@ def test_labels_two_judges_one_missing_table_and_json(tmp_path, judge_server, mo
 
 def test_a_server_that_rejects_the_schema_falls_back_to_text_and_finishes(tmp_path, judge_server, capsys):
     judge_server.reject_response_format = 422
-    tasks = judgecheck.label_tasks(raw_table(12), 10)
+    tasks = judge_labels.label_tasks(raw_table(12), 10)
     path, _ = _labels_file(tmp_path, _prefer_model(tasks[:4]))
     code = main(
         [
@@ -179,7 +179,7 @@ def test_bad_input_gets_a_message_that_says_what_to_do(tmp_path, judge_server, c
 def test_smollm2_judges_labelled_rows_with_structured_output(tmp_path, llm_server, capsys):
     """The real local model, structured output for real: every row judged in both orders, figures consistent."""
     judge.STRUCTURED.forget()
-    tasks = judgecheck.label_tasks(raw_table(12), 10)
+    tasks = judge_labels.label_tasks(raw_table(12), 10)
     path, _ = _labels_file(tmp_path, _prefer_model(tasks[:3]))
     out = tmp_path / "check.json"
     code = main(
@@ -215,7 +215,7 @@ def test_generate_records_the_judge_check_on_the_card(tmp_path, judge_server, mo
     from tests.pipeline_helpers import make_rows
 
     monkeypatch.delenv("HF_TOKEN", raising=False)
-    tasks = judgecheck.label_tasks(raw_table(12), 10)
+    tasks = judge_labels.label_tasks(raw_table(12), 10)
     path, _ = _labels_file(tmp_path, _prefer_model(tasks[:6]))
     check = tmp_path / "check.json"
     assert (

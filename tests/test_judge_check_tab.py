@@ -14,7 +14,7 @@ from pipeline import export as ex
 from pipeline import judge
 from pipeline.core import tablefiles
 from pipeline.core.schema import annotations_table
-from pipeline.judge import check as judgecheck
+from pipeline.judge import labels as judge_labels
 from tests.fixtures.faulty_server import FakeLLMServer
 from tests.test_judge_check_cli import judge_responder
 from tests.test_judgecheck import raw_table
@@ -42,7 +42,7 @@ def server():
 def _model_choice(session: Session) -> str:
     """The answer people give here: the model's (raw index 1), wherever it is shown."""
     task = session.judge_check.tasks[session.judge_check.position]
-    return judgecheck.CHOICE_A if task.shown[0] == 1 else judgecheck.CHOICE_B
+    return judge_labels.CHOICE_A if task.shown[0] == 1 else judge_labels.CHOICE_B
 
 
 def _label(session: Session, n: int) -> None:
@@ -57,15 +57,15 @@ def test_labelling_shows_answers_without_sources_and_feeds_export(session):
     task = session.judge_check.tasks[0]
     assert (view["prompt"], view["answer_a"], view["answer_b"]) == (task.prompt, *task.answers)
     assert "human" not in " ".join(str(v) for v in view.values()).lower()  # sources hidden
-    view = jc.answer(session, judgecheck.CHOICE_BAD)
+    view = jc.answer(session, judge_labels.CHOICE_BAD)
     assert "Row **2 of 12**" in view["position"] and "1 labelled" in view["tally"]
     for _ in range(3):
         jc.answer(session, _model_choice(session))
     view = jc.move(session, -4)
     assert "your answer: **both bad**" in view["position"]
-    jc.answer(session, judgecheck.CHOICE_TIE)  # people change their mind
+    jc.answer(session, judge_labels.CHOICE_TIE)  # people change their mind
     labels = session.judge_check.labels
-    assert len(labels) == 4 and labels[task.id].choice == judgecheck.CHOICE_TIE
+    assert len(labels) == 4 and labels[task.id].choice == judge_labels.CHOICE_TIE
     rows = {r["id"]: r for r in session.annotations.to_pylist()}
     assert set(rows) == set(labels) and rows[task.id]["human_preference"] == -1
     sel = ex.select_pairs(session.raw, session.annotations, ex.ExportRules())
@@ -107,7 +107,7 @@ def test_a_check_in_the_app_and_use_this_judge(session, server):
         "j2_base_url": server.base_url,
         "j3_kind": "serverless",
         "j3_model": "",
-        "source": judgecheck.SOURCE_LABELS,
+        "source": judge_labels.SOURCE_LABELS,
     }
     assert "5 rows × 2 judge(s) × 2 orders: about 20 calls" in jc.estimate_check(session, values).replace("\\", "")
     assert server.chat_requests == 0  # the estimate makes no call
@@ -139,5 +139,5 @@ def test_serverless_judges_need_sign_in_and_labels_save_for_the_cli(session):
     status, _ = jc.start_check(session, {"j1_kind": "serverless", "j1_model": "org/judge"}, None)
     assert "org/judge run(s) on serverless inference" in status.replace("\\", "")
     path = jc.labels_file(session)
-    labels = judgecheck.labels_from_table(tablefiles.read_table(path))
+    labels = judge_labels.labels_from_table(tablefiles.read_table(path))
     assert {lab.id for lab in labels} == set(session.judge_check.labels)

@@ -18,8 +18,10 @@ from pipeline.core.schema import annotations_table
 from pipeline.inference import Backend, ChatResult, http_error
 from pipeline.judge import agreement
 from pipeline.judge import check as judgecheck
+from pipeline.judge import labels as judge_labels
 from pipeline.judge import report as judge_report
-from pipeline.judge.check import CHOICE_A, CHOICE_B, CHOICE_BAD, CHOICE_TIE, CheckItem, JudgeCheckError, RowOutcome
+from pipeline.judge.check import RowOutcome
+from pipeline.judge.labels import CHOICE_A, CHOICE_B, CHOICE_BAD, CHOICE_TIE, CheckItem, JudgeCheckError
 
 OK, BAD = schema.STATUS_OK, schema.STATUS_JUDGE_UNPARSEABLE
 
@@ -57,9 +59,9 @@ def raw_table(n: int, *, language: str = "nld", blank_model_at: tuple[int, ...] 
 # --- labelling queue ------------------------------------------------------------------------------------------
 def test_label_tasks_sample_rows_with_two_answers_in_a_random_order_the_same_each_time():
     raw = raw_table(60, blank_model_at=(3, 7))
-    tasks = judgecheck.label_tasks(raw, 50, seed="s")
+    tasks = judge_labels.label_tasks(raw, 50, seed="s")
     assert len(tasks) == 50
-    assert tasks == judgecheck.label_tasks(raw, 50, seed="s")  # deterministic
+    assert tasks == judge_labels.label_tasks(raw, 50, seed="s")  # deterministic
     ids_blank = {raw.column("id")[3].as_py(), raw.column("id")[7].as_py()}
     assert not ids_blank & {t.id for t in tasks}  # a failed generation cannot be labelled
     rows = {r["id"]: r for r in raw.to_pylist()}
@@ -73,31 +75,31 @@ def test_label_tasks_sample_rows_with_two_answers_in_a_random_order_the_same_eac
 
 def test_label_tasks_clamp_to_10_50_and_pick_one_model_answer_among_several():
     raw = raw_table(80, models=3)
-    assert len(judgecheck.label_tasks(raw, 5)) == judgecheck.MIN_LABEL_ROWS
-    assert len(judgecheck.label_tasks(raw, 500)) == judgecheck.MAX_LABEL_ROWS
-    tasks = judgecheck.label_tasks(raw, 50)
+    assert len(judge_labels.label_tasks(raw, 5)) == judge_labels.MIN_LABEL_ROWS
+    assert len(judge_labels.label_tasks(raw, 500)) == judge_labels.MAX_LABEL_ROWS
+    tasks = judge_labels.label_tasks(raw, 50)
     assert all(0 in t.shown for t in tasks)
     assert {i for t in tasks for i in t.shown} == {0, 1, 2, 3}  # each generator gets its turn
-    assert judgecheck.label_tasks(raw, 50, seed="other") != tasks
+    assert judge_labels.label_tasks(raw, 50, seed="other") != tasks
 
 
 def test_label_tasks_without_a_pilot_run_say_what_to_do():
     with pytest.raises(JudgeCheckError, match="run the pipeline on a few rows"):
-        judgecheck.label_tasks(None)
+        judge_labels.label_tasks(None)
     with pytest.raises(JudgeCheckError, match="lacks the column"):
-        judgecheck.label_tasks(pa.table({"id": ["a"]}))
+        judge_labels.label_tasks(pa.table({"id": ["a"]}))
 
 
 # --- labels as annotations, for Export --------------------------------------------------------------------------
-def _labels(raw: pa.Table, choices: list[str]) -> list[judgecheck.Label]:
-    tasks = judgecheck.label_tasks(raw, 10)
+def _labels(raw: pa.Table, choices: list[str]) -> list[judge_labels.Label]:
+    tasks = judge_labels.label_tasks(raw, 10)
     return [t.label(c) for t, c in zip(tasks, choices)]
 
 
 def test_labels_become_annotation_rows():
     raw = raw_table(10)
     labels = _labels(raw, [CHOICE_A, CHOICE_B, CHOICE_TIE, CHOICE_BAD])
-    table = judgecheck.labels_to_annotations(labels)
+    table = judge_labels.labels_to_annotations(labels)
     assert set(schema.ANNOTATION_COLUMNS) <= set(table.column_names)
     rows = {r["id"]: r for r in table.to_pylist()}
     a, b, tie, bad = labels
@@ -108,15 +110,15 @@ def test_labels_become_annotation_rows():
     assert (rows[bad.id]["n_annotators"], rows[bad.id]["n_discarded"]) == (0, 1)
     assert all(len(r["human_ratings"]) == 2 for r in rows.values())
     with pytest.raises(JudgeCheckError, match="choose one of"):
-        judgecheck.label_tasks(raw, 10)[0].label("C")
+        judge_labels.label_tasks(raw, 10)[0].label("C")
 
 
 def test_export_uses_the_labels_and_drops_both_bad_rows():
     raw = raw_table(10)
-    tasks = judgecheck.label_tasks(raw, 10)
+    tasks = judge_labels.label_tasks(raw, 10)
     # people prefer the model answer (the judge's ratings, 4 vs 2, say the human one)
     labels = [t.label(CHOICE_A if t.shown[0] == 1 else CHOICE_B) for t in tasks[:3]] + [tasks[3].label(CHOICE_BAD)]
-    annotations = judgecheck.labels_to_annotations(labels)
+    annotations = judge_labels.labels_to_annotations(labels)
     sel = ex.select_pairs(raw, annotations, ex.ExportRules())
     by_id = {p.source_id: p for p in sel.pairs}
     for lab in labels[:3]:
@@ -128,7 +130,7 @@ def test_export_uses_the_labels_and_drops_both_bad_rows():
 
 def test_merge_keeps_argilla_rows_and_replaces_earlier_labels():
     raw = raw_table(10)
-    tasks = judgecheck.label_tasks(raw, 10)
+    tasks = judge_labels.label_tasks(raw, 10)
     argilla = annotations_table(
         [
             {
@@ -141,13 +143,13 @@ def test_merge_keeps_argilla_rows_and_replaces_earlier_labels():
             }
         ]
     )
-    first = judgecheck.labels_to_annotations([tasks[0].label(CHOICE_B), tasks[1].label(CHOICE_A)])
-    merged, added = judgecheck.merge_annotations(argilla, first)
+    first = judge_labels.labels_to_annotations([tasks[0].label(CHOICE_B), tasks[1].label(CHOICE_A)])
+    merged, added = judge_labels.merge_annotations(argilla, first)
     rows = {r["id"]: r for r in merged.to_pylist()}
     assert rows[tasks[0].id]["n_annotators"] == 3  # Argilla's three people win over one label
     assert added == {tasks[1].id}
-    relabel = judgecheck.labels_to_annotations([tasks[1].label(CHOICE_TIE)])
-    merged2, added2 = judgecheck.merge_annotations(merged, relabel, replace_ids=added)
+    relabel = judge_labels.labels_to_annotations([tasks[1].label(CHOICE_TIE)])
+    merged2, added2 = judge_labels.merge_annotations(merged, relabel, replace_ids=added)
     rows2 = {r["id"]: r for r in merged2.to_pylist()}
     assert merged2.num_rows == 2 and rows2[tasks[1].id]["human_preference"] == -1 and added2 == {tasks[1].id}
 
@@ -157,19 +159,19 @@ def test_labels_file_round_trip_and_a_broken_row(tmp_path):
 
     raw = raw_table(10)
     labels = _labels(raw, [CHOICE_A, CHOICE_TIE, CHOICE_BAD])
-    path = tablefiles.write_table(judgecheck.labels_table(labels), tmp_path / "labels.jsonl")
-    assert judgecheck.labels_from_table(tablefiles.read_table(path)) == labels
-    broken = judgecheck.labels_table(labels).to_pylist()
+    path = tablefiles.write_table(judge_labels.labels_table(labels), tmp_path / "labels.jsonl")
+    assert judge_labels.labels_from_table(tablefiles.read_table(path)) == labels
+    broken = judge_labels.labels_table(labels).to_pylist()
     broken[1]["choice"] = "maybe"
     with pytest.raises(JudgeCheckError, match="row 2: not a label"):
-        judgecheck.labels_from_table(pa.Table.from_pylist(broken), "labels.jsonl")
+        judge_labels.labels_from_table(pa.Table.from_pylist(broken), "labels.jsonl")
 
 
 # --- rows with a people's preference ------------------------------------------------------------------------------
 def test_items_from_labels_leave_out_both_bad_and_keep_raw_indices():
     raw = raw_table(10)
     labels = _labels(raw, [CHOICE_A, CHOICE_B, CHOICE_TIE, CHOICE_BAD])
-    items = judgecheck.items_from_labels(labels)
+    items = judge_labels.items_from_labels(labels)
     assert [i.id for i in items] == [lab.id for lab in labels[:3]]
     for item, lab in zip(items, labels):
         assert item.indices == (0, 1) and item.human == lab.preference
@@ -188,29 +190,29 @@ def test_items_from_an_argilla_pull():
             {"id": "not-in-raw", "n_annotators": 1, "human_preference": 0},
         ]
     )
-    items = judgecheck.items_from_annotations(raw, ann)
+    items = judge_labels.items_from_annotations(raw, ann)
     assert [(i.id, i.human, i.indices) for i in items] == [(ids[0], 2, (0, 1, 2)), (ids[1], 1, (0, 1, 2))]
     assert items[0].language == "nld"
     with pytest.raises(JudgeCheckError, match="None of the 1 annotation rows matches"):
-        judgecheck.items_from_annotations(raw, annotations_table([{"id": "x", "human_preference": 0}]))
+        judge_labels.items_from_annotations(raw, annotations_table([{"id": "x", "human_preference": 0}]))
     with pytest.raises(JudgeCheckError, match="argilla pull"):
-        judgecheck.items_from_annotations(raw, None)
+        judge_labels.items_from_annotations(raw, None)
 
 
 def test_no_labelled_rows_and_rows_of_another_language_are_refused_with_what_to_do():
     with pytest.raises(JudgeCheckError, match="No labelled rows yet: label 10-50 rows"):
-        judgecheck.check_items([], "nld")
+        judge_labels.check_items([], "nld")
     with pytest.raises(JudgeCheckError, match="pull the Argilla answers"):
-        judgecheck.check_items([], "nld", source=judgecheck.SOURCE_ANNOTATIONS)
+        judge_labels.check_items([], "nld", source=judge_labels.SOURCE_ANNOTATIONS)
     dutch = [CheckItem(f"d{i}", "p", ("a", "b"), (0, 1), 0, "nld") for i in range(3)]
     french = [CheckItem("f", "p", ("a", "b"), (0, 1), 0, "fra")]
-    judgecheck.check_items(dutch, "nld")
+    judge_labels.check_items(dutch, "nld")
     with pytest.raises(JudgeCheckError) as err:
-        judgecheck.check_items(dutch + french, "nld")
+        judge_labels.check_items(dutch + french, "nld")
     assert "1 of the 4 labelled rows are in French (fra)" in str(err.value)
     assert "run is in Dutch (nld)" in str(err.value) and "label rows of a pilot run in that language" in str(err.value)
     with pytest.raises(JudgeCheckError, match="mix 2 languages"):
-        judgecheck.check_items(dutch + french, "")
+        judge_labels.check_items(dutch + french, "")
 
 
 # --- settings and estimate ----------------------------------------------------------------------------------------

@@ -13,12 +13,12 @@ from pipeline.core.schema import ModelRef, Provenance, RunMeta, Sampling
 
 
 def test_each_tables_schema_matches_its_columns():
-    from pipeline.judge import check as judgecheck
+    from pipeline.judge import labels as judge_labels
 
     assert tuple(schema.FILTERED_SCHEMA.names) == schema.FILTERED_COLUMNS
     assert tuple(schema.raw_schema().names) == schema.RAW_COLUMNS
     assert tuple(schema.ANNOTATION_SCHEMA.names) == (*schema.ANNOTATION_COLUMNS, *schema.EXTRA_ANNOTATION_COLUMNS)
-    assert judgecheck.labels_table([]).column_names == list(schema.LABEL_COLUMNS)
+    assert judge_labels.labels_table([]).column_names == list(schema.LABEL_COLUMNS)
     assert set(schema.REQUIRED_RAW_COLUMNS) <= set(schema.RAW_COLUMNS)
     assert set(schema.REQUIRED_ANNOTATION_COLUMNS) <= set(schema.ANNOTATION_COLUMNS)
     from pipeline import export as ex

@@ -21,7 +21,7 @@ import pandas as pd
 
 from pipeline import argilla as aio
 from pipeline.core import languages
-from pipeline.judge import check as judgecheck
+from pipeline.judge import labels as judge_labels
 from ui.common import column_widths, md_link, md_text, on_space, table_frame, username_of
 from ui.forms import Form
 from ui.session import ArgillaState, Session
@@ -286,8 +286,8 @@ def _keep_labels(session: Session) -> int:
     if not labels:
         session.judge_check.label_ids = frozenset()
         return 0
-    session.annotations, session.judge_check.label_ids = judgecheck.merge_annotations(
-        session.annotations, judgecheck.labels_to_annotations(labels.values())
+    session.annotations, session.judge_check.label_ids = judge_labels.merge_annotations(
+        session.annotations, judge_labels.labels_to_annotations(labels.values())
     )
     return len(session.judge_check.label_ids)
 

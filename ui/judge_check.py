@@ -30,6 +30,7 @@ from pipeline import judge
 from pipeline.core import tablefiles
 from pipeline.core.credentials import Credentials, api_keys_for
 from pipeline.judge import check as judgecheck
+from pipeline.judge import labels as judge_labels
 from pipeline.judge import report as judge_report
 from ui.backend_picker import BackendPicker
 from ui.common import md_text, token_of, warn
@@ -54,14 +55,14 @@ __all__ = [
 JUDGES = 3
 POLL_S = 1.0
 SOURCE_CHOICES = [
-    ("People's labels from this panel", judgecheck.SOURCE_LABELS),
-    ("All people's answers (Argilla pull and these labels)", judgecheck.SOURCE_ANNOTATIONS),
+    ("People's labels from this panel", judge_labels.SOURCE_LABELS),
+    ("All people's answers (Argilla pull and these labels)", judge_labels.SOURCE_ANNOTATIONS),
 ]
 CHOICE_BUTTONS = (
-    ("A is better", judgecheck.CHOICE_A),
-    ("B is better", judgecheck.CHOICE_B),
-    ("Tie", judgecheck.CHOICE_TIE),
-    ("Both bad", judgecheck.CHOICE_BAD),
+    ("A is better", judge_labels.CHOICE_A),
+    ("B is better", judge_labels.CHOICE_B),
+    ("Tie", judge_labels.CHOICE_TIE),
+    ("Both bad", judge_labels.CHOICE_BAD),
 )
 NO_PILOT = (
     "**No pilot run yet.** Run the pipeline above on a few rows first (Row limit 20, say): its answers are "
@@ -80,13 +81,13 @@ def _tally(session: Session) -> str:
         return "No labels yet."
     counts = Counter(lab.choice for lab in labels.values())
     parts = ", ".join(f"{counts[c]} {c}" for _, c in CHOICE_BUTTONS if counts[c])
-    usable = len(labels) - counts[judgecheck.CHOICE_BAD]
+    usable = len(labels) - counts[judge_labels.CHOICE_BAD]
     text = (
         f"**{len(labels)} labelled** ({parts}): {usable} can check judges; all are in **5. Export** as "
         "people's answers."
     )
-    if usable < judgecheck.MIN_LABEL_ROWS:
-        text += f" Label at least {judgecheck.MIN_LABEL_ROWS} for figures worth reading."
+    if usable < judge_labels.MIN_LABEL_ROWS:
+        text += f" Label at least {judge_labels.MIN_LABEL_ROWS} for figures worth reading."
     return text
 
 
@@ -123,8 +124,8 @@ def load_tasks(session: Session, values: Mapping[str, Any]) -> dict[str, Any]:
         warn("No pilot run yet: run the pipeline on a few rows first.")
         return panel_view(session)
     try:
-        state.tasks = judgecheck.label_tasks(session.raw, int(values.get("rows") or judgecheck.DEFAULT_LABEL_ROWS))
-    except judgecheck.JudgeCheckError as exc:
+        state.tasks = judge_labels.label_tasks(session.raw, int(values.get("rows") or judge_labels.DEFAULT_LABEL_ROWS))
+    except judge_labels.JudgeCheckError as exc:
         warn(exc)
         return panel_view(session)
     state.raw_key = id(session.raw)
@@ -137,8 +138,8 @@ def load_tasks(session: Session, values: Mapping[str, Any]) -> dict[str, Any]:
 def _sync_annotations(session: Session) -> None:
     """Put the labels into ``session.annotations`` (Argilla's rows for the same ids win)."""
     state = session.judge_check
-    labelled = judgecheck.labels_to_annotations(state.labels.values())
-    session.annotations, state.label_ids = judgecheck.merge_annotations(
+    labelled = judge_labels.labels_to_annotations(state.labels.values())
+    session.annotations, state.label_ids = judge_labels.merge_annotations(
         session.annotations, labelled, replace_ids=state.label_ids
     )
 
@@ -172,7 +173,7 @@ def labels_file(session: Session) -> str | None:
         warn("No labels yet: label a few rows first.")
         return None
     path = Path(tempfile.mkdtemp(prefix="judge-labels-")) / "labels.jsonl"
-    return str(tablefiles.write_table(judgecheck.labels_table(labels), path))
+    return str(tablefiles.write_table(judge_labels.labels_table(labels), path))
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -210,20 +211,20 @@ def _run_language(session: Session) -> str:
     return ""
 
 
-def _items(session: Session, values: Mapping[str, Any]) -> tuple[list[judgecheck.CheckItem], str]:
-    source = values.get("source") or judgecheck.SOURCE_LABELS
-    if source == judgecheck.SOURCE_ANNOTATIONS:
+def _items(session: Session, values: Mapping[str, Any]) -> tuple[list[judge_labels.CheckItem], str]:
+    source = values.get("source") or judge_labels.SOURCE_LABELS
+    if source == judge_labels.SOURCE_ANNOTATIONS:
         if session.raw is None or session.annotations is None:
-            raise judgecheck.JudgeCheckError(judgecheck.NO_ANNOTATED_ROWS)
-        return judgecheck.items_from_annotations(session.raw, session.annotations), source
-    return judgecheck.items_from_labels(session.judge_check.labels.values()), source
+            raise judge_labels.JudgeCheckError(judge_labels.NO_ANNOTATED_ROWS)
+        return judge_labels.items_from_annotations(session.raw, session.annotations), source
+    return judge_labels.items_from_labels(session.judge_check.labels.values()), source
 
 
 def _prepare(session: Session, values: Mapping[str, Any]):
     settings = _settings(values)
     items, source = _items(session, values)
     language = _run_language(session)
-    judgecheck.check_items(items, language, source=source)
+    judge_labels.check_items(items, language, source=source)
     return items, source, language, settings
 
 
@@ -231,7 +232,7 @@ def estimate_check(session: Session, values: Mapping[str, Any]) -> str:
     """The check's estimate (calls and tokens), or what is missing, as Markdown."""
     try:
         items, _, _, settings = _prepare(session, values)
-    except judgecheck.JudgeCheckError as exc:
+    except judge_labels.JudgeCheckError as exc:
         return md_text(exc)
     return "**Estimate:** " + md_text(judgecheck.plan_check(items, settings).summary())
 
@@ -245,7 +246,7 @@ def start_check(session: Session, values: Mapping[str, Any], token: str | None) 
     try:
         items, source, language, settings = _prepare(session, values)
         settings.require_sign_in(token, "sign in with Hugging Face (button at the top)")
-    except judgecheck.JudgeCheckError as exc:
+    except judge_labels.JudgeCheckError as exc:
         warn(exc)
         return md_text(exc), gr.Timer(active=False)
     keys = {b: values.get(f"j{k}_api_key") or "" for k, b in enumerate(settings.judges, start=1)}
@@ -337,10 +338,10 @@ def build(session: gr.State, judge_picker: BackendPicker, *, aspect: Any = None,
             with gr.Row():
                 rows = gr.Number(
                     label="Rows to label (10-50)",
-                    value=judgecheck.DEFAULT_LABEL_ROWS,
+                    value=judge_labels.DEFAULT_LABEL_ROWS,
                     precision=0,
-                    minimum=judgecheck.MIN_LABEL_ROWS,
-                    maximum=judgecheck.MAX_LABEL_ROWS,
+                    minimum=judge_labels.MIN_LABEL_ROWS,
+                    maximum=judge_labels.MAX_LABEL_ROWS,
                 )
                 load_btn = gr.Button("Label rows")
             position = gr.Markdown(NO_PILOT)
@@ -365,7 +366,7 @@ def build(session: gr.State, judge_picker: BackendPicker, *, aspect: Any = None,
             for k in range(1, JUDGES + 1):
                 with gr.Column():
                     pickers.append(BackendPicker.build(f"Judge {k} model id"))
-        source = gr.Radio(SOURCE_CHOICES, value=judgecheck.SOURCE_LABELS, label="Check against")
+        source = gr.Radio(SOURCE_CHOICES, value=judge_labels.SOURCE_LABELS, label="Check against")
         with gr.Row():
             estimate_btn = gr.Button("Estimate the check")
             run_btn = gr.Button("Run the check", variant="primary")

@@ -73,12 +73,12 @@ class ExportState:
 class JudgeCheckState:
     """The judge check section of the Pipeline tab (``ui/judge_check.py``, logic in ``pipeline.judge.check``)."""
 
-    tasks: list = field(default_factory=list)  # judgecheck.LabelTask queue, from the pilot run in ``raw``
+    tasks: list = field(default_factory=list)  # pipeline.judge.labels.LabelTask queue, from the pilot run in ``raw``
     raw_key: int | None = None  # id() of the raw table the tasks come from
     position: int = 0  # index in ``tasks`` of the row shown
-    labels: dict = field(default_factory=dict)  # row id -> judgecheck.Label (people's answers)
+    labels: dict = field(default_factory=dict)  # row id -> pipeline.judge.labels.Label (people's answers)
     label_ids: frozenset = frozenset()  # ids the labels added to ``Session.annotations`` (replaced on relabel)
-    handle: Any = None  # judgecheck.CheckHandle of the check running or last run
+    handle: Any = None  # pipeline.judge.check.CheckHandle of the check running or last run
     result: Any = None  # schema.JudgeCheck of the last finished check (for the run's metadata and cards)
 
 

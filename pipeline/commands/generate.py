@@ -297,6 +297,7 @@ def _main(args: argparse.Namespace) -> int:
     from pipeline.core.credentials import Credentials, api_keys_for, env_api_key
     from pipeline.generate import publish
     from pipeline.judge import check as judgecheck
+    from pipeline.judge import labels as judge_labels
 
     conf = _settings_from(args)
     if not conf.get("input"):
@@ -321,7 +322,7 @@ def _main(args: argparse.Namespace) -> int:
     if conf.get("judge_check"):
         try:
             judge_check = judgecheck.read_check(conf["judge_check"])
-        except judgecheck.JudgeCheckError as exc:
+        except judge_labels.JudgeCheckError as exc:
             raise _UsageError(str(exc)) from None
     try:
         workflow.require_sign_in(settings, token, "Set HF_TOKEN (or run `hf auth login`)")

@@ -112,13 +112,13 @@ def _read(path: str, what: str):
 
 def _items(args: argparse.Namespace):
     """(items, source) from --labels or --raw + --annotations."""
-    from pipeline.judge import check as judgecheck
+    from pipeline.judge import labels as judge_labels
 
     if args.labels and (args.raw or args.annotations):
         raise _UsageError("Give either --labels, or --raw with --annotations, not both.")
     if args.labels:
-        labels = judgecheck.labels_from_table(_read(args.labels, "--labels"), args.labels)
-        return judgecheck.items_from_labels(labels), judgecheck.SOURCE_LABELS
+        labels = judge_labels.labels_from_table(_read(args.labels, "--labels"), args.labels)
+        return judge_labels.items_from_labels(labels), judge_labels.SOURCE_LABELS
     if not (args.raw and args.annotations):
         raise _UsageError(
             "Give the rows with people's preferences: --raw raw.parquet --annotations "
@@ -126,7 +126,7 @@ def _items(args: argparse.Namespace):
         )
     raw = _read(args.raw, "--raw")
     annotations = _read(args.annotations, "--annotations")
-    return judgecheck.items_from_annotations(raw, annotations), judgecheck.SOURCE_ANNOTATIONS
+    return judge_labels.items_from_annotations(raw, annotations), judge_labels.SOURCE_ANNOTATIONS
 
 
 def format_table(rows: list[dict[str, str]]) -> str:
@@ -141,11 +141,11 @@ def format_table(rows: list[dict[str, str]]) -> str:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from pipeline.judge import check as judgecheck
+    from pipeline.judge import labels as judge_labels
 
     try:
         return _main(args)
-    except (_UsageError, judgecheck.JudgeCheckError) as exc:
+    except (_UsageError, judge_labels.JudgeCheckError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
@@ -153,6 +153,7 @@ def _run(args: argparse.Namespace) -> int:
 def _main(args: argparse.Namespace) -> int:
     from pipeline.core import credentials, hub
     from pipeline.judge import check as judgecheck
+    from pipeline.judge import labels as judge_labels
     from pipeline.judge import report as judge_report
 
     if args.output and not args.output.endswith(".json"):
@@ -160,7 +161,7 @@ def _main(args: argparse.Namespace) -> int:
     settings = _settings(args)
     items, source = _items(args)
     language = (args.language or "").strip()
-    judgecheck.check_items(items, language, source=source)
+    judge_labels.check_items(items, language, source=source)
     plan = judgecheck.plan_check(items, settings)
     print(f"Estimate: {plan.summary()}", file=sys.stderr)
     if args.dry_run:

@@ -1,9 +1,16 @@
-"""The executor of step 3: generate second responses, judge them with UltraFeedback and check their language — continuously.
+"""The executor of step 3, the row pipeline: per row, generate second responses, judge them and check their language,
+continuously.
 
 For each row of the filtered set, the executor asks every generator model for a response (system prompt + prompt),
-and as soon as *that row's* generations are done it starts the row's judge call and, in parallel, the language check
-of every response (the human one too). One bounded concurrency limit covers every call of the run; there are no
-batch barriers, so a slow call only holds up its own row.
+and as soon as *that row's* generations are done it starts the row's judge (``pipeline.judge.judge_row``: UltraFeedback
+ratings or pairwise A/B/tie, in one order or both) and, in parallel, the language check of every response (the human
+one too). There are no batch barriers, so a slow call only holds up its own row.
+
+What this module owns is the row: what to call, what to reuse from the checkpoint, and the raw row it writes
+(``schema.raw_row``). How calls are run is not here: every call goes through one
+:class:`pipeline.core.scheduler.Scheduler` (the run's bounded concurrency, generations before judge calls, backup
+requests for stragglers at the tail) on pooled clients (:class:`pipeline.inference.pool.ChatPool`); rows are written
+by :class:`pipeline.generate.checkpoint.RowWriter`; which errors end the run is :mod:`pipeline.generate.stops`.
 
 Results are appended to a JSON Lines checkpoint as rows finish (one line per row, ``schema.RAW_COLUMNS`` exactly;
 the last line for an id wins). Running again with the same checkpoint resumes: rows already ``ok`` are never re-run,
@@ -15,8 +22,8 @@ A run stops early, keeping every finished row, when it is cancelled, when the to
 
 The run executes in a background thread with its own event loop (:func:`start_run`) and reports through a
 :class:`~pipeline.generate.runhandle.RunHandle` that Gradio handlers and the CLI poll. Settings live in
-:mod:`pipeline.generate.settings`, the checkpoint file in :mod:`pipeline.generate.checkpoint`, credentials in :mod:`pipeline.core.credentials`. Tokens are passed per run and live only in the running
-coroutine: they are never written to the checkpoint, the handle, the logs or the screen.
+:mod:`pipeline.generate.settings`, credentials in :mod:`pipeline.core.credentials`. Tokens are passed per run and
+live only in the running coroutine: they are never written to the checkpoint, the handle, the logs or the screen.
 """
 
 from __future__ import annotations
@@ -36,12 +43,12 @@ from pipeline.core.background import start_thread
 from pipeline.core.credentials import Credentials
 from pipeline.core.errors import RunError
 from pipeline.core.scheduler import PRIORITY_GENERATION, PRIORITY_JUDGE, Gate, Scheduler
+from pipeline.generate import stops
 from pipeline.generate.checkpoint import Checkpoint, Entry, RowWriter
 from pipeline.generate.runhandle import (
     STATE_CANCELLED,
     STATE_DONE,
     STATE_FAILED,
-    STATE_PAUSED,
     STATE_STOPPED,
     CallStats,
     RunHandle,
@@ -60,41 +67,12 @@ __all__ = ["ChatFn", "execute", "run_async", "start_run"]
 
 
 class ChatFn(Protocol):
-    """What the executor calls for every model call; the default is :func:`pipeline.inference.achat`."""
+    """What the executor calls for every model call; the default is :class:`pipeline.inference.pool.ChatPool`
+    (which also takes ``gate=``, the run's slot per request)."""
 
     def __call__(
         self, backend: Backend, messages: list[dict], params: GenParams, token: str | None
     ) -> Awaitable[ChatResult]: ...
-
-
-class _Stop(Exception):
-    """A condition that ends the whole run early (auth rejected, model not found)."""
-
-    def __init__(self, state: str, message: str) -> None:
-        super().__init__(message)
-        self.state = state
-        self.message = message
-
-
-def _error_kind(exc: BaseException) -> tuple[str, int | None, str]:
-    """(kind, status, message) of an inference error; unknown exceptions are kind "error"."""
-    kind = getattr(exc, "kind", None) or "error"
-    status = getattr(exc, "status", None)
-    message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
-    return str(kind), status, str(message)
-
-
-def _named(model: str, message: str, role: str = "") -> str:
-    """``message`` led by the model it is about, naming the model once (inference messages already name it)."""
-    return f"{role}{model}: {message}" if model not in message else (f"{role.strip()}: {message}" if role else message)
-
-
-def _is_auth(kind: str, status: int | None) -> bool:
-    return kind in ("auth", "unauthorized", "forbidden") or status in (401, 403)
-
-
-def _is_not_found(kind: str, status: int | None) -> bool:
-    return kind in ("not_found", "model_not_found") or status == 404
 
 
 class _Executor:
@@ -184,28 +162,10 @@ class _Executor:
         return result, used
 
     def _fatal(self, exc: BaseException, backend: Any, what: str) -> None:
-        kind, status, message = _error_kind(exc)
-        message = self._secrets.scrub(message)
-        if _is_auth(kind, status):
-            raise _Stop(
-                STATE_PAUSED,
-                f"Paused: the {what} call to {backend.model} was refused ({status or kind}: {message}). Your token "
-                "may have expired or lacks access: sign in again, then resume the run; finished rows are kept.",
-            ) from None
-        if _is_not_found(kind, status):
-            raise _Stop(
-                STATE_STOPPED,
-                f"Stopped: the {what} model {backend.model!r} was not found ({message}). Check the model id and "
-                "backend, then resume the run; finished rows are kept.",
-            ) from None
-        if kind == "out_of_credit":  # the message says what to do: add credits, bill an organisation, switch
-            raise _Stop(STATE_PAUSED, f"Paused: {message} Finished rows are kept.") from None
-        if kind == "throttled":
-            raise _Stop(
-                STATE_PAUSED,
-                f"Paused: {message} Resume the run later (finished rows are kept); or lower the concurrency, or "
-                "allow a longer wait.",
-            ) from None
+        """Raise :class:`~pipeline.generate.stops.RunStop` when ``exc`` ends the whole run (auth, 404, credit)."""
+        stop = stops.stop_for(exc, backend.model, what, self._secrets.scrub)
+        if stop is not None:
+            raise stop from None
 
     async def _generate(self, backend: Any, messages: list[dict]) -> tuple[str | None, str, int]:
         """(text or None, failure reason, tokens used)."""
@@ -215,11 +175,11 @@ class _Executor:
             raise
         except Exception as exc:  # noqa: BLE001 - every failure becomes an explicit row status
             self._fatal(exc, backend, "generation")
-            kind, status, message = _error_kind(exc)
+            kind, status, message = stops.error_kind(exc)
             message = self._secrets.scrub(message)
             if kind == "too_long":
                 return None, f"{backend.model}: the prompt is longer than the model's context window ({message})", 0
-            return None, _named(backend.model, message), 0
+            return None, stops.named(backend.model, message), 0
         text = (getattr(result, "text", "") or "").strip()
         if not text:
             reason = getattr(result, "finish_reason", None) or "unknown"
@@ -337,13 +297,13 @@ class _Executor:
             raise
         except Exception as exc:  # noqa: BLE001
             self._fatal(exc, s.judge, "judge")
-            kind, status, message = _error_kind(exc)
+            kind, status, message = stops.error_kind(exc)
             message = self._secrets.scrub(message)
             if kind == "too_long":
                 message = f"the judge prompt is longer than the judge model's context window ({message})"
             verdict = judge_mod.RowVerdict(
                 status=schema.STATUS_JUDGE_FAILED,
-                error=_named(s.judge.model, message, "judge "),
+                error=stops.named(s.judge.model, message, "judge "),
                 ratings=[None] * n,
                 rationales=[None] * n,
                 orders=[],
@@ -381,7 +341,7 @@ class _Executor:
         else:
             self._failed_in_a_row = 0
         if self._failed_in_a_row >= self.max_failures_in_a_row:
-            raise _Stop(
+            raise stops.RunStop(
                 STATE_STOPPED,
                 f"Stopped: {self._failed_in_a_row} rows in a row failed, so the run stopped instead of spending more "
                 f"calls. Last error: {rec['error']} Fix the cause, then resume the run; finished rows are kept.",
@@ -389,7 +349,7 @@ class _Executor:
 
     # --- main loop ---
     async def run(self) -> tuple[str, str]:
-        stop: _Stop | None = None
+        stop: stops.RunStop | None = None
         try:
             async with self.scheduler.running(), asyncio.TaskGroup() as group:
                 for row, prior in self.rows:
@@ -399,7 +359,7 @@ class _Executor:
                         break
                     group.create_task(self._row(row, prior))
                 self.scheduler.tail = True
-        except* _Stop as group_error:
+        except* stops.RunStop as group_error:
             stop = _first_leaf(group_error)  # type: ignore[assignment]
         finally:
             await self.out.close()
