@@ -255,8 +255,7 @@ def check_items(items: Sequence[CheckItem], language: str = "", *, source: str =
     elif len(found) > 1:
         raise JudgeCheckError(
             f"The {what} mix {len(found)} languages ({', '.join(languages.label(c, 'no language') for c in found)}): "
-            "check one "
-            f"language at a time (the CLI's --language picks it)."
+            "check one language at a time (the CLI's --language picks it)."
         )
 
 
