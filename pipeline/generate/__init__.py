@@ -1,8 +1,13 @@
 """Step 3 (Pipeline), its public API in one import: settings, plan, checkpoint, run handle and executor.
 
-The pieces live in modules of their own: :mod:`pipeline.generate.settings` (:class:`RunSettings`, every default, the plan
-and estimate), :mod:`pipeline.generate.checkpoint` (the JSON Lines checkpoint), :mod:`pipeline.generate.runhandle` (progress and
-the run's lifecycle), :mod:`pipeline.generate.executor` (the continuous async executor) and :mod:`pipeline.core.credentials`.
+The pieces live in modules of their own: :mod:`pipeline.generate.settings` (:class:`RunSettings`, every default, the
+plan and estimate), :mod:`pipeline.generate.checkpoint` (the JSON Lines checkpoint and the run's row writer),
+:mod:`pipeline.generate.runhandle` (progress and the run's lifecycle), :mod:`pipeline.generate.executor` (the row
+pipeline: generate, judge, language check), :mod:`pipeline.generate.stops` (which errors end a run),
+:mod:`pipeline.generate.results` (counts, leaderboard, plot data), :mod:`pipeline.generate.meta` (the run's
+metadata), :mod:`pipeline.generate.card` (the raw card), :mod:`pipeline.generate.recipe` (the distilabel
+``pipeline.py``) and :mod:`pipeline.generate.publish` (the Hub push and checkpoints). How calls are scheduled is
+shared with the judge check: :mod:`pipeline.core.scheduler` and :mod:`pipeline.inference.pool`.
 The app and the CLI start runs through :mod:`pipeline.workflow`, which adds Hub checkpoints and credentials.
 """
 
