@@ -95,7 +95,9 @@ def test_languages_written_in_two_scripts_accept_both():
     assert langcheck.check("Beograd je glavni grad Srbije i najveći grad u zemlji.", "srp").match is True
 
 
-@pytest.mark.parametrize("text", ["", "   ", "12345 !!!", "🙂🙂🎉 👍", "```python\nprint(1)\n```", "x = f(a[0]) + g(b);"])
+@pytest.mark.parametrize(
+    "text", ["", "   ", "12345 !!!", "🙂🙂🎉 👍", "```python\nprint(1)\n```", "x = f(a[0]) + g(b);"]
+)
 def test_no_letters_is_never_a_verdict(text):
     result = langcheck.check(text, "nld")
     assert result.match is None
@@ -298,3 +300,79 @@ def test_an_unreachable_hub_falls_back_and_says_so(glotlid_hub):
     assert "script only" in langcheck.describe("wol")
     # the offline detectors are untouched
     assert langcheck.check(YORUBA, "yor").match is True
+
+
+# --- where people see it: Filter and Pipeline tabs, the export card, the generated pipeline.py --------------------
+def test_filter_tab_says_which_detector_checks_the_chosen_language():
+    from ui import filter_tab
+    from ui.session import Session
+
+    session = Session()
+    values = {**filter_tab.FILTER_DEFAULTS, "language": "yor", "repo_name": ""}
+    session, *_ = filter_tab.on_load(
+        session, {**filter_tab.LOAD_DEFAULTS, "source": filter_tab.SRC_DEMO, "language": None}, None
+    )
+    _, count, *_ = filter_tab.on_filter(session, values, None)
+    cov = langcheck.coverage("yor")
+    assert f"checked by {cov.label}" in count and f"{cov.recall:.0%}" in count
+
+
+def test_pipeline_tab_names_the_detector_in_its_note_and_language_column(monkeypatch):
+    import pandas as pd
+
+    from pipeline.filter import data
+    from ui import pipeline_tab
+
+    yoruba = data.filter_source(data.demo_source(), data.FilterSpec(language="yor"))
+    note = pipeline_tab._data_note(yoruba)
+    assert "checked by heliport" in note and "measured recall" in note
+    frame = pd.DataFrame(
+        [{"status": "ok", "prompt": "p", "human": "a", "human rating": 5, "human lang": "yes", "error": ""}]
+    )
+    view = pipeline_tab.latest_view(frame, "yor")["value"]
+    assert "Language (heliport)" in view.columns and view["Language (heliport)"][0] == "human: yes"
+    monkeypatch.setenv(fasttext_hub.MODEL_ENV, "off")
+    assert "Language (script only)" in pipeline_tab.latest_view(frame, "wol")["value"].columns
+
+
+def test_export_card_names_the_detector_and_its_version():
+    from pipeline.export import card
+
+    line = card._language_check("yor")
+    assert f"`heliport` {heliport_detector.DETECTOR.version()}" in line and "measured recall" in line
+    assert "langid" in card._language_check("nld")
+
+
+def _script_consts_and_detector(code: str):
+    import ast
+
+    from pipeline.core.schema import RunMeta
+    from pipeline.generate import recipe
+
+    script = recipe.render_pipeline_script(RunMeta(language_code=code, language=codes.language_name(code)), data="a/b")
+    tree = ast.parse(script)
+    consts = {
+        n.targets[0].id: ast.literal_eval(n.value)
+        for n in tree.body
+        if isinstance(n, ast.Assign) and isinstance(n.targets[0], ast.Name) and n.targets[0].id.isupper()
+    }
+    func = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "make_language_detector")
+    namespace = dict(consts)
+    exec(compile(ast.Module(body=[func], type_ignores=[]), "pipeline.py", "exec"), namespace)
+    return consts, namespace["make_language_detector"]
+
+
+@pytest.mark.parametrize(("code", "own", "other"), [("yor", YORUBA, ENGLISH), ("nld", DUTCH, ENGLISH)])
+def test_generated_pipeline_script_checks_with_the_same_detector(code, own, other):
+    consts, make = _script_consts_and_detector(code)
+    assert consts["LANGUAGE_DETECTOR"] == langcheck.coverage(code).detector
+    detect = make()
+    assert detect(own) in consts["TARGET_LABELS"]
+    assert detect(other) not in consts["TARGET_LABELS"]
+
+
+def test_generated_pipeline_script_uses_the_hub_model_for_hub_languages(monkeypatch):
+    monkeypatch.setenv(fasttext_hub.MODEL_ENV, "glotlid")
+    consts, _ = _script_consts_and_detector("wol")
+    assert consts["LANGUAGE_DETECTOR"] == "glotlid" and consts["LANGUAGE_MODEL_REPO"] == "cis-lmu/glotlid"
+    assert "wol_Latn" in consts["TARGET_LABELS"]

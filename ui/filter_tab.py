@@ -23,6 +23,7 @@ from typing import Any, Final
 import gradio as gr
 import pandas as pd
 
+from pipeline import langcheck
 from pipeline.core import hub, languages, links
 from pipeline.filter import filtered, sources
 from ui.common import SIGN_IN_NEEDED, column_widths, md_link, md_text, table_frame, token_of, username_of, warn
@@ -244,7 +245,8 @@ def on_filter(session: Session, values: Mapping[str, Any], profile: gr.OAuthProf
     if fs.rows:
         count = (
             f"**{fs.rows:,} rows** of {_md(fs.language)} ({_md(fs.language_code)}){demo} after filters, "
-            f"out of {total:,}. This set is ready for the next tabs."
+            f"out of {total:,}. This set is ready for the next tabs. Language check: "
+            f"{_md(langcheck.describe(fs.language_code))}"
         )
     else:
         count = (

@@ -29,7 +29,14 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from pipeline.langcheck import fasttext_hub, routing, script
-from pipeline.langcheck.codes import AYA_LANGUAGES, canonical, expected_scripts, language_name, nearest_aya_code, to_iso3
+from pipeline.langcheck.codes import (
+    AYA_LANGUAGES,
+    canonical,
+    expected_scripts,
+    language_name,
+    nearest_aya_code,
+    to_iso3,
+)
 from pipeline.langcheck.detectors import Detector, detector, offline_detectors
 
 __all__ = [
@@ -43,6 +50,7 @@ __all__ = [
     "coverage_table",
     "describe",
     "detect",
+    "detector_spec",
     "is_supported",
     "language_name",
     "nearest_aya_code",
@@ -194,6 +202,40 @@ def unsupported(codes: Iterable[str] | None = None) -> list[str]:
 def unsupported_names(codes: Iterable[str] | None = None) -> list[str]:
     """``unsupported`` as "Name (code)" for people."""
     return [f"{language_name(c)} ({c})" for c in unsupported(codes)]
+
+
+@dataclass(frozen=True)
+class DetectorSpec:
+    """How a standalone script (the generated distilabel ``pipeline.py``) checks ``code`` with the same detector."""
+
+    detector: str  # "langid" | "heliport" | "glotlid" | "openlid" | "script"
+    labels: tuple[str, ...]  # the detector's labels that count as the language (macrolanguage members included)
+    packages: str  # what to pip install for it
+    hub_repo: str  # the Hub model's repo ("" for offline detectors)
+    version: str
+
+
+def detector_spec(code: str) -> DetectorSpec:
+    """The detector the routing table picks for ``code`` (a Hub-routed code gets the chosen Hub model, even before
+    it is downloaded here) and its labels for ``code``."""
+    key = canonical(code)
+    r = _static_route(code)
+    if r is not None and key is not None and r.offline == "langid":
+        from pipeline.langcheck import langid_detector
+
+        labels = tuple(lbl for lbl in langid_detector.labels() if canonical(lbl) == key)
+        return DetectorSpec("langid", labels, "langid", "", detector("langid").version())
+    if r is not None and key is not None and r.offline == "heliport":
+        from pipeline.langcheck import heliport_detector
+
+        labels = tuple(lbl for lbl in heliport_detector.labels() if heliport_detector.label_key(lbl) == key)
+        return DetectorSpec("heliport", labels, "heliport", "", detector("heliport").version())
+    model = fasttext_hub.chosen_model()
+    if r is not None and key is not None and r.hub and model is not None:
+        published = fasttext_hub._published_labels().get(model.name, ())
+        labels = tuple(lbl for lbl in published if fasttext_hub.label_key(lbl) == key)
+        return DetectorSpec(model.name, labels, "fasttext-predict huggingface_hub", model.repo_id, model.repo_id)
+    return DetectorSpec("script", (), "", "", "")
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -171,17 +171,28 @@ class HubModelDetector:
         return meta.size, (etag if len(etag) == 64 else None)
 
     def _download_and_load(self) -> None:
-        from huggingface_hub import hf_hub_download
+        from huggingface_hub import hf_hub_download, try_to_load_from_cache
 
         size, sha256 = self._remote()
         self._size = size
+        cached = None
+        if size is None:  # the Hub does not answer: a cached copy, or nothing (no second round of retries)
+            found = try_to_load_from_cache(self.model.repo_id, self.model.filename)
+            if not isinstance(found, str):
+                self._finish("failed", f"{self.title} could not be downloaded (the Hub cannot be reached)")
+                return
+            cached = Path(found)
         problem = ""
         for attempt in range(2):
             self._state = "downloading"
             try:
-                path = Path(
-                    hf_hub_download(
-                        self.model.repo_id, self.model.filename, token=False, force_download=attempt > 0
+                path = (
+                    cached
+                    if cached is not None and attempt == 0
+                    else Path(
+                        hf_hub_download(
+                            self.model.repo_id, self.model.filename, token=False, force_download=attempt > 0
+                        )
                     )
                 )
             except Exception as exc:  # noqa: BLE001 - unreachable Hub, offline, 404...

@@ -82,6 +82,11 @@ def _keys() -> frozenset[str]:
     return frozenset(k for k in (canonical(str(c)) for c in classes) if k)
 
 
+def labels() -> tuple[str, ...]:
+    """langid's labels (ISO 639-1 mostly)."""
+    return tuple(_model().classes)
+
+
 class LangidDetector:
     name = "langid"
     title = "langid"

@@ -40,7 +40,6 @@ class Figures:
     n: int  # its own samples
     unchecked_scripts: tuple[str, ...] = ()  # scripts of the language the detector does not recognise it in
 
-
     @property
     def score(self) -> float:
         return self.recall - FALSE_MATCH_WEIGHT * self.false_match

@@ -127,27 +127,32 @@ def script_name(code: str) -> str:
 def letters_by_script(text: str) -> Counter[str]:
     """Letters of ``text`` counted per ISO 15924 script."""
     counts: Counter[str] = Counter()
-    for ch in text:
+    for ch, n in Counter(text).items():  # distinct characters only: counting is done in C
         if ch.isalpha():
-            counts[_script_of(ch)] += 1
+            counts[_script_of(ch)] += n
     return counts
 
 
 _FENCED = re.compile(r"```.*?(?:```|\Z)", re.DOTALL)
 _INLINE = re.compile(r"`[^`\n]*`")
-_CODE_CHARS = frozenset("{}[]()<>=;_/\\*+|&$#@%^~")
+
+
+_ANY_CODE_CHAR = re.compile(r"[{}\[\]()<>=;_/\\*+|&$#@%^~]")
 
 
 def _looks_like_code(line: str) -> bool:
-    chars = [c for c in line if not c.isspace()]
-    if len(chars) < 3:
+    visible = len(line) - sum(line.count(c) for c in " \t\r\f\v")
+    if visible < 3:
         return False
-    return sum(c in _CODE_CHARS for c in chars) / len(chars) >= 0.15
+    return len(_ANY_CODE_CHAR.findall(line)) / visible >= 0.15
 
 
 def strip_code(text: str) -> str:
     """``text`` without fenced and inline code and without lines that look like code."""
-    text = _INLINE.sub(" ", _FENCED.sub("\n", text))
+    if "`" in text:
+        text = _INLINE.sub(" ", _FENCED.sub("\n", text))
+    if not _ANY_CODE_CHAR.search(text):
+        return text
     return "\n".join(line for line in text.splitlines() if not _looks_like_code(line))
 
 
