@@ -14,7 +14,8 @@ In one run:
 - The routing rule (``pipeline/langcheck/routing.py``) picks each code's detector; ``--write-routing`` writes
   ``pipeline/langcheck/routing.json``. The baseline is the check before this work: langid alone, no script check.
 - Speed: median ms of ``langcheck.check`` on short answers (at most 80 characters) and on ~300-character answers,
-  models loaded; memory: the process's extra RSS once every offline detector is loaded.
+  models loaded, with langid alone on the same texts as the baseline (``baseline_ms_*``, timed interleaved); memory:
+  the process's extra RSS once every offline detector is loaded.
 
 Prints one JSON line last (goals in the ``goal_*`` keys) and writes the per-language table (``--table``).
 Usage: ``python bench/langcheck.py [--write-routing] [--table bench/langcheck_languages.md]``
@@ -38,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 
 from pipeline import langcheck  # noqa: E402
 from pipeline.langcheck import codes, fasttext_hub, routing, script  # noqa: E402
-from pipeline.langcheck.detectors import Prediction, offline_detectors  # noqa: E402
+from pipeline.langcheck.detectors import Prediction, detector, offline_detectors  # noqa: E402
 
 EVAL = ROOT / "bench" / "data" / "langcheck_eval.jsonl"
 TABLE = ROOT / "bench" / "langcheck_languages.md"
@@ -110,7 +111,7 @@ def _figures(
     )
 
 
-def measure(samples: _Samples, hub_model: Path | None) -> tuple[dict, dict, dict, dict]:
+def measure(samples: _Samples, hub_model: Path | None) -> tuple[dict, dict, dict, dict[str, list[str]]]:
     dets = offline_detectors()
     preds = {d.name: [d.predict(p) if p.strip() else Prediction("", None, None) for p in samples.prose] for d in dets}
     if hub_model is not None:
@@ -141,10 +142,13 @@ def measure(samples: _Samples, hub_model: Path | None) -> tuple[dict, dict, dict
                 fig = _figures(samples, code, preds[name], statuses)
                 if fig is not None:
                     extra.setdefault(code, {})[name] = fig
-    return figures, baseline, extra, {c: set(v) for c, v in knows.items()}
+    return figures, baseline, extra, knows  # knows: lists, in tie-break order
 
 
-def _timing(samples: _Samples, routes: dict[str, routing.Route], max_chars: int, min_chars: int, n: int) -> float:
+def _timing(
+    samples: _Samples, routes: dict[str, routing.Route], max_chars: int, min_chars: int, n: int
+) -> tuple[float, float]:
+    """Median ms of ``langcheck.check`` and, as the baseline on the same texts, of langid alone (the check before)."""
     texts = []
     for r in samples.rows:
         route = routes.get(r["code"])
@@ -155,14 +159,18 @@ def _timing(samples: _Samples, routes: dict[str, routing.Route], max_chars: int,
         if len(text) >= min_chars:
             texts.append((text, r["code"]))
     texts = (texts * (n // max(len(texts), 1) + 1))[:n]
+    langid_only = detector("langid")
     for text, code in texts[:50]:
         langcheck.check(text, code)
-    times = []
-    for text, code in texts:
+    ours, baseline = [], []
+    for text, code in texts:  # interleaved, so both see the same load on the machine
         started = time.perf_counter()
         langcheck.check(text, code)
-        times.append((time.perf_counter() - started) * 1000)
-    return statistics.median(times)
+        middle = time.perf_counter()
+        langid_only.predict(text)
+        ours.append((middle - started) * 1000)
+        baseline.append((time.perf_counter() - middle) * 1000)
+    return statistics.median(ours), statistics.median(baseline)
 
 
 def _table(routes: dict[str, routing.Route], extra: dict, scripts_checked: set[str]) -> str:
@@ -242,9 +250,12 @@ def main() -> None:
     scripts_checked = {c for c in codes.AYA_LANGUAGES if codes.expected_scripts(c)}
     args.table.write_text(_table(routes, extra, scripts_checked), encoding="utf-8")
     routed = [r.figures for r in routes.values() if r.figures is not None]
+    # the held-out part (the demo answers, in no detector's training data), with the routes chosen above
+    demo_figures, _, _, _ = measure(_Samples([r for r in rows if r["source"] == "demo"]), None)
+    heldout = [f[routes[c].offline] for c, f in demo_figures.items() if routes[c].offline in f]
     base = list(baseline.values())
-    ms_short = _timing(samples, routes, 80, 10, args.timing_n)
-    ms_long = _timing(samples, routes, 320, 250, args.timing_n)
+    ms_short, ms_short_langid = _timing(samples, routes, 80, 10, args.timing_n)
+    ms_long, ms_long_langid = _timing(samples, routes, 320, 250, args.timing_n)
     low = sorted((r.figures.recall, c) for c, r in routes.items() if r.figures is not None)[:3]
     result = {
         "bench": "langcheck",
@@ -258,8 +269,14 @@ def main() -> None:
         "min_recall": round(min(f.recall for f in routed), 4),
         "lowest": [f"{c} {v:.2f}" for v, c in low],
         "mean_false_match": round(statistics.mean(f.false_match for f in routed), 5),
+        "heldout_languages": len(heldout),
+        "heldout_mean_recall": round(statistics.mean(f.recall for f in heldout), 4),
+        "heldout_min_recall": round(min(f.recall for f in heldout), 4),
+        "heldout_mean_false_match": round(statistics.mean(f.false_match for f in heldout), 5),
         "ms_short": round(ms_short, 4),
         "ms_long": round(ms_long, 4),
+        "baseline_ms_short": round(ms_short_langid, 4),
+        "baseline_ms_long": round(ms_long_langid, 4),
         "extra_rss_mb": round(extra_rss_mb, 1),
         "baseline_aya_checked": len([c for c in codes.AYA_LANGUAGES if "langid" in knows[c]]),
         "baseline_mean_recall": round(statistics.mean(f.recall for f in base), 4),

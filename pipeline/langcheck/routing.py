@@ -56,12 +56,12 @@ class Route:
 
 def choose_routes(
     codes: Sequence[str],
-    knows: Mapping[str, set[str]],
+    knows: Mapping[str, Sequence[str]],
     figures: Mapping[str, Mapping[str, Figures]],
     hub_knows: set[str],
 ) -> dict[str, Route]:
     """The routing rule (see the module docstring). ``knows[code]``: offline detectors that know it, in tie-break
-    order; ``figures[code][detector]``: measured figures (codes with at least ``MIN_SAMPLES`` samples)."""
+    order (a sequence: the order matters); ``figures[code][detector]``: measured figures (codes with at least ``MIN_SAMPLES`` samples)."""
     means: dict[str, float] = {}
     for det in {d for ds in knows.values() for d in ds}:
         scores = [f[det].score for f in figures.values() if det in f]
