@@ -85,7 +85,7 @@ def test_every_aya_code_gets_at_least_the_script_check():
 )
 def test_the_wrong_script_is_a_mismatch_even_without_a_detector(code, text):
     result = langcheck.check(text, code)
-    assert result.match is False
+    assert result.match is False and result.detected is None  # no detector's guess for a foreign script
     assert result.detector == "script"
     assert "Latin" in result.reason
 
@@ -175,6 +175,7 @@ def test_a_language_known_only_in_one_script_is_not_judged_in_the_other():
         result = langcheck.check(text, code)
         assert result.match is None, (code, result)
         assert script.script_name(unchecked) in result.reason
+        assert f"does not recognise it in {script.script_name(unchecked)} script" in langcheck.describe(code)
 
 
 # --- what people see ----------------------------------------------------------------------------------------------

@@ -240,6 +240,7 @@ def on_filter(session: Session, values: Mapping[str, Any], profile: gr.OAuthProf
         btn, note = _push_state(session, profile)
         return session, f"**{_md(e)}**", empty, gr.update(), btn, note
     session.filtered = fs if fs.rows else None
+    langcheck.warm_up(fs.language_code, background=True)  # its detector (or the Hub model's download) starts now
     total = src.offsets.get(fs.language_code, (0, 0, 0))[1]
     demo = " (demo data)" if fs.is_demo else ""
     if fs.rows:

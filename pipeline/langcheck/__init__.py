@@ -171,16 +171,18 @@ def describe(code: str) -> str:
         return f"No language check: {cov.note}."
     scripts = " or ".join(script.script_name(s) for s in cov.scripts)
     if cov.level == "script":
-        extra = f" ({cov.note})" if cov.note else ""
-        return (
-            f"{cov.name}: script only – answers not written in {scripts} are flagged, but no detector knows "
-            f"{cov.name}{extra}."
-        )
+        why = cov.note.removesuffix(": script only") if cov.note else f"no detector knows {cov.name}"
+        return f"{cov.name}: script only ({why}) – answers not written in {scripts} are flagged."
     if cov.recall is not None:
         figures = f"measured recall {cov.recall:.0%} on {cov.samples} samples, false matches {cov.false_match:.1%}"
     else:
         figures = "recall not measured here"
     extra = f"; {cov.note}" if cov.note else ""
+    route = routing.route(code)
+    unchecked = route.figures.unchecked_scripts if route is not None and route.figures is not None else ()
+    if unchecked:
+        names = " or ".join(script.script_name(s) for s in unchecked)
+        extra += f"; {cov.label} does not recognise it in {names} script, so such answers are not judged"
     return f"{cov.name}: checked by {cov.label} ({figures}) and the script check ({scripts}){extra}."
 
 
@@ -272,13 +274,9 @@ def check(text: str, target_code: str) -> LanguageCheck:
     verdict = script.check_script(prose, expected)
     if verdict.status in ("no letters", "mixed"):
         return LanguageCheck(None, None, None, "script", verdict.reason)
+    if verdict.status == "wrong":  # no detector asked: its guess for a script the language does not use is noise
+        return LanguageCheck(None, None, False, "script", verdict.reason)
     det, why = _active_detector(target_code)
-    if verdict.status == "wrong":
-        detected, confidence = None, None
-        if det is not None:
-            pred = det.predict(prose)
-            detected, confidence = (to_iso3(pred.key) if pred.key else None), pred.confidence
-        return LanguageCheck(detected, confidence, False, "script", verdict.reason)
     if det is None:
         return LanguageCheck(None, None, None, "script", f"{verdict.reason}; {why}" if why else verdict.reason)
     r = _static_route(target_code)
