@@ -39,7 +39,8 @@ sys.path.insert(0, str(ROOT))
 
 from pipeline import langcheck  # noqa: E402
 from pipeline.langcheck import codes, fasttext_hub, routing, script  # noqa: E402
-from pipeline.langcheck.detectors import Prediction, detector, offline_detectors  # noqa: E402
+from pipeline.langcheck.detectors import Prediction  # noqa: E402
+from pipeline.langcheck.registry import detector, offline_detectors  # noqa: E402
 
 EVAL = ROOT / "bench" / "data" / "langcheck_eval.jsonl"
 TABLE = ROOT / "bench" / "langcheck_languages.md"

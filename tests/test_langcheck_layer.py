@@ -321,10 +321,10 @@ def test_filter_tab_says_which_detector_checks_the_chosen_language():
 def test_pipeline_tab_names_the_detector_in_its_note_and_language_column(monkeypatch):
     import pandas as pd
 
-    from pipeline.filter import data
+    from pipeline.filter import filtered, sources
     from ui import pipeline_tab
 
-    yoruba = data.filter_source(data.demo_source(), data.FilterSpec(language="yor"))
+    yoruba = filtered.filter_source(sources.demo_source(), filtered.FilterSpec(language="yor"))
     note = pipeline_tab._data_note(yoruba)
     assert "checked by heliport" in note and "measured recall" in note
     frame = pd.DataFrame(

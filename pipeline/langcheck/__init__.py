@@ -37,7 +37,8 @@ from pipeline.langcheck.codes import (
     nearest_aya_code,
     to_iso3,
 )
-from pipeline.langcheck.detectors import Detector, detector, offline_detectors
+from pipeline.langcheck.detectors import Detector
+from pipeline.langcheck.registry import detector, offline_detectors
 
 __all__ = [
     "AYA_LANGUAGES",

@@ -1,4 +1,4 @@
-"""The interface every language detector of the language check implements, and the registry of detectors.
+"""The interface every language detector of the language check implements.
 
 Owns and promises:
 
@@ -8,8 +8,7 @@ Owns and promises:
   without a download), ``version()``, ``keys()`` (the canonical keys it can recognise, known without loading the
   model), ``ready()``, ``predict(text)`` (loads the model on first use, except a Hub model, which only predicts
   once ``ready()``).
-- ``offline_detectors()``: langid and heliport, in the order used to break ties (the lighter first);
-  ``detector(name)``: one by name (``langid``, ``heliport``, ``glotlid``, ``openlid``).
+(``registry.py`` lists the detectors.)
 """
 
 from __future__ import annotations
@@ -38,19 +37,3 @@ class Detector(Protocol):
     def ready(self) -> bool: ...
 
     def predict(self, text: str) -> Prediction: ...
-
-
-def offline_detectors() -> list[Detector]:
-    from pipeline.langcheck import heliport_detector, langid_detector
-
-    return [langid_detector.DETECTOR, heliport_detector.DETECTOR]
-
-
-def detector(name: str) -> Detector:
-    """The detector called ``name``; a Hub model's detector is the process-wide one for that model."""
-    for d in offline_detectors():
-        if d.name == name:
-            return d
-    from pipeline.langcheck import fasttext_hub
-
-    return fasttext_hub.hub_detector(name)
