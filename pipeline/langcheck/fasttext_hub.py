@@ -88,6 +88,7 @@ class HubModelDetector:
         self._size: int | None = None
         self._ft: Any = None
         self._path: Path | None = None
+        self._revision: str | None = None  # the Hub commit of the file, once known
         self._lock = threading.Lock()
         self._done = threading.Event()
         self._thread: threading.Thread | None = None
@@ -95,8 +96,6 @@ class HubModelDetector:
     # -- the Detector interface ----------------------------------------------------------------------------------
     def version(self) -> str:
         return f"{self.model.repo_id}@{self._revision or 'main'}"
-
-    _revision: str | None = None
 
     def keys(self) -> frozenset[str]:
         return frozenset(k for k in (label_key(lbl) for lbl in _published_labels().get(self.name, ())) if k)
