@@ -377,3 +377,23 @@ def test_generated_pipeline_script_uses_the_hub_model_for_hub_languages(monkeypa
     consts, _ = _script_consts_and_detector("wol")
     assert consts["LANGUAGE_DETECTOR"] == "glotlid" and consts["LANGUAGE_MODEL_REPO"] == "cis-lmu/glotlid"
     assert "wol_Latn" in consts["TARGET_LABELS"]
+
+
+def test_openlid_is_selectable(monkeypatch):
+    monkeypatch.setenv(fasttext_hub.MODEL_ENV, "openlid")
+    cov = langcheck.coverage("wol")
+    assert cov.detector == "openlid" and cov.label.startswith("OpenLID (download")
+    assert langcheck.detector_spec("wol").hub_repo == fasttext_hub.HUB_MODELS["openlid"].repo_id
+
+
+def test_download_progress_is_reported(glotlid_hub):
+    """While the file is coming in, the status says how much of it is there (from the partial file on disk)."""
+    from huggingface_hub import constants
+
+    hub = fasttext_hub.hub_detector("glotlid")
+    blobs = Path(constants.HF_HUB_CACHE) / "models--cis-lmu--glotlid" / "blobs"
+    blobs.mkdir(parents=True, exist_ok=True)
+    (blobs / "0123.incomplete").write_bytes(b"x" * 400)
+    hub._state, hub._size = "downloading", 1000  # as _download_and_load sets them once the Hub gave the size
+    status = hub.status()
+    assert status.progress == pytest.approx(0.4) and "40% of" in status.message
