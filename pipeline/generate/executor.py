@@ -368,7 +368,7 @@ class _Executor:
         if cut_recently is not None:  # no backup requests to a provider that is throttling the run
             self.hedger.throttled = cut_recently
         self._began = time.monotonic()
-        self.loading: asyncio.Future | None = None  # the worker thread loading the judge templates and the language check
+        self.loading: asyncio.Future | None = None  # the thread loading the judge templates and language check
         # what rows need after their generations, loaded in a worker thread as the run starts (see execute)
         self.judge_loaded: asyncio.Future = asyncio.get_running_loop().create_future()
         self.language_loaded: asyncio.Future = asyncio.get_running_loop().create_future()
