@@ -397,3 +397,12 @@ def test_download_progress_is_reported(glotlid_hub):
     hub._state, hub._size = "downloading", 1000  # as _download_and_load sets them once the Hub gave the size
     status = hub.status()
     assert status.progress == pytest.approx(0.4) and "40% of" in status.message
+
+
+def test_raw_card_names_the_detector_and_its_version():
+    from pipeline.core.schema import RunMeta
+    from pipeline.generate import recipe
+
+    card = recipe.render_raw_card(RunMeta(language_code="yor", language="Yoruba"))
+    assert f"`heliport` {heliport_detector.DETECTOR.version()} on every answer" in card
+    assert "measured recall" in card
