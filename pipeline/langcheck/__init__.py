@@ -116,11 +116,17 @@ def _static_route(code: str) -> routing.Route | None:
     knows = [d.name for d in offline_detectors() if key in d.keys()]
     means = _mean_scores()
     best = max(knows, key=lambda d: (means.get(d, 0.0), -knows.index(d))) if knows else None
-    hub = None
+    hub_keys = set().union(*(fasttext_hub.hub_detector(m).keys() for m in fasttext_hub.HUB_MODELS))
+    return routing.Route(code, best, None, "hub" if best is None and key in hub_keys else None, {})
+
+
+def _hub_for(code: str) -> fasttext_hub.HubModelDetector | None:
+    """The chosen Hub model's detector, when it knows ``code``'s language (None: no model chosen, or it does not)."""
     model = fasttext_hub.chosen_model()
-    if best is None and model is not None and key in fasttext_hub.hub_detector(model.name).keys():
-        hub = "hub"
-    return routing.Route(code, best, None, hub, {})
+    if model is None:
+        return None
+    hub = fasttext_hub.hub_detector(model.name)
+    return hub if canonical(code) in hub.keys() else None
 
 
 def coverage(code: str) -> Coverage:
@@ -151,9 +157,9 @@ def coverage(code: str) -> Coverage:
             det.version(),
             "",
         )
-    model = fasttext_hub.chosen_model()
-    if r.hub and model is not None:
-        hub = fasttext_hub.hub_detector(model.name)
+    hub = _hub_for(code) if r.hub else None
+    if hub is not None:
+        model = hub.model
         status = hub.status()
         if status.state != "failed":
             label = model.title if hub.ready() else f"{model.title} (download {model.size_label} on first use)"
@@ -233,8 +239,9 @@ def detector_spec(code: str) -> DetectorSpec:
 
         labels = tuple(lbl for lbl in heliport_detector.labels() if heliport_detector.label_key(lbl) == key)
         return DetectorSpec("heliport", labels, "heliport", "", detector("heliport").version())
-    model = fasttext_hub.chosen_model()
-    if r is not None and key is not None and r.hub and model is not None:
+    hub = _hub_for(code) if r is not None and r.hub else None
+    if hub is not None and key is not None:
+        model = hub.model
         published = fasttext_hub._published_labels().get(model.name, ())
         labels = tuple(lbl for lbl in published if fasttext_hub.label_key(lbl) == key)
         return DetectorSpec(model.name, labels, "fasttext-predict huggingface_hub", model.repo_id, model.repo_id)
@@ -252,9 +259,8 @@ def _active_detector(code: str) -> tuple[Detector | None, str]:
     if r.offline:
         det = detector(r.offline)
         return (det, "") if det.ready() else (None, f"{det.title} is not installed")
-    model = fasttext_hub.chosen_model()
-    if r.hub and model is not None:
-        hub = fasttext_hub.hub_detector(model.name)
+    hub = _hub_for(code) if r.hub else None
+    if hub is not None:
         if hub.ready():
             return hub, ""
         hub.start()
