@@ -385,7 +385,7 @@ def test_openlid_is_selectable(monkeypatch):
     assert cov.detector == "openlid" and cov.label.startswith("OpenLID (download")
     assert langcheck.detector_spec("wol").hub_repo == fasttext_hub.HUB_MODELS["openlid"].repo_id
     # a language GlotLID knows but OpenLID's published labels do not (Ngaju) falls to the script check
-    assert "nij" not in {label.split("_")[0] for label in fasttext_hub._published_labels()["openlid"]}
+    assert "nij" not in {label.split("_")[0] for label in fasttext_hub.published_labels()["openlid"]}
     assert langcheck.coverage("nij").level == "script" and langcheck.detector_spec("nij").detector == "script"
     monkeypatch.setenv(fasttext_hub.MODEL_ENV, "glotlid")
     assert langcheck.coverage("nij").level == "hub"

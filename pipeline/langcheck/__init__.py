@@ -242,7 +242,7 @@ def detector_spec(code: str) -> DetectorSpec:
     hub = _hub_for(code) if r is not None and r.hub else None
     if hub is not None and key is not None:
         model = hub.model
-        published = fasttext_hub._published_labels().get(model.name, ())
+        published = fasttext_hub.published_labels().get(model.name, ())
         labels = tuple(lbl for lbl in published if fasttext_hub.label_key(lbl) == key)
         return DetectorSpec(model.name, labels, "fasttext-predict huggingface_hub", model.repo_id, model.repo_id)
     return DetectorSpec("script", (), "", "", "")

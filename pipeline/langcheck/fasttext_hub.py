@@ -56,7 +56,8 @@ def chosen_model() -> HubModel | None:
 
 
 @lru_cache(maxsize=1)
-def _published_labels() -> dict[str, tuple[str, ...]]:
+def published_labels() -> dict[str, tuple[str, ...]]:
+    """Each Hub model's labels as its project publishes them (``hub_labels.json``), known before any download."""
     data = json.loads(Path(__file__).with_name("hub_labels.json").read_text(encoding="utf-8"))
     return {name: tuple(data.get(name, ())) for name in HUB_MODELS}
 
@@ -98,7 +99,7 @@ class HubModelDetector:
         return f"{self.model.repo_id}@{self._revision or 'main'}"
 
     def keys(self) -> frozenset[str]:
-        return frozenset(k for k in (label_key(lbl) for lbl in _published_labels().get(self.name, ())) if k)
+        return frozenset(k for k in (label_key(lbl) for lbl in published_labels().get(self.name, ())) if k)
 
     def ready(self) -> bool:
         return self._state == "ready"
