@@ -5,7 +5,7 @@ Each outside service sits behind one module:
 - ``pipeline.core.hub``        – the Hugging Face Hub (datasets, repos, whoami)
 - ``pipeline.inference``  – LLM inference (HF Inference Providers, endpoints, OpenAI-compatible servers)
 - ``pipeline.argilla`` – Argilla
-- ``pipeline.langcheck`` – langid
+- ``pipeline.langcheck`` – the language check (langid, heliport, a Hub fastText model; a script check)
 
 Nothing else talks to those services directly.
 """

@@ -99,6 +99,12 @@ def test_list_languages_of_the_demo(env, capsys):
     assert code == 0
     assert "Plateau Malagasy" in out and "plt" in out and "11 languages" in out
     assert "demo data" in err
+    # each language's coverage: the detector the routing table picked and its measured recall
+    from pipeline import langcheck
+
+    yoruba = next(line for line in out.splitlines() if " yor " in line)
+    cov = langcheck.coverage("yor")
+    assert yoruba.rstrip().endswith(f"{cov.label} ({cov.recall:.0%})")
 
 
 def test_unreachable_hub_uses_demo_and_says_so(env, capsys, tmp_path):

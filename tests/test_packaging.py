@@ -42,3 +42,15 @@ def test_pip_install_gives_a_dpo_studio_command_that_works_anywhere(tmp_path):
     assert done.returncode == 0, done.stderr
     assert (elsewhere / "nld.parquet").stat().st_size > 0
     assert str(ROOT) not in done.stderr  # it ran the installed copy
+    # the language check's data (routing table with measured recall, Hub label lists) travels with it too
+    listed = subprocess.run(
+        [str(command), "filter", "--demo", "--list-languages"],
+        cwd=elsewhere,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert listed.returncode == 0, listed.stderr
+    yoruba = next(line for line in listed.stdout.splitlines() if " yor " in line)
+    assert yoruba.rstrip().endswith("%)"), yoruba  # a measured recall, read from the installed routing.json

@@ -192,7 +192,16 @@ def test_language_badges():
     from pipeline.langcheck import LanguageCheck
 
     assert compare.language_badge(LanguageCheck("eng", 0.91, False), "nld") == "❌ English (eng) 91%, not Dutch"
-    assert "not checked" in compare.language_badge(LanguageCheck("vie", 0.9, None), "yor")
+    assert (
+        compare.language_badge(LanguageCheck("eng", 0.91, False, "heliport"), "yor")
+        == "❌ English (eng) 91%, not Yoruba · heliport"
+    )
+    unchecked = LanguageCheck(None, None, None, "script", "no detector knows Wolof; script check only")
+    assert (
+        compare.language_badge(unchecked, "wol") == "➖ Wolof: not checked (no detector knows Wolof; script check only)"
+    )
+    wrong_script = LanguageCheck(None, None, False, "script", "written in Latin script; expected Ethiopic")
+    assert compare.language_badge(wrong_script, "amh") == "❌ not Amharic: written in Latin script; expected Ethiopic"
     assert "no target language" in compare.language_badge(None, "")
 
 
@@ -319,17 +328,25 @@ def test_tab_refresh_reads_the_data_language_and_a_community_link_once(demo):
     assert template["choices"][0] == "Nederlands (recept)"
 
 
-def test_tab_refresh_marks_unsupported_languages(demo):
+def test_tab_refresh_marks_unsupported_languages(demo, monkeypatch):
+    monkeypatch.setenv("DPO_STUDIO_LID_MODEL", "off")  # no Hub model: Wolof gets the script check only
     refresh = handler(demo, "refresh")
     session = Session(
         filtered=FakeFiltered(
             filtered_table(2)
-            .set_column(4, "language_code", pa.array(["yor", "yor"]))
-            .set_column(3, "language", pa.array(["Yoruba", "Yoruba"]))
+            .set_column(4, "language_code", pa.array(["wol", "wol"]))
+            .set_column(3, "language", pa.array(["Wolof", "Wolof"]))
         )
     )
     target, note, *_ = refresh(session, "", None)
-    assert target["value"] == "yor" and "not checked" in note
+    assert target["value"] == "wol" and "not checked" in note and "script only" in note
+    session.filtered = FakeFiltered(
+        filtered_table(2)
+        .set_column(4, "language_code", pa.array(["yor", "yor"]))
+        .set_column(3, "language", pa.array(["Yoruba", "Yoruba"]))
+    )
+    target, note, *_ = refresh(session, "", None)
+    assert target["value"] == "yor" and "checked by heliport" in note and "not checked" not in note
 
 
 def test_generate_streams_through_a_running_app(demo):

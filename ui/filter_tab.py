@@ -23,6 +23,7 @@ from typing import Any, Final
 import gradio as gr
 import pandas as pd
 
+from pipeline import langcheck
 from pipeline.core import hub, languages, links
 from pipeline.filter import filtered, sources
 from ui.common import SIGN_IN_NEEDED, column_widths, md_link, md_text, table_frame, token_of, username_of, warn
@@ -239,12 +240,14 @@ def on_filter(session: Session, values: Mapping[str, Any], profile: gr.OAuthProf
         btn, note = _push_state(session, profile)
         return session, f"**{_md(e)}**", empty, gr.update(), btn, note
     session.filtered = fs if fs.rows else None
+    langcheck.warm_up(fs.language_code, background=True)  # its detector (or the Hub model's download) starts now
     total = src.offsets.get(fs.language_code, (0, 0, 0))[1]
     demo = " (demo data)" if fs.is_demo else ""
     if fs.rows:
         count = (
             f"**{fs.rows:,} rows** of {_md(fs.language)} ({_md(fs.language_code)}){demo} after filters, "
-            f"out of {total:,}. This set is ready for the next tabs."
+            f"out of {total:,}. This set is ready for the next tabs. Language check: "
+            f"{_md(langcheck.describe(fs.language_code))}"
         )
     else:
         count = (

@@ -192,9 +192,10 @@ def langs_chart(langs: pd.DataFrame | None) -> Any:
     )
 
 
-def latest_view(latest: Any) -> Any:
+def latest_view(latest: Any, language_code: str = "") -> Any:
     """The latest rows for people: the prompt, each source's answer, then its rating and language in two compact
-    columns, so everything that matters fits the page; readable headers. Passes a ``gr.update`` through."""
+    columns, so everything that matters fits the page; readable headers (the language column names the detector
+    that checks ``language_code``). Passes a ``gr.update`` through."""
     if not isinstance(latest, pd.DataFrame):
         return latest
     cols = list(latest.columns)
@@ -203,13 +204,14 @@ def latest_view(latest: Any) -> Any:
     def short(text: Any) -> str:
         return textwrap.shorten(" ".join(str(text or "").split()), 160, placeholder="…") if text else ""
 
+    language_header = f"Language ({langcheck.coverage(language_code).label})" if language_code else "Language"
     rows = []
     for rec in latest.to_dict("records"):
         row = {"status": rec.get("status", ""), "Prompt": short(rec.get("prompt"))}
         for src in sources:
             row[f"{src.capitalize() if src == 'human' else src} answer"] = short(rec.get(src))
         row["Ratings"] = " · ".join(f"{src}: {rec.get(f'{src} rating') or '–'}" for src in sources)
-        row["Language"] = " · ".join(f"{src}: {rec.get(f'{src} lang') or '?'}" for src in sources)
+        row[language_header] = " · ".join(f"{src}: {rec.get(f'{src} lang') or '?'}" for src in sources)
         row["Error"] = short(rec.get("error"))
         rows.append(row)
     names = [
@@ -217,7 +219,7 @@ def latest_view(latest: Any) -> Any:
         "Prompt",
         *[f"{s.capitalize() if s == 'human' else s} answer" for s in sources],
         "Ratings",
-        "Language",
+        language_header,
         "Error",
     ]
     frame = pd.DataFrame(rows, columns=names).rename(columns={"status": "Status"})
@@ -229,12 +231,10 @@ def _data_note(filtered: Any) -> str:
     if filtered is None or getattr(filtered, "rows", 0) == 0:
         return NO_DATA
     code = filtered.language_code
-    check = (
-        "every answer gets a language check"
-        if langcheck.is_supported(code)
-        else "the language detector does not know this language: answers are **not checked**"
-    )
-    return f"Input: **{_safe(filtered.summary())}** · target {_safe(filtered.language)} ({_safe(code)}): {check}."
+    check = _safe(langcheck.describe(code))
+    if not langcheck.is_supported(code):
+        check += " Answers in the right script are **not checked** further."
+    return f"Input: **{_safe(filtered.summary())}** · target {_safe(filtered.language)} ({_safe(code)}). {check}"
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -652,7 +652,8 @@ def build(session: gr.State, tab: gr.Tab) -> None:
         judges = gr.update()
         if ended and sess.raw is not None and sess.raw.num_rows:
             judges = gr.update(value=table_frame(report.judge_leaderboard(sess.raw)), visible=True)
-        return (text, latest_view(rows), *charts, board, tick, "" if ended else gr.update(), judges)
+        code = getattr(sess.filtered, "language_code", "") or ""
+        return (text, latest_view(rows, code), *charts, board, tick, "" if ended else gr.update(), judges)
 
     timer.tick(
         _poll,

@@ -54,11 +54,12 @@ def _language_note(code: str) -> str:
     if not code:
         return "No target language: answers are not checked for language."
     name = langcheck.language_name(code)
+    describe = _safe(langcheck.describe(code))
     if langcheck.is_supported(code):
-        return f"Target **{_safe(name)} ({_safe(code)})**: every answer gets a language check."
+        return f"Target **{_safe(name)} ({_safe(code)})**. {describe}"
     return (
-        f"Target **{_safe(name)} ({_safe(code)})**: the language detector (langid) does not know this language, so "
-        "answers are **not checked** (shown as ➖, never as a mismatch)."
+        f"Target **{_safe(name)} ({_safe(code)})**. {describe} Answers in the right script are **not checked** "
+        "further (shown as ➖, never as a mismatch)."
     )
 
 
@@ -177,7 +178,7 @@ def build(session: gr.State, tab: gr.Tab) -> None:
             info="From your filtered data; change it to test another language.",
         )
         target_note = gr.Markdown(_language_note(""))
-    with gr.Accordion("Languages the detector cannot check", open=False):
+    with gr.Accordion("Languages only the script check covers", open=False):
         gr.Markdown(_safe(", ".join(langcheck.unsupported_names())) or "None.")
 
     columns = []

@@ -38,7 +38,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     src.add_argument("--response-col", help="column with the human responses (default: targets / response)")
     src.add_argument("--language-col", help="column with language names or codes (none: give --language)")
     src.add_argument("--demo", action="store_true", help="use the bundled demo data (no network)")
-    src.add_argument("--list-languages", action="store_true", help="print the language table and exit")
+    src.add_argument(
+        "--list-languages",
+        action="store_true",
+        help="print the language table (rows, lengths, and which language check each language gets) and exit",
+    )
 
     flt = p.add_argument_group("filters")
     flt.add_argument("--language", "-l", help="language name or code: Dutch, nl, nld, ...")
@@ -154,11 +158,15 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _print_language_table(source) -> None:
+    from pipeline import langcheck
+
     table = source.language_table()
-    print(f"{'language':<28} {'code':<6} {'rows':>8} {'prompt':>8} {'response':>9}")
+    print(f"{'language':<28} {'code':<6} {'rows':>8} {'prompt':>8} {'response':>9}  language check (measured recall)")
     for row in table.to_pylist():
+        cov = langcheck.coverage(row["code"])
+        recall = f" ({cov.recall:.0%})" if cov.recall is not None else ""
         print(
             f"{row['language'][:28]:<28} {row['code']:<6} {row['rows']:>8} {row['mean_prompt_chars']:>8.0f} "
-            f"{row['mean_response_chars']:>9.0f}"
+            f"{row['mean_response_chars']:>9.0f}  {cov.label}{recall}"
         )
     print(f"{table.num_rows} languages, {source.table.num_rows} rows ({source.info.label})")

@@ -23,6 +23,20 @@ if TYPE_CHECKING:  # pragma: no cover
     from pipeline.export.build import ExportResult
 
 
+def _language_check(code: str) -> str:
+    """Which language check ``code`` gets, for the card: the detector and its version, and its measured recall."""
+    from pipeline import langcheck
+
+    cov = langcheck.coverage(code)
+    if cov.level == "unknown":
+        return "no detector (unknown language code)"
+    scripts = "/".join(cov.scripts)
+    if not cov.checked:
+        return f"the script check only ({scripts}: no detector knows the language)"
+    recall = f", measured recall {cov.recall:.0%} on human-written text" if cov.recall is not None else ""
+    return f"`{_md_cell(cov.detector)}` {_md_cell(cov.version)}{recall}, and a script check ({scripts})"
+
+
 def language_name(code: str, meta: RunMeta | None = None) -> str:
     """A readable language name: the one the Filter step recorded, else from langcodes, else the code.
 
@@ -200,7 +214,7 @@ def card_body(result: ExportResult, meta: RunMeta | Mapping[str, Any] | None = N
         )
         + (" (" + ", ".join(f"`{_md_cell(j)}`" for j in judges) + ")" if judges else "")
         + (f", aspect `{_md_cell(meta.aspect)}`" if meta.aspect else "")
-        + ", and the **language** of every response detected with `langid`."
+        + f", and the **language** of every response checked with {_language_check(result.target_language)}."
     )
     if result.counts.get("from_human"):
         lines.append("4. **Human validation** in Argilla: annotators rated the responses and picked the better one.")
@@ -275,8 +289,8 @@ def card_body(result: ExportResult, meta: RunMeta | Mapping[str, Any] | None = N
         "",
         "- The judge is an LLM: its ratings can be wrong, more so in languages it knows less. Rows with "
         "`preference_source = judge` were not checked by a person.",
-        "- `langid` does not know every language; responses it cannot check are kept "
-        f"({result.counts.get('language_unchecked', 0)} pairs here).",
+        "- Responses whose language could not be judged (no letters, mixed scripts, or no detector for the "
+        f"language) are kept ({result.counts.get('language_unchecked', 0)} pairs here).",
         "- Human responses come from the source dataset as they are.",
     ]
     if source.demo:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
+from pipeline import langcheck
 from pipeline.core import languages, schema
 from pipeline.core.schema import Provenance, RunMeta
 from pipeline.generate import results
@@ -25,6 +26,26 @@ def _fence(text: str) -> str:
         longest = max(longest, run)
     fence = "`" * max(3, longest + 1)
     return f"{fence}text\n{text}\n{fence}"
+
+
+def _detector_line(code: str) -> str:
+    """The card's line on the language check: the detector for ``code``, its version and measured figures."""
+    if not code:
+        return "none (no target language)."
+    cov = langcheck.coverage(code)
+    if cov.level == "unknown":
+        return f"none ({cov.note})."
+    scripts = "/".join(cov.scripts)
+    if not cov.checked:
+        return (
+            f"script only ({scripts}): no detector knows the language, so `language_match` is empty for answers in "
+            "the right script and false for answers in another script."
+        )
+    figures = f", measured recall {cov.recall:.0%} on human-written text" if cov.recall is not None else ""
+    return (
+        f"`{cov.detector}` {cov.version} on every answer{figures}, with a script check ({scripts}); "
+        "`language_match` is empty where an answer could not be judged (no letters, mixed scripts)."
+    )
 
 
 def _code(text: str) -> str:
@@ -106,8 +127,7 @@ def render_raw_body(meta: RunMeta, raw: pa.Table | None = None) -> str:
         f"- Generation: max new tokens {gen.max_new_tokens}, temperature {gen.temperature}, "
         f"top-p {gen.top_p}, seed {gen.seed}; judge: max new tokens {jgen.max_new_tokens}, "
         f"temperature {jgen.temperature}.",
-        "- Language check: `langid` on every answer; `language_match` is empty where the detector does not "
-        "support the language.",
+        f"- Language check: {_detector_line(meta.language_code)}",
         "- System prompt:" if meta.system_prompt else "- System prompt: none.",
     ]
     if meta.system_prompt:

@@ -114,7 +114,7 @@ class _Executor:
             throttled=getattr(chat_fn, "cut_recently", None),
             on_hedge=handle.count_hedge,
         )
-        self.loading: asyncio.Future | None = None  # the worker thread loading the judge templates and langid
+        self.loading: asyncio.Future | None = None  # the thread loading the judge templates and language check
         # what rows need after their generations, loaded in a worker thread as the run starts (see execute)
         self.judge_loaded: asyncio.Future = asyncio.get_running_loop().create_future()
         self.language_loaded: asyncio.Future = asyncio.get_running_loop().create_future()
@@ -382,13 +382,14 @@ def _default_detect() -> Callable[[list[str], str], list[Any]]:
 
 def _load_for_judging(
     settings: RunSettings,
-    language_check: bool,
+    language_check: bool | list[str],
     loop: asyncio.AbstractEventLoop,
     judge_loaded: asyncio.Future,
     language_loaded: asyncio.Future,
 ) -> None:
     """Load what rows need after their generations, in a worker thread while the first generations run: the
-    judge's prompt templates (about a second in a fresh process), then langid's model (a few seconds). Loaded
+    judge's prompt templates (about a second in a fresh process), then the language check's detectors for the
+    rows' languages (``language_check``: their codes; a few seconds, a Hub model starts in the background). Loaded
     inside the run's event loop, they stalled every call at the start. A failure is logged and the first judge
     call or language check loads (and reports) it itself."""
 
@@ -404,7 +405,8 @@ def _load_for_judging(
         if language_check:
             from pipeline import langcheck
 
-            langcheck.warm_up()
+            for code in language_check if isinstance(language_check, list) else [None]:
+                langcheck.warm_up(code)
     except Exception as exc:  # noqa: BLE001
         log.warning("loading the judge templates or the language model failed: %s", type(exc).__name__)
     finally:
@@ -482,7 +484,9 @@ async def execute(
         asyncio.to_thread(
             _load_for_judging,
             settings,
-            detect == "default",
+            sorted({str(row.get("language_code") or "") for row, _ in handle.todo} - {""})
+            if detect == "default"
+            else False,
             asyncio.get_running_loop(),
             executor.judge_loaded,
             executor.language_loaded,

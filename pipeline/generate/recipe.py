@@ -4,8 +4,8 @@
 
 The generated script mirrors the data-is-better-together recipe: ``LoadDataFromDicts`` → one ``TextGeneration`` per
 generator model → ``GroupColumns`` (the human response joins the group first, straight from the loader) →
-``UltraFeedback`` (a pairwise run's script rates with UltraFeedback too: distilabel has no pairwise task) → a langid
-language check. LLMs: distilabel's ``OpenAILLM`` for OpenAI-compatible servers and for serverless models through the
+``UltraFeedback`` (a pairwise run's script rates with UltraFeedback too: distilabel has no pairwise task) → a language check
+with the detector DPO Studio's routing table picks for the language (langid, heliport or a Hub fastText model). LLMs: distilabel's ``OpenAILLM`` for OpenAI-compatible servers and for serverless models through the
 HF router's OpenAI-compatible API, and ``InferenceEndpointsLLM(base_url=...)`` for dedicated endpoints
 (``InferenceEndpointsLLM(model_id=...)`` is broken with current huggingface_hub, and ``base_url`` alone sends the
 model name "dummy", which only endpoints ignore). Keys are read from the environment when the script runs; no token
@@ -20,6 +20,7 @@ import json
 import re
 from typing import Any
 
+from pipeline import langcheck
 from pipeline.core import languages
 from pipeline.core.schema import RunMeta
 from pipeline.generate.meta import build_raw_meta, default_repo_name
@@ -37,10 +38,11 @@ _SCRIPT = '''\
 """Reproduce a DPO Studio generation run with distilabel's own Pipeline (and scale it out with Ray).
 
 Made by DPO Studio on {date} for {language}. For every prompt: one answer per generator model, the human answer
-and the model answers grouped (human first), an UltraFeedback rating of each by the judge, and a langid check of
-each answer's language. Mirrors the data-is-better-together "DPO/ORPO dataset for a new language" recipe.
+and the model answers grouped (human first), an UltraFeedback rating of each by the judge, and a check of each
+answer's language with the detector DPO Studio uses for it ({detector}). Mirrors the data-is-better-together
+"DPO/ORPO dataset for a new language" recipe.
 
-    pip install "distilabel[openai,hf-inference-endpoints]=={distilabel}" langid
+    pip install "distilabel[openai,hf-inference-endpoints]=={distilabel}" {detector_packages}
     export HF_TOKEN=hf_...            # for serverless/endpoint models and --push (never put it in this file)
     export OPENAI_API_KEY=...         # only if your OpenAI-compatible server needs a key
     python pipeline.py {data_usage}--limit 10     # try a few rows first
@@ -69,7 +71,13 @@ JUDGE_KWARGS = {judge_kwargs}
 # The judge answers in JSON that fits this schema (distilabel's UltraFeedback schema, bounded to one rating 1-5 per
 # text), sent as the server's structured output; None: the plain UltraFeedback text format.
 JUDGE_SCHEMA = {judge_schema}
-TARGET_LANGUAGE = {target!r}  # ISO 639-1, as langid reports it
+TARGET_LANGUAGE = {target!r}  # ISO 639-1
+# The language check DPO Studio uses for this language (its routing table, measured per language): "langid",
+# "heliport", a fastText model on the Hub ("glotlid"/"openlid"), or "script" (no detector knows the language: the
+# answers are not checked here). TARGET_LABELS: the detector's labels that count as the target language.
+LANGUAGE_DETECTOR = {detector!r}
+TARGET_LABELS = {target_labels}
+LANGUAGE_MODEL_REPO = {model_repo!r}
 HF_ROUTER_URL = {router_url!r}
 
 
@@ -152,15 +160,34 @@ class JsonUltraFeedback(UltraFeedback):
         return self._format_structured_output(output, input)
 
 
+def make_language_detector():
+    """text -> the detector's label, for LANGUAGE_DETECTOR; None when no detector knows the language."""
+    if LANGUAGE_DETECTOR == "langid":
+        import langid
+
+        return lambda text: langid.classify(text)[0]
+    if LANGUAGE_DETECTOR == "heliport":
+        from heliport import Identifier
+
+        identifier = Identifier()
+        return lambda text: identifier.identify(" ".join(text.split()), ignore_confidence=True)
+    if LANGUAGE_MODEL_REPO:
+        import fasttext  # pip install fasttext-predict
+        from huggingface_hub import hf_hub_download
+
+        model = fasttext.load_model(hf_hub_download(LANGUAGE_MODEL_REPO, "model.bin"))
+        return lambda text: model.predict(" ".join(text.split()), k=1)[0][0].removeprefix("__label__")
+    return None
+
+
 @step(inputs=["generations"], outputs=["detected_languages", "language_match"])
 def DetectLanguages(inputs: StepInput):
-    """langid's language of every answer, and whether it is the target language."""
-    import langid
-
+    """The detector's language of every answer, and whether it is the target language."""
+    detect = make_language_detector()
     for row in inputs:
-        found = [langid.classify(text)[0] if text else None for text in row["generations"]]
+        found = [detect(text) if detect and text and text.strip() else None for text in row["generations"]]
         row["detected_languages"] = found
-        row["language_match"] = [None if code is None else code == TARGET_LANGUAGE for code in found]
+        row["language_match"] = [None if label is None else label in TARGET_LABELS for label in found]
     yield inputs
 
 
@@ -289,6 +316,7 @@ def render_pipeline_script(meta: RunMeta, *, data: str = "", router_url: str = R
         "temperature": jgen.temperature if jgen.temperature is not None else 0.1,
     }
     target = languages.hub_tag(meta.language_code)
+    spec = langcheck.detector_spec(meta.language_code) if meta.language_code else None
     lang = meta.language_name or meta.language_code or "a language"
     hub_id = hub_dataset_id(data)
     return _SCRIPT.format(
@@ -308,6 +336,10 @@ def render_pipeline_script(meta: RunMeta, *, data: str = "", router_url: str = R
         judge_kwargs=_py(judge_kwargs),
         judge_schema=_py(_script_judge_schema(meta)),
         target=target.split("-")[0],
+        detector=spec.detector if spec else "script",
+        detector_packages=spec.packages if spec else "",
+        target_labels=_py(list(spec.labels) if spec else []),
+        model_repo=spec.hub_repo if spec else "",
         router_url=router_url,
         pipeline_name=default_repo_name(meta.language_name, meta.language_code, "generation"),
     )

@@ -246,19 +246,22 @@ def run_columns(
 # Per-response statistics (plain text: shown in Markdown only after escaping)
 # ---------------------------------------------------------------------------------------------------------------
 def language_badge(check: langcheck.LanguageCheck | None, target_code: str) -> str:
-    """E.g. ``✅ Dutch (nld) 98%``, ``❌ English (eng) 91% — not Dutch``, ``➖ Yoruba: not checkable``."""
+    """E.g. ``✅ Dutch (nld) 98% · langid``, ``❌ English (eng) 91%, not Dutch``, ``➖ Yoruba: not checked (...)``."""
     if not target_code:
         return "➖ no target language (load data in Filter)"
     target_name = langcheck.language_name(target_code)
-    if not langcheck.is_supported(target_code):
-        return f"➖ {target_name}: the language detector does not know it (not checked)"
-    if check is None or check.detected is None:
+    if check is None:
         return "➖ nothing to check"
+    if check.match is None:
+        return f"➖ {target_name}: not checked ({check.reason})" if check.reason else "➖ nothing to check"
     confidence = f" {check.confidence:.0%}" if check.confidence is not None else ""
+    by = f" · {check.detector}" if check.detector else ""
+    if check.detected is None:  # the script check alone: wrong script
+        return f"❌ not {target_name}: {check.reason}"
     name = langcheck.language_name(check.detected)
     if check.match:
-        return f"✅ {name} ({check.detected}){confidence}"
-    return f"❌ {name} ({check.detected}){confidence}, not {target_name}"
+        return f"✅ {name} ({check.detected}){confidence}{by}"
+    return f"❌ {name} ({check.detected}){confidence}, not {target_name}{by}"
 
 
 def stats_line(state: ColumnState, target_code: str) -> str:
