@@ -13,7 +13,14 @@ import importlib
 import sys
 from pathlib import Path
 
-COMMANDS = ("filter", "generate", "argilla", "export", "judge_check")  # modules; judge_check adds "judge-check"
+COMMANDS = (
+    "filter",
+    "generate",
+    "argilla",
+    "export",
+    "judge_check",
+    "train",
+)  # modules; judge_check adds "judge-check"
 
 
 def build_parser() -> argparse.ArgumentParser:

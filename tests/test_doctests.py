@@ -17,6 +17,9 @@ MODULES = (
     "pipeline.export.build",
     "pipeline.export.card",
     "pipeline.export.hub_io",
+    "pipeline.train.trl_script",
+    "pipeline.train.settings",
+    "pipeline.train.estimate",
 )
 # The data-format functions: each shows an example of its input and output.
 WITH_EXAMPLES = {

@@ -149,6 +149,7 @@ def launch(script: str, *, token: str, flavor: str, output_repo: str, namespace:
             flavor=flavor,
             timeout=timeout,
             labels=dict(LABEL),
+            name=f"dpo-studio-train-{output_repo.split('/')[-1]}"[:60] if output_repo else "dpo-studio-train",
             namespace=namespace,
             token=token,
         )

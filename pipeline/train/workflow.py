@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from pipeline import hub, languages
+from pipeline.core import hub, languages
 from pipeline.train import jobs
 from pipeline.train.estimate import Estimate, Flavor, count_tokens, default_flavor, estimate, params_from_name
 from pipeline.train.progress import TrainProgress
