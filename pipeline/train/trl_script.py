@@ -217,6 +217,12 @@ def load_model(config: dict[str, Any], token: str | None) -> tuple[Any, Any]:
         tokenizer.pad_token = tokenizer.eos_token
     dtype = torch.bfloat16 if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else torch.float32
     model = AutoModelForCausalLM.from_pretrained(config["base_model"], token=token, dtype=dtype, **extra)
+    if extra:  # transformers dequantises a GGUF but marks the model quantized (not trainable): copy it to a plain one
+        settings = model.config.to_dict()
+        settings.pop("quantization_config", None)
+        plain = AutoModelForCausalLM.from_config(type(model.config).from_dict(settings), dtype=dtype)
+        plain.load_state_dict(model.state_dict())
+        model = plain
     return model, tokenizer
 
 
