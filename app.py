@@ -10,7 +10,7 @@ import os
 import gradio as gr
 
 from pipeline.core import languages, links
-from ui import argilla_tab, export_tab, filter_tab, pipeline_tab, playground_tab
+from ui import argilla_tab, export_tab, filter_tab, pipeline_tab, playground_tab, train_tab
 from ui.common import md_text
 from ui.session import Session
 
@@ -18,7 +18,8 @@ TITLE = "DPO Studio"
 INTRO = (
     "Build a **DPO/ORPO preference dataset for your language**: filter human-written prompts and answers from "
     "[Aya](https://huggingface.co/datasets/CohereForAI/aya_dataset), pick a model in the Playground, generate and "
-    "judge a second answer, let your community validate the pairs in Argilla, and export a dataset ready for TRL."
+    "judge a second answer, let your community validate the pairs in Argilla, export a dataset ready for TRL, and "
+    "train a model on it with TRL on Hugging Face Jobs."
 )
 # Table headers wrap between words, never inside one ("sta/tus"); cells wrap long texts anywhere as before.
 CSS = """
@@ -71,6 +72,8 @@ def build_app(show_login: bool = False, login_note: str = "") -> gr.Blocks:
                 argilla_tab.build(session, tab_argilla)
             with gr.Tab("5. Export", id="export") as tab_export:
                 export_tab.build(session, tab_export)
+            with gr.Tab("6. Train", id="train") as tab_train:
+                train_tab.build(session, tab_train)
         with gr.Accordion("Share a link with your community", open=False):
             gr.Markdown(
                 "A link that opens DPO Studio with your language, and the model and system prompt you chose in the "

@@ -443,6 +443,7 @@ def on_push(
         warn(e)
         return f"**Not pushed.** {_md(e)}"
     session.export = result
+    session.pushed_export = repo_id  # the Train tab starts from it
     info(f"Pushed {result.num_rows} pairs to {repo_id}.")
     return f"**Pushed** {result.num_rows} pairs ({'private' if private else 'public'}) to {md_link(repo_id, url)}."
 

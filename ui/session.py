@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.core.schema import ModelChoice, RunMeta
+from pipeline.train import ExportFacts, JobRef
 
 
 @dataclass
@@ -83,6 +84,15 @@ class JudgeCheckState:
 
 
 @dataclass
+class TrainState:
+    """The Train tab's own state: the training job this session launched (or found again after a reload), and the
+    facts of the export last read (so changing a setting does not reload the dataset)."""
+
+    job: JobRef | None = None
+    facts: ExportFacts | None = None
+
+
+@dataclass
 class Session:
     # Hand-offs between the steps
     filtered: Any = None  # pipeline.filter.filtered.FilteredSet | None (Filter -> Playground, Pipeline)
@@ -95,6 +105,7 @@ class Session:
     argilla_key: str = ""  # a per-session override typed by the user; never rendered back or logged
     annotations: Any = None  # pyarrow.Table with schema.ANNOTATION_SCHEMA's columns (Argilla -> Export)
     export: Any = None  # pipeline.export result
+    pushed_export: str = ""  # the repo id of the export this session pushed last (Export -> Train)
     # Each tab's own state
     filter_tab: FilterState = field(default_factory=FilterState)
     playground_tab: PlaygroundState = field(default_factory=PlaygroundState)
@@ -102,3 +113,4 @@ class Session:
     argilla_tab: ArgillaState = field(default_factory=ArgillaState)
     export_tab: ExportState = field(default_factory=ExportState)
     judge_check: JudgeCheckState = field(default_factory=JudgeCheckState)
+    train_tab: TrainState = field(default_factory=TrainState)

@@ -93,7 +93,7 @@ def _explain(exc: Exception, action: str) -> JobsError:
         said = (exc.server_message or "").strip()
         lowered = said.lower()
         if status == 402 or any(w in lowered for w in ("payment", "billing", "credit", "subscribe", " pro ")):
-            return JobsError(f"The Hub refused to {action}: {said or 'payment required'}. {PAID_ACCOUNT}")
+            return JobsError(f"The Hub refused to {action}: {said.rstrip('.') or 'payment required'}. {PAID_ACCOUNT}")
         if status == 401:
             return JobsError(f"The Hub refused the token to {action}: sign in again (or set a valid HF_TOKEN).")
         if status == 403:

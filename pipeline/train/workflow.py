@@ -18,8 +18,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import pipeline.train.jobs as jobs
 from pipeline.core import hub, languages
-from pipeline.train import jobs
 from pipeline.train.estimate import Estimate, Flavor, count_tokens, default_flavor, estimate, params_from_name
 from pipeline.train.progress import TrainProgress
 from pipeline.train.settings import TrainError, TrainSettings, default_output_repo, render_script
