@@ -24,9 +24,12 @@ from tests.fixtures.llm_server import find_gguf
 from tests.train_helpers import TRAIN_PYTHON, have_train_venv, push_export
 
 TOKEN = "hf_train_carla"
-pytestmark = pytest.mark.skipif(
-    not have_train_venv(), reason=f"the training venv is missing ({TRAIN_PYTHON}): run scripts/services.sh"
-)
+pytestmark = [
+    pytest.mark.train,
+    pytest.mark.skipif(
+        not have_train_venv(), reason=f"the training venv is missing ({TRAIN_PYTHON}): run scripts/services.sh"
+    ),
+]
 
 
 @pytest.fixture(scope="module")

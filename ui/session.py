@@ -3,10 +3,10 @@ lives in module globals. Tokens are never stored here: handlers receive them fro
 
 A ``Session`` holds two kinds of state, both declared (there is no free-form dict):
 
-- the hand-offs between steps (``filtered`` -> ``raw`` / ``raw_meta`` -> ``annotations`` -> ``export``), read by
-  the next tab;
+- the hand-offs between steps (``filtered`` -> ``raw`` / ``raw_meta`` -> ``annotations`` -> ``export`` ->
+  ``pushed_export``), read by the next tab;
 - one small dataclass per tab (``filter_tab``, ``playground_tab``, ``pipeline_tab``, ``argilla_tab``,
-  ``export_tab``) for what only that tab reads back. A new per-tab value is a new typed field there.
+  ``export_tab``, ``train_tab``) for what only that tab reads back. A new per-tab value is a new typed field there.
 """
 
 from __future__ import annotations
