@@ -105,3 +105,25 @@ def test_default_hardware_is_the_cheapest_gpu_that_fits():
     assert train.default_flavor([CPU, A100, A10G], 4.0, lora=False) == A100
     assert train.default_flavor([CPU], 0.6, lora=True) is None
     assert A10G.hourly_usd == pytest.approx(1.0, abs=0.01)
+
+
+def test_a_local_run_gets_the_token_in_its_environment_never_its_command_line(tmp_path):
+    fake_python = tmp_path / "python"
+    fake_python.write_text(
+        "#!/bin/sh\n"
+        'echo "argv: $*"\n'
+        'test "$HF_TOKEN" = hf_local_secret && echo "token: in the environment"\n'
+        'printf \'%s\\n\' \'DPO_STUDIO_EVENT {"event": "saved", "path": "/tmp/m"}\' \'DPO_STUDIO_EVENT {"event": "done"}\'\n'
+    )
+    fake_python.chmod(0o755)
+    settings = train.TrainSettings(dataset="a/b", base_model="m/n")
+    facts = train.ExportFacts("a/b", 10, 2, 1000, 100, "nl")
+    plan = train.plan(settings, facts)
+    seen: list[str] = []
+    code, progress, tail = train.run_local(
+        plan, "hf_local_secret", python=str(fake_python), args=["--no-push"], on_line=seen.append, workdir=tmp_path
+    )
+    assert code == 0 and progress.done and progress.saved_path == "/tmp/m"
+    assert "token: in the environment" in seen and not any("hf_local_secret" in line for line in seen)
+    assert seen[0].startswith("argv: ") and seen[0].endswith("--no-push") and "train.py" in seen[0]
+    assert (tmp_path / "train.py").read_text(encoding="utf-8") == plan.script

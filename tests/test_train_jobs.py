@@ -147,7 +147,20 @@ def test_the_cli_launches_follows_and_prints_the_figures(jobs_hub, export, monke
     repo = f"alice/cli-model-{uuid.uuid4().hex[:6]}"
     jobs_hub.jobs.next_plan = JobPlan(scheduling_s=0.1, running_s=0.3, logs=script_output(f"{jobs_hub.url}/{repo}"))
     code = main(
-        ["train", "--dataset", export, "--jobs", "--flavor", "a10g-small", "--output-repo", repo, "--poll", "0.05"]
+        [
+            "train",
+            "--dataset",
+            export,
+            "--jobs",
+            "--flavor",
+            "a10g-small",
+            "--output-repo",
+            repo,
+            "--poll",
+            "0.05",
+            "--timeout",
+            "90m",
+        ]
     )
     out = capsys.readouterr().out
     assert code == 0, out
@@ -155,7 +168,8 @@ def test_the_cli_launches_follows_and_prints_the_figures(jobs_hub, export, monke
     assert "COMPLETED" in out and "reward accuracy 33.3% -> 100.0%" in out
     assert f"model: {jobs_hub.url}/{repo}" in out
     job = jobs_hub.jobs.all()[-1]
-    assert job.spec["flavor"] == "a10g-small" and TOKEN not in json.dumps(job.spec["command"])
+    assert job.spec["flavor"] == "a10g-small" and job.spec["timeoutSeconds"] == 5400
+    assert TOKEN not in json.dumps(job.spec["command"])
 
 
 def test_the_cli_says_why_an_account_cannot_run_jobs(jobs_hub, monkeypatch, capsys):

@@ -64,6 +64,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     where.add_argument("--workdir", help="local runs: the folder for the script and the model (default: a temp dir)")
     where.add_argument("--jobs", action="store_true", help="run on Hugging Face Jobs (needs a paid account)")
     where.add_argument("--flavor", default="", help="Jobs hardware (default: the cheapest GPU that fits)")
+    where.add_argument("--timeout", default="8h", help="Jobs: the longest the job may run (default: %(default)s)")
     where.add_argument("--detach", action="store_true", help="Jobs: print the job id and return")
     where.add_argument("--follow", metavar="JOB_ID", help="Jobs: follow a job started before")
     where.add_argument("--cancel", metavar="JOB_ID", help="Jobs: cancel a job")
@@ -188,7 +189,7 @@ def _launch(the_plan: train.TrainPlan, token: str | None, args: argparse.Namespa
     if note:
         print(f"note: {note}")
     try:
-        ref = train.launch(the_plan, token)
+        ref = train.launch(the_plan, token, timeout=args.timeout)
     except (train.TrainError, train.JobsError, hub.HubError) as e:
         return _fail(e)
     print(f"job {ref.job_id} started in {ref.namespace} on {ref.flavor}")

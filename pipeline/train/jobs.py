@@ -171,7 +171,9 @@ def view(ref: JobRef, token: str | None, tail: int = 200, metrics: bool = True) 
     sample: dict[str, Any] = {}
     if metrics and stage == "RUNNING":
         try:
-            sample = next(iter(api.fetch_job_metrics(job_id=ref.job_id, namespace=ref.namespace, token=token)), {})
+            sample = next(
+                iter(api.fetch_job_metrics(job_id=ref.job_id, namespace=ref.namespace, token=token or False)), {}
+            )
         except Exception:  # noqa: BLE001 - metrics are a nicety; the stage and logs are what matter
             sample = {}
     output_repo = ref.output_repo or str((job.environment or {}).get(MODEL_ENV) or "")

@@ -121,8 +121,9 @@ def plan(
     return TrainPlan(settings, script, facts, chosen, est)
 
 
-def launch(train_plan: TrainPlan, token: str | None) -> jobs.JobRef:
-    """Start the planned run on HF Jobs, in the namespace of the model repo (checked writable first)."""
+def launch(train_plan: TrainPlan, token: str | None, timeout: str = "8h") -> jobs.JobRef:
+    """Start the planned run on HF Jobs, in the namespace of the model repo (checked writable first); the job
+    stops after ``timeout`` ("90m", "8h")."""
     settings = train_plan.settings
     if not token:
         raise jobs.JobsError("Sign in with Hugging Face to run the training on HF Jobs.")
@@ -138,6 +139,7 @@ def launch(train_plan: TrainPlan, token: str | None) -> jobs.JobRef:
         flavor=train_plan.flavor.name,
         output_repo=settings.output_repo,
         namespace=namespace,
+        timeout=timeout,
     )
 
 
