@@ -395,6 +395,18 @@ def test_app_launch_decides_the_mode_from_its_launch_arguments(local, monkeypatc
         netguard.disable_launch_guard()
 
 
+def test_the_app_launched_beyond_loopback_starts_with_the_guard_on(tmp_path):
+    """The real start-up (``app.main()`` in a subprocess, fixture helper ``launch_app``) on 0.0.0.0."""
+    from tests.fixtures.app_server import launch_app
+
+    app = launch_app(tmp_path / "app", {"GRADIO_SERVER_NAME": "0.0.0.0", "HF_ENDPOINT": "http://127.0.0.1:9"})
+    try:
+        log = app.log_text()
+    finally:
+        app.stop()
+    assert "Private-address guard: on (the app listens on 0.0.0.0, beyond this machine)" in log, log[-2000:]
+
+
 # --- connections go to the address that was checked ----------------------------------------------------------------
 LIBS = {"httpx": (httpx, netguard.httpx_transport), "httpx2": (httpx2, netguard.httpx2_transport)}
 
