@@ -13,6 +13,7 @@ before any call.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import os
 import socket
 import subprocess
@@ -526,3 +527,84 @@ def test_a_local_run_never_looks_names_up(local, resolver, faulty_server):
     with httpx2.Client(transport=netguard.httpx2_transport(inner=_inner(httpx2, seen))) as client:
         client.get("http://anything.example/")
     assert resolver.calls == [] and seen[0].url.host == "anything.example"
+
+
+def _self_signed(tmp_path: Path, name: str) -> tuple[Path, Path]:
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return cert_path, key_path
+
+
+@pytest.mark.parametrize("name", LIBS)
+def test_a_pinned_https_request_keeps_the_name_for_tls_and_host(tmp_path, name):
+    """Over real TLS (a loopback server with a certificate for ``pinned.example``): a request pinned to the IP
+    sends the name as TLS server name (SNI) and Host, the certificate is verified against the name, and a name the
+    certificate does not cover is refused."""
+    import ssl
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    lib, _ = LIBS[name]
+    cert, key = _self_signed(tmp_path, "pinned.example")
+    server_names: list = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = self.headers["Host"].encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    context.sni_callback = lambda sock, server_name, ctx: server_names.append(server_name)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+    trust = ssl.create_default_context(cafile=str(cert))
+    loopback = [ipaddress.ip_address("127.0.0.1")]
+    try:
+        request = lib.Request("GET", f"https://pinned.example:{port}/v1/models")
+        [pinned] = netguard.pinned_requests(lib, request, loopback)
+        assert pinned.url.host == "127.0.0.1"
+        with lib.HTTPTransport(verify=trust) as transport:
+            response = transport.handle_request(pinned)
+            response.read()
+        assert response.status_code == 200 and response.text == f"pinned.example:{port}"
+        assert server_names == ["pinned.example"]
+        other = lib.Request("GET", f"https://other.example:{port}/")
+        with lib.HTTPTransport(verify=trust) as transport, pytest.raises(lib.ConnectError):
+            transport.handle_request(netguard.pinned_requests(lib, other, loopback)[0])
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -296,8 +296,8 @@ async def acheck_request(request: Any) -> None:
 
 
 # --- transports that connect to the checked address ------------------------------------------------------------
-def _pinned(lib: Any, request: Any, addresses: list[IPAddress]) -> list[Any]:
-    """Copies of ``request`` aimed at each checked address: the IP in the URL, the name in the ``Host`` header
+def pinned_requests(lib: Any, request: Any, addresses: list[IPAddress]) -> list[Any]:
+    """Copies of ``request`` (an ``httpx``/``httpx2`` request, ``lib`` its module) aimed at each checked address: the IP in the URL, the name in the ``Host`` header
     (already there: httpx sets it when the request is built) and as the TLS server name."""
     host, _, _ = _request_target(request)
     out = []
@@ -351,7 +351,7 @@ def _transport_classes(lib: Any) -> tuple[type, type]:
             host, port, what = _request_target(request)
             pool = self._pools.for_host(host)
             last: Exception | None = None
-            for pinned in _pinned(lib, request, checked_addresses(host, port, what=what)):
+            for pinned in pinned_requests(lib, request, checked_addresses(host, port, what=what)):
                 try:
                     return pool.handle_request(pinned)
                 except lib.ConnectError as exc:  # this address is down: try the next checked one
@@ -377,7 +377,7 @@ def _transport_classes(lib: Any) -> tuple[type, type]:
             pool = self._pools.for_host(host)
             addresses = await asyncio.to_thread(checked_addresses, host, port, what=what)
             last: Exception | None = None
-            for pinned in _pinned(lib, request, addresses):
+            for pinned in pinned_requests(lib, request, addresses):
                 try:
                     return await pool.handle_async_request(pinned)
                 except lib.ConnectError as exc:
