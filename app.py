@@ -9,7 +9,7 @@ import os
 
 import gradio as gr
 
-from pipeline.core import languages, links
+from pipeline.core import languages, links, netguard
 from ui import argilla_tab, export_tab, filter_tab, pipeline_tab, playground_tab, train_tab
 from ui.common import md_text
 from ui.session import Session
@@ -128,7 +128,29 @@ def link_banner_text(request: gr.Request) -> dict:
     return gr.update(visible=True, value=text)
 
 
+def launch_options() -> dict:
+    """The launch arguments that decide who can reach the app: the server name and whether to open a share link
+    (Gradio's own defaults and environment variables, read here so that what the address guard sees is what the
+    launch uses)."""
+    return {
+        "server_name": os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+        "share": os.environ.get("GRADIO_SHARE", "").strip().lower() == "true",
+    }
+
+
+def guard_for_launch(options: dict) -> str | None:
+    """Turn the private-address guard on when this launch serves beyond this machine (pipeline.core.netguard);
+    returns why it is on, or None for a local run."""
+    reason = netguard.launch_reason(options.get("server_name"), bool(options.get("share")))
+    if reason:
+        netguard.enable(reason)
+    return netguard.guard_reason()
+
+
 def main() -> None:
+    options = launch_options()
+    guard = guard_for_launch(options)  # before any request: sign-in's whoami below goes through the guard too
+    print(f"Private-address guard: {'on (' + guard + ')' if guard else 'off (a local run)'}", flush=True)
     show_login, note = login_available()
     demo = build_app(show_login=show_login, login_note=note)
     # Queue: 8 workers for ordinary events; the Playground's streaming runs up to 24 at once (its own limit) and
@@ -138,7 +160,7 @@ def main() -> None:
     # localStorage.
     demo.queue(default_concurrency_limit=8).launch(
         css=CSS,
-        server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+        **options,
         ssr_mode=False,
         run_history=False,
         max_threads=64,

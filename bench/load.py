@@ -19,7 +19,8 @@ the app answers, which on 2 cores is bound by Gradio's own CPU per event, ~25-40
 Prints one JSON line last: ``errors``, ``p50_ms``, ``p95_ms`` (concurrent phase), ``single_p50_ms``,
 ``single_p95_ms``, ``p95_ratio`` = p95 / single p95, the same per kind of call, and the extra runs.
 A session's first event (Gradio builds its per-session state then) is reported as ``session_start`` and left out of
-the percentiles. Goal: 0 errors and ``p95_ratio`` < 3. Usage: ``python bench/load.py [--sessions 20]``
+the percentiles. Goal: 0 errors and ``p95_ratio`` < 3; the goal line also states the back-to-back run's ratio
+(``back_to_back_p95_ratio``, reported beside the goal, not part of it). Usage: ``python bench/load.py [--sessions 20]``
 """
 
 from __future__ import annotations
@@ -336,7 +337,17 @@ def main() -> None:
             "single_filter_p95_ms": slow["single_by_kind"].get("filter", {}).get("p95_ms"),
             "llm_max_in_flight": slow["llm_max_in_flight"],
         }
-    result["goal"] = "errors == 0 and p95_ratio < 3"
+    b2b = extra["p95_ratio"] if extra is not None else None
+    result["back_to_back_p95_ratio"] = b2b
+    result["goal"] = (
+        f"errors == 0 and p95_ratio < 3 with {args.think:g} s between clicks (measured {result['p95_ratio']}); "
+        + (
+            f"back-to-back clicks (no pauses): p95_ratio {b2b}, errors {extra['errors']} (reported, not part of "
+            "the goal: the app is CPU-bound there)"
+            if extra is not None
+            else "back-to-back run skipped"
+        )
+    )
     result["goal_met"] = result["errors"] == 0 and (result["p95_ratio"] or 99) < 3
     print(json.dumps(result))
 

@@ -452,7 +452,10 @@ def test_smollm2_gives_a_structured_rating_verdict(llm_server):
     verdict = _real(llm_server, order="both")
     assert verdict.status == schema.STATUS_OK, verdict.error
     assert verdict.structured and all(1 <= r <= 5 for r in verdict.ratings)
-    assert verdict.inconsistent in (True, False) and all(isinstance(r, str) for r in verdict.rationales)
+    # judged in both orders: the verdict says whether the preference flipped (a bool; None would mean judged once)
+    assert isinstance(verdict.inconsistent, bool), verdict.inconsistent
+    assert sorted(tuple(o) for o in verdict.orders) == [(0, 1), (1, 0)], verdict.orders
+    assert all(isinstance(r, str) and r.strip() for r in verdict.rationales)
 
 
 def test_smollm2_gives_a_structured_pairwise_verdict(llm_server):

@@ -193,7 +193,8 @@ def _probe(url: str, api_key: str) -> dict:
                 headers={"X-Argilla-Api-Key": api_key},
                 timeout=httpx.Timeout(PROBE_READ_TIMEOUT, connect=CONNECT_TIMEOUT),
                 follow_redirects=False,
-                event_hooks={"request": [netguard.check_request]},  # no private addresses from a Space
+                transport=netguard.httpx_transport(),  # public app: connects only to a checked address
+                event_hooks={"request": [netguard.check_request]},  # (and checks the name behind a proxy)
             ) as http:
                 result["response"] = http.get("/api/v1/me")
         except Exception as exc:  # noqa: BLE001 - classified below
@@ -253,7 +254,7 @@ def connect(url: str | None = None, api_key: str | None = None) -> Connection:
 
     Only the Argilla key is sent (never a Hugging Face token: a ``*.hf.space`` host may be anyone's Space)."""
     final_url, key = resolve_credentials(url, api_key)
-    try:  # on a public Space: never a private address (pipeline.core.netguard); checked again on every request
+    try:  # a public app: never a private address (pipeline.core.netguard); checked again on every request
         netguard.check_url(final_url, what=f"The Argilla URL {final_url}")
     except netguard.AddressRefused as exc:
         raise ArgillaIOError(exc.message) from None
@@ -268,6 +269,8 @@ def connect(url: str | None = None, api_key: str | None = None) -> Connection:
             timeout=httpx.Timeout(READ_TIMEOUT, connect=CONNECT_TIMEOUT),
             retries=1,
             event_hooks={"request": [netguard.check_request]},
+            # public app: every SDK request goes through a transport that connects only to a checked address
+            **({"mounts": netguard.httpx_mounts(retries=1)} if netguard.active() else {}),
         )
     except Exception as exc:  # noqa: BLE001 - the probe passed, so this is rare
         raise ArgillaIOError(f"Could not open a session with Argilla at {final_url}: {_describe(exc)}") from None

@@ -59,8 +59,9 @@ from pipeline.core import netguard
 from pipeline.inference import ratecontrol
 
 log = logging.getLogger(__name__)
-# On a public Space every request huggingface_hub's clients send is checked against private addresses as it is
-# sent (pipeline.core.netguard); Backend.validate checks a typed URL before any work. Locally both allow everything.
+# When the app serves the public, every request huggingface_hub's clients send is checked against private addresses
+# and connects to the checked address (pipeline.core.netguard); Backend.validate checks a typed URL before any work.
+# Locally both allow everything.
 netguard.install_hf_guard()
 
 BackendKind = Literal["serverless", "endpoint", "openai"]
@@ -1157,7 +1158,11 @@ def list_models(backend: Backend, token: str | None, *, timeout: float = 10.0) -
         url += "/v1"
     headers = {"authorization": f"Bearer {token}"} if token else {}
     try:
-        with httpx2.Client(timeout=timeout, event_hooks={"request": [netguard.check_request]}) as http:
+        with httpx2.Client(
+            timeout=timeout,
+            transport=netguard.httpx2_transport(),  # a public app: connects only to a checked address
+            event_hooks={"request": [netguard.check_request]},
+        ) as http:
             response = http.get(f"{url}/models", headers=headers)
         response.raise_for_status()
         data = response.json().get("data", [])
