@@ -51,7 +51,7 @@ HUB_CHECKPOINT_MIN_EVERY = 10  # rows between two Hub checkpoint pushes, at the 
 def serverless_models(settings: RunSettings) -> list[str]:
     """The model ids of ``settings`` that run on serverless inference (the user's token), each once, in order."""
     backends = (*settings.generators, settings.judge)
-    return list(dict.fromkeys(b.model for b in backends if b.kind == "serverless"))
+    return list(dict.fromkeys(b.model for b in backends if b.spec.needs_token))
 
 
 def require_sign_in(settings: RunSettings, token: str | None, how: str) -> None:

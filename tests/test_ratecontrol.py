@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 
 import pytest
 
 from pipeline import inference
 from pipeline.inference import AsyncChat, Backend, GenParams, InferenceError, RetryPolicy, achat, ratecontrol
-from pipeline.inference.ratecontrol import IDLE_RESET_S, Aimd, RateController
+from pipeline.inference.ratecontrol import IDLE_RESET_S, MAX_PAUSE_S, SLOW_START_AT, Aimd, RateController
 from tests.fixtures.faulty_server import FakeLLMServer, Fault
 
 MESSAGES = [{"role": "user", "content": "Hallo"}]
@@ -43,25 +44,55 @@ def adaptive_on():
 
 
 # --- the rule --------------------------------------------------------------------------------------------------
-def test_starts_at_the_users_setting_and_never_grows_past_it():
+def rounds(aimd: Aimd, clock: Clock, n: int) -> list[int]:
+    """``n`` rounds of calls while others queue: each round, every allowed call succeeds; the limit after each."""
+    seen = []
+    for _ in range(n):
+        for _ in range(aimd.limit):
+            aimd.on_success(clock.now, clock.now + 0.3, queued=True)
+        clock.now += 0.3
+        seen.append(aimd.limit)
+    return seen
+
+
+def test_a_new_key_starts_small_and_doubles_up_to_the_users_setting():
     clock = Clock()
-    aimd = Aimd(8, clock=clock)
-    assert aimd.limit == 8
-    for _ in range(50):
-        aimd.on_success(clock.now, clock.now + 0.3, queued=True)
-    assert aimd.limit == 8
+    aimd = Aimd(64, clock=clock)
+    assert aimd.limit == SLOW_START_AT == 4 and aimd.slow_start
+    assert rounds(aimd, clock, 6) == [8, 16, 32, 64, 64, 64]  # doubles each round, never past the setting
+    assert not aimd.slow_start
+
+
+def test_slow_start_ends_at_the_first_throttle_then_growth_is_additive():
+    clock = Clock()
+    aimd = Aimd(64, clock=clock)
+    rounds(aimd, clock, 2)
+    assert aimd.limit == 16
+    aimd.on_throttle(clock.now, clock.now, retry_after=0.5)
+    assert aimd.limit == 9 and not aimd.slow_start and aimd.history
+    clock.now += 1
+    seen = rounds(aimd, clock, 4)
+    assert seen[-1] > 9 and all(b - a <= 1 for a, b in zip([9, *seen], seen))  # about a slot a round, not doubling
+
+
+def test_slow_start_waits_for_queueing_calls():
+    clock = Clock()
+    aimd = Aimd(64, clock=clock)
+    for _ in range(100):
+        aimd.on_success(clock.now, clock.now, queued=False)
+    assert aimd.limit == SLOW_START_AT  # nobody waited for a slot: no reason to grow
 
 
 def test_a_burst_of_refusals_is_one_multiplicative_cut_then_one_slot_per_refused_call():
     clock = Clock()
-    aimd = Aimd(64, clock=clock)
+    aimd = Aimd(64, start=64, clock=clock)
     sent = clock.now
     clock.now += 0.01
-    aimd.on_throttle(sent, clock.now, retry_after=0.05)  # the first refusal of the burst: cut by half
-    assert aimd.limit == 32
+    aimd.on_throttle(sent, clock.now, retry_after=0.05)  # the first refusal of the burst: cut to 0.6 × 64
+    assert aimd.limit == 38
     for _ in range(9):  # 9 more refusals of calls sent in the same burst: one slot each off the level before it
         aimd.on_throttle(sent, clock.now, retry_after=0.05)
-    assert aimd.limit == 32  # 64 - 10 = 54 is above the cut: the cut stands, no cascade
+    assert aimd.limit == 38  # 64 - 10 = 54 is above the cut: the cut stands, no cascade
     for _ in range(30):
         aimd.on_throttle(sent, clock.now, retry_after=0.05)
     assert aimd.limit == 24  # 64 - 40 refused: about what the provider took
@@ -70,14 +101,14 @@ def test_a_burst_of_refusals_is_one_multiplicative_cut_then_one_slot_per_refused
 
 def test_a_new_event_cuts_again_but_refusals_from_before_the_cut_do_not():
     clock = Clock()
-    aimd = Aimd(20, clock=clock)
+    aimd = Aimd(20, start=20, clock=clock)
     aimd.on_throttle(clock.now, clock.now, retry_after=1.0)
-    assert aimd.limit == 10
+    assert aimd.limit == 12
     clock.now += 2
     aimd.on_throttle(clock.now - 3, clock.now, retry_after=1.0)  # sent before that cut: same event
-    assert aimd.limit == 10
+    assert aimd.limit == 12
     aimd.on_throttle(clock.now - 0.1, clock.now, retry_after=1.0)  # sent after it: a new event
-    assert aimd.limit == 5
+    assert aimd.limit == 7
 
 
 def test_retry_after_pauses_the_key():
@@ -103,15 +134,16 @@ def test_a_bare_429_among_successes_costs_half_a_slot_but_many_cut_hard():
 
 def test_an_overloaded_503_is_certain_without_retry_after():
     clock = Clock()
-    aimd = Aimd(20, clock=clock)
+    aimd = Aimd(20, start=20, clock=clock)
     aimd.on_throttle(clock.now, clock.now, certain=True)
-    assert aimd.limit == 10 and aimd.paused_for() == 0
+    assert aimd.limit == 12 and aimd.paused_for() == 0
 
 
 def test_grows_back_quickly_to_near_the_cut_then_probes_slowly():
     clock = Clock()
-    aimd = Aimd(40, clock=clock)
-    aimd.on_throttle(clock.now, clock.now, retry_after=0.1)  # cut from 40 to 20
+    aimd = Aimd(40, start=40, clock=clock)
+    aimd.on_throttle(clock.now, clock.now, retry_after=0.1)  # cut from 40 to 24
+    clock.now += 1  # the successes below are of calls admitted after the cut
     successes_to = {}
     successes = 0
     while aimd.limit < 40 and successes < 20_000:
@@ -119,38 +151,61 @@ def test_grows_back_quickly_to_near_the_cut_then_probes_slowly():
         successes += 1
         successes_to.setdefault(aimd.limit, successes)
     assert aimd.limit == 40
-    fast = (successes_to[35] - successes_to[21]) / 14  # per slot, growing back below the level of the cut
+    fast = (successes_to[35] - successes_to[25]) / 10  # per slot, growing back below the level of the cut
     slow = successes_to[38] - successes_to[37]  # one slot near that level
     assert slow > 5 * fast  # probing for more is several times slower than growing back
 
 
 def test_growth_only_while_calls_are_queueing():
     clock = Clock()
-    aimd = Aimd(16, clock=clock)
+    aimd = Aimd(16, start=16, clock=clock)
     aimd.on_throttle(clock.now, clock.now, retry_after=0.1)
+    clock.now += 1
     for _ in range(500):
         aimd.on_success(clock.now, clock.now, queued=False)
-    assert aimd.limit == 8
+    assert aimd.limit == 9
 
 
-def test_an_idle_key_starts_at_the_setting_again():
+def test_a_success_admitted_before_the_last_cut_does_not_grow_the_limit():
     clock = Clock()
-    aimd = Aimd(16, clock=clock)
+    aimd = Aimd(16, start=16, clock=clock)
+    admitted_before = clock.now
+    clock.now += 0.5
+    aimd.on_throttle(clock.now, clock.now, retry_after=0.1)  # cut to 9
+    cut_at = clock.now
+    clock.now += 0.3
+    for _ in range(200):  # calls sent at the old level come back fine: that says nothing about the new one
+        aimd.on_success(admitted_before, clock.now, queued=True)
+    assert aimd.limit == 9
+    for _ in range(20):
+        aimd.on_success(cut_at + 0.1, clock.now, queued=True)
+    assert aimd.limit > 9
+
+
+def test_an_idle_key_with_history_starts_from_what_it_learned():
+    clock = Clock()
+    aimd = Aimd(32, start=20, clock=clock)
     aimd.on_throttle(clock.now, clock.now, retry_after=0.1)
-    assert aimd.limit == 8
+    assert aimd.limit == 12
     clock.now += IDLE_RESET_S + 1
     aimd.touch(clock.now)
-    assert aimd.limit == 16
+    assert aimd.limit == 18  # 90% of where its last cut began, not the setting (32) and not a slow start
+    fresh = Aimd(32, clock=clock)
+    clock.now += IDLE_RESET_S + 1
+    fresh.touch(clock.now)
+    assert fresh.limit == SLOW_START_AT  # no history: still starting small
 
 
-def test_raising_the_setting_follows_unless_throttled():
+def test_raising_the_setting_is_grown_to_not_jumped_to():
     clock = Clock()
-    aimd = Aimd(8, clock=clock)
+    aimd = Aimd(2, clock=clock)
+    assert aimd.limit == 2
     aimd.set_ceiling(32)
-    assert aimd.limit == 32
+    assert aimd.limit == SLOW_START_AT and aimd.slow_start  # no history: a slow start, not 32 at once
+    assert rounds(aimd, clock, 3) == [8, 16, 32]
     aimd.on_throttle(clock.now, clock.now, retry_after=0.1)
     aimd.set_ceiling(64)
-    assert aimd.limit == 16 and aimd.ceiling == 64
+    assert aimd.limit == 19 and aimd.ceiling == 64 and not aimd.slow_start
     aimd.set_ceiling(4)
     assert aimd.limit == 4
 
@@ -300,10 +355,11 @@ def test_an_overloaded_503_cuts_the_limit(faulty_server):
     backend = backend_of(faulty_server)
     inference.set_concurrency_limit(backend, 8)
     try:
+        before = inference.controller_state(backend).allowed
         faulty_server.add_faults(Fault.status(503, message="The server is overloaded, try again later"))
         result = run(achat(backend, MESSAGES, GenParams(), None, retry=FAST))
         assert result.attempts == 2
-        assert inference.controller_state(backend).allowed == 4
+        assert inference.controller_state(backend).allowed == int(before * Aimd(1).decrease)
     finally:
         inference.set_concurrency_limit(backend, 32)
 
@@ -323,3 +379,155 @@ def test_two_threads_share_one_controller_safely():
     for thread in threads:
         thread.join(timeout=30)
     assert len(granted) == 200 and max(granted) <= 3 and controller.in_use == 0
+
+
+# --- Retry-After as sent, and every wait within the call's budgets -------------------------------------------
+def test_retry_after_inf_is_no_value_the_backoff_applies_and_nothing_is_paused(faulty_server):
+    backend = backend_of(faulty_server)
+    faulty_server.add_faults(Fault.status(429, retry_after=float("inf")))  # sent as "Retry-After: inf"
+    result = run(achat(backend, MESSAGES, GenParams(), None, retry=FAST))
+    assert result.attempts == 2 and faulty_server.requests[0].json is not None
+    state = inference.controller_state(backend)
+    assert state.refused == 1 and state.paused_s == 0  # the key was not paused (forever or at all)
+
+
+@pytest.mark.parametrize("header", ["soon", "-5", "nan", ""])
+def test_an_unreadable_or_negative_retry_after_is_the_default_backoff(faulty_server, header):
+    backend = backend_of(faulty_server)
+    faulty_server.add_faults(Fault.status(429, retry_after=header))
+    policy = RetryPolicy(max_attempts=3, max_total_s=20, max_wait_s=0.01, base_backoff_s=5, max_backoff_s=5)
+    with pytest.raises(InferenceError) as info:  # the back-off (2.5-5 s) passes the wait budget: no wait at all
+        run(achat(backend, MESSAGES, GenParams(), None, retry=policy))
+    assert info.value.kind == "throttled" and info.value.retry_after is None
+    assert "asked to wait" not in info.value.message
+    assert inference.controller_state(backend).paused_s == 0
+
+
+def test_a_retry_after_as_an_http_date_is_the_seconds_until_then(faulty_server):
+    from email.utils import formatdate
+
+    backend = backend_of(faulty_server)
+    faulty_server.add_faults(Fault.status(429, retry_after=formatdate(time.time() + 30, usegmt=True)))
+    policy = RetryPolicy(max_attempts=3, max_total_s=20, max_wait_s=0.5)
+    with pytest.raises(InferenceError) as info:
+        run(achat(backend, MESSAGES, GenParams(), None, retry=policy))
+    assert info.value.kind == "throttled" and 28 <= info.value.retry_after <= 30
+    assert faulty_server.chat_requests == 1
+
+
+def test_a_huge_retry_after_is_capped_at_the_longest_wait(faulty_server):
+    backend = backend_of(faulty_server)
+    faulty_server.add_faults(Fault.status(429, retry_after=1e12))
+    policy = RetryPolicy(max_attempts=3, max_total_s=20, max_wait_s=0.3)
+    with pytest.raises(InferenceError) as info:  # a wait past the budget is not started: no 31,000-year wait
+        run(achat(backend, MESSAGES, GenParams(), None, retry=policy))
+    assert info.value.kind == "throttled" and faulty_server.chat_requests == 1
+    assert inference.controller_state(backend).paused_s <= 0.3  # the key's pause was capped at that wait too
+    after = RetryPolicy(max_attempts=3, max_total_s=20, max_wait_s=5)
+    assert run(achat(backend, MESSAGES, GenParams(), None, retry=after)).attempts == 1  # usable after that pause
+
+
+def test_a_controller_never_pauses_forever_and_its_timer_never_overflows(monkeypatch):
+    errors: list[BaseException] = []
+    monkeypatch.setattr(threading, "excepthook", lambda args: errors.append(args.exc_value))
+    controller = RateController(4)
+    controller.throttled(time.monotonic(), float("inf"))
+    assert controller.paused_for() == 0  # not finite: no pause
+    controller.throttled(time.monotonic(), 1e300)
+    assert 0 < controller.paused_for() <= MAX_PAUSE_S
+    assert controller.acquire(timeout=0.05) is False  # waits (on a bounded timer) and gives up in time
+    assert controller.waiting == 0 and controller.in_use == 0
+    assert errors == []
+
+
+def test_a_call_waiting_for_a_slot_on_a_paused_key_respects_its_budget_and_cancellation(faulty_server):
+    """One call's 429 with Retry-After 6 pauses the key; another call with 1 s budgets gives up at once (no request
+    sent), a third waiting for the slot and the first waiting to retry are cancelled: no slot, no queue left."""
+    backend = backend_of(faulty_server)
+    faulty_server.add_faults(Fault.status(429, retry_after=6))
+    patient = RetryPolicy(max_attempts=3, max_total_s=60, max_wait_s=60)
+    hurried = RetryPolicy(max_attempts=3, max_total_s=1, max_wait_s=1)
+    limiter = inference.limiter_for(backend)
+
+    async def scenario():
+        async with AsyncChat(backend, None, retry=patient) as chat, AsyncChat(backend, None, retry=hurried) as quick:
+            first = asyncio.create_task(chat(MESSAGES))
+            while limiter.paused_for() == 0:
+                await asyncio.sleep(0.01)
+            with pytest.raises(InferenceError) as info:
+                await quick(MESSAGES)
+            third = asyncio.create_task(chat(MESSAGES))
+            while limiter.waiting == 0:
+                await asyncio.sleep(0.01)
+            for task in (first, third):
+                task.cancel()
+            for task in (first, third):
+                with pytest.raises(asyncio.CancelledError):
+                    await task
+            return info.value
+
+    error = run(scenario())
+    assert error.kind == "throttled" and "wait 6.0 s more" in error.message and "limit of 1.0 s" in error.message
+    assert faulty_server.chat_requests == 1  # only the first call's request: nobody sent during the pause
+    assert limiter.waiting == 0 and limiter.in_use == 0
+
+
+def test_a_wait_for_a_busy_slot_ends_with_the_wait_budget(faulty_server):
+    backend = backend_of(faulty_server)
+    inference.set_concurrency_limit(backend, 1)
+    faulty_server.add_faults(Fault.delay(1.5))  # the one slot stays busy
+    limiter = inference.limiter_for(backend)
+    try:
+
+        async def scenario():
+            busy = asyncio.create_task(achat(backend, MESSAGES, GenParams(), None, retry=FAST))
+            while faulty_server.chat_requests == 0:
+                await asyncio.sleep(0.01)
+            policy = RetryPolicy(max_attempts=3, max_total_s=20, max_wait_s=0.2)
+            with pytest.raises(InferenceError) as info:
+                await achat(backend, MESSAGES, GenParams(), None, retry=policy)
+            requests_meanwhile = faulty_server.chat_requests
+            await busy
+            return info.value, requests_meanwhile
+
+        error, requests_meanwhile = run(scenario())
+    finally:
+        inference.set_concurrency_limit(backend, 32)
+    assert error.kind == "throttled" and "stayed busy" in error.message
+    assert requests_meanwhile == 1 and limiter.waiting == 0 and limiter.in_use == 0
+
+
+# --- streaming: the same policy, the same waits ------------------------------------------------------------------
+def test_streaming_throttles_are_waits_not_attempts_like_achat(faulty_server):
+    faulty_server.add_faults(*[Fault.status(429, retry_after=0.01)] * 4)
+    policy = RetryPolicy(max_attempts=2, max_total_s=20, base_backoff_s=0.01, max_backoff_s=0.05)
+    events = list(inference.stream_chat(backend_of(faulty_server), MESSAGES, GenParams(), None, retry=policy))
+    assert events[-1].kind == "done" and events[-1].text.startswith("Echo:")
+    assert faulty_server.chat_requests == 5  # 4 waits, then the answer: more than max_attempts requests
+
+
+def test_streaming_gives_up_with_the_same_wait_budget(faulty_server):
+    faulty_server.add_faults(*[Fault.status(429, retry_after=0.2)] * 50)
+    policy = RetryPolicy(max_attempts=3, max_total_s=60, max_wait_s=0.5)
+    with pytest.raises(InferenceError) as info:
+        list(inference.stream_chat(backend_of(faulty_server), MESSAGES, GenParams(), None, retry=policy))
+    assert info.value.kind == "throttled" and "limit of 0.5 s" in info.value.message
+    assert faulty_server.chat_requests == 3  # waited 0.2 + 0.2; a third wait would pass 0.5 s, as with achat
+
+
+def test_a_cancelled_stream_stops_waiting_at_once(faulty_server):
+    backend = backend_of(faulty_server)
+    faulty_server.add_faults(Fault.status(429, retry_after=6))
+    cancel = threading.Event()
+    threading.Thread(target=lambda: (_wait_for(lambda: faulty_server.chat_requests >= 1), cancel.set())).start()
+    with pytest.raises(InferenceError) as info:
+        list(inference.stream_chat(backend, MESSAGES, GenParams(), None, retry=FAST, cancel=cancel))
+    assert info.value.kind == "cancelled"
+    assert faulty_server.chat_requests == 1  # it never retried after its 6 s wait
+    assert inference.limiter_for(backend).in_use == 0
+
+
+def _wait_for(condition, limit: float = 10.0) -> None:
+    end = time.monotonic() + limit
+    while not condition() and time.monotonic() < end:
+        time.sleep(0.005)

@@ -15,23 +15,36 @@ import gradio as gr
 from pipeline import inference
 from ui.common import warn
 
-__all__ = ["KIND_CHOICES", "BackendPicker"]
+__all__ = ["KIND_CHOICES", "BackendPicker", "kind_updates"]
 
-KIND_CHOICES = [
-    ("HF Inference Providers (serverless, sign-in)", "serverless"),
-    ("HF Inference Endpoint (URL)", "endpoint"),
-    ("OpenAI-compatible server (vLLM, TGI, Ollama, llama.cpp)", "openai"),
-]
+KIND_CHOICES = [(spec.label, name) for name, spec in inference.KINDS.items()]
+
+
+def _spec(kind: str) -> inference.KindSpec:
+    return inference.KINDS.get(kind) or inference.KINDS[inference.DEFAULT_KIND]
 
 
 def visibility(kind: str) -> tuple[Any, Any, Any, Any]:
-    """(provider, base URL, API key, list button) visibility for a backend kind."""
+    """(provider, base URL, API key, list button) visibility for a backend kind (from the kind table)."""
+    spec = _spec(kind)
     return (
-        gr.update(visible=kind == "serverless"),
-        gr.update(visible=kind != "serverless"),
-        gr.update(visible=kind == "openai"),
-        gr.update(visible=kind == "openai"),
+        gr.update(visible=spec.has_provider),
+        gr.update(visible=spec.needs_url),
+        gr.update(visible=spec.takes_api_key),
+        gr.update(visible=spec.lists_models),
     )
+
+
+def kind_updates(kind: str, base_url: str = "", provider: str = "auto") -> dict[str, Any]:
+    """``{field name: gr.update}`` that set a picker's ``kind``, ``provider``, ``base_url`` and ``api_key`` to a
+    backend (the one rule for "Use this judge" and the Pipeline tab's prefill from the Playground)."""
+    spec = _spec(kind)
+    return {
+        "kind": gr.update(value=kind),
+        "provider": gr.update(value=provider or "auto", visible=spec.has_provider),
+        "base_url": gr.update(value=base_url, visible=spec.needs_url),
+        "api_key": gr.update(visible=spec.takes_api_key),
+    }
 
 
 def list_server_models(model: str, base_url: str, api_key: str) -> Any:
@@ -65,7 +78,7 @@ class BackendPicker:
         default_model: str = "",
         *,
         lines: int = 1,
-        kind: str = "serverless",
+        kind: str = inference.DEFAULT_KIND,
         suggestions: Sequence[str] | None = None,
         model_info: str | None = None,
     ) -> BackendPicker:
@@ -82,22 +95,23 @@ class BackendPicker:
                 info=model_info,
             )
         kind_dd = gr.Dropdown(choices=KIND_CHOICES, value=kind, label="Runs on")
+        spec = _spec(kind)
         provider = gr.Dropdown(
             choices=list(inference.PROVIDERS),
             value="auto",
             label="Provider",
             info="auto = the first available in your Hugging Face settings order.",
-            visible=kind == "serverless",
+            visible=spec.has_provider,
         )
-        base_url = gr.Textbox(label="Base URL", placeholder="http://127.0.0.1:8080/v1", visible=kind != "serverless")
+        base_url = gr.Textbox(label="Base URL", placeholder="http://127.0.0.1:8080/v1", visible=spec.needs_url)
         api_key = gr.Textbox(
             label="API key (optional)",
             type="password",
-            visible=kind == "openai",
+            visible=spec.takes_api_key,
             info="Sent to this server only, per call; never stored or shown again.",
         )
         list_btn = gr.Button(
-            "List the server's models", size="sm", visible=kind == "openai" and suggestions is not None
+            "List the server's models", size="sm", visible=spec.lists_models and suggestions is not None
         )
         picker = cls(kind_dd, model, provider, base_url, api_key)
         if suggestions is None:
@@ -120,11 +134,11 @@ class BackendPicker:
 
     def updates(self, kind: str, model: str, base_url: str = "", provider: str = "auto") -> dict[Any, Any]:
         """``{component: gr.update}`` that set this picker to a backend (e.g. "Use this judge")."""
-        key = visibility(kind)[2]
+        by_name = kind_updates(kind, base_url, provider)
         return {
-            self.kind: gr.update(value=kind),
+            self.kind: by_name["kind"],
             self.model: gr.update(value=model),
-            self.provider: gr.update(value=provider or "auto", visible=kind == "serverless"),
-            self.base_url: gr.update(value=base_url, visible=kind != "serverless"),
-            self.api_key: key,
+            self.provider: by_name["provider"],
+            self.base_url: by_name["base_url"],
+            self.api_key: by_name["api_key"],
         }

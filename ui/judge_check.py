@@ -26,7 +26,7 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
-from pipeline import judge
+from pipeline import inference, judge
 from pipeline.core import tablefiles
 from pipeline.core.credentials import Credentials, api_keys_for
 from pipeline.judge import check as judgecheck
@@ -277,7 +277,7 @@ def poll_check(session: Session) -> dict[str, Any]:
     report = handle.report
     state.result = report.check
     choices = [
-        (j.model if j.backend == "serverless" else f"{j.model} ({j.base_url})", str(i))
+        (f"{j.model} ({j.base_url})" if inference.KINDS[j.backend].needs_url else j.model, str(i))
         for i, j in enumerate(report.check.judges)
         if j.rows
     ]
@@ -313,7 +313,7 @@ def use_judge(session: Session, values: Mapping[str, Any], picker: BackendPicker
     state.result = dataclasses.replace(check, chosen=chosen.model)
     updates = picker.updates(chosen.backend, chosen.model, chosen.base_url, chosen.provider or "auto")
     note = f"The run's judge is now **{md_text(chosen.model)}**; its check figures go into the run's cards."
-    if chosen.backend == "openai":
+    if inference.KINDS[chosen.backend].takes_api_key:
         note += " If its server needs an API key, type it in the judge's API key field above."
     return {**updates, "note": note}
 

@@ -31,7 +31,7 @@ from pipeline.generate.settings import DEFAULTS, RunSettings
 from pipeline.judge import report
 from pipeline.playground import templates
 from ui import judge_check
-from ui.backend_picker import BackendPicker
+from ui.backend_picker import BackendPicker, kind_updates
 from ui.common import (
     SIGN_IN_NEEDED,
     bar_chart,
@@ -269,11 +269,8 @@ def on_select(session: Session, values: Mapping[str, Any], profile: gr.OAuthProf
     if choice is not None and state.prefilled != choice.stamp():
         state.prefilled = choice.stamp()
         updates = {
-            "kind": gr.update(value=choice.backend),
+            **kind_updates(choice.backend, choice.base_url, choice.provider),
             "models": gr.update(value=choice.model),
-            "provider": gr.update(value=choice.provider or "auto", visible=choice.backend == "serverless"),
-            "base_url": gr.update(value=choice.base_url, visible=choice.backend != "serverless"),
-            "api_key": gr.update(visible=choice.backend == "openai"),
             "system_prompt": gr.update(value=choice.system_prompt),
         }
     elif not (values.get("system_prompt") or "").strip() and session.filtered is not None:

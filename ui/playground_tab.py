@@ -80,7 +80,7 @@ def _column_backends(values: dict) -> list[tuple[str, inference.Backend | None, 
     for letter in compare.LETTERS:
         p = f"{letter.lower()}_"
         backend = compare.make_backend(
-            values.get(f"{p}kind") or "serverless",
+            values.get(f"{p}kind") or inference.DEFAULT_KIND,
             values.get(f"{p}model") or "",
             values.get(f"{p}base_url") or "",
             values.get(f"{p}provider") or "auto",

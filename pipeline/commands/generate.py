@@ -70,6 +70,7 @@ CONFIG_KEYS = (
 
 def register(sub: argparse._SubParsersAction) -> None:
     from pipeline.generate.settings import DEFAULTS
+    from pipeline.inference import BACKEND_KINDS
 
     p = sub.add_parser(
         "generate",
@@ -84,7 +85,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--model", action="append", help="generator model id; repeat for several models")
     g.add_argument(
         "--backend",
-        choices=("serverless", "endpoint", "openai"),
+        choices=BACKEND_KINDS,
         help="where the generators run (default: openai if --base-url is given, else serverless)",
     )
     g.add_argument("--base-url", help="endpoint or OpenAI-compatible base URL (e.g. http://localhost:8000/v1)")
@@ -97,7 +98,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--seed", type=int)
     j = p.add_argument_group("judge")
     j.add_argument("--judge-model", help="judge model id (default: the first generator)")
-    j.add_argument("--judge-backend", choices=("serverless", "endpoint", "openai"), help="default: as generators")
+    j.add_argument("--judge-backend", choices=BACKEND_KINDS, help="default: as generators")
     j.add_argument("--judge-base-url", help="default: the generators' base URL")
     j.add_argument("--judge-provider")
     j.add_argument("--aspect", help=f"UltraFeedback aspect (default {DEFAULTS['aspect']})")

@@ -30,6 +30,8 @@ MODES = ("ratings", "pairwise")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from pipeline.inference import BACKEND_KINDS
+
     p = sub.add_parser(
         "judge-check",
         help="compare up to 3 judge models with people's preferences (agreement, kappa, flip and parse rates)",
@@ -46,7 +48,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     j.add_argument(
         "--judge-backend",
         action="append",
-        choices=("serverless", "endpoint", "openai"),
+        choices=BACKEND_KINDS,
         help="where the judge runs (default: openai if --judge-base-url is given, else serverless)",
     )
     j.add_argument("--judge-base-url", action="append", help="endpoint or OpenAI-compatible base URL")

@@ -31,6 +31,17 @@ def public_url(url: str) -> str:
     return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
+def _takes_api_key(backend: Any) -> bool:
+    """Whether ``backend``'s kind takes an API key of its own (its ``spec`` from ``pipeline.inference``'s kind
+    table: core sits below inference, so the spec is read from the backend, not imported)."""
+    return bool(getattr(getattr(backend, "spec", None), "takes_api_key", False))
+
+
+def _sends_hf_token(backend: Any) -> bool:
+    """Whether ``backend``'s kind gets the user's HF token (its ``spec.sends_hf_token``)."""
+    return bool(getattr(getattr(backend, "spec", None), "sends_hf_token", False))
+
+
 def _url_key(url: str) -> str:
     return public_url((url or "").strip()).rstrip("/")
 
@@ -51,10 +62,11 @@ class Credentials:
         return self._token
 
     def for_backend(self, backend: Any) -> str | None:
-        """The secret ``backend`` may receive: an API key for an OpenAI-compatible URL, else the HF token."""
-        if getattr(backend, "kind", "") == "openai":
+        """The secret ``backend`` may receive: the API key of its URL for a kind that takes one (an
+        OpenAI-compatible server), the HF token for a kind that sends it, else nothing."""
+        if _takes_api_key(backend):
             return self._keys.get(_url_key(getattr(backend, "base_url", "")))
-        return self._token
+        return self._token if _sends_hf_token(backend) else None
 
     def scrub(self, text: str) -> str:
         """``text`` with every secret replaced by ``***``."""
@@ -75,7 +87,7 @@ def api_keys_for(backends: Iterable[Any], key: str | Mapping[Any, str] | None) -
     """
     out: dict[str, str] = {}
     for backend in backends:
-        if getattr(backend, "kind", "") != "openai":
+        if not _takes_api_key(backend):
             continue
         value = key.get(backend) if isinstance(key, Mapping) else key
         if value and value.strip():

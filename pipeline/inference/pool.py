@@ -12,7 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline import inference
+from pipeline.inference.chat import AsyncChat
+from pipeline.inference.limits import concurrency_limit, limiter_for, set_concurrency_limit
+from pipeline.inference.retry import DEFAULT_RETRY
 
 __all__ = ["ChatPool"]
 
@@ -35,26 +37,26 @@ class ChatPool:
     ) -> Any:
         chat = self._chats.get((backend, token))
         if chat is None:
-            if inference.concurrency_limit(backend, token) < self._concurrency:
-                inference.set_concurrency_limit(backend, self._concurrency, token)
-            controller = inference.limiter_for(backend, token)
+            if concurrency_limit(backend, token) < self._concurrency:
+                set_concurrency_limit(backend, self._concurrency, token)
+            controller = limiter_for(backend, token)
             self._refused_before.setdefault(id(controller), controller.state().refused)
             self._controllers[id(controller)] = controller
-            chat = self._chats[(backend, token)] = inference.AsyncChat(
-                backend, token, retry=self._retry or inference.DEFAULT_RETRY, timeout=self._timeout
+            chat = self._chats[(backend, token)] = AsyncChat(
+                backend, token, retry=self._retry or DEFAULT_RETRY, timeout=self._timeout
             )
         return await chat(messages, params, gate=gate)
 
     def limits(self) -> tuple[int | None, bool, float, int]:
         """(calls the providers allow now, or None before any call; throttled: a provider's limit holds the run
-        below its concurrency; seconds of Retry-After left; calls refused for load in this run), over the run's
+        below its concurrency (a key still in its slow start is not throttled); seconds of Retry-After left; calls refused for load in this run), over the run's
         backends."""
         states = [(key, c.state()) for key, c in list(self._controllers.items())]
         if not states:
             return None, False, 0.0, 0
         return (
             sum(st.allowed for _, st in states),
-            any(st.allowed < min(st.limit, self._concurrency) for _, st in states),
+            any(st.throttled and st.allowed < min(st.limit, self._concurrency) for _, st in states),
             max(st.paused_s for _, st in states),
             sum(st.refused - self._refused_before.get(key, 0) for key, st in states),
         )

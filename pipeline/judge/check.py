@@ -117,7 +117,7 @@ class CheckSettings:
 
     def serverless_models(self) -> list[str]:
         """Judges that run on the signed-in user's HF account (they need a token)."""
-        return [b.model for b in self.judges if b.kind == "serverless"]
+        return [b.model for b in self.judges if b.spec.needs_token]
 
     def require_sign_in(self, token: str | None, how: str) -> None:
         """Raise :class:`JudgeCheckError` when a judge runs on serverless inference and there is no token; ``how``
@@ -222,8 +222,8 @@ def score_judge(backend: Backend, outcomes: Iterable[RowOutcome], error: str = "
     return schema.JudgeScore(
         model=backend.model,
         backend=backend.kind,
-        base_url=public_url(backend.base_url) if backend.kind != "serverless" else "",
-        provider=(backend.provider or "auto") if backend.kind == "serverless" else "",
+        base_url=public_url(backend.base_url) if backend.spec.needs_url else "",
+        provider=(backend.provider or "auto") if backend.spec.has_provider else "",
         rows=len(ran),
         parsed=len(parsed),
         flips=sum(1 for o in parsed if o.inconsistent),

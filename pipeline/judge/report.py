@@ -17,6 +17,7 @@ import pandas as pd
 import pyarrow as pa
 
 from pipeline.core import schema
+from pipeline.inference import KINDS
 
 # --- The judge: what it did, per judge model, and what the cards say about it ------------------------------------
 JUDGE_BOARD_COLUMNS = (
@@ -199,7 +200,7 @@ def score_rows(check: schema.JudgeCheck) -> list[dict[str, str]]:
             note = f"{j.rows - j.parsed} unparseable or failed row(s) left out of agreement and kappa"
         out.append(
             {
-                "judge": j.model if j.backend == "serverless" else f"{j.model} ({j.base_url or j.backend})",
+                "judge": f"{j.model} ({j.base_url or j.backend})" if KINDS[j.backend].needs_url else j.model,
                 "parse rate": _share(j.parsed, j.rows),
                 "flip rate": _share(j.flips, j.flip_rows),
                 "agreement": _share(j.agree, j.compared),

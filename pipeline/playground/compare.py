@@ -18,7 +18,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from pipeline import inference, langcheck
 from pipeline.core.schema import ModelChoice
@@ -97,15 +97,14 @@ def make_backend(kind: str, model: str, base_url: str = "", provider: str = "aut
     """The ``Backend`` of one column, or None when the column is left empty (no model and no URL)."""
     model = (model or "").strip()
     base_url = (base_url or "").strip()
-    if not model and not (kind == "endpoint" and base_url):
+    spec = inference.KINDS.get(kind) or inference.KINDS[inference.DEFAULT_KIND]
+    if not model and not (spec.needs_url and not spec.needs_model and base_url):  # an endpoint serves one model
         return None
-    if kind not in inference.BACKEND_KINDS:
-        kind = "serverless"
     return Backend(
-        cast(inference.BackendKind, kind),
+        spec.name,
         model,
-        base_url if kind != "serverless" else "",
-        (provider or "auto") if kind == "serverless" else "auto",
+        base_url if spec.needs_url else "",
+        (provider or "auto") if spec.has_provider else "auto",
     )
 
 
@@ -395,6 +394,6 @@ def model_choice(backend: Backend, system_prompt: str) -> ModelChoice:
         model=backend.model,
         backend=backend.kind,
         base_url=backend.base_url,
-        provider=backend.provider if backend.kind == "serverless" else "auto",
+        provider=backend.provider if backend.spec.has_provider else "auto",
         system_prompt=system_prompt,
     )
