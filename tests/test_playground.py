@@ -174,6 +174,24 @@ def test_columns_stream_side_by_side_and_a_failure_stays_in_its_column():
     assert any(s[0].status == "streaming" for s in snapshots)  # text arrived progressively
 
 
+def test_closing_the_columns_ends_a_column_waiting_out_a_retry_after():
+    """A provider asks a column to wait 6 s (429, Retry-After); the user leaves (the iterator is closed): the column's
+    worker stops waiting at once and sends nothing more."""
+    import threading
+
+    with FakeLLMServer() as server:
+        server.add_faults(Fault.status(429, retry_after=6))
+        requests = [ColumnRequest("A", Backend("openai", "m", server.base_url))]
+        columns = run_columns(requests, build_messages("Vraag?"), GenParams(), "nld")
+        next(columns)
+        while server.chat_requests == 0:
+            threading.Event().wait(0.01)
+        worker = next(t for t in threading.enumerate() if t.name == "playground-A")
+        columns.close()
+        worker.join(timeout=30)
+        assert not worker.is_alive() and server.chat_requests == 1
+
+
 def test_broken_stream_keeps_partial_text_and_unused_columns_stay_idle():
     with FakeLLMServer(responder=lambda r: DUTCH) as server:
         server.add_faults(Fault.broken_stream(4))

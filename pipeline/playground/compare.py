@@ -153,7 +153,8 @@ def run_columns(
     something changed (at most every ``min_interval_s`` while text flows), and a last snapshot when all are done.
 
     A column whose backend is None stays ``idle``. Errors (``InferenceError``) end only their own column; text that
-    arrived before a stream broke is kept. Closing the iterator stops the streams (their connections close)."""
+    arrived before a stream broke is kept. Closing the iterator stops the streams (their connections close) and ends
+    any wait for a retry or a slot at once."""
     states = {
         r.letter: ColumnState(r.letter, r.backend.label if r.backend else "", "waiting" if r.backend else "idle")
         for r in requests
@@ -165,7 +166,7 @@ def run_columns(
     def worker(req: ColumnRequest) -> None:
         backend = req.backend
         assert backend is not None  # only columns with a model get a worker
-        stream = inference.stream_chat(backend, messages, params, req.token, retry=retry, timeout=timeout)
+        stream = inference.stream_chat(backend, messages, params, req.token, retry=retry, timeout=timeout, cancel=stop)
         try:
             for event in stream:
                 if stop.is_set():
