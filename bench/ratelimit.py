@@ -172,8 +172,8 @@ def main() -> None:
     logging.basicConfig(level=logging.ERROR)
     from pipeline import judge, langcheck
 
-    judge.judge_messages("x", ["a", "b"])  # warm: both modes start from a warm process
-    langcheck.warm_up()
+    judge.judge_messages("x", ["a", "b"])  # warm: every mode starts from a warm process
+    langcheck.warm_up("nld")  # the rows' language: its detector loads here, not inside the first mode's run
     rows = make_rows(args.rows)
     result: dict = {
         "rows": args.rows,
