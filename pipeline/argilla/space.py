@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -300,16 +300,16 @@ def last_logs(token: str, space_id: str, *, build: bool, n: int = LOG_LINES) -> 
     return [line for line in lines if line.strip()][-n:]
 
 
-def follow(
+def watch(
     token: str,
     space_id: str,
     *,
     timeout_s: float = FOLLOW_TIMEOUT_S,
     poll_s: float = POLL_S,
-    on_update: Callable[[SpaceStatus], None] | None = None,
     reused: bool = False,
-) -> SpaceStatus:
-    """Poll the Space until it runs; call ``on_update`` with each status. A sleeping Space is woken once.
+) -> Iterator[SpaceStatus]:
+    """Yield the Space's status every ``poll_s`` seconds until it runs (the last one yielded is ``RUNNING``).
+    A sleeping Space is woken once.
 
     Raises :class:`SpaceError` with the last log lines on a build or runtime error, ``"sleeping"`` when it stays
     asleep, ``"timeout"`` when it is still building after ``timeout_s``."""
@@ -317,10 +317,9 @@ def follow(
     woken = False
     while True:
         now = status(token, space_id, started=started, reused=reused)
-        if on_update is not None:
-            on_update(now)
+        yield now
         if now.running:
-            return now
+            return
         if now.stage in ERROR_STAGES:
             build = now.stage != "RUNTIME_ERROR"
             logs = last_logs(token, space_id, build=build)
@@ -354,3 +353,21 @@ def follow(
                 f"again later to go on following it, or open {now.page} to see its logs.",
             )
         time.sleep(poll_s)
+
+
+def follow(
+    token: str,
+    space_id: str,
+    *,
+    timeout_s: float = FOLLOW_TIMEOUT_S,
+    poll_s: float = POLL_S,
+    on_update: Callable[[SpaceStatus], None] | None = None,
+    reused: bool = False,
+) -> SpaceStatus:
+    """:func:`watch` to the end: the ``RUNNING`` status, ``on_update`` called with each one on the way."""
+    last = None
+    for last in watch(token, space_id, timeout_s=timeout_s, poll_s=poll_s, reused=reused):
+        if on_update is not None:
+            on_update(last)
+    assert last is not None  # watch yields at least once
+    return last
