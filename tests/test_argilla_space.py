@@ -122,8 +122,8 @@ def test_an_oauth_token_without_manage_repos_is_refused_by_the_hub(fake_hub, fas
 
     _user(fake_hub, "lea")
     oauth = "hf_oauth_lea_" + secrets.token_hex(8)
-    fake_hub.add_user("lea", oauth)  # a write token...
-    fake_hub.app.oidc.tokens[oauth] = Grant("lea", ["openid", "profile", "write-repos"], "app", "", None)  # ...no manage
+    fake_hub.add_user("lea", oauth)  # a write token, issued by sign-in without 'manage-repos':
+    fake_hub.app.oidc.tokens[oauth] = Grant("lea", ["openid", "profile", "write-repos"], "app", "", None)
     with pytest.raises(space.SpaceError) as err:
         space.create_space(oauth, "lea/argilla", space.new_credentials("lea"))
     assert err.value.kind == "scope" and "'manage repos' permission" in err.value.message
