@@ -198,6 +198,41 @@ def test_pull_aggregates_match_hand_computed_values(sent):
     assert "3 of 4 records (75%)" in result.agreement_summary() and "0.64" in result.agreement_summary()
 
 
+def test_progress_shows_answers_per_record_and_annotator_and_agreement_so_far(sent):
+    """The Argilla tab's progress view, by hand: submitted answers per record r1 2, r2 2, r3 1, r4 1 (+1 discard),
+    r5 0, r6 1; ann_a 4 submitted, ann_b 3 submitted + 1 discarded; agreement r1 1.0, r2 0.5 -> 75% over 2."""
+    with owner(sent.stack) as conn:
+        found = {p.dataset: p for p in aio.workspace_progress(conn, "argilla")}
+    progress = found[DATASET]
+    assert progress.records == 6
+    assert (progress.answered[0], progress.answered[1], progress.answered[2]) == (1, 3, 2)
+    assert progress.annotators["ann_a"] == {"submitted": 4}
+    assert progress.annotators["ann_b"] == {"submitted": 3, "discarded": 1}
+    assert progress.agreement == pytest.approx(0.75) and progress.agreement_records == 2
+    assert progress.last_activity and progress.last_activity[:2] == "20"
+    row = progress.row()
+    assert (row["no answer"], row["1 answer"], row["2+ answers"], row["answers"]) == (1, 3, 2, 7)
+    assert row["agreement so far"] == "75% (2)"
+
+
+def test_progress_handler_needs_a_connection_then_shows_the_tables(sent, monkeypatch):
+    from ui import argilla_tab as tab
+    from ui.session import Session
+
+    monkeypatch.delenv("ARGILLA_API_KEY", raising=False)
+    monkeypatch.delenv("ARGILLA_API_URL", raising=False)
+    session = Session()
+    text, datasets, people = tab.on_progress(session, {"url": "", "workspace": None})
+    assert text.startswith("Connect to Argilla") and datasets.empty and people.empty  # no call without a key
+    session.argilla_url, session.argilla_key = sent.stack.url, sent.stack.api_key
+    text, datasets, people = tab.on_progress(session, {"url": "", "workspace": "argilla"})
+    assert "answer(s) so far" in text
+    row = datasets[datasets.iloc[:, 0] == DATASET].iloc[0].tolist()
+    assert row[1:6] == [6, 1, 3, 2, 7] and row[7] == "75% (2)"
+    mine = people[people.iloc[:, 1] == DATASET]
+    assert sorted(mine.iloc[:, [0, 2, 3]].values.tolist()) == [["ann_a", 4, 0], ["ann_b", 3, 1]]
+
+
 def test_sending_twice_adds_nothing_and_keeps_answers(sent):
     with owner(sent.stack) as conn:
         before = pulled_by_id(aio.pull(conn, DATASET))

@@ -5,7 +5,9 @@
 - :mod:`~pipeline.argilla.layout`: the dataset's fields, questions, metadata and guidelines (``guidelines.md``);
 - :mod:`~pipeline.argilla.records`: records with shuffled responses and ids from the rows, answers read back;
 - :mod:`~pipeline.argilla.push`: append-only sends;
-- :mod:`~pipeline.argilla.pull`: the annotators' answers, aggregated.
+- :mod:`~pipeline.argilla.pull`: the annotators' answers, aggregated;
+- :mod:`~pipeline.argilla.progress`: how far each dataset has come (answers per record and annotator, agreement);
+- :mod:`~pipeline.argilla.space`: an Argilla Space on the Hub, created from Argilla's template and followed.
 
 (The functions :func:`push` and :func:`pull` re-exported here shadow their modules' names on the package; import
 the modules themselves as ``from pipeline.argilla.push import ...`` when you need more than the function.)
@@ -48,6 +50,7 @@ from pipeline.argilla.layout import (
     response_field,
     source_key,
 )
+from pipeline.argilla.progress import DatasetProgress, workspace_progress
 from pipeline.argilla.pull import PullResult, pull
 from pipeline.argilla.push import BATCH_SIZE, PushResult, push
 from pipeline.argilla.records import (
@@ -88,6 +91,7 @@ __all__ = [
     "TIE_LABEL",
     "ArgillaIOError",
     "Connection",
+    "DatasetProgress",
     "Plan",
     "PlannedRecord",
     "ProgressFn",
@@ -112,4 +116,5 @@ __all__ = [
     "response_field",
     "response_order",
     "source_key",
+    "workspace_progress",
 ]
