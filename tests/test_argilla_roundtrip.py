@@ -149,7 +149,8 @@ def test_push_builds_the_documented_dataset(sent):
         "rating_1", "rating_2", "rating_3", "preference", "improved_response"}  # fmt: skip
     hidden = {m.name for m in ds.settings.metadata if not m.visible_for_annotators}
     assert hidden == {"source_index_1", "source_index_2", "source_index_3", "raw_responses", "order_seed"}
-    assert "Dutch" in ds.settings.guidelines and "org/judge" in ds.settings.guidelines
+    # the rows are Dutch (nld): the guidelines are the Dutch template's
+    assert "Nederlands" in ds.settings.guidelines and "org/judge" in ds.settings.guidelines
     raw = {r["id"]: r for r in ROWS}
     records = {r.id: r for r in ds.records(with_suggestions=True, with_responses=False)}
     assert set(records) == {"r1", "r2", "r3", "r4", "r5", "r6"}
@@ -441,7 +442,7 @@ def test_tab_handlers(sent, monkeypatch):
     )
     info, name, guidelines, key_box, _ = tab.on_select(session, "", "", profile)
     assert "6 of 7 rows are ready" in info and "3 responses" in info
-    assert name == "dpo-dutch-alice" and "Dutch" in guidelines and "org/judge" in guidelines
+    assert name == "dpo-dutch-alice" and "Nederlands" in guidelines and "org/judge" in guidelines
 
     # a wrong key: not kept; the right one: kept for the session, the box emptied, never shown back
     session, key_box, msg, _ = tab.on_connect(session, {"url": stack.url, "key": "wrong-key-xyz", "workspace": None})

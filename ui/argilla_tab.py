@@ -134,13 +134,13 @@ def default_name(session: Session, profile: gr.OAuthProfile | None) -> str:
 
 
 def default_guidelines(session: Session) -> str:
-    name, _ = _language(session)
+    name, code = _language(session)
     judge = session.raw_meta.judge_model if session.raw_meta is not None else ""
     if not judge and session.raw is not None and "judge_model" in session.raw.column_names:
         judges = [j for j in session.raw.column("judge_model").to_pylist() if j]
         judge = judges[0] if judges else ""
     n_slots = aio.plan_records(session.raw, keep_order=True).n_slots if _rows(session) else aio.MIN_RESPONSES
-    return aio.render_guidelines(name or None, n_slots, judge or None)
+    return aio.render_guidelines(name or None, n_slots, judge or None, code=code or None)
 
 
 # --- Handlers ----------------------------------------------------------------------------------------------------

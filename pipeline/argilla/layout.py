@@ -11,8 +11,9 @@ One record per raw row, record id = the raw ``id``:
   (yes/no/unsupported), ``judge_rating_<k>``, ``rating_margin``, ``all_in_language``, ``n_responses``,
   ``generator_model``, ``judge_model``, ``status``; hidden from annotators: ``source_index_<k>``, ``raw_responses``
   (length of the raw ``responses`` list) and ``order_seed``.
-- guidelines from the template ``pipeline/argilla/guidelines.md`` (``$language``, ``$n_responses``,
-  ``$judge_model``), or the caller's own (e.g. translated) text.
+- guidelines from a template (``$language``, ``$n_responses``, ``$judge_model``): ``guidelines.<code>.md`` when one
+  is written in the rows' language (e.g. ``guidelines.nld.md``), else the English ``guidelines.md``; or the caller's
+  own (e.g. translated) text.
 
 :func:`signature` says what must match for an existing dataset to be reused (names, types and options; not titles,
 guidelines or the task distribution, which people edit in Argilla).
@@ -58,16 +59,36 @@ def default_dataset_name(username: str | None, language: str | None) -> str:
     return "-".join(p for p in parts if p)
 
 
-def guidelines_template() -> str:
-    """The guidelines template (markdown with ``$language``, ``$n_responses``, ``$judge_model``)."""
-    return GUIDELINES_TEMPLATE.read_text(encoding="utf-8")
+def guidelines_path(code: str | None = None) -> Path:
+    """The template for the language with ISO 639-3 ``code``: ``guidelines.<code>.md`` when one is written in that
+    language (like the Playground's per-language system prompts), else the English ``guidelines.md``."""
+    if code and re.fullmatch(r"[a-z]{2,3}", code):
+        own = GUIDELINES_TEMPLATE.with_name(f"guidelines.{code}.md")
+        if own.exists():
+            return own
+    return GUIDELINES_TEMPLATE
+
+
+def guidelines_languages() -> list[str]:
+    """The language codes that have guidelines written in their own language."""
+    return sorted(p.name.split(".")[1] for p in GUIDELINES_TEMPLATE.parent.glob("guidelines.*.md"))
+
+
+def guidelines_template(code: str | None = None) -> str:
+    """The guidelines template (markdown with ``$language``, ``$n_responses``, ``$judge_model``) for ``code``."""
+    return guidelines_path(code).read_text(encoding="utf-8")
 
 
 def render_guidelines(
-    language: str | None, n_responses: int = 2, judge_model: str | None = None, template: str | None = None
+    language: str | None,
+    n_responses: int = 2,
+    judge_model: str | None = None,
+    template: str | None = None,
+    code: str | None = None,
 ) -> str:
-    """The guidelines for a language; unknown placeholders are left as they are."""
-    text = Template(template if template is not None else guidelines_template()).safe_substitute(
+    """The guidelines for a language (in that language when a template for ``code`` exists); unknown placeholders
+    are left as they are."""
+    text = Template(template if template is not None else guidelines_template(code)).safe_substitute(
         language=language or "your language",
         n_responses=str(n_responses),
         judge_model=judge_model or "an LLM",

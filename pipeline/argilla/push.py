@@ -101,14 +101,17 @@ def push(
     existing = find_dataset(conn, name, ws)
     created = False
     if existing is None:
+        codes = Counter(str(r.get("target_language") or "") for r in rows)
+        code = codes.most_common(1)[0][0] if codes else None
         if language is None:
-            codes = Counter(str(r.get("target_language") or "") for r in rows)
-            language = languages.display_name(codes.most_common(1)[0][0]) if codes else None
+            language = languages.display_name(code) if code else None
         judges = Counter(r.judge_model for r in plan.records if r.judge_model)
         text = (
             guidelines
             if guidelines and guidelines.strip()
-            else render_guidelines(language, plan.n_slots, judges.most_common(1)[0][0] if judges else None)
+            else render_guidelines(
+                language, plan.n_slots, judges.most_common(1)[0][0] if judges else None, code=code or None
+            )
         )
         settings = build_settings(plan.n_slots, text[:GUIDELINES_MAX_CHARS], min_submitted, client=conn.client)
         try:
