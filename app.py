@@ -83,8 +83,20 @@ def build_app(show_login: bool = False, login_note: str = "") -> gr.Blocks:
                 make_link = gr.Button("Make the link from my choices", scale=1)
                 link = gr.Textbox(label="Link", interactive=False, buttons=["copy"], scale=3, elem_id="share-link")
             link_note = gr.Markdown(elem_id="share-link-note")
+            with gr.Row():  # the Argilla dataset's link and guidelines, for one message to annotators
+                add_argilla = gr.Checkbox(label="Add the Argilla dataset's link and the guidelines", value=False)
+                message = gr.Textbox(
+                    label="Message for annotators",
+                    lines=6,
+                    interactive=False,
+                    buttons=["copy"],
+                    elem_id="share-message",
+                )
         tabs.select(argilla_tab.timer_for_tab, None, argilla_timer)  # the progress refreshes only while it is open
-        make_link.click(share_link, [session], [link, link_note])
+        make_link.click(share_link, [session], [link, link_note]).then(
+            argilla_tab.share_message, [session, link, add_argilla], [message]
+        )
+        add_argilla.change(argilla_tab.share_message, [session, link, add_argilla], [message])
         demo.load(link_banner_text, None, [link_banner])
         filter_tab.open_link_on_load(demo, session, filter_parts)
     return demo

@@ -457,8 +457,13 @@ def test_tab_handlers(sent, monkeypatch):
     assert "value" not in key_box and "set for this session" in key_box["placeholder"]
     assert url_box["value"] == stack.url
 
-    session, status = tab.on_send(session, {**send, "dataset": name, "guidelines": guidelines})
+    assert tab.share_message(session, "https://x.hf.space/?language=nld", True).startswith("Send the pairs")
+    session, status = tab.on_send(session, {**send, "dataset": name, "guidelines": guidelines + "\nOUR NOTE"})
     assert status.startswith("**Sent.**") and "6 new record" in status and stack.api_key not in status
+    message = tab.share_message(session, "https://x.hf.space/?language=nld", True)
+    assert "https://x.hf.space/?language=nld" in message and session.argilla_tab.url in message
+    assert message.rstrip().endswith("OUR NOTE") and stack.api_key not in message  # the guidelines as sent
+    assert tab.share_message(session, "https://x.hf.space/", False) == ""
     session, status = tab.on_send(session, {**send, "dataset": name, "guidelines": guidelines})
     assert "0 new record" in status and "6 already there" in status
 

@@ -227,8 +227,13 @@ def on_send(session: Session, values: Mapping[str, Any], progress: gr.Progress =
             )
     except aio.ArgillaIOError as exc:
         return session, f"**Not sent.** {_md(exc)}"
+    guidelines = v["guidelines"] if (v["guidelines"] or "").strip() else default_guidelines(session)
     session.argilla_tab = replace(
-        session.argilla_tab, dataset=result.dataset, workspace=result.workspace, url=result.url
+        session.argilla_tab,
+        dataset=result.dataset,
+        workspace=result.workspace,
+        url=result.url,
+        guidelines=guidelines if result.created else session.argilla_tab.guidelines,
     )
     link = md_link("Open it in Argilla", result.url)
     note = "" if result.created else " (existing records and their answers were left as they were)"
@@ -389,6 +394,28 @@ def on_progress(session: Session, values: Mapping[str, Any]) -> tuple[str, pd.Da
 def timer_for_tab(evt: gr.SelectData) -> gr.Timer:
     """Keep the progress timer running only while this tab is the one open (wired on the app's ``gr.Tabs``)."""
     return gr.Timer(active=str(evt.value).endswith("Argilla"))
+
+
+def share_message(session: Session, link: str, add_argilla: bool) -> str:
+    """One message for an annotator (the share box): the app's link and, when asked, the Argilla dataset's link and
+    the guidelines sent with it. Never a key."""
+    if not add_argilla:
+        return ""
+    state = session.argilla_tab
+    if not state.url:
+        return (
+            "Send the pairs to Argilla first (4. Argilla): the message then carries the dataset's link and guidelines."
+        )
+    name, _ = _language(session)
+    lines = [f"Help us build a {name or 'preference'} dataset: compare answers and pick the best ones."]
+    if link:
+        lines.append(f"DPO Studio (the project): {link}")
+    lines += [
+        f"Annotate here (sign in to Argilla, e.g. with your Hugging Face account): {state.url}",
+        "",
+        state.guidelines or default_guidelines(session),
+    ]
+    return "\n".join(lines)
 
 
 def _annotators_frame(result: aio.PullResult) -> pd.DataFrame:
