@@ -10,7 +10,7 @@ import os
 import gradio as gr
 
 from pipeline.core import languages, links, netguard
-from ui import argilla_tab, export_tab, filter_tab, pipeline_tab, playground_tab, train_tab
+from ui import argilla_progress, argilla_tab, export_tab, filter_tab, pipeline_tab, playground_tab, train_tab
 from ui.common import md_text
 from ui.session import Session
 
@@ -92,7 +92,7 @@ def build_app(show_login: bool = False, login_note: str = "") -> gr.Blocks:
                     buttons=["copy"],
                     elem_id="share-message",
                 )
-        tabs.select(argilla_tab.timer_for_tab, None, argilla_timer)  # the progress refreshes only while it is open
+        tabs.select(argilla_progress.timer_for_tab, None, argilla_timer)  # the progress refreshes only while it is open
         make_link.click(share_link, [session], [link, link_note]).then(
             argilla_tab.share_message, [session, link, add_argilla], [message]
         )

@@ -217,7 +217,7 @@ def test_progress_shows_answers_per_record_and_annotator_and_agreement_so_far(se
 
 
 def test_progress_handler_needs_a_connection_then_shows_the_tables(sent, monkeypatch):
-    from ui import argilla_tab as tab
+    from ui import argilla_progress as tab
     from ui.session import Session
 
     monkeypatch.delenv("ARGILLA_API_KEY", raising=False)

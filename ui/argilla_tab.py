@@ -12,7 +12,7 @@ check's labels (``session.judge_check``) for the rows nobody answered in Argilla
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import replace
 from types import MappingProxyType
 from typing import Any, Final
@@ -21,10 +21,10 @@ import gradio as gr
 import pandas as pd
 
 from pipeline import argilla as aio
-from pipeline.argilla import space
 from pipeline.core import languages
 from pipeline.judge import labels as judge_labels
-from ui.common import column_widths, md_link, md_text, on_space, table_frame, token_of, username_of
+from ui import argilla_progress, argilla_space
+from ui.common import column_widths, md_link, md_text, on_space, table_frame, username_of
 from ui.forms import Form
 from ui.session import Session
 
@@ -240,162 +240,6 @@ def on_send(session: Session, values: Mapping[str, Any], progress: gr.Progress =
     return session, f"**Sent.** {_md(result.summary())}{note} {link}"
 
 
-# --- Create an Argilla Space ----------------------------------------------------------------------------------------
-SPACE_DEFAULTS: Final[Mapping[str, Any]] = MappingProxyType({"space_name": "", "space_storage": False})
-SPACE_INTRO = (
-    "No Argilla server yet? Create one on the Hugging Face Hub, in your namespace (or an organisation where you can "
-    "write), from Argilla's official Space template. DPO Studio makes its owner password and API key, keeps them "
-    "for this browser session only and shows them to you once: save them. When the Space runs, this tab connects "
-    "to it on its own."
-)
-
-
-def _space_out(session: Session, status: str, **changes: Any) -> tuple:
-    """The create-space event's outputs: (session, status, logs, credentials group, password, key, url, connection
-    status, workspace); ``changes`` name the ones that change."""
-    keep = gr.update()
-    return (
-        session,
-        status,
-        changes.get("logs", gr.update(value="", visible=False)),
-        changes.get("creds", keep),
-        changes.get("password", keep),
-        changes.get("api_key", keep),
-        changes.get("url", keep),
-        changes.get("conn_status", keep),
-        changes.get("workspace", keep),
-    )
-
-
-def _space_id(name: str, username: str | None) -> str:
-    name = (name or "").strip().strip("/")
-    if not name:
-        return space.default_space_id(username)
-    return f"{username}/{name}" if "/" not in name and username else name
-
-
-def on_create_space(
-    session: Session,
-    values: Mapping[str, Any],
-    oauth_token: gr.OAuthToken | None = None,
-    profile: gr.OAuthProfile | None = None,
-) -> Iterator[tuple]:
-    """Create (or reuse) the Argilla Space named in ``values["space_name"]`` with the user's token, follow its build
-    with the elapsed time, then connect to it. ``values``: ``space_name``, ``space_storage`` (:data:`SPACE_DEFAULTS`).
-    Yields the outputs of :func:`_space_out`."""
-    v = {**SPACE_DEFAULTS, **values}
-    token, user = token_of(oauth_token), username_of(profile)
-    if not token or not user:
-        yield _space_out(
-            session, "**Sign in with Hugging Face first** (top right): the Space is created with your account."
-        )
-        return
-    space_id = _space_id(v["space_name"], user)
-    state = session.argilla_tab
-    known = state.space_credentials if state.space_id.lower() == space_id.lower() else None
-    credentials = known or space.new_credentials(user.lower())
-    try:
-        first = space.create_space(token, space_id, credentials, storage=bool(v["space_storage"]))
-        if not first.reused:
-            state.space_id, state.space_credentials = first.space_id, credentials
-            known = credentials
-        verb = "Reusing the existing" if first.reused else "Created the"
-        intro = f"{verb} Space {md_link(first.space_id, first.page)}."
-        yield _space_out(session, f"{intro} {_md(first.summary())}")
-        final = first
-        for final in space.watch(token, first.space_id, reused=first.reused):
-            yield _space_out(session, f"{intro} {_md(final.summary())}")
-    except space.SpaceError as exc:
-        logs = gr.update(value="\n".join(exc.logs), visible=bool(exc.logs))
-        yield _space_out(session, f"**The Argilla Space is not ready.** {_md(exc.message)}", logs=logs)
-        return
-    if known is None:
-        yield _space_out(
-            session,
-            f"{intro} It runs at {_md(final.url)}. It existed before, so its owner API key is the one you saved when "
-            "it was created: paste it in **API key** above and click **Connect**.",
-            url=final.url,
-        )
-        return
-    try:
-        with aio.connect(final.url, known.api_key) as conn:
-            spaces = aio.list_workspaces(conn)
-    except aio.ArgillaIOError as exc:
-        yield _space_out(
-            session, f"{intro} The Space runs, but Argilla did not answer yet: {_md(exc)} Click again in a minute."
-        )
-        return
-    session.argilla_url, session.argilla_key = conn.url, known.api_key
-    shown = not first.reused  # the credentials are shown once: right after the Space was created
-    yield _space_out(
-        session,
-        f"**Connected to your new Argilla Space** {md_link(final.space_id, final.page)} "
-        f"({final.elapsed_s:.0f} s). Next: send the pairs below."
-        + (" Save the owner password and API key now: they are not shown again." if shown else ""),
-        creds=gr.update(visible=shown),
-        password=credentials.password if shown else "",
-        api_key=credentials.api_key if shown else "",
-        url=conn.url,
-        conn_status=f"**Connected** to {_md(conn.url)} as {_md(conn.username)} ({_md(conn.role)}).",
-        workspace=gr.update(choices=spaces, value=spaces[0] if spaces else None),
-    )
-
-
-def space_name_default(name: str, profile: gr.OAuthProfile | None = None) -> str:
-    """The Space name box: what the user typed, else ``<user>/argilla`` once they are signed in."""
-    return name if (name or "").strip() else (space.default_space_id(username_of(profile)) if profile else "")
-
-
-def on_hide_credentials() -> tuple:
-    """Hide the credentials for good (the session keeps the key to connect; nothing shows them again)."""
-    return gr.update(visible=False), "", ""
-
-
-# --- Annotators in view ------------------------------------------------------------------------------------------------
-PROGRESS_EVERY_S: Final = 30.0  # the progress refreshes this often while the tab is open
-PROGRESS_COLUMNS = ["dataset", "records", "no answer", "1 answer", "2+ answers", "answers", "last activity"]
-PROGRESS_COLUMNS += ["agreement so far"]
-PROGRESS_ANNOTATOR_COLUMNS = ["annotator", "dataset", "submitted", "discarded", "draft"]
-
-
-def _progress_frames(items: list[aio.DatasetProgress]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    datasets = pd.DataFrame([p.row() for p in items], columns=PROGRESS_COLUMNS)
-    people = [
-        {"annotator": user, "dataset": p.dataset, **{s: counts.get(s, 0) for s in ("submitted", "discarded", "draft")}}
-        for p in items
-        for user, counts in sorted(p.annotators.items())
-    ]
-    return table_frame(datasets), table_frame(pd.DataFrame(people, columns=PROGRESS_ANNOTATOR_COLUMNS))
-
-
-def on_progress(session: Session, values: Mapping[str, Any]) -> tuple[str, pd.DataFrame, pd.DataFrame]:
-    """How far the workspace's DPO Studio datasets have come (the tab's timer calls this while the tab is open).
-    ``values``: ``url`` and ``workspace`` (:data:`DEFAULTS`). Makes no call before a URL and a key are known."""
-    v = {**DEFAULTS, **values}
-    empty = _progress_frames([])
-    url = (v["url"] or "").strip() or session.argilla_url or aio.env_url()
-    if not url or not (session.argilla_key or aio.env_key_set()):
-        return "Connect to Argilla (or create a Space) to follow your annotators here.", *empty
-    try:
-        with _connect(session, v["url"]) as conn:
-            items = aio.workspace_progress(conn, v["workspace"] or None)
-    except aio.ArgillaIOError as exc:
-        return f"**Progress not available.** {_md(exc)}", *empty
-    if not items:
-        return "No dataset sent by DPO Studio in this workspace yet.", *empty
-    answers = sum(p.row()["answers"] for p in items)
-    text = (
-        f"**{len(items)} dataset(s), {answers} answer(s) so far.** Refreshed every {PROGRESS_EVERY_S:.0f} s while "
-        "this tab is open."
-    )
-    return text, *_progress_frames(items)
-
-
-def timer_for_tab(evt: gr.SelectData) -> gr.Timer:
-    """Keep the progress timer running only while this tab is the one open (wired on the app's ``gr.Tabs``)."""
-    return gr.Timer(active=str(evt.value).endswith("Argilla"))
-
-
 def share_message(session: Session, link: str, add_argilla: bool) -> str:
     """One message for an annotator (the share box): the app's link and, when asked, the Argilla dataset's link and
     the guidelines sent with it. Never a key."""
@@ -516,28 +360,7 @@ def build_tab(session: gr.State, tab: gr.Tab) -> dict[str, Any]:
     d = DEFAULTS
     c: dict[str, Any] = {}
     gr.Markdown(INTRO)
-    with gr.Accordion("Create an Argilla Space (one click)", open=False, elem_id="create-space"):
-        gr.Markdown(SPACE_INTRO)
-        with gr.Row():
-            c["space_name"] = gr.Textbox(
-                label="Space name", value=SPACE_DEFAULTS["space_name"], placeholder="your-name/argilla", scale=3
-            )
-            c["space_storage"] = gr.Checkbox(
-                label="Persistent storage (paid)",
-                value=SPACE_DEFAULTS["space_storage"],
-                info=space.STORAGE_OFFER,
-                scale=3,
-            )
-        c["create_space"] = gr.Button("Create an Argilla Space", variant="primary")
-        c["space_status"] = gr.Markdown(elem_id="space-status")
-        c["space_logs"] = gr.Textbox(label="Last lines of the Space's logs", lines=8, visible=False, interactive=False)
-        with gr.Group(visible=False) as c["space_creds"]:
-            gr.Markdown("**Argilla owner credentials: shown once, save them now.**")
-            c["space_password"] = gr.Textbox(
-                label="Owner password", interactive=False, buttons=["copy"], elem_id="space-password"
-            )
-            c["space_key"] = gr.Textbox(label="Owner API key", interactive=False, buttons=["copy"], elem_id="space-key")
-            c["hide_creds"] = gr.Button("I saved them: hide", size="sm")
+    argilla_space.build_section(c)
     with gr.Group():
         with gr.Row():
             c["url"] = gr.Textbox(
@@ -585,16 +408,7 @@ def build_tab(session: gr.State, tab: gr.Tab) -> dict[str, Any]:
     c["send"] = gr.Button("Send to Argilla", variant="primary")
     c["send_status"] = gr.Markdown()
 
-    gr.Markdown("### Annotators in view")
-    c["progress_status"] = gr.Markdown("Connect to Argilla (or create a Space) to follow your annotators here.")
-    c["progress"] = gr.Dataframe(
-        value=_progress_frames([])[0], label="Progress per dataset", interactive=False, wrap=True
-    )
-    c["progress_annotators"] = gr.Dataframe(
-        value=_progress_frames([])[1], label="Answers per annotator", interactive=False, wrap=True
-    )
-    c["progress_refresh"] = gr.Button("Refresh now", size="sm")
-    c["progress_timer"] = gr.Timer(PROGRESS_EVERY_S, active=False)
+    argilla_progress.build_section(c)
 
     gr.Markdown("### Pull the answers")
     c["pull"] = gr.Button("Pull answers")
@@ -647,33 +461,16 @@ def _wire(session: gr.State, tab: gr.Tab, c: dict[str, Any]) -> dict[str, Form]:
         [session, c["pull_status"], c["agreement"], c["annotators"], c["table"]],
         api_name="on_pull",
     )
-    space_form = Form(space_name=c["space_name"], space_storage=c["space_storage"])
-
-    def _on_create_space(
-        inputs: dict, oauth_token: gr.OAuthToken | None = None, profile: gr.OAuthProfile | None = None
-    ) -> Iterator[tuple]:
-        yield from on_create_space(inputs[session], space_form.values(inputs), oauth_token, profile)
-
-    space_out = [session, c["space_status"], c["space_logs"], c["space_creds"], c["space_password"], c["space_key"]]
-    space_out += [c["url"], c["conn_status"], c["workspace"]]
-    c["create_space"].click(_on_create_space, space_form.inputs(session), space_out, api_name="on_create_space")
-    tab.select(space_name_default, [c["space_name"]], [c["space_name"]])
-    progress_form = Form(url=c["url"], workspace=c["workspace"])
-
-    def _on_progress(inputs: dict) -> tuple:
-        return on_progress(inputs[session], progress_form.values(inputs))
-
-    progress_out = [c["progress_status"], c["progress"], c["progress_annotators"]]
-    c["progress_timer"].tick(_on_progress, progress_form.inputs(session), progress_out, show_progress="hidden")
-    c["progress_refresh"].click(_on_progress, progress_form.inputs(session), progress_out, api_name="on_progress")
-    tab.select(lambda: gr.Timer(active=True), None, c["progress_timer"]).then(
-        _on_progress, progress_form.inputs(session), progress_out, show_progress="hidden"
-    )
-    c["hide_creds"].click(on_hide_credentials, None, [c["space_creds"], c["space_password"], c["space_key"]])
-    return {"connect": connect_form, "send": send_form, "pull": pull_form, "space": space_form}
+    argilla_progress.wire(session, tab, c)
+    return {
+        "connect": connect_form,
+        "send": send_form,
+        "pull": pull_form,
+        "space": argilla_space.wire(session, tab, c),
+    }
 
 
 def build(session: gr.State, tab: gr.Tab) -> gr.Timer:
     """Build the tab inside ``tab``; ``tab.select`` refreshes it from the session when the user opens it. Returns
-    the progress timer, which the app stops when another tab opens (:func:`timer_for_tab`)."""
+    the progress timer, which the app stops when another tab opens (:func:`ui.argilla_progress.timer_for_tab`)."""
     return build_tab(session, tab)["progress_timer"]
