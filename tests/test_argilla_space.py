@@ -81,9 +81,9 @@ def test_one_name_one_click_gives_a_running_argilla_space_we_can_send_to(fake_hu
     info = huggingface_hub.HfApi().space_info("sena/argilla", token=token)
     assert creds.api_key not in repr(info.__dict__)
 
-    # Re-running with the same name reuses it: no second create, secrets untouched.
+    # Re-running with the same name (here pasted as the Space's page) reuses it: no second create, secrets untouched.
     creates = sum(1 for m, p, _ in fake_hub.requests if m == "POST" and p == "/api/repos/create")
-    again = space.create_space(token, "sena/argilla", space.new_credentials("sena"))
+    again = space.create_space(token, "https://huggingface.co/spaces/sena/argilla", space.new_credentials("sena"))
     assert again.reused and again.running
     assert sum(1 for m, p, _ in fake_hub.requests if m == "POST" and p == "/api/repos/create") == creates
     assert fast_spaces.space("sena/argilla").secrets["API_KEY"] == creds.api_key

@@ -27,6 +27,7 @@ Promises:
 
 from __future__ import annotations
 
+import re
 import secrets
 import time
 from collections.abc import Callable, Iterator
@@ -49,6 +50,7 @@ LOG_LINES: Final = 15
 BUILDING_STAGES: Final = ("BUILDING", "RUNNING_BUILDING", "APP_STARTING", "RUNNING_APP_STARTING", "NO_APP_FILE")
 ERROR_STAGES: Final = ("BUILD_ERROR", "RUNTIME_ERROR", "CONFIG_ERROR")
 ASLEEP_STAGES: Final = ("SLEEPING", "PAUSED", "STOPPED")
+_SPACE_PAGE: Final = re.compile(r"^(https?://(www\.)?(huggingface\.co|hf\.co)/)?spaces/")
 KINDS: Final = ("invalid", "taken", "no_access", "scope", "payment", "build", "sleeping", "timeout", "hub")
 
 
@@ -203,6 +205,7 @@ def _check_user(token: str, owner: str) -> hub.HubUser:
 def create_space(token: str, space_id: str, credentials: OwnerCredentials, *, storage: bool = False) -> SpaceStatus:
     """Create ``space_id`` from Argilla's template with the owner's secrets (and a storage bucket if ``storage``),
     or reuse it when an Argilla Space of that name exists. Returns its first status; raises :class:`SpaceError`."""
+    space_id = _SPACE_PAGE.sub("", (space_id or "").strip())  # a pasted Space page or "spaces/owner/name"
     try:
         space_id = hub.validate_repo_id(space_id)
     except hub.HubError as exc:
