@@ -10,7 +10,7 @@ import os
 import gradio as gr
 
 from pipeline.core import languages, links, netguard
-from ui import argilla_tab, export_tab, filter_tab, pipeline_tab, playground_tab, train_tab
+from ui import argilla_progress, argilla_tab, export_tab, filter_tab, pipeline_tab, playground_tab, train_tab
 from ui.common import md_text
 from ui.session import Session
 
@@ -61,7 +61,7 @@ def build_app(show_login: bool = False, login_note: str = "") -> gr.Blocks:
                         "need it; the demo data and a local OpenAI-compatible server work without it."
                     )
         link_banner = gr.Markdown(visible=False, elem_id="link-banner")
-        with gr.Tabs():
+        with gr.Tabs() as tabs:
             with gr.Tab("1. Filter", id="filter") as tab_filter:
                 filter_parts = filter_tab.build(session, tab_filter)
             with gr.Tab("2. Playground", id="playground") as tab_playground:
@@ -69,7 +69,7 @@ def build_app(show_login: bool = False, login_note: str = "") -> gr.Blocks:
             with gr.Tab("3. Pipeline", id="pipeline") as tab_pipeline:
                 pipeline_tab.build(session, tab_pipeline)
             with gr.Tab("4. Argilla", id="argilla") as tab_argilla:
-                argilla_tab.build(session, tab_argilla)
+                argilla_timer = argilla_tab.build(session, tab_argilla)
             with gr.Tab("5. Export", id="export") as tab_export:
                 export_tab.build(session, tab_export)
             with gr.Tab("6. Train", id="train") as tab_train:
@@ -83,7 +83,20 @@ def build_app(show_login: bool = False, login_note: str = "") -> gr.Blocks:
                 make_link = gr.Button("Make the link from my choices", scale=1)
                 link = gr.Textbox(label="Link", interactive=False, buttons=["copy"], scale=3, elem_id="share-link")
             link_note = gr.Markdown(elem_id="share-link-note")
-        make_link.click(share_link, [session], [link, link_note])
+            with gr.Row():  # the Argilla dataset's link and guidelines, for one message to annotators
+                add_argilla = gr.Checkbox(label="Add the Argilla dataset's link and the guidelines", value=False)
+                message = gr.Textbox(
+                    label="Message for annotators",
+                    lines=6,
+                    interactive=False,
+                    buttons=["copy"],
+                    elem_id="share-message",
+                )
+        tabs.select(argilla_progress.timer_for_tab, None, argilla_timer)  # the progress refreshes only while it is open
+        make_link.click(share_link, [session], [link, link_note]).then(
+            argilla_tab.share_message, [session, link, add_argilla], [message]
+        )
+        add_argilla.change(argilla_tab.share_message, [session, link, add_argilla], [message])
         demo.load(link_banner_text, None, [link_banner])
         filter_tab.open_link_on_load(demo, session, filter_parts)
     return demo

@@ -39,4 +39,5 @@ pytest_plugins = [
     "tests.fixtures.faulty_server",
     "tests.fixtures.argilla_stack",
     "tests.fixtures.app_server",
+    "tests.fixtures.space_app",
 ]

@@ -88,6 +88,16 @@ def test_guidelines_template_renders_placeholders():
     assert len(aio.render_guidelines("X", template="a" * 20000)) == aio.GUIDELINES_MAX_CHARS
 
 
+def test_guidelines_come_in_the_language_when_a_template_exists():
+    assert {"nld", "spa"} <= set(aio.guidelines_languages())
+    dutch = aio.render_guidelines("Dutch", 3, "org/judge", code="nld")
+    assert "Nederlands" in dutch and "3 antwoorden" in dutch and "org/judge" in dutch and "$" not in dutch
+    assert "español" in aio.render_guidelines("Spanish", code="spa")
+    english = aio.render_guidelines("Yoruba", 2, code="yor")  # no Yoruba template: the English one
+    assert english == aio.render_guidelines("Yoruba", 2) and "Yoruba" in english
+    assert aio.guidelines_path("../etc") == aio.GUIDELINES_TEMPLATE  # a code is never a path
+
+
 def test_plan_records_shuffles_per_record_and_records_the_mapping():
     rows = [raw_row(f"r{i}", [f"human {i}", f"model {i}"], [5, 2]) for i in range(12)]
     plan = aio.plan_records(pa.Table.from_pylist(rows), seed=7)

@@ -149,7 +149,8 @@ def test_push_builds_the_documented_dataset(sent):
         "rating_1", "rating_2", "rating_3", "preference", "improved_response"}  # fmt: skip
     hidden = {m.name for m in ds.settings.metadata if not m.visible_for_annotators}
     assert hidden == {"source_index_1", "source_index_2", "source_index_3", "raw_responses", "order_seed"}
-    assert "Dutch" in ds.settings.guidelines and "org/judge" in ds.settings.guidelines
+    # the rows are Dutch (nld): the guidelines are the Dutch template's
+    assert "Nederlands" in ds.settings.guidelines and "org/judge" in ds.settings.guidelines
     raw = {r["id"]: r for r in ROWS}
     records = {r.id: r for r in ds.records(with_suggestions=True, with_responses=False)}
     assert set(records) == {"r1", "r2", "r3", "r4", "r5", "r6"}
@@ -196,6 +197,41 @@ def test_pull_aggregates_match_hand_computed_values(sent):
     assert result.discarded_only == 0 and result.foreign == 0
     assert "5 of 6 records" in result.summary()
     assert "3 of 4 records (75%)" in result.agreement_summary() and "0.64" in result.agreement_summary()
+
+
+def test_progress_shows_answers_per_record_and_annotator_and_agreement_so_far(sent):
+    """The Argilla tab's progress view, by hand: submitted answers per record r1 2, r2 2, r3 1, r4 1 (+1 discard),
+    r5 0, r6 1; ann_a 4 submitted, ann_b 3 submitted + 1 discarded; agreement r1 1.0, r2 0.5 -> 75% over 2."""
+    with owner(sent.stack) as conn:
+        found = {p.dataset: p for p in aio.workspace_progress(conn, "argilla")}
+    progress = found[DATASET]
+    assert progress.records == 6
+    assert (progress.answered[0], progress.answered[1], progress.answered[2]) == (1, 3, 2)
+    assert progress.annotators["ann_a"] == {"submitted": 4}
+    assert progress.annotators["ann_b"] == {"submitted": 3, "discarded": 1}
+    assert progress.agreement == pytest.approx(0.75) and progress.agreement_records == 2
+    assert progress.last_activity and progress.last_activity[:2] == "20"
+    row = progress.row()
+    assert (row["no answer"], row["1 answer"], row["2+ answers"], row["answers"]) == (1, 3, 2, 7)
+    assert row["agreement so far"] == "75% (2)"
+
+
+def test_progress_handler_needs_a_connection_then_shows_the_tables(sent, monkeypatch):
+    from ui import argilla_progress as tab
+    from ui.session import Session
+
+    monkeypatch.delenv("ARGILLA_API_KEY", raising=False)
+    monkeypatch.delenv("ARGILLA_API_URL", raising=False)
+    session = Session()
+    text, datasets, people = tab.on_progress(session, {"url": "", "workspace": None})
+    assert text.startswith("Connect to Argilla") and datasets.empty and people.empty  # no call without a key
+    session.argilla_url, session.argilla_key = sent.stack.url, sent.stack.api_key
+    text, datasets, people = tab.on_progress(session, {"url": "", "workspace": "argilla"})
+    assert "answer(s) so far" in text
+    row = datasets[datasets.iloc[:, 0] == DATASET].iloc[0].tolist()
+    assert row[1:6] == [6, 1, 3, 2, 7] and row[7] == "75% (2)"
+    mine = people[people.iloc[:, 1] == DATASET]
+    assert sorted(mine.iloc[:, [0, 2, 3]].values.tolist()) == [["ann_a", 4, 0], ["ann_b", 3, 1]]
 
 
 def test_sending_twice_adds_nothing_and_keeps_answers(sent):
@@ -406,7 +442,7 @@ def test_tab_handlers(sent, monkeypatch):
     )
     info, name, guidelines, key_box, _ = tab.on_select(session, "", "", profile)
     assert "6 of 7 rows are ready" in info and "3 responses" in info
-    assert name == "dpo-dutch-alice" and "Dutch" in guidelines and "org/judge" in guidelines
+    assert name == "dpo-dutch-alice" and "Nederlands" in guidelines and "org/judge" in guidelines
 
     # a wrong key: not kept; the right one: kept for the session, the box emptied, never shown back
     session, key_box, msg, _ = tab.on_connect(session, {"url": stack.url, "key": "wrong-key-xyz", "workspace": None})
@@ -421,8 +457,13 @@ def test_tab_handlers(sent, monkeypatch):
     assert "value" not in key_box and "set for this session" in key_box["placeholder"]
     assert url_box["value"] == stack.url
 
-    session, status = tab.on_send(session, {**send, "dataset": name, "guidelines": guidelines})
+    assert tab.share_message(session, "https://x.hf.space/?language=nld", True).startswith("Send the pairs")
+    session, status = tab.on_send(session, {**send, "dataset": name, "guidelines": guidelines + "\nOUR NOTE"})
     assert status.startswith("**Sent.**") and "6 new record" in status and stack.api_key not in status
+    message = tab.share_message(session, "https://x.hf.space/?language=nld", True)
+    assert "https://x.hf.space/?language=nld" in message and session.argilla_tab.url in message
+    assert message.rstrip().endswith("OUR NOTE") and stack.api_key not in message  # the guidelines as sent
+    assert tab.share_message(session, "https://x.hf.space/", False) == ""
     session, status = tab.on_send(session, {**send, "dataset": name, "guidelines": guidelines})
     assert "0 new record" in status and "6 already there" in status
 

@@ -608,3 +608,14 @@ def test_a_pinned_https_request_keeps_the_name_for_tls_and_host(tmp_path, name):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_the_configured_hub_is_allowed_in_every_public_mode_and_only_it(public, monkeypatch):
+    """``HF_ENDPOINT`` is set by whoever runs the app (a test's local fake Hub), not typed by a visitor."""
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:18123")
+    netguard.check_url("http://127.0.0.1:18123/api/whoami-v2", what="The Hub")
+    assert netguard.checked_addresses("127.0.0.1", 18123) == [ipaddress.ip_address("127.0.0.1")]
+    with pytest.raises(netguard.AddressRefused):
+        netguard.check_url("http://127.0.0.1:18124/v1", what="Another port of the same host")
+    with pytest.raises(netguard.AddressRefused):
+        netguard.check_url("http://10.0.0.1:18123/v1", what="The same port elsewhere")

@@ -13,6 +13,7 @@ check's labels (``session.judge_check``) for the rows nobody answered in Argilla
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from types import MappingProxyType
 from typing import Any, Final
 
@@ -22,9 +23,10 @@ import pandas as pd
 from pipeline import argilla as aio
 from pipeline.core import languages
 from pipeline.judge import labels as judge_labels
+from ui import argilla_progress, argilla_space
 from ui.common import column_widths, md_link, md_text, on_space, table_frame, username_of
 from ui.forms import Form
-from ui.session import ArgillaState, Session
+from ui.session import Session
 
 INTRO = (
     "Send the pairs to **Argilla** so people who speak the language check the judge: they rate each response, pick "
@@ -132,13 +134,13 @@ def default_name(session: Session, profile: gr.OAuthProfile | None) -> str:
 
 
 def default_guidelines(session: Session) -> str:
-    name, _ = _language(session)
+    name, code = _language(session)
     judge = session.raw_meta.judge_model if session.raw_meta is not None else ""
     if not judge and session.raw is not None and "judge_model" in session.raw.column_names:
         judges = [j for j in session.raw.column("judge_model").to_pylist() if j]
         judge = judges[0] if judges else ""
     n_slots = aio.plan_records(session.raw, keep_order=True).n_slots if _rows(session) else aio.MIN_RESPONSES
-    return aio.render_guidelines(name or None, n_slots, judge or None)
+    return aio.render_guidelines(name or None, n_slots, judge or None, code=code or None)
 
 
 # --- Handlers ----------------------------------------------------------------------------------------------------
@@ -225,10 +227,39 @@ def on_send(session: Session, values: Mapping[str, Any], progress: gr.Progress =
             )
     except aio.ArgillaIOError as exc:
         return session, f"**Not sent.** {_md(exc)}"
-    session.argilla_tab = ArgillaState(result.dataset, result.workspace, result.url)
+    guidelines = v["guidelines"] if (v["guidelines"] or "").strip() else default_guidelines(session)
+    session.argilla_tab = replace(
+        session.argilla_tab,
+        dataset=result.dataset,
+        workspace=result.workspace,
+        url=result.url,
+        guidelines=guidelines if result.created else session.argilla_tab.guidelines,
+    )
     link = md_link("Open it in Argilla", result.url)
     note = "" if result.created else " (existing records and their answers were left as they were)"
     return session, f"**Sent.** {_md(result.summary())}{note} {link}"
+
+
+def share_message(session: Session, link: str, add_argilla: bool) -> str:
+    """One message for an annotator (the share box): the app's link and, when asked, the Argilla dataset's link and
+    the guidelines sent with it. Never a key."""
+    if not add_argilla:
+        return ""
+    state = session.argilla_tab
+    if not state.url:
+        return (
+            "Send the pairs to Argilla first (4. Argilla): the message then carries the dataset's link and guidelines."
+        )
+    name, _ = _language(session)
+    lines = [f"Help us build a {name or 'preference'} dataset: compare answers and pick the best ones."]
+    if link:
+        lines.append(f"DPO Studio (the project): {link}")
+    lines += [
+        f"Annotate here (sign in to Argilla, e.g. with your Hugging Face account): {state.url}",
+        "",
+        state.guidelines or default_guidelines(session),
+    ]
+    return "\n".join(lines)
 
 
 def _annotators_frame(result: aio.PullResult) -> pd.DataFrame:
@@ -309,7 +340,9 @@ def on_pull(session: Session, values: Mapping[str, Any], progress: gr.Progress =
         return session, f"**Not pulled.** {_md(exc)}", "", empty, annotations_frame(session)
     session.annotations = result.table
     labelled = _keep_labels(session)
-    session.argilla_tab = ArgillaState(result.dataset, result.workspace, result.url)
+    session.argilla_tab = replace(
+        session.argilla_tab, dataset=result.dataset, workspace=result.workspace, url=result.url
+    )
     status = f"**Pulled.** {_md(result.summary())}"
     if labelled:
         status += (
@@ -327,6 +360,7 @@ def build_tab(session: gr.State, tab: gr.Tab) -> dict[str, Any]:
     d = DEFAULTS
     c: dict[str, Any] = {}
     gr.Markdown(INTRO)
+    argilla_space.build_section(c)
     with gr.Group():
         with gr.Row():
             c["url"] = gr.Textbox(
@@ -373,6 +407,8 @@ def build_tab(session: gr.State, tab: gr.Tab) -> dict[str, Any]:
         c["guidelines"] = gr.Textbox(label="Guidelines (Markdown)", value=d["guidelines"], lines=14, max_lines=40)
     c["send"] = gr.Button("Send to Argilla", variant="primary")
     c["send_status"] = gr.Markdown()
+
+    argilla_progress.build_section(c)
 
     gr.Markdown("### Pull the answers")
     c["pull"] = gr.Button("Pull answers")
@@ -425,9 +461,16 @@ def _wire(session: gr.State, tab: gr.Tab, c: dict[str, Any]) -> dict[str, Form]:
         [session, c["pull_status"], c["agreement"], c["annotators"], c["table"]],
         api_name="on_pull",
     )
-    return {"connect": connect_form, "send": send_form, "pull": pull_form}
+    argilla_progress.wire(session, tab, c)
+    return {
+        "connect": connect_form,
+        "send": send_form,
+        "pull": pull_form,
+        "space": argilla_space.wire(session, tab, c),
+    }
 
 
-def build(session: gr.State, tab: gr.Tab) -> None:
-    """Build the tab inside ``tab``; ``tab.select`` refreshes it from the session when the user opens it."""
-    build_tab(session, tab)
+def build(session: gr.State, tab: gr.Tab) -> gr.Timer:
+    """Build the tab inside ``tab``; ``tab.select`` refreshes it from the session when the user opens it. Returns
+    the progress timer, which the app stops when another tab opens (:func:`ui.argilla_progress.timer_for_tab`)."""
+    return build_tab(session, tab)["progress_timer"]

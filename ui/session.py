@@ -51,6 +51,9 @@ class ArgillaState:
     dataset: str = ""
     workspace: str = ""
     url: str = ""
+    guidelines: str = ""  # the guidelines sent with the dataset (for the share box's message)
+    space_id: str = ""  # the Argilla Space this session created or reused ("Create an Argilla Space")
+    space_credentials: Any = None  # its OwnerCredentials when this session created it: kept here only, shown once
 
 
 @dataclass

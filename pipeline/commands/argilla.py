@@ -6,6 +6,7 @@ shell history); the URL from ``--api-url`` or ``ARGILLA_API_URL``. Examples::
     export ARGILLA_API_URL=https://owner-argilla.hf.space ARGILLA_API_KEY=...
     python -m pipeline argilla push --input raw.parquet --dataset dpo-dutch
     python -m pipeline argilla pull --dataset dpo-dutch --output annotations.parquet
+    python -m pipeline argilla create-space --name me/argilla   # an Argilla Space on the Hub, with your token
 """
 
 from __future__ import annotations
@@ -53,6 +54,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     common(pull)
     pull.add_argument("--output", required=True, type=Path, help="annotations file: .parquet or .jsonl")
     pull.set_defaults(func=_pull)
+
+    space = actions.add_parser(
+        "create-space",
+        help="create an Argilla Space on the Hub (Argilla's template) with your token, wait until it runs",
+        description="Create an Argilla Space from Argilla's official template in your namespace (or an organisation "
+        "where you can write), with a generated owner password and API key (printed once, at the end), and wait "
+        "until it runs. Re-running with the same name reuses the Space. The token is HF_TOKEN or your saved login.",
+    )
+    space.add_argument("--name", default=None, help="owner/name of the Space (default: <you>/argilla)")
+    space.add_argument("--storage", action="store_true", help="mount a private storage bucket at /data (paid)")
+    space.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for it to run (default 600)")
+    space.add_argument("--no-wait", action="store_true", help="create it and exit without waiting")
+    space.set_defaults(func=_create_space)
 
 
 def _fail(message: str) -> int:
@@ -135,4 +149,57 @@ def _pull(args: argparse.Namespace) -> int:
     print(result.summary())
     print(result.agreement_summary())
     print(f"Wrote {result.table.num_rows} annotated record(s) to {args.output}")
+    return 0
+
+
+def _create_space(args: argparse.Namespace) -> int:
+    from pipeline import argilla as aio
+    from pipeline.argilla import space
+    from pipeline.core import hub
+
+    token = hub.local_token()
+    if not token:
+        return _fail("no Hugging Face token: run `hf auth login` or set HF_TOKEN (a token with write access).")
+    try:
+        name = args.name or space.default_space_id(hub.whoami(token).name)
+    except hub.HubError as exc:
+        return _fail(str(exc))
+    credentials = space.new_credentials(name.split("/")[0].lower())
+    if args.storage:
+        print(space.STORAGE_OFFER, file=sys.stderr)
+    try:
+        first = space.create_space(token, name, credentials, storage=args.storage)
+        print(("Reusing" if first.reused else "Created") + f" {first.space_id}: {first.page}", file=sys.stderr)
+        if args.no_wait:
+            final = first
+        else:
+            final = space.follow(
+                token,
+                first.space_id,
+                timeout_s=args.timeout,
+                on_update=lambda s: print(s.summary(), file=sys.stderr),
+                reused=first.reused,
+            )
+    except space.SpaceError as exc:
+        for line in exc.logs:
+            print(f"  | {line}", file=sys.stderr)
+        return _fail(exc.message)
+    if first.reused:
+        print(
+            f"{final.space_id} already existed and was reused as it is: use the owner API key you saved when it was "
+            f"created. Argilla: {final.url}"
+        )
+        return 0
+    if final.running:
+        try:
+            with aio.connect(final.url, credentials.api_key) as conn:
+                print(f"Connected to {conn.url} as {conn.username} ({conn.role}).", file=sys.stderr)
+        except aio.ArgillaIOError as exc:
+            print(f"The Space runs but Argilla did not answer yet: {exc}", file=sys.stderr)
+    # Shown once: these are the Space's only copy outside its secrets. Save them now.
+    print(f"Argilla URL:      {final.url}")
+    print(f"Owner username:   {credentials.username}")
+    print(f"Owner password:   {credentials.password}")
+    print(f"Owner API key:    {credentials.api_key}")
+    print(f"export ARGILLA_API_URL={final.url} ARGILLA_API_KEY=<the owner API key above>")
     return 0

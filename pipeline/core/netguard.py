@@ -239,9 +239,24 @@ def _unresolvable(host: str, what: str, exc: OSError) -> AddressRefused:
     )
 
 
+def _is_hub(host: str, port: int | None) -> bool:
+    """Whether ``host:port`` is the Hub this process is configured with (``HF_ENDPOINT``): set by whoever runs the
+    app, never typed by a visitor, so not a visitor's address to refuse (e.g. a test's local fake Hub)."""
+    endpoint = os.environ.get("HF_ENDPOINT", "").strip()
+    if not endpoint:
+        return False
+    try:
+        parts = urlsplit(endpoint)
+        hub_port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        return False
+    return (parts.hostname or "").lower() == host.lower() and (port is None or port == hub_port)
+
+
 def checked_addresses(host: str, port: int | None = None, *, what: str = "This address") -> list[IPAddress]:
     """Resolve ``host`` once and return its addresses if every one may be reached; else raise
-    :class:`AddressRefused`. (Checks whatever the mode: callers decide with :func:`active`.)"""
+    :class:`AddressRefused`. (Checks whatever the mode: callers decide with :func:`active`.) The configured Hub
+    (``HF_ENDPOINT``'s host and port) is always allowed."""
     host = (host or "").strip()
     if not host:
         raise AddressRefused(f"{what}: the URL has no host name. Give a full URL like https://example.org/v1.")
@@ -251,7 +266,8 @@ def checked_addresses(host: str, port: int | None = None, *, what: str = "This a
         raise _unresolvable(host, what, exc) from None
     if not addresses:
         raise _unresolvable(host, what, OSError("no address"))
-    _refuse(host, addresses, what)
+    if not _is_hub(host, port):
+        _refuse(host, addresses, what)
     return addresses
 
 
