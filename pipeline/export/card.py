@@ -51,16 +51,7 @@ def language_name(code: str, meta: RunMeta | None = None) -> str:
     recorded = (meta.language_name if meta is not None else "").strip()
     if recorded and recorded.lower() != code.lower():
         return recorded
-    import importlib.util
-
-    if importlib.util.find_spec("language_data") is None:  # langcodes needs it for names (and prints if absent)
-        return code
-    try:
-        import langcodes
-
-        return langcodes.get(code).display_name()
-    except Exception:  # noqa: BLE001 - an unknown code is shown as it is
-        return code
+    return languages.display_name(code)
 
 
 def size_category(n: int) -> str:

@@ -21,6 +21,8 @@ from functools import lru_cache
 
 import langcodes
 
+from pipeline.core import languages
+
 # Aya's languages (ISO 639-3 as in ``CohereForAI/aya_dataset``) with their names.
 AYA_LANGUAGES: dict[str, str] = {
     "afr": "Afrikaans",
@@ -272,13 +274,7 @@ def expected_scripts(code: str) -> frozenset[str]:
 
 def language_name(code: str) -> str:
     """A readable name for a code (Aya's list first), e.g. ``nld`` -> ``Dutch``."""
-    if code in AYA_LANGUAGES:
-        return AYA_LANGUAGES[code]
-    try:
-        name = langcodes.Language.get(_clean(code)).display_name()
-    except (ValueError, langcodes.tag_parser.LanguageTagError):
-        return code
-    return code if name.lower().startswith("unknown") else name
+    return AYA_LANGUAGES.get(code) or languages.display_name(_clean(code)) or code
 
 
 @lru_cache(maxsize=512)
