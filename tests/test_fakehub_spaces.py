@@ -16,9 +16,13 @@ def owner(fake_hub):
     fake_hub.add_user(name, token)
     spaces = fake_hub.app.spaces
     before = spaces.build_seconds
+    served = spaces.serving_argilla()  # an earlier test may have put the real Argilla behind Argilla Spaces
     spaces.build_seconds = 0.2
+    spaces.stop_serving_argilla()  # these tests are about the Hub's API: no owner is created anywhere
     yield name, token
     spaces.build_seconds = before
+    if served is not None:
+        spaces.serve_argilla(*served)
 
 
 def test_templates_create_runtime_secrets_variables_sleeptime(fake_hub, owner):
