@@ -10,13 +10,16 @@ import os
 import gradio as gr
 
 from pipeline.core import languages, links, netguard
-from ui import argilla_progress, argilla_tab, export_tab, filter_tab, pipeline_tab, playground_tab, train_tab
+from pipeline.core.schema import ModelChoice
+from ui import argilla_progress, argilla_tab, export_tab, filter_tab, pipeline_tab, playground_tab, sign_in, train_tab
 from ui.common import md_text
+from ui.forms import Form, wire
 from ui.session import Session
 
 TITLE = "DPO Studio"
+INTRO_SHORT = "Build a **DPO/ORPO preference dataset for your language**, with your community."
 INTRO = (
-    "Build a **DPO/ORPO preference dataset for your language**: filter human-written prompts and answers from "
+    "Filter human-written prompts and answers from "
     "[Aya](https://huggingface.co/datasets/CohereForAI/aya_dataset), pick a model in the Playground, generate and "
     "judge a second answer, let your community validate the pairs in Argilla, export a dataset ready for TRL, and "
     "train a model on it with TRL on Hugging Face Jobs."
@@ -25,6 +28,17 @@ INTRO = (
 CSS = """
 .table-wrap thead th, .table-wrap thead th * { word-break: normal !important; overflow-wrap: normal !important;
   hyphens: manual; }
+/* The labelling panel's answers and moves are real buttons, finger-sized, on a phone too. */
+.label-buttons button { min-height: 44px; border: 1px solid var(--button-secondary-border-color, #d1d5db) !important; }
+/* Dropdown choices never run into the arrow. */
+.wrap-inner input { text-overflow: ellipsis; padding-right: 1.75em; }
+/* On a phone: a short header, and wide tables scroll sideways instead of crushing their columns. */
+#intro-more { display: block; }
+@media (max-width: 640px) {
+  #intro-more, #signin-more { display: none; }
+  #app-header h1 { font-size: 1.4em; margin-bottom: 0.2em; }
+  .table-wrap .body-cell, .table-wrap .header-cell, .table-wrap th { min-width: 120px !important; }
+}
 """
 
 
@@ -46,19 +60,21 @@ def login_available() -> tuple[bool, str]:
 
 
 def build_app(show_login: bool = False, login_note: str = "") -> gr.Blocks:
+    sign_in.configure(show_login, login_note)  # the tabs' sign-in texts follow the real state
     # Downloads are written to temp files: delete those older than a day, checking every hour.
     with gr.Blocks(title=TITLE, delete_cache=(3600, 86400)) as demo:
         session = gr.State(Session())
-        with gr.Row():
+        with gr.Row(elem_id="app-header"):
             with gr.Column(scale=4):
-                gr.Markdown(f"# {TITLE}\n{INTRO}")
+                gr.Markdown(f"# {TITLE}\n{INTRO_SHORT}")
+                gr.Markdown(INTRO, elem_id="intro-more")
             with gr.Column(scale=1, min_width=220):
                 if show_login:
                     gr.LoginButton()
                 else:
+                    gr.Markdown("**Sign-in is off here:** the demo data and a local server work without it.")
                     gr.Markdown(
-                        f"**Sign-in is off here.** {login_note} Pushing to the Hub and serverless inference "
-                        "need it; the demo data and a local OpenAI-compatible server work without it."
+                        f"{login_note} Pushing to the Hub and serverless inference need it.", elem_id="signin-more"
                     )
         link_banner = gr.Markdown(visible=False, elem_id="link-banner")
         with gr.Tabs() as tabs:
@@ -92,53 +108,81 @@ def build_app(show_login: bool = False, login_note: str = "") -> gr.Blocks:
                     buttons=["copy"],
                     elem_id="share-message",
                 )
-        tabs.select(argilla_progress.timer_for_tab, None, argilla_timer)  # the progress refreshes only while it is open
-        make_link.click(share_link, [session], [link, link_note]).then(
-            argilla_tab.share_message, [session, link, add_argilla], [message]
-        )
-        add_argilla.change(argilla_tab.share_message, [session, link, add_argilla], [message])
-        demo.load(link_banner_text, None, [link_banner])
+        argilla_progress.follow_tabs(tabs, argilla_timer)  # the progress refreshes only while its tab is open
+        message_form = Form(link=link, add_argilla=add_argilla)
+        made = wire(make_link.click, share_link, session=session, outputs={"link": link, "note": link_note})
+        for trigger in (made.then, add_argilla.change):
+            wire(
+                trigger, argilla_tab.on_share_message, session=session, form=message_form, outputs={"message": message}
+            )
+        wire(demo.load, open_link, session=session, outputs={"banner": link_banner})
         filter_tab.open_link_on_load(demo, session, filter_parts)
     return demo
 
 
-def share_link(session: Session, request: gr.Request) -> tuple[str, str]:
-    """The community link for this session's choices, and a note saying what it does not carry and why."""
+def share_link(session: Session, request: gr.Request) -> dict:
+    """The community link for this session's choices (named output ``link``), and a ``note`` saying what it
+    carries (where the model runs: the backend kind and a server's public URL, never a key) and what it does not."""
     choices = links.choices_from_session(session)
     if choices.is_empty():
         gr.Warning("Choose a language in 1. Filter (and a model in 2. Playground) first.")
-        return "", (
-            "Choose a language in **1. Filter** first (and a model in **2. Playground**, then **Use in pipeline**)."
-        )
+        return {
+            "link": "",
+            "note": "Choose a language in **1. Filter** first (and a model in **2. Playground**, then **Use in "
+            "pipeline**).",
+        }
     base = links.public_base_url(str(request.url), os.environ.get("SPACE_HOST"))
     missing = links.missing_choices(choices)
-    if not missing:
-        note = "The link opens the app with your language, model and system prompt chosen."
-    elif "a model" in missing:
-        note = (
-            f"This link does not carry {' or '.join(missing)}: in **2. Playground** pick a model and click "
+    carried = [f"language **{md_text(choices.language)}**"] if choices.language else []
+    if choices.model:
+        carried.append(f"model **{md_text(choices.model)}** on {md_text(choices.where())}")
+    if choices.system_prompt and "a system prompt" not in missing:
+        carried.append("your system prompt")
+    note = f"The link carries {', '.join(carried)}." if carried else ""
+    if choices.model and choices.backend != "serverless":
+        note += " No API key travels in it: people who open it type their own if the server needs one."
+    if missing and "a model" in missing:
+        note += (
+            f" It does not carry {' or '.join(missing)}: in **2. Playground** pick a model and click "
             "**Use in pipeline**, then make the link again to add the model and its system prompt."
         )
-    else:
-        note = f"This link does not carry {' or '.join(missing)}."
-    return links.build_link(base, choices), note
+    elif missing:
+        note += f" It does not carry {' or '.join(missing)}."
+    return {"link": links.build_link(base, choices), "note": note.strip()}
 
 
-def link_banner_text(request: gr.Request) -> dict:
-    """Opened from a community link: one line naming what the link chose (and where), at the top of the page."""
-    shared = links.parse_link_params(dict(request.query_params))
-    if shared.is_empty():
-        return gr.update(visible=False)
+def open_link(session: Session, request: gr.Request) -> dict:
+    """Opened from a community link: its model (with where it runs) becomes this session's model choice, so the
+    Playground and the Pipeline tab start from it; one line at the top names what the link chose, and why a
+    server it named was refused (a private address on a public deployment)."""
+    shared = links.shared_from_request(request)
+    if shared.is_empty() and not shared.refused:
+        return {"banner": gr.update(visible=False)}
+    if shared.model and session.model_choice is None:
+        session.model_choice = ModelChoice(
+            model=shared.model,
+            backend=shared.backend or "serverless",
+            base_url=shared.base_url,
+            provider=shared.provider or "auto",
+            system_prompt=shared.system_prompt,
+        )
     parts = []
     if shared.language:
-        parts.append(f"language **{md_text(languages.display_name(shared.language))} ({md_text(shared.language)})**")
+        known = languages.lookup(shared.language)
+        if known is None:
+            parts.append(f"language **{md_text(shared.language)}**, which is not a language DPO Studio knows")
+        else:
+            parts.append(f"language **{md_text(known.name)} ({md_text(shared.language)})**")
     if shared.model:
-        parts.append(f"model **{md_text(shared.model)}**")
+        where = f" on {md_text(shared.where())}" if shared.where() else ""
+        parts.append(f"model **{md_text(shared.model)}**{where}")
     if shared.system_prompt:
         parts.append("a system prompt")
-    where = "in **1. Filter** and **2. Playground**" if shared.model or shared.system_prompt else "in **1. Filter**"
-    text = f"🔗 **Opened from a shared link:** {', '.join(parts)}, chosen for you {where}."
-    return gr.update(visible=True, value=text)
+    tabs = "**1. Filter**, **2. Playground** and **3. Pipeline**" if shared.model else "**1. Filter**"
+    text = f"🔗 **Opened from a shared link:** {', '.join(parts)}, chosen for you in {tabs}." if parts else ""
+    if shared.refused:
+        text += f" The link's server was not used: {md_text(shared.refused)}"
+    return {"banner": gr.update(visible=True, value=text.strip())}
 
 
 def launch_options() -> dict:

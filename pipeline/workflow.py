@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.core import hub
-from pipeline.core.credentials import Credentials
+from pipeline.core.credentials import Credentials, sign_in_refusal
 from pipeline.core.errors import RunError
 from pipeline.core.schema import JudgeCheck, Provenance, RunMeta
 from pipeline.generate import publish
@@ -32,6 +32,7 @@ from pipeline.generate.executor import start_run
 from pipeline.generate.meta import build_raw_meta
 from pipeline.generate.runhandle import RunHandle
 from pipeline.generate.settings import RunSettings
+from pipeline.inference import Backend
 from pipeline.judge import check as judgecheck
 
 __all__ = [
@@ -41,8 +42,10 @@ __all__ = [
     "local_checkpoint",
     "preflight_push",
     "require_sign_in",
+    "model_roles",
     "serverless_models",
     "start_generation",
+    "where_models_run",
 ]
 
 HUB_CHECKPOINT_MIN_EVERY = 10  # rows between two Hub checkpoint pushes, at the least
@@ -60,12 +63,19 @@ def require_sign_in(settings: RunSettings, token: str | None, how: str) -> None:
     ``how`` says how to get one where the user is ("Sign in with Hugging Face (button at the top)" in the app,
     "Set HF_TOKEN (or run `hf auth login`)" in the CLI).
     """
-    models = serverless_models(settings)
-    if models and not token:
-        raise RunError(
-            f"{', '.join(models)} run{'s' if len(models) == 1 else ''} on serverless inference, with your account. "
-            f"{how}, or use a local OpenAI-compatible server."
-        )
+    message = sign_in_refusal(model_roles(settings), token, how)
+    if message:
+        raise RunError(message)
+
+
+def model_roles(settings: RunSettings) -> list[tuple[str, Backend]]:
+    """Each model of a run with its role: ("generator", backend) per generator, then ("judge", backend)."""
+    return [*(("generator", g) for g in settings.generators), ("judge", settings.judge)]
+
+
+def where_models_run(settings: RunSettings) -> str:
+    """One line per model saying where it runs, e.g. "Generator: m on http://127.0.0.1:8080/v1" (no secrets)."""
+    return "\n".join(f"- {role.capitalize()}: {backend.label}" for role, backend in model_roles(settings))
 
 
 def preflight_push(

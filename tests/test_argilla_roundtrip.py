@@ -223,10 +223,10 @@ def test_progress_handler_needs_a_connection_then_shows_the_tables(sent, monkeyp
     monkeypatch.delenv("ARGILLA_API_KEY", raising=False)
     monkeypatch.delenv("ARGILLA_API_URL", raising=False)
     session = Session()
-    text, datasets, people = tab.on_progress(session, {"url": "", "workspace": None})
+    text, datasets, people = tab.on_progress(session, {"url": "", "workspace": None}).values()
     assert text.startswith("Connect to Argilla") and datasets.empty and people.empty  # no call without a key
     session.argilla_url, session.argilla_key = sent.stack.url, sent.stack.api_key
-    text, datasets, people = tab.on_progress(session, {"url": "", "workspace": "argilla"})
+    text, datasets, people = tab.on_progress(session, {"url": "", "workspace": "argilla"}).values()
     assert "answer(s) so far" in text
     row = datasets[datasets.iloc[:, 0] == DATASET].iloc[0].tolist()
     assert row[1:6] == [6, 1, 3, 2, 7] and row[7] == "75% (2)"
@@ -423,7 +423,8 @@ def test_tab_handlers(sent, monkeypatch):
     session = Session()
     profile = gr.OAuthProfile({"preferred_username": "alice", "name": "Alice", "picture": "", "profile": ""})
 
-    info, name, guidelines, _, _ = tab.on_select(session, "", "", profile)
+    out = tab.on_select(session, {"dataset": "", "guidelines": ""}, profile)
+    info, name, guidelines = out["send_info"], out["dataset"], out["guidelines"]
     assert "Nothing to send yet" in info and name == "dpo-alice"
     send = {
         "url": stack.url,
@@ -433,45 +434,46 @@ def test_tab_handlers(sent, monkeypatch):
         "seed": 0,
         "min_submitted": 1,
     }
-    session2, status = tab.on_send(session, {**send, "dataset": "ui-set", "guidelines": ""})
+    status = tab.on_send(session, {**send, "dataset": "ui-set", "guidelines": ""})["send_status"]
     assert "Nothing to send yet" in status
 
     session.raw = pa.Table.from_pylist(ROWS)
     session.raw_meta = schema.RunMeta.from_dict(
         {"language": "Dutch", "language_code": "nld", "judge_model": "org/judge"}
     )
-    info, name, guidelines, key_box, _ = tab.on_select(session, "", "", profile)
+    out = tab.on_select(session, {"dataset": "", "guidelines": ""}, profile)
+    info, name, guidelines = out["send_info"], out["dataset"], out["guidelines"]
     assert "6 of 7 rows are ready" in info and "3 responses" in info
     assert name == "dpo-dutch-alice" and "Nederlands" in guidelines and "org/judge" in guidelines
 
     # a wrong key: not kept; the right one: kept for the session, the box emptied, never shown back
-    session, key_box, msg, _ = tab.on_connect(session, {"url": stack.url, "key": "wrong-key-xyz", "workspace": None})
+    msg = tab.on_connect(session, {"url": stack.url, "key": "wrong-key-xyz", "workspace": None})["conn_status"]
     assert "Not connected" in msg and "refused" in msg and session.argilla_key == ""
-    session, key_box, msg, workspaces = tab.on_connect(
-        session, {"url": stack.url, "key": stack.api_key, "workspace": None}
-    )
+    out = tab.on_connect(session, {"url": stack.url, "key": stack.api_key, "workspace": None})
+    key_box, msg, workspaces = out["key"], out["conn_status"], out["workspace"]
     assert "Connected" in msg and session.argilla_key == stack.api_key and session.argilla_url == stack.url
     assert key_box["value"] == "" and stack.api_key not in str(key_box) + msg + str(workspaces)
     assert workspaces["value"] in workspaces["choices"] and "argilla" in workspaces["choices"]
-    *_, key_box, url_box = tab.on_select(session, name, guidelines, profile)
+    out = tab.on_select(session, {"dataset": name, "guidelines": guidelines}, profile)
+    key_box, url_box = out["key"], out["url"]
     assert "value" not in key_box and "set for this session" in key_box["placeholder"]
     assert url_box["value"] == stack.url
 
     assert tab.share_message(session, "https://x.hf.space/?language=nld", True).startswith("Send the pairs")
-    session, status = tab.on_send(session, {**send, "dataset": name, "guidelines": guidelines + "\nOUR NOTE"})
+    status = tab.on_send(session, {**send, "dataset": name, "guidelines": guidelines + "\nOUR NOTE"})["send_status"]
     assert status.startswith("**Sent.**") and "6 new record" in status and stack.api_key not in status
     message = tab.share_message(session, "https://x.hf.space/?language=nld", True)
     assert "https://x.hf.space/?language=nld" in message and session.argilla_tab.url in message
     assert message.rstrip().endswith("OUR NOTE") and stack.api_key not in message  # the guidelines as sent
     assert tab.share_message(session, "https://x.hf.space/", False) == ""
-    session, status = tab.on_send(session, {**send, "dataset": name, "guidelines": guidelines})
+    status = tab.on_send(session, {**send, "dataset": name, "guidelines": guidelines})["send_status"]
     assert "0 new record" in status and "6 already there" in status
 
     pull = {"url": stack.url, "workspace": "argilla", "dataset": name}
-    session, status, agreement_md, annotators, table = tab.on_pull(session, pull)
+    status, agreement_md, annotators, table = tab.on_pull(session, pull).values()
     assert "0 of 6 records" in status and "No answers yet" in status and session.annotations.num_rows == 0
     slot_answers(stack, name, ANSWERS)
-    session, status, agreement_md, annotators, table = tab.on_pull(session, pull)
+    status, agreement_md, annotators, table = tab.on_pull(session, pull).values()
     assert "5 of 6 records" in status and "3 of 4 records" in agreement_md
     # the tables show people's headers ("Annotator", "Human preference"): read them by the data's names
     annotators, table = by_name(annotators, tab.ANNOTATOR_COLUMNS), by_name(table, tab.ANNOTATION_PREVIEW_COLUMNS)
@@ -480,9 +482,9 @@ def test_tab_handlers(sent, monkeypatch):
     assert by_id["r1"]["human preference"] == "human" and by_id["r1"]["prompt"] == "Vraag r1?"
     assert by_id["r3"]["judge preference"] == "tie" and by_id["r2"]["human ratings"] == "2.5, 4.5, 4"
 
-    session, key_box, msg = tab.on_forget(session)
+    key_box, msg = tab.on_forget(session).values()
     assert session.argilla_key == "" and "forgotten" in msg
-    session, status, *_ = tab.on_pull(session, pull)
+    status = tab.on_pull(session, pull)["pull_status"]
     assert "Not pulled" in status and "No Argilla API key" in status
     assert session.annotations.num_rows == 5  # what was pulled before is kept
 
@@ -505,7 +507,7 @@ def test_a_pull_keeps_the_judge_check_labels(sent, monkeypatch):
     labels = session.judge_check.labels
     assert set(labels) == {"r1", "r2", "r3", "r4", "r5", "r6"} and session.annotations.num_rows == 6
 
-    session, status, *_ = tab.on_pull(session, {"url": stack.url, "workspace": stack.workspace, "dataset": DATASET})
+    status = tab.on_pull(session, {"url": stack.url, "workspace": stack.workspace, "dataset": DATASET})["pull_status"]
     assert "**Pulled.**" in status and "1 row(s) you labelled in the judge check" in status
     rows = {r["id"]: r for r in session.annotations.to_pylist()}
     assert set(rows) == {"r1", "r2", "r3", "r4", "r5", "r6"} and session.judge_check.label_ids == {"r5"}

@@ -190,15 +190,17 @@ def test_tab_handler_names_the_failure_and_shows_the_last_log_lines(fake_hub, fa
 
     session = Session()
     outputs = list(argilla_space.on_create_space(session, {"space_name": "argilla"}))
-    assert "Sign in with Hugging Face first" in outputs[-1][1]  # not signed in: nothing was asked of the Hub
+    assert (
+        "Sign in with Hugging Face first" in outputs[-1]["space_status"]
+    )  # not signed in: nothing was asked of the Hub
 
     token = _user(fake_hub, "ugo")
     fast_spaces.fail_build("ugo/argilla", ["npm ERR! code ELIFECYCLE", "The command returned a non-zero code: 1"])
     profile = gr.OAuthProfile({"preferred_username": "ugo", "name": "Ugo", "picture": "", "profile": ""})
     oauth = gr.OAuthToken(token=token, scope="openid profile manage-repos write-repos", expires_at=0)
     outputs = list(argilla_space.on_create_space(session, {"space_name": ""}, oauth, profile))
-    assert "Created the Space" in outputs[0][1] and "building" in outputs[0][1]
-    status, logs = outputs[-1][1], outputs[-1][2]
+    assert "Created the Space" in outputs[0]["space_status"] and "building" in outputs[0]["space_status"]
+    status, logs = outputs[-1]["space_status"], outputs[-1]["logs"]
     assert status.startswith("**The Argilla Space is not ready.**") and "Factory rebuild" in status
     assert logs["visible"] is True and logs["value"].endswith("The command returned a non-zero code: 1")
     assert session.argilla_tab.space_id == "ugo/argilla" and session.argilla_key == ""  # not connected

@@ -393,7 +393,7 @@ def ayla_validates_in_argilla(ayla: Person, argilla_stack, n: int) -> str:
 
 def ayla_exports_and_pushes(ayla: Person, tmp_path: Path, n: int) -> tuple[str, Path, int]:
     ayla.tab("5. Export")
-    ayla.wait_visible(ayla.text(f"Annotators answered {n} rows", exact=False), "the Export tab to see the answers")
+    ayla.wait_visible(ayla.text(f"People answered {n} rows", exact=False), "the Export tab to see the answers")
     ayla.click(ayla.button("Build the dataset"), "Build the dataset")
     # one pair per answered row, minus what the default rules drop (e.g. a chosen SmolLM2 answer in English)
     summary = ayla.page.get_by_text(re.compile(rf"^\d+ pairs from \d+ of {n} rows")).filter(visible=True)

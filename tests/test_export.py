@@ -546,6 +546,24 @@ def test_card_metadata():
     assert "argilla" in ex.card_metadata(with_humans, META)["tags"]
 
 
+def test_the_card_names_the_source_of_the_human_preferences():
+    """Panel labels are one person's, in the app; Argilla's are annotators': the card says which, and how many."""
+    rows = [raw_row("a", ["x", "y"], [5, 1]), raw_row("b", ["p", "q"], [1, 5])]
+    with_humans = ex.build_export(table(rows), annotations([ann_row("a", [5.0, 1.0], 0)]))
+    panel = ex.as_run_meta(META).replace(
+        human_feedback=schema.HumanFeedback(panel_rows=1, panel_people=1, set_aside=11)
+    )
+    body = ex.card_body(with_humans, panel)
+    assert "1 rows labelled by 1 person in DPO Studio&#x27;s judge-check panel" in body
+    assert "Argilla" not in body and "11 panel label(s) were set aside" in body
+    assert "argilla" not in ex.card_metadata(with_humans, panel)["tags"]
+    argilla = ex.as_run_meta(META).replace(human_feedback=schema.HumanFeedback(argilla_rows=1, argilla_annotators=3))
+    assert "1 rows answered in Argilla by 3 annotators" in ex.card_body(with_humans, argilla)
+    assert "argilla" in ex.card_metadata(with_humans, argilla)["tags"]
+    # the run's metadata keeps it through its JSON
+    assert schema.RunMeta.from_dict(argilla.to_dict()).human_feedback == argilla.human_feedback
+
+
 def test_card_body_says_how_it_was_made_and_how_to_load_it():
     rows = [raw_row("a", ["x", "y"], [5, 1]), raw_row("b", ["p", "q"], [1, 5]), raw_row("t", ["r", "s"], [3, 3])]
     result = ex.build_export(table(rows), fmt="conversational", test_size=1)

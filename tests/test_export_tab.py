@@ -13,7 +13,7 @@ from pipeline import export as ex
 from pipeline.core.schema import RunMeta
 from tests.test_export import ann_row, annotations, raw_row, table
 from ui import export_tab as tab
-from ui.common import SIGN_IN_NEEDED
+from ui import sign_in
 from ui.session import Session
 
 EVIL = "<img src=x onerror=alert(1)><script>alert(2)</script>"
@@ -54,13 +54,26 @@ def _values(source=tab.SRC_SESSION, rules=None, fmt="standard", test_size=0, lan
     }
 
 
+BUILD_OUTPUTS = (
+    "status",
+    "counts",
+    "preview",
+    "plot_rules",
+    "plot_ratings",
+    "plot_margins",
+    "plot_agreement",
+    "downloads",
+)
+
+
 def _build(session, source=tab.SRC_SESSION, rules=None, fmt="standard", test_size=0, language="nld"):
-    return tab.on_build(session, _values(source, rules, fmt, test_size, language))
+    out = tab.on_build(session, _values(source, rules, fmt, test_size, language))  # named outputs, in order
+    return (session, *(out[k] for k in BUILD_OUTPUTS))
 
 
 def _refresh(session, language=None, profile=None, token=None):
     values = {"source": tab.SRC_SESSION, "language": language, "owner": None, "repo_name": ""}
-    return tab.on_refresh(session, values, profile, token)
+    return tuple(tab.on_refresh(session, values, profile, token).values())
 
 
 def _plain(markdown: str) -> str:
@@ -91,7 +104,7 @@ def test_build_fills_numbers_preview_and_downloads():
     returned, status, counts, preview, rules_df, ratings_df, margins_df, agreement_upd, files = out
     assert returned is session and isinstance(session.export, ex.ExportResult)
     assert "**3 pairs** from 3 of 4 rows" in status and "Tie (equal ratings, or annotators said tie): 1" in status
-    assert "Preferences from annotators: 2; from the judge: 1" in status
+    assert "Preferences from people: 2; from the judge: 1" in status
     assert "Judge versus annotators on 2 rows" in status
     assert ["Rows kept", 3] in counts
     assert [r[0] for r in preview] == ["a", "b", "e"]
@@ -110,7 +123,7 @@ def test_build_fills_numbers_preview_and_downloads():
 def test_judge_only_source_ignores_annotations_and_split_files():
     session = _session()
     out = _build(session, source=tab.SRC_JUDGE, fmt="conversational", test_size=1)
-    assert "Preferences from annotators: 0; from the judge: 3" in out[1]
+    assert "Preferences from people: 0; from the judge: 3" in out[1]
     assert sorted(Path(f).name for f in out[-1]) == [
         "README.md",
         "aya-dutch-dpo-test.jsonl",
@@ -152,10 +165,10 @@ def test_untrusted_codes_are_escaped_in_markdown():
 def test_refresh_signed_out_disables_push():
     out = _refresh(_session())
     summary, lang, owner, name, push_btn, note, hub_row = out
-    assert "4 rows" in summary and "Annotators answered 2 rows" in summary
+    assert "4 rows" in summary and "People answered 2 rows" in summary
     assert lang["value"] == "nld" and name["value"] == "aya-dutch-dpo"
-    assert push_btn["interactive"] is False and note == SIGN_IN_NEEDED and hub_row["visible"] is False
-    assert tab.on_push(_session(), _values(repo_name="x"), None, None) == SIGN_IN_NEEDED
+    assert push_btn["interactive"] is False and note == sign_in.needed() and hub_row["visible"] is False
+    assert tab.on_push(_session(), _values(repo_name="x"), None, None)["push_status"] == sign_in.needed()
 
 
 @pytest.fixture()
@@ -178,7 +191,7 @@ def test_push_then_load_back(hub):
     session = _session()
     name = f"aya-dutch-dpo-{uuid.uuid4().hex[:6]}"
     values = _values(fmt="recipe", test_size=1, include_system=True, repo_name=name)
-    msg = tab.on_push(session, values, _profile("alice"), _token("hf_alice_tab"))
+    msg = tab.on_push(session, values, _profile("alice"), _token("hf_alice_tab"))["push_status"]
     assert msg.startswith("**Pushed** 3 pairs (private)")
     loaded = datasets.load_dataset(f"alice/{name}", token="hf_alice_tab")
     for split, split_table in session.export.splits.items():
@@ -190,7 +203,9 @@ def test_push_to_a_target_the_user_cannot_write_is_refused_before_work(hub):
     session = _session()
     before = len(hub.requests)
     for owner in ("bob", "readers"):
-        msg = tab.on_push(session, _values(owner=owner, repo_name="x"), _profile("alice"), _token("hf_alice_tab"))
+        msg = tab.on_push(session, _values(owner=owner, repo_name="x"), _profile("alice"), _token("hf_alice_tab"))[
+            "push_status"
+        ]
         assert msg.startswith("**Not pushed.**") and "cannot write" in msg
     assert session.export is None  # nothing was built
     assert not any(m == "POST" for m, _, _ in hub.requests[before:])
@@ -201,12 +216,13 @@ def test_load_raw_dataset_from_the_hub(hub):
     hub.add_dataset(repo, pa.Table.from_pylist(ROWS), private=True)
     session = Session()
     hub_values = {"hub_id": repo, "hub_split": "train"}
-    returned, summary, lang = tab.on_load_hub(session, hub_values, _profile("alice"), _token("hf_alice_tab"))
-    assert returned is session and "4 rows" in summary and lang["value"] == "nld"
+    loaded = tab.on_load_hub(session, hub_values, _profile("alice"), _token("hf_alice_tab"))
+    summary, lang = loaded["summary"], loaded["language"]
+    assert session.export_tab.hub is not None and "4 rows" in summary and lang["value"] == "nld"
     out = _build(session, source=tab.SRC_HUB)
     assert "**3 pairs**" in out[1]
     # bob cannot see alice's private dataset
-    _, summary, _ = tab.on_load_hub(Session(), hub_values, _profile("bob"), _token("hf_bob_tab"))
+    summary = tab.on_load_hub(Session(), hub_values, _profile("bob"), _token("hf_bob_tab"))["summary"]
     assert summary.startswith("**Could not load it.**")
 
 
@@ -275,3 +291,19 @@ def test_launched_app_loads_from_the_hub_and_builds(hub, tmp_path):
         assert [r[0] for r in preview["data"]] == ["a", "b", "e"]
     finally:
         demo.close()
+
+
+def test_export_charts_have_no_na_bar_and_say_what_they_leave_out():
+    """Pairs decided by people who did not rate have no ratings: they are counted in the status, not drawn as an
+    "n/a" bar; the rating and margin axes are numbers in order."""
+    rows = [
+        raw_row("a", ["x", "y"], [5, 1]),
+        raw_row("b", ["x2", "y2"], [4, 3]),
+        raw_row("c", ["p", "q"], [None, None]),
+    ]
+    result = ex.build_export(table(rows), annotations([ann_row("c", [None, None], 1)]))
+    frames = tab.export_frames(result)
+    assert "n/a" not in set(frames["ratings"]["rating"]) and "n/a" not in set(frames["margins"]["margin"])
+    assert list(frames["margins"]["margin"]) == sorted(frames["margins"]["margin"], key=float)
+    assert tab.unrated_pairs(result) == 1 and result.num_rows == 3
+    assert "1 pair(s) decided by people without ratings" in tab._status_md(result)

@@ -12,6 +12,7 @@ import pytest
 from pipeline.filter import filtered, sources
 from tests.test_filter_hub import AYA_CARD, demo_raw
 from ui import filter_tab as ft
+from ui import sign_in
 from ui.session import Session
 
 
@@ -42,7 +43,12 @@ def load(session: Session, choice: str = ft.SRC_AYA, oauth=None, language: str |
         "language_col": "",
         "all_rows_language": "",
     } | hub_fields
-    return ft.on_load(session, {"source": choice, **fields, "language": language}, oauth)
+    out = ft.on_load(session, {"source": choice, **fields, "language": language}, oauth)
+    keep = gr.update()
+    return (
+        session,
+        *(out.get(k, keep) for k in ("load_status", "lang_table", "lang_plot", "language", "annotation_types")),
+    )
 
 
 def filt(session: Session, language, prof=None, repo_name="", **kw):
@@ -56,12 +62,14 @@ def filt(session: Session, language, prof=None, repo_name="", **kw):
         "sample": 0,
         "seed": 42,
     } | kw
-    return ft.on_filter(session, {"language": language, **v, "repo_name": repo_name}, prof)
+    out = ft.on_filter(session, {"language": language, **v, "repo_name": repo_name}, prof)
+    keep = gr.update()
+    return (session, *(out.get(k, keep) for k in ("count", "preview", "repo_name", "push", "push_note")))
 
 
 def push(session: Session, owner, repo_name, prof=None, tok=None, private=True, overwrite=False):
     values = {"owner": owner, "repo_name": repo_name, "private": private, "overwrite": overwrite}
-    return ft.on_push(session, values, prof, tok)
+    return ft.on_push(session, values, prof, tok)["push_status"]
 
 
 def test_app_builds_with_the_filter_tab():
@@ -97,7 +105,7 @@ def test_filters_update_count_preview_and_session(hubdata):
     assert "**37 rows** of Dutch" in count and "out of 38" in count
     assert isinstance(s.filtered, filtered.FilteredSet) and s.filtered.rows == 37
     assert list(preview.columns) == ["Prompt", "Answer", "Language", "Annotation type", "Id"] and len(preview) == 37
-    assert btn["interactive"] is False and "Sign in" in note  # not signed in: push disabled, says why
+    assert btn["interactive"] is False and sign_in.needed() in note  # not signed in: push disabled, says why
     s, count, preview, repo, btn, note = filt(s, "Dutch", profile("alice"), min_response=150)
     assert s.filtered.rows < 37 and f"**{s.filtered.rows} rows**" in count
     assert repo["value"] == "aya-nld" and btn["interactive"] is True and note == ""
@@ -124,7 +132,7 @@ def test_push_from_the_tab(hubdata):
     s = Session()
     s, *_ = load(s)
     s, *_ = filt(s, "fr", profile("alice"), sample=5)
-    assert "Sign in" in push(s, "alice", "aya-fra", None, None)
+    assert sign_in.needed() in push(s, "alice", "aya-fra", None, None)
     name = f"aya-fra-{uuid.uuid4().hex[:6]}"
     msg = push(s, "langcommunity", name, profile("alice"), token("hf_alice"))
     assert msg.startswith("**Pushed** 5 rows (private)"), msg
@@ -138,19 +146,19 @@ def test_push_from_the_tab(hubdata):
 
 
 def test_owner_choices_from_whoami(hubdata):
-    owner, btn, note = ft.on_tab_select(Session(), None, profile("alice"), token("hf_alice"))
+    owner, btn, note = ft.on_tab_select(Session(), {"owner": None}, profile("alice"), token("hf_alice")).values()
     assert owner["choices"] == ["alice", "langcommunity"] and owner["value"] == "alice"
-    owner, btn, note = ft.on_tab_select(Session(), None, None, None)
-    assert owner["choices"] == [] and btn["interactive"] is False and "Sign in" in note
+    owner, btn, note = ft.on_tab_select(Session(), {"owner": None}, None, None).values()
+    assert owner["choices"] == [] and btn["interactive"] is False and sign_in.needed() in note
 
 
 def test_downloads(hubdata, tmp_path):
     s = Session()
     s, *_ = load(s, choice=ft.SRC_DEMO)
-    files, status = ft.on_download(s)
+    files, status = ft.on_download(s).values()
     assert files is None and "Nothing to download" in status
     s, *_ = filt(s, "ja")
-    files, status = ft.on_download(s)
+    files, status = ft.on_download(s).values()
     assert [f.rsplit(".", 1)[1] for f in files] == ["parquet", "jsonl", "md"]
     assert pq.read_table(files[0]).to_pylist() == s.filtered.table.to_pylist()
     assert "demo" in open(files[2], encoding="utf-8").read().lower()
@@ -212,7 +220,7 @@ def test_launched_app_demo_flow(tmp_path):
             "all_rows_language": "",
             "language": None,
         }
-        status, table, plot, languages, ann = client.predict(*load_form.api_args(load_values), api_name="/on_load")
+        status, table, plot, languages, ann, *_ = client.predict(*load_form.api_args(load_values), api_name="/on_load")
         assert "302 rows in 11 languages" in status
         assert ["Yoruba (yor) — 15 rows", "yor"] in languages["choices"]
         filter_values = {**ft.FILTER_DEFAULTS, "annotation_types": [], "language": "Yoruba"}
@@ -223,3 +231,30 @@ def test_launched_app_demo_flow(tmp_path):
         assert pq.read_table(files[0]).num_rows == 14
     finally:
         demo.close()
+
+
+def test_no_stale_state_files_cleared_source_follows_the_data_and_unknown_link_languages_said(hubdata):
+    """Switching the language empties the download box (its files were the other language's); when Aya cannot be
+    reached and the demo data comes instead, the Source radio says Demo; a link's language that the data lacks, or
+    that is no language at all, gets a message instead of an empty box."""
+    s = Session()
+    load(s, choice=ft.SRC_DEMO)
+    filt(s, "nld")
+    assert "rows ready to download" in ft.on_download(s)["download_status"]
+    out = ft.on_filter(s, {**ft.FILTER_DEFAULTS, "language": "yor"}, None)
+    assert out["files"] is None and out["download_status"] == "" and "of Yoruba" in out["count"]
+    with hubdata.unreachable():
+        out = ft.on_load(Session(), {"source": ft.SRC_AYA})
+    assert out["source"]["value"] == ft.SRC_DEMO and "demo data" in out["load_status"]
+    assert "source" not in ft.on_load(Session(), {"source": ft.SRC_DEMO})  # nothing to correct
+
+    class Link:
+        def __init__(self, **query):
+            self.query_params = query
+
+    klingon = ft.on_link_open(Session(), Link(language="Klingon", source="demo"))
+    assert "is not in the demo data" in klingon["load_status"] and "Klingon" in klingon["load_status"]
+    nonsense = ft.on_link_open(Session(), Link(language="Xyzzyish", source="demo"))
+    assert "not a language DPO Studio knows" in nonsense["load_status"]
+    aya = ft.on_link_open(Session(), Link(language="Xyzzyish"))
+    assert "not a language DPO Studio knows" in aya["load_status"] and "language" not in aya

@@ -154,6 +154,6 @@ def test_label_a_pilot_run_check_two_judges_and_use_one(person, app_server, mode
     p.wait_visible(p.text("The run's judge is now", exact=False), "the note about the chosen judge")
 
     p.tab("5. Export")
-    p.wait_visible(p.text(f"Annotators answered {usable} rows", exact=False), "the labels in the Export tab")
+    p.wait_visible(p.text(f"People answered {usable} rows", exact=False), "the labels in the Export tab")
     p.shot("judge-check-export")
     assert p.xss_flag() is None and not p.dialogs, "a payload ran"

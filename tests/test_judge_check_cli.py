@@ -164,7 +164,9 @@ def test_bad_input_gets_a_message_that_says_what_to_do(tmp_path, judge_server, c
     assert "2 of the 2 labelled rows are in French (fra), but the run is in Dutch (nld)" in err
 
     assert main(["judge-check", "--labels", str(french), "--judge", "org/judge"]) == 2
-    assert "org/judge run(s) on serverless inference" in capsys.readouterr().err  # no HF_TOKEN: refused early
+    assert (
+        "candidate judge org/judge runs on serverless inference" in capsys.readouterr().err
+    )  # no HF_TOKEN: refused early
 
     assert main(["judge-check", "--labels", str(french), *base, "--judge", "b", "--judge", "c", "--judge", "d"]) == 2
     assert "At most 3 judges" in capsys.readouterr().err

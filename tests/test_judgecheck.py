@@ -425,3 +425,27 @@ def test_the_check_a_run_records_is_the_one_that_scored_its_judge(tmp_path):
     path.write_text("{}", encoding="utf-8")
     with pytest.raises(JudgeCheckError, match="--output check.json"):
         judgecheck.read_check(str(path))
+
+
+def test_a_label_belongs_to_the_texts_people_saw_never_to_a_row_id_alone():
+    raw = raw_table(12)
+    labels = [t.label(CHOICE_A) for t in judge_labels.label_tasks(raw, 10)]
+    kept, set_aside = judge_labels.current_labels(labels, raw)
+    assert kept == labels and set_aside == 0
+    # the same ids and prompts, one model answer changed by one character: that label is set aside
+    responses = raw.column("responses").to_pylist()
+    changed_id = labels[0].id
+    row = raw.column("id").to_pylist().index(changed_id)
+    responses[row] = [responses[row][0], responses[row][1] + "!"]
+    rerun = raw.set_column(raw.column_names.index("responses"), raw.schema.field("responses"), pa.array(responses))
+    kept, set_aside = judge_labels.current_labels(labels, rerun)
+    assert set_aside == 1 and [lab.id for lab in kept] == [lab.id for lab in labels[1:]]
+    # a swap of the two answers is another text at each position too
+    swapped = [lab for lab in labels if lab.id == labels[1].id][0]
+    flipped = judge_labels.Label(
+        swapped.id, swapped.prompt, swapped.shown, swapped.answers[::-1], CHOICE_A, swapped.language, 2
+    )
+    assert judge_labels.current_labels([flipped], raw) == ([], 1)
+    # rows gone from the table: set aside too; no table: nothing to compare (all returned)
+    assert judge_labels.current_labels(labels, raw.slice(0, 0)) == ([], len(labels))
+    assert judge_labels.current_labels(labels, None) == (labels, 0)

@@ -310,10 +310,8 @@ def test_filter_tab_says_which_detector_checks_the_chosen_language():
 
     session = Session()
     values = {**filter_tab.FILTER_DEFAULTS, "language": "yor", "repo_name": ""}
-    session, *_ = filter_tab.on_load(
-        session, {**filter_tab.LOAD_DEFAULTS, "source": filter_tab.SRC_DEMO, "language": None}, None
-    )
-    _, count, *_ = filter_tab.on_filter(session, values, None)
+    filter_tab.on_load(session, {**filter_tab.LOAD_DEFAULTS, "source": filter_tab.SRC_DEMO, "language": None}, None)
+    count = filter_tab.on_filter(session, values, None)["count"]
     cov = langcheck.coverage("yor")
     assert f"checked by {cov.label}" in count and f"{cov.recall:.0%}" in count
 

@@ -12,6 +12,7 @@ from pipeline.filter import filtered, sources
 from tests.fixtures.faulty_server import FakeLLMServer
 from tests.test_generate_services import ultrafeedback_responder
 from ui import pipeline_tab as tab
+from ui import sign_in
 from ui.session import ModelChoice, Session
 
 
@@ -59,13 +60,20 @@ def _run(fields: dict, restart: bool = False, hub: bool = False, every: int = 10
     return {**fields, "restart": restart, "hub_checkpoints": hub, "checkpoint_every": every, "repo": repo, **kw}
 
 
-def _run_to_end(session: Session, timeout: float = 60) -> tuple:
+def _start(session: Session, values: dict, **auth) -> tuple:
+    """tab.start's named outputs as (progress text, timer)."""
+    out = tab.start(session, values, **auth)
+    return out["progress"], out["timer"]
+
+
+def _run_to_end(session: Session, timeout: float = 60) -> tab.RunView:
     deadline = time.monotonic() + timeout
     tab.poll(session)
     while session.run.running and time.monotonic() < deadline:
         time.sleep(0.1)
         tab.poll(session)
-    return tab.poll(session)
+    tab.poll(session)  # what people see at the end (the results load into the session)
+    return tab.run_view(session)
 
 
 def test_app_builds_with_the_tab():
@@ -98,13 +106,14 @@ def test_prefill_from_the_playground_choice(session):
 def test_start_poll_and_results_in_session(session):
     with FakeLLMServer(responder=ultrafeedback_responder, latency=lambda: 0.01) as srv:
         fields = _fields(srv.base_url)
-        assert "12 of 12 rows to run" in tab.estimate(session, fields)
-        text, timer = tab.start(session, _run(fields, False, True, 100, ""))
+        assert "12 of 12 rows to run" in tab.estimate(session, fields)["estimate"]
+        text, timer = _start(session, _run(fields, False, True, 100, ""))
         assert "Not signed in" in text  # Hub checkpoints need sign-in; the run goes on locally
         # a second run in the same session while one is going is refused
-        again, _ = tab.start(session, _run(fields, False, False, 100, ""))
+        again, _ = _start(session, _run(fields, False, False, 100, ""))
         assert "state:" in again  # shows the running run, starts nothing new
-        progress, latest, ratings, langs, board, timer = _run_to_end(session)
+        view = _run_to_end(session)
+        progress, latest, ratings, board = view.progress, view.latest, view.ratings, view.board
     assert "12 / 12 rows" in progress and "ready for" in progress
     assert session.raw.column_names == list(schema.RAW_COLUMNS) and session.raw.num_rows == 12
     assert session.raw.column("response_sources").to_pylist()[0] == ["human", "fake-a", "fake-b"]
@@ -113,24 +122,27 @@ def test_start_poll_and_results_in_session(session):
     assert meta.language == "Dutch" and meta.counts["ok"] == 12 and meta.system_prompt
     assert meta.source.demo and schema.provenance_of(session.raw) == meta.source  # the Filter's provenance
     assert set(ratings["source"]) == {"human", "fake-a", "fake-b"}
-    assert board["visible"] is True and list(board["value"]["source"]) == ["human", "fake-a", "fake-b"]
+    assert board is not None and list(board["source"]) == ["human", "fake-a", "fake-b"]
     assert list(latest.columns)[:2] == ["status", "prompt"]
     # the estimate now knows those rows are done
-    assert "All 12 rows are already done" in tab.estimate(session, fields)
+    assert "All 12 rows are already done" in tab.estimate(session, fields)["estimate"]
 
 
 def test_refusals_say_what_to_do(session):
     empty = Session()
-    text, _ = tab.start(empty, _run(_fields("http://127.0.0.1:9/v1"), False, False, 100, ""))
+    text, _ = _start(empty, _run(_fields("http://127.0.0.1:9/v1"), False, False, 100, ""))
     assert "Filter" in text
-    text, _ = tab.start(session, _run(_fields("", kind="serverless", models="org/m"), False, False, 100, ""))
-    assert "Sign in" in text and session.run is None
-    text, _ = tab.start(session, _run(_fields("not a url"), False, False, 100, ""))
+    text, _ = _start(session, _run(_fields("", kind="serverless", models="org/m"), False, False, 100, ""))
+    assert tab._safe(sign_in.how()) in text and session.run is None
+    text, _ = _start(session, _run(_fields("not a url"), False, False, 100, ""))
     assert "is not a URL" in text
-    text, _ = tab.start(session, _run(_fields("http://127.0.0.1:9/v1", models=" \n "), False, False, 100, ""))
+    text, _ = _start(session, _run(_fields("http://127.0.0.1:9/v1", models=" \n "), False, False, 100, ""))
     assert "at least one generator" in text
-    assert "Sign in" in tab.push(session, {"repo": "alice/x", "private": True, "overwrite": False})
-    assert tab.cancel(session) == "Nothing is running."
+    assert (
+        tab._safe(sign_in.needed())
+        in tab.push(session, {"repo": "alice/x", "private": True, "overwrite": False})["push"]
+    )
+    assert tab.cancel(session)["progress"] == "Nothing is running."
 
 
 def test_cancel_keeps_rows_and_push_to_fake_hub(session, fake_hub):
@@ -146,9 +158,9 @@ def test_cancel_keeps_rows_and_push_to_fake_hub(session, fake_hub):
         deadline = time.monotonic() + 30
         while session.run.snapshot().done < 3 and time.monotonic() < deadline:
             time.sleep(0.05)
-        text = tab.cancel(session)
+        text = tab.cancel(session)["progress"]
         assert "cancelled" in text
-        progress, *_ = _run_to_end(session)
+        _run_to_end(session)
     kept = session.raw.num_rows
     assert 3 <= kept < session.filtered.rows and set(session.raw.column("status").to_pylist()) == {"ok"}
     # the Hub checkpoint holds the finished rows (private); the final push replaces it
@@ -158,7 +170,7 @@ def test_cancel_keeps_rows_and_push_to_fake_hub(session, fake_hub):
         {"repo": "tabuser/aya-dutch-dpo-raw", "private": True, "overwrite": False},
         oauth_token=_token("hf_tabuser_write"),
         profile=_profile("tabuser"),
-    )
+    )["push"]
     assert f"Pushed **{kept:,} rows**" in msg
     import datasets
 
@@ -186,14 +198,16 @@ def test_hub_checkpoint_is_restored_after_a_restart(session, fake_hub, monkeypat
         monkeypatch.setenv("DPO_STUDIO_DATA_DIR", str(tmp_path / "disk-2"))  # a new machine: empty disk
         fresh = Session(filtered=session.filtered)
         before = srv.chat_requests
-        text, _ = tab.start(
+        text, _ = _start(
             fresh,
             _run(_fields(srv.base_url, models="fake-a", rows=10), False, True, 10, repo),
             oauth_token=_token("hf_restarter_write"),
             profile=_profile("restarter"),
         )
         assert "Restored 8 finished rows" in text
-        assert "Restored 8 finished rows" in tab.poll(fresh)[0]  # still shown on the next tick, not overwritten
+        assert (
+            "Restored 8 finished rows" in tab.poll(fresh)["progress"]
+        )  # still shown on the next tick, not overwritten
         _run_to_end(fresh)
         assert srv.chat_requests - before == 2 * 2  # only the 2 new rows were run
     assert fresh.raw.num_rows == 10 and set(fresh.raw.column("status").to_pylist()) == {"ok"}
@@ -205,7 +219,7 @@ def test_hub_checkpoint_is_restored_after_a_restart(session, fake_hub, monkeypat
 
     hub.push_dataset(pa.table({"x": [1]}), "other/aya-dutch-dpo-raw", "hf_other_write", private=False, card="hi")
     other = Session(filtered=session.filtered)
-    text, _ = tab.start(
+    text, _ = _start(
         other,
         _run(_fields("http://127.0.0.1:9/v1", models="fake-a", rows=8), False, True, 10, "other/aya-dutch-dpo-raw"),
         oauth_token=_token("hf_other_write"),
@@ -255,10 +269,12 @@ def test_judge_mode_and_order_fields_reach_the_run_settings_and_the_estimate(ses
     fields = _fields("http://127.0.0.1:9/v1", models="fake-a", rows=6)
     settings = tab.make_settings({**fields, "judge_mode": "pairwise", "judge_order": "both", "judge_structured": False})
     assert (settings.judge_mode, settings.judge_order, settings.judge_structured) == ("pairwise", "both", False)
-    once = tab.estimate(session, {**fields, "judge_order": "random"}).replace("\\", "")  # Markdown-escaped text
-    both = tab.estimate(session, {**fields, "judge_order": "both"}).replace("\\", "")
+    once = tab.estimate(session, {**fields, "judge_order": "random"})["estimate"].replace(
+        "\\", ""
+    )  # Markdown-escaped text
+    both = tab.estimate(session, {**fields, "judge_order": "both"})["estimate"].replace("\\", "")
     assert "6 generations + 6 judge calls" in once and "6 generations + 12 judge calls" in both
-    assert "Unknown judge mode" in tab.estimate(session, {**fields, "judge_mode": "vibes"})
+    assert "Unknown judge mode" in tab.estimate(session, {**fields, "judge_mode": "vibes"})["estimate"]
 
 
 def test_both_orders_show_the_flip_rate_and_notices_live_and_the_waiting_limit_is_a_field(session):
@@ -266,8 +282,62 @@ def test_both_orders_show_the_flip_rate_and_notices_live_and_the_waiting_limit_i
         fields = _fields(srv.base_url, models="fake-a", rows=4, judge_order="both", max_wait_s=30)
         assert tab.make_settings(fields).max_wait_s == 30
         tab.start(session, _run(fields, restart=True))
-        progress, *_ = _run_to_end(session)
+        progress = _run_to_end(session).progress
     snap = session.run.snapshot()
     assert snap.judged_both == 4 and "Judge flip rate" in progress and f"of {snap.judged_both} rows" in progress
     assert all(tab._safe(notice) in progress for notice in snap.notices)
-    assert "wait" in tab.estimate(session, {**fields, "max_wait_s": 0}).lower()  # refused with a reason
+    assert "wait" in tab.estimate(session, {**fields, "max_wait_s": 0})["estimate"].lower()  # refused with a reason
+
+
+def test_an_empty_judge_is_the_first_generator_where_it_runs_and_messages_name_the_role(session):
+    """The judge box is empty and its "Runs on" still says serverless: the judge is the first generator on the
+    generator's server, not serverless; the estimate lists where each model runs; a refusal names the role."""
+    fields = _fields("http://127.0.0.1:9/v1", models="model-a", judge_model="", judge_base_url="", kind="openai")
+    settings = tab.make_settings({**fields, "judge_kind": "serverless", "judge_base_url": ""})
+    assert (settings.judge.kind, settings.judge.model, settings.judge.base_url) == (
+        "openai",
+        "model-a",
+        "http://127.0.0.1:9/v1",
+    )
+    shown = tab.estimate(session, {**fields, "judge_kind": "serverless"})["estimate"]
+    assert "Where the models run" in shown
+    for role in ("Generator", "Judge"):
+        assert tab._safe(f"{role}: model-a on http://127.0.0.1:9/v1") in shown
+    # a judge that really is serverless, without sign-in: the refusal says it is the judge
+    text, _ = _start(session, _run({**fields, "judge_kind": "serverless", "judge_model": "org/judge"}))
+    assert "The judge org/judge runs on serverless inference" in text.replace("\\", "")
+    assert "generator" not in text.split("runs on")[0]
+    # Estimate after fixing the judge replaces the refusal that Start left under the buttons
+    again = tab.estimate(session, {**fields, "judge_kind": "openai"})
+    assert again["progress"] == "" and "Judge: model-a" in again["estimate"].replace("\\", "")
+
+
+def test_the_empty_judge_follows_the_generator_backend_on_screen(session):
+    follow = tab.judge_follows({"kind": "openai", "base_url": "http://h:1/v1", "provider": "auto", "judge_model": ""})
+    assert follow["judge_kind"]["value"] == "openai" and follow["judge_base_url"]["value"] == "http://h:1/v1"
+    assert follow["judge_base_url"]["visible"] is True
+    assert tab.judge_follows({"kind": "openai", "base_url": "http://h:1/v1", "judge_model": "org/own-judge"}) == {}
+    # "Use in pipeline" on a server: the judge fields show that server too
+    session.model_choice = ModelChoice(model="model-a", backend="openai", base_url="http://h:2/v1")
+    out = tab.on_select(session, {"models": "", "system_prompt": "", "repo": "", "judge_model": ""})
+    assert out["judge_kind"]["value"] == "openai" and out["judge_base_url"]["value"] == "http://h:2/v1"
+
+
+def test_resuming_a_finished_run_keeps_showing_its_results(session):
+    """Start / resume on a finished run runs nothing: the latest rows, both charts and the leaderboards stay."""
+    with FakeLLMServer(responder=ultrafeedback_responder, latency=lambda: 0.01) as srv:
+        fields = _fields(srv.base_url, models="fake-a", rows=6)
+        _start(session, _run(fields, restart=True))
+        first = _run_to_end(session)
+        assert len(first.latest) == 6
+        text, _ = _start(session, _run(fields))  # everything is done already
+        shown = tab.poll(session)  # the first tick, while or after the empty run
+        view = _run_to_end(session)
+    assert "All 6 rows are already done" in tab.estimate(session, fields)["estimate"]
+    assert len(view.latest) == 6 and set(view.latest["status"]) == {"ok"}
+    assert set(view.ratings["source"]) == {"human", "fake-a"} and view.ratings["count"].sum() > 0
+    assert set(view.langs["source"]) == {"human", "fake-a"}
+    assert view.board is not None and list(view.board["source"]) == ["human", "fake-a"]  # one generator: a board
+    assert "latest" in shown and len(shown["latest"]["value"]) == 6  # the table people see is not emptied
+    final = tab.poll(session)
+    assert final["leaderboard"]["visible"] is True and len(final["latest"]["value"]) == 6

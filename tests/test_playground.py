@@ -231,8 +231,9 @@ def demo():
     return app.build_app()
 
 
-def handler(demo, name):
-    return next(f.fn for f in demo.fns.values() if getattr(f, "name", None) == name)
+def event(demo, api_name):
+    """The wired event with this API name (its adapter carries the form API callers fill in)."""
+    return next(f.fn for f in demo.fns.values() if f.api_name == api_name)
 
 
 def column_args(*columns) -> dict:
@@ -269,7 +270,7 @@ def prompt_args(
 
 
 def test_tab_generate_vote_and_use_in_pipeline(demo):
-    save_vote = handler(demo, "save_vote")
+    save_vote = tab.save_vote
     session = Session(filtered=FakeFiltered(filtered_table()))
     with FakeLLMServer(responder=lambda r: DUTCH) as server:
         cols = column_args(
@@ -284,7 +285,9 @@ def test_tab_generate_vote_and_use_in_pipeline(demo):
         )
         sent = [r.json for r in server.requests]
         headers = [r.headers for r in server.requests]
-    texts, stats, run = updates[-1][:3], updates[-1][3:6], updates[-1][6]
+    final = updates[-1]
+    texts, stats, run = [final[k] for k in tab.ANSWER_KEYS], [final[k] for k in tab.STATS_KEYS], final["run"]
+    assert updates[0]["vote"] == {"__type__": "update", "value": None}  # a new Generate clears the last vote
     assert texts[0] == DUTCH and texts[2] == DUTCH and texts[1] == ""
     assert "sign in" in stats[1].lower()  # serverless without sign-in: said in its column...
     assert "Dutch" in stats[0] and "first token" in stats[0]  # ...while the others went on
@@ -292,18 +295,20 @@ def test_tab_generate_vote_and_use_in_pipeline(demo):
     assert {h.get("authorization") for h in headers} == {None, "Bearer sk-typed"}
     assert run["labels"]["A"].startswith("local-a") and run["responses"]["C"] == DUTCH
 
-    status, table, download = save_vote(session, "B better", run)  # B has no answer: refused
+    assert save_vote(session, {"vote": "B better", "run": run}) == {}  # B has no answer: refused
     assert session.votes == []
-    status, table, download = save_vote(session, "C better", run)
-    status, table, download = save_vote(session, "A better", run)  # changes the vote on the same answers
+    save_vote(session, {"vote": "C better", "run": run})
+    out = save_vote(session, {"vote": "A better", "run": run})  # changes the vote on the same answers
+    status, table, download = out["vote_status"], out["tally"], out["download"]
     assert "1 vote" in status and len(session.votes) == 1 and session.votes[0]["winner"].startswith("local-a")
     assert table["Wins"].sum() == 1  # the tab shows people's column labels
+    assert "1/1 (100%)" in list(table["Win rate"])  # a share with its count, not a bare 1
     assert download["visible"] is True and download["value"].endswith(".csv")
     assert "sk-typed" not in open(download["value"], encoding="utf-8").read()
 
     message = tab.use_choice(
         session, {"chosen": "C", "system_prompt": "Antwoord altijd in het {language}.", "target": "nld", **cols}
-    )
+    )["use_status"]
     assert session.model_choice == ModelChoice(
         "local-c", "openai", server.base_url, "auto", "Antwoord altijd in het Dutch."
     )
@@ -311,9 +316,9 @@ def test_tab_generate_vote_and_use_in_pipeline(demo):
 
 
 def test_tab_sample_and_empty_prompt(demo):
-    sample = handler(demo, "sample")
     session = Session(filtered=FakeFiltered(filtered_table()))
-    prompt, human = sample(session)
+    out = tab.sample(session)
+    prompt, human = out["prompt"], out["human"]
     assert prompt.startswith("Vraag") and human.startswith("Antwoord")
     assert (
         list(
@@ -331,24 +336,32 @@ class FakeRequest:
 
 
 def test_tab_refresh_reads_the_data_language_and_a_community_link_once(demo):
-    refresh = handler(demo, "refresh")
     session = Session()
-    link = FakeRequest(language="swh", model="CohereLabs/aya-expanse-8b", system_prompt="Jibu kwa Kiswahili.")
-    target, note, _template, data_note, model, system = refresh(session, "", link)
-    assert target["value"] == "swh" and "Swahili" in note
-    assert model["value"] == "CohereLabs/aya-expanse-8b" and system["value"] == "Jibu kwa Kiswahili."
-    assert "No filtered data" in data_note
+    link = FakeRequest(
+        language="swh",
+        model="CohereLabs/aya-expanse-8b",
+        system_prompt="Jibu kwa Kiswahili.",
+        backend="openai",
+        base_url="https://gpu.example.org/v1",
+    )
+    out = tab.on_select(session, {"target": ""}, link)
+    assert out["target"]["value"] == "swh" and "Swahili" in out["target_note"]
+    assert out["a_model"]["value"] == "CohereLabs/aya-expanse-8b" and out["system_prompt"]["value"] == (
+        "Jibu kwa Kiswahili."
+    )
+    # where the link's model runs comes with it: column A is set to that server
+    assert out["a_kind"]["value"] == "openai" and out["a_base_url"]["value"] == "https://gpu.example.org/v1"
+    assert "No filtered data" in out["data_note"]
     # the link applies once; loaded data decides the language from then on
     session.filtered = FakeFiltered(filtered_table(3))
-    target, note, template, data_note, model, system = refresh(session, "swh", link)
-    assert target["value"] == "nld" and "3 prompts" in data_note
-    assert "value" not in model and "value" not in system
-    assert template["choices"][0] == "Nederlands (recept)"
+    out = tab.on_select(session, {"target": "swh"}, link)
+    assert out["target"]["value"] == "nld" and "3 prompts" in out["data_note"]
+    assert "a_model" not in out and "system_prompt" not in out
+    assert out["template"]["choices"][0] == "Nederlands (recept)"
 
 
 def test_tab_refresh_marks_unsupported_languages(demo, monkeypatch):
     monkeypatch.setenv("DPO_STUDIO_LID_MODEL", "off")  # no Hub model: Wolof gets the script check only
-    refresh = handler(demo, "refresh")
     session = Session(
         filtered=FakeFiltered(
             filtered_table(2)
@@ -356,15 +369,18 @@ def test_tab_refresh_marks_unsupported_languages(demo, monkeypatch):
             .set_column(3, "language", pa.array(["Wolof", "Wolof"]))
         )
     )
-    target, note, *_ = refresh(session, "", None)
-    assert target["value"] == "wol" and "not checked" in note and "script only" in note
+    out = tab.on_select(session, {"target": ""}, None)
+    assert (
+        out["target"]["value"] == "wol" and "not checked" in out["target_note"] and "script only" in out["target_note"]
+    )
     session.filtered = FakeFiltered(
         filtered_table(2)
         .set_column(4, "language_code", pa.array(["yor", "yor"]))
         .set_column(3, "language", pa.array(["Yoruba", "Yoruba"]))
     )
-    target, note, *_ = refresh(session, "", None)
-    assert target["value"] == "yor" and "checked by heliport" in note and "not checked" not in note
+    out = tab.on_select(session, {"target": ""}, None)
+    note = out["target_note"]
+    assert out["target"]["value"] == "yor" and "checked by heliport" in note and "not checked" not in note
 
 
 def test_generate_streams_through_a_running_app(demo):
@@ -374,7 +390,7 @@ def test_generate_streams_through_a_running_app(demo):
     demo.queue().launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
     try:
         with FakeLLMServer(responder=lambda r: DUTCH, token_delay=0.01) as server:
-            form = handler(demo, "generate").form  # the API takes the form's fields in component order
+            form = event(demo, "generate").form  # the API takes the form's fields in the form's order
             values = {
                 **prompt_args("Wat is de hoofdstad?", "Antwoord in het {language}."),
                 **column_args(

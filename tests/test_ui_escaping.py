@@ -79,11 +79,12 @@ def test_filter_tab_messages():
     from ui import filter_tab as ft
     from ui.session import Session
 
-    session = ft.on_load(Session(), {"source": ft.SRC_DEMO})[0]
-    _, count, *_ = ft.on_filter(session, {"language": PAYLOAD})
+    session = Session()
+    ft.on_load(session, {"source": ft.SRC_DEMO})
+    count = ft.on_filter(session, {"language": PAYLOAD})["count"]
     assert_inert(count)
-    _, status, *_ = ft.on_load(Session(), {"source": ft.SRC_HUB, "dataset_id": "", "all_rows_language": PAYLOAD})
-    assert "Could not load" in status
+    out = ft.on_load(Session(), {"source": ft.SRC_HUB, "dataset_id": "", "all_rows_language": PAYLOAD})
+    assert "Could not load" in out["load_status"]
 
 
 def test_playground_tab_messages():
@@ -122,7 +123,7 @@ def test_pipeline_tab_messages():
 
     session = Session()
     session.filtered = filtered.filter_source(sources.demo_source(), filtered.FilterSpec(language="nld"))
-    message = pipe.estimate(session, fields)
+    message = pipe.estimate(session, fields)["estimate"]
     assert "not a URL" in message
     assert_inert(message)
     snap = generate.Progress(
@@ -145,7 +146,7 @@ def test_argilla_tab_messages():
     from ui.session import Session
 
     out = at.on_connect(Session(), {"url": f"http://{PAYLOAD}", "key": "some-key", "workspace": None})
-    message = out[2]
+    message = out["conn_status"]
     assert "Not connected" in message and "is not a URL" in message
     assert_inert(message)
 
@@ -154,7 +155,7 @@ def test_export_tab_messages():
     from ui import export_tab as et
     from ui.session import Session
 
-    _, message, _ = et.on_load_hub(Session(), {"hub_id": PAYLOAD, "hub_split": "train"})
+    message = et.on_load_hub(Session(), {"hub_id": PAYLOAD, "hub_split": "train"})["summary"]
     assert "Could not load" in message
     assert_inert(message)
 

@@ -15,7 +15,8 @@ import pandas as pd
 
 from pipeline import argilla as aio
 from ui.common import md_text, table_frame
-from ui.forms import Form
+from ui.forms import Form, pick
+from ui.forms import wire as wire_event
 from ui.session import Session
 
 _md = md_text
@@ -38,27 +39,37 @@ def _progress_frames(items: list[aio.DatasetProgress]) -> tuple[pd.DataFrame, pd
     return table_frame(datasets), table_frame(pd.DataFrame(people, columns=PROGRESS_ANNOTATOR_COLUMNS))
 
 
-def on_progress(session: Session, values: Mapping[str, Any]) -> tuple[str, pd.DataFrame, pd.DataFrame]:
+def _shown(text: str, frames: tuple[pd.DataFrame, pd.DataFrame]) -> dict[str, Any]:
+    return {"progress_status": text, "progress": frames[0], "progress_annotators": frames[1]}
+
+
+def on_progress(session: Session, values: Mapping[str, Any]) -> dict[str, Any]:
     """How far the workspace's DPO Studio datasets have come (the tab's timer calls this while the tab is open).
-    ``values``: ``url`` and ``workspace`` (:data:`DEFAULTS`). Makes no call before a URL and a key are known."""
+    ``values``: ``url`` and ``workspace`` (:data:`DEFAULTS`). Makes no call before a URL and a key are known.
+    Named outputs: ``progress_status``, ``progress`` (per dataset), ``progress_annotators``."""
     v = {**DEFAULTS, **values}
     empty = _progress_frames([])
     url = (v["url"] or "").strip() or session.argilla_url or aio.env_url()
     if not url or not (session.argilla_key or aio.env_key_set()):
-        return "Connect to Argilla (or create a Space) to follow your annotators here.", *empty
+        return _shown("Connect to Argilla (or create a Space) to follow your annotators here.", empty)
     try:
         with aio.connect(url, session.argilla_key) as conn:
             items = aio.workspace_progress(conn, v["workspace"] or None)
     except aio.ArgillaIOError as exc:
-        return f"**Progress not available.** {_md(exc)}", *empty
+        return _shown(f"**Progress not available.** {_md(exc)}", empty)
     if not items:
-        return "No dataset sent by DPO Studio in this workspace yet.", *empty
+        return _shown("No dataset sent by DPO Studio in this workspace yet.", empty)
     answers = sum(p.row()["answers"] for p in items)
     text = (
         f"**{len(items)} dataset(s), {answers} answer(s) so far.** Refreshed every {PROGRESS_EVERY_S:.0f} s while "
         "this tab is open."
     )
-    return text, *_progress_frames(items)
+    return _shown(text, _progress_frames(items))
+
+
+def start_timer() -> dict[str, Any]:
+    """The tab opened: its progress timer runs (named output ``timer``)."""
+    return {"timer": gr.Timer(active=True)}
 
 
 def timer_for_tab(evt: gr.SelectData) -> gr.Timer:
@@ -80,16 +91,19 @@ def build_section(c: dict[str, Any]) -> None:
     c["progress_timer"] = gr.Timer(PROGRESS_EVERY_S, active=False)
 
 
+def follow_tabs(tabs: gr.Tabs, timer: gr.Timer) -> None:
+    """Wire the app's ``gr.Tabs`` so the progress timer runs only while this tab is open (:func:`timer_for_tab`
+    reads Gradio's ``SelectData``, which is not a form value)."""
+    tabs.select(timer_for_tab, None, timer)
+
+
 def wire(session: gr.State, tab: gr.Tab, c: dict[str, Any]) -> None:
     """The timer, the refresh button, and the tab's ``select`` that starts the timer and refreshes at once."""
-    progress_form = Form(url=c["url"], workspace=c["workspace"])
-
-    def _on_progress(inputs: dict) -> tuple:
-        return on_progress(inputs[session], progress_form.values(inputs))
-
-    progress_out = [c["progress_status"], c["progress"], c["progress_annotators"]]
-    c["progress_timer"].tick(_on_progress, progress_form.inputs(session), progress_out, show_progress="hidden")
-    c["progress_refresh"].click(_on_progress, progress_form.inputs(session), progress_out, api_name="on_progress")
-    tab.select(lambda: gr.Timer(active=True), None, c["progress_timer"]).then(
-        _on_progress, progress_form.inputs(session), progress_out, show_progress="hidden"
+    form = Form(url=c["url"], workspace=c["workspace"])
+    out = pick(c, "progress_status", "progress", "progress_annotators")
+    wire_event(c["progress_timer"].tick, on_progress, session=session, form=form, outputs=out, show_progress="hidden")
+    wire_event(
+        c["progress_refresh"].click, on_progress, session=session, form=form, outputs=out, api_name="on_progress"
     )
+    started = wire_event(tab.select, start_timer, outputs={"timer": c["progress_timer"]})
+    wire_event(started.then, on_progress, session=session, form=form, outputs=out, show_progress="hidden")

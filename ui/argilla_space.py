@@ -16,7 +16,8 @@ import gradio as gr
 from pipeline import argilla as aio
 from pipeline.argilla import space
 from ui.common import md_link, md_text, token_of, username_of
-from ui.forms import Form
+from ui.forms import Form, pick
+from ui.forms import wire as wire_event
 from ui.session import Session
 
 _md = md_text
@@ -31,21 +32,22 @@ SPACE_INTRO = (
 )
 
 
-def _space_out(session: Session, status: str, **changes: Any) -> tuple:
-    """The create-space event's outputs: (session, status, logs, credentials group, password, key, url, connection
-    status, workspace); ``changes`` name the ones that change."""
-    keep = gr.update()
-    return (
-        session,
-        status,
-        changes.get("logs", gr.update(value="", visible=False)),
-        changes.get("creds", keep),
-        changes.get("password", keep),
-        changes.get("api_key", keep),
-        changes.get("url", keep),
-        changes.get("conn_status", keep),
-        changes.get("workspace", keep),
-    )
+SPACE_OUTPUTS = {  # the create-space event's named outputs: {the handler's name: the tab's component name}
+    "space_status": "space_status",
+    "logs": "space_logs",
+    "creds": "space_creds",
+    "password": "space_password",
+    "api_key": "space_key",
+    "url": "url",
+    "conn_status": "conn_status",
+    "workspace": "workspace",
+}
+
+
+def _space_out(session: Session, status: str, **changes: Any) -> dict[str, Any]:
+    """The create-space event's named outputs (:data:`SPACE_OUTPUTS`): the status, the logs (hidden unless given)
+    and the ones ``changes`` name."""
+    return {"space_status": status, "logs": changes.pop("logs", gr.update(value="", visible=False)), **changes}
 
 
 def _space_id(name: str, username: str | None) -> str:
@@ -60,7 +62,7 @@ def on_create_space(
     values: Mapping[str, Any],
     oauth_token: gr.OAuthToken | None = None,
     profile: gr.OAuthProfile | None = None,
-) -> Iterator[tuple]:
+) -> Iterator[dict[str, Any]]:
     """Create (or reuse) the Argilla Space named in ``values["space_name"]`` with the user's token, follow its build
     with the elapsed time, then connect to it. ``values``: ``space_name``, ``space_storage`` (:data:`SPACE_DEFAULTS`).
     Yields the outputs of :func:`_space_out`."""
@@ -122,14 +124,17 @@ def on_create_space(
     )
 
 
-def space_name_default(name: str, profile: gr.OAuthProfile | None = None) -> str:
-    """The Space name box: what the user typed, else ``<user>/argilla`` once they are signed in."""
-    return name if (name or "").strip() else (space.default_space_id(username_of(profile)) if profile else "")
+def space_name_default(values: Mapping[str, Any], profile: gr.OAuthProfile | None = None) -> dict[str, Any]:
+    """The Space name box (``values["space_name"]``): what the user typed, else ``<user>/argilla`` once they are
+    signed in. Named output ``space_name``."""
+    name = values.get("space_name") or ""
+    default = space.default_space_id(username_of(profile)) if profile else ""
+    return {"space_name": name if name.strip() else default}
 
 
-def on_hide_credentials() -> tuple:
+def on_hide_credentials() -> dict[str, Any]:
     """Hide the credentials for good (the session keeps the key to connect; nothing shows them again)."""
-    return gr.update(visible=False), "", ""
+    return {"creds": gr.update(visible=False), "password": "", "api_key": ""}
 
 
 def build_section(c: dict[str, Any]) -> None:
@@ -159,17 +164,18 @@ def build_section(c: dict[str, Any]) -> None:
 
 
 def wire(session: gr.State, tab: gr.Tab, c: dict[str, Any]) -> Form:
-    """The section's events; returns its form."""
+    """The section's events (ui/forms.py's convention); returns its form."""
     space_form = Form(space_name=c["space_name"], space_storage=c["space_storage"])
-
-    def _on_create_space(
-        inputs: dict, oauth_token: gr.OAuthToken | None = None, profile: gr.OAuthProfile | None = None
-    ) -> Iterator[tuple]:
-        yield from on_create_space(inputs[session], space_form.values(inputs), oauth_token, profile)
-
-    space_out = [session, c["space_status"], c["space_logs"], c["space_creds"], c["space_password"], c["space_key"]]
-    space_out += [c["url"], c["conn_status"], c["workspace"]]
-    c["create_space"].click(_on_create_space, space_form.inputs(session), space_out, api_name="on_create_space")
-    tab.select(space_name_default, [c["space_name"]], [c["space_name"]])
-    c["hide_creds"].click(on_hide_credentials, None, [c["space_creds"], c["space_password"], c["space_key"]])
+    out = {name: c[component] for name, component in SPACE_OUTPUTS.items()}
+    wire_event(
+        c["create_space"].click,
+        on_create_space,
+        session=session,
+        form=space_form,
+        outputs=out,
+        api_name="on_create_space",
+    )
+    wire_event(tab.select, space_name_default, form=Form(space_name=c["space_name"]), outputs=pick(c, "space_name"))
+    hide_out = {k: out[k] for k in ("creds", "password", "api_key")}
+    wire_event(c["hide_creds"].click, on_hide_credentials, outputs=hide_out)
     return space_form

@@ -4,9 +4,8 @@ UI glue only: everything that talks to Argilla or computes a number lives in :mo
 :mod:`pipeline.judge.agreement`. The API key typed here is kept in ``session.argilla_key`` for this browser session only;
 it is never rendered back (the box is emptied after a successful connection) nor logged.
 
-The connect, send and pull handlers are module-level and take the session plus ONE mapping of the form's values by
-name (:data:`DEFAULTS`; Gradio passes a dict when ``inputs`` is a set, :class:`ui.forms.Form` names it), so tests
-call them with plain dicts. A pull replaces ``session.annotations`` with Argilla's answers and keeps the judge
+The handlers are module-level, take the session plus ONE mapping of the form's values by name (:data:`DEFAULTS`)
+and return named outputs (``ui/forms.py``'s convention), so tests call them with plain dicts. A pull replaces ``session.annotations`` with Argilla's answers and keeps the judge
 check's labels (``session.judge_check``) for the rows nobody answered in Argilla, so they still reach Export.
 """
 
@@ -19,13 +18,14 @@ from typing import Any, Final
 
 import gradio as gr
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from pipeline import argilla as aio
 from pipeline.core import languages
-from pipeline.judge import labels as judge_labels
-from ui import argilla_progress, argilla_space
+from ui import argilla_progress, argilla_space, judge_check
 from ui.common import column_widths, md_link, md_text, on_space, table_frame, username_of
-from ui.forms import Form
+from ui.forms import Form, pick, wire
 from ui.session import Session
 
 INTRO = (
@@ -33,7 +33,9 @@ INTRO = (
     "the best one and may improve it. Then pull their answers back: the Export step uses them, and the agreement "
     "between the judge and the people tells your community how far an LLM judge can be trusted in its language. "
     "You need an Argilla server, e.g. a free [Argilla Space](https://huggingface.co/new-space?template=argilla/"
-    "argilla-template-space), and an owner or admin API key (in Argilla: your avatar → My settings)."
+    "argilla-template-space), and an owner or admin API key (in Argilla: your avatar → My settings).\n\n"
+    "**Argilla is optional.** Without it, **5. Export** builds the dataset from the judge's verdicts (and the rows "
+    "you labelled in the Pipeline tab's judge check)."
 )
 DEFAULTS: Final[Mapping[str, Any]] = MappingProxyType(
     {
@@ -51,6 +53,7 @@ DEFAULTS: Final[Mapping[str, Any]] = MappingProxyType(
 """Every value of the tab's form by name, with its default: the components start from these, handlers fill in a
 missing value from here."""
 ANNOTATION_PREVIEW_ROWS = 200
+OPTIONAL = "Argilla is optional: **5. Export** works without it (the judge decides the pairs people did not)."
 ANNOTATOR_COLUMNS = ["annotator", "submitted", "discarded", "draft"]
 ANNOTATION_PREVIEW_COLUMNS = [
     "prompt",
@@ -81,14 +84,15 @@ def _key_placeholder(session: Session | None = None) -> str:
     return "Paste your Argilla API key (Argilla → your avatar → My settings → API key)"
 
 
-def _credentials(session: Session, url_box: str) -> tuple[str, str]:
-    """(url, key) for this call: the boxes / session override first, then the Space's secrets."""
+def _credentials(session: Session, url_box: str, key_box: str = "") -> tuple[str, str]:
+    """(url, key) for this call: the boxes / session override first, then the Space's secrets. A key still in its
+    box (a connect that failed, or was never pressed) is the one people mean: it is used for this call."""
     url = (url_box or "").strip() or session.argilla_url
-    return url, session.argilla_key
+    return url, (key_box or "").strip() or session.argilla_key
 
 
-def _connect(session: Session, url_box: str) -> aio.Connection:
-    url, key = _credentials(session, url_box)
+def _connect(session: Session, url_box: str, key_box: str = "") -> aio.Connection:
+    url, key = _credentials(session, url_box, key_box)
     return aio.connect(url, key)
 
 
@@ -144,21 +148,26 @@ def default_guidelines(session: Session) -> str:
 
 
 # --- Handlers ----------------------------------------------------------------------------------------------------
-def on_select(session: Session, dataset: str, guidelines: str, profile: gr.OAuthProfile | None = None):
-    """Refresh from the session when the tab opens: what can be sent, a default name and guidelines, the key's
-    placeholder (never its value) and the session's URL."""
-    return (
-        send_info(session),
-        dataset if (dataset or "").strip() else default_name(session, profile),
-        guidelines if (guidelines or "").strip() else default_guidelines(session),
-        gr.update(placeholder=_key_placeholder(session)),
-        gr.update(value=session.argilla_url) if session.argilla_url else gr.update(),
-    )
+def on_select(session: Session, values: Mapping[str, Any], profile: gr.OAuthProfile | None = None) -> dict:
+    """Refresh from the session when the tab opens (``values``: ``dataset``, ``guidelines``). Named outputs:
+    ``send_info`` (what can be sent), ``dataset`` and ``guidelines`` (defaults where empty), ``key`` (its
+    placeholder, never its value) and ``url`` (the session's)."""
+    dataset, guidelines = values.get("dataset") or "", values.get("guidelines") or ""
+    out = {
+        "send_info": send_info(session),
+        "dataset": dataset if dataset.strip() else default_name(session, profile),
+        "guidelines": guidelines if guidelines.strip() else default_guidelines(session),
+        "key": gr.update(placeholder=_key_placeholder(session)),
+    }
+    if session.argilla_url:
+        out["url"] = gr.update(value=session.argilla_url)
+    return out
 
 
-def on_connect(session: Session, values: Mapping[str, Any]):
+def on_connect(session: Session, values: Mapping[str, Any]) -> dict:
     """Check the URL/key; keep a typed key for this session only; list the workspaces. ``values``: ``url``,
-    ``key`` and ``workspace`` (:data:`DEFAULTS`)."""
+    ``key`` and ``workspace`` (:data:`DEFAULTS`). Named outputs: ``key`` (emptied once kept), ``conn_status``,
+    ``workspace``."""
     v = {**DEFAULTS, **values}
     typed_key = (v["key"] or "").strip()
     url = (v["url"] or "").strip()
@@ -168,7 +177,7 @@ def on_connect(session: Session, values: Mapping[str, Any]):
         with conn:
             spaces = aio.list_workspaces(conn)
     except aio.ArgillaIOError as exc:
-        return session, gr.update(), f"**Not connected.** {_md(exc)}", gr.update()
+        return {"conn_status": f"**Not connected.** {_md(exc)} {OPTIONAL}"}
     if typed_key:
         session.argilla_key = typed_key
     if url:
@@ -183,35 +192,40 @@ def on_connect(session: Session, values: Mapping[str, Any]):
     if not spaces:
         status += " You belong to no workspace yet: ask an owner to add you to one."
     chosen = workspace if workspace in spaces else (spaces[0] if spaces else None)
-    return (
-        session,
-        gr.update(value="", placeholder=_key_placeholder(session)),
-        status,
-        gr.update(choices=spaces, value=chosen),
-    )
+    return {
+        "key": gr.update(value="", placeholder=_key_placeholder(session)),
+        "conn_status": status,
+        "workspace": gr.update(choices=spaces, value=chosen),
+    }
 
 
-def on_forget(session: Session):
+def on_forget(session: Session) -> dict:
+    """Forget the session's key. Named outputs: ``key``, ``conn_status``."""
     session.argilla_key = ""
     msg = "Your key is forgotten." + (
         f" {_env_key_name()[:1].upper()}{_env_key_name()[1:]} is used now." if aio.env_key_set() else ""
     )
-    return session, gr.update(value="", placeholder=_key_placeholder(session)), msg
+    return {"key": gr.update(value="", placeholder=_key_placeholder(session)), "conn_status": msg}
 
 
-def on_send(session: Session, values: Mapping[str, Any], progress: gr.Progress = gr.Progress()):
-    """Send the raw results for validation. ``values``: ``url``, ``workspace``, ``dataset``, ``keep_order``,
-    ``suggestions``, ``seed``, ``min_submitted`` and ``guidelines`` (:data:`DEFAULTS`). Returns (session, status)."""
+def _no_progress(*_args: Any, **_kwargs: Any) -> None:
+    """A progress callback that shows nothing (for callers outside Gradio)."""
+
+
+def on_send(session: Session, values: Mapping[str, Any], progress: Any = _no_progress) -> dict:
+    """Send the raw results for validation. ``values``: ``url``, ``key``, ``workspace``, ``dataset``,
+    ``keep_order``, ``suggestions``, ``seed``, ``min_submitted`` and ``guidelines`` (:data:`DEFAULTS`). Named
+    output: ``send_status``. ``progress``: Gradio's progress bar when wired."""
     v = {**DEFAULTS, **values}
     if not _rows(session):
-        return session, send_info(session)
+        return {"send_status": send_info(session)}
     name, _ = _language(session)
 
     def report(done: int, total: int) -> None:
         progress((done, max(total, 1)), desc="Sending records to Argilla")
 
     try:
-        with _connect(session, v["url"]) as conn:
+        with _connect(session, v["url"], v["key"]) as conn:
             result = aio.push(
                 conn,
                 session.raw,
@@ -226,7 +240,7 @@ def on_send(session: Session, values: Mapping[str, Any], progress: gr.Progress =
                 progress=report,
             )
     except aio.ArgillaIOError as exc:
-        return session, f"**Not sent.** {_md(exc)}"
+        return {"send_status": f"**Not sent.** {_md(exc)} {OPTIONAL}"}
     guidelines = v["guidelines"] if (v["guidelines"] or "").strip() else default_guidelines(session)
     session.argilla_tab = replace(
         session.argilla_tab,
@@ -237,7 +251,7 @@ def on_send(session: Session, values: Mapping[str, Any], progress: gr.Progress =
     )
     link = md_link("Open it in Argilla", result.url)
     note = "" if result.created else " (existing records and their answers were left as they were)"
-    return session, f"**Sent.** {_md(result.summary())}{note} {link}"
+    return {"send_status": f"**Sent.** {_md(result.summary())}{note} {link}"}
 
 
 def share_message(session: Session, link: str, add_argilla: bool) -> str:
@@ -262,6 +276,11 @@ def share_message(session: Session, link: str, add_argilla: bool) -> str:
     return "\n".join(lines)
 
 
+def on_share_message(session: Session, values: Mapping[str, Any]) -> dict[str, Any]:
+    """The share box's message (``values``: ``link``, ``add_argilla``); named output ``message``."""
+    return {"message": share_message(session, values.get("link") or "", bool(values.get("add_argilla")))}
+
+
 def _annotators_frame(result: aio.PullResult) -> pd.DataFrame:
     rows = [
         {
@@ -280,9 +299,12 @@ def _fmt_list(values: Any) -> str:
 
 
 def annotations_frame(session: Session, limit: int = ANNOTATION_PREVIEW_ROWS) -> pd.DataFrame:
-    """The pulled annotations, readable (prompt joined from the raw results when available)."""
+    """The answers pulled from Argilla, readable (prompt joined from the raw results when available). The rows the
+    judge check's labels added are not Argilla's answers: they are left out here."""
     cols = ANNOTATION_PREVIEW_COLUMNS
     table = session.annotations
+    if table is not None and session.judge_check.label_ids:
+        table = table.filter(pc.invert(pc.is_in(table.column("id"), pa.array(sorted(session.judge_check.label_ids)))))
     if table is None or not table.num_rows:
         return table_frame(pd.DataFrame(columns=cols))
     prompts: dict[str, str] = {}
@@ -313,20 +335,15 @@ def annotations_frame(session: Session, limit: int = ANNOTATION_PREVIEW_ROWS) ->
 def _keep_labels(session: Session) -> int:
     """Put the judge check's labels back into the freshly pulled ``session.annotations`` (Argilla's rows for the
     same ids win). Returns how many rows the labels added."""
-    labels = session.judge_check.labels
-    if not labels:
-        session.judge_check.label_ids = frozenset()
-        return 0
-    session.annotations, session.judge_check.label_ids = judge_labels.merge_annotations(
-        session.annotations, judge_labels.labels_to_annotations(labels.values())
-    )
+    session.judge_check.label_ids = frozenset()  # the pulled table has none of them
+    judge_check.sync_labels(session)
     return len(session.judge_check.label_ids)
 
 
-def on_pull(session: Session, values: Mapping[str, Any], progress: gr.Progress = gr.Progress()):
+def on_pull(session: Session, values: Mapping[str, Any], progress: Any = _no_progress) -> dict:
     """Pull the answers into ``session.annotations`` (the judge check's labels kept for rows nobody answered in
-    Argilla). ``values``: ``url``, ``workspace`` and ``dataset`` (:data:`DEFAULTS`). Returns (session, status,
-    agreement, annotators table, answers table)."""
+    Argilla). ``values``: ``url``, ``key``, ``workspace`` and ``dataset`` (:data:`DEFAULTS`). Named outputs:
+    ``pull_status``, ``agreement``, ``annotators`` (table), ``table`` (answers per record)."""
     v = {**DEFAULTS, **values}
 
     def report(done: int, total: int) -> None:
@@ -334,14 +351,16 @@ def on_pull(session: Session, values: Mapping[str, Any], progress: gr.Progress =
 
     empty = table_frame(pd.DataFrame(columns=ANNOTATOR_COLUMNS))
     try:
-        with _connect(session, v["url"]) as conn:
+        with _connect(session, v["url"], v["key"]) as conn:
             result = aio.pull(conn, v["dataset"], v["workspace"] or None, progress=report)
     except aio.ArgillaIOError as exc:
-        return session, f"**Not pulled.** {_md(exc)}", "", empty, annotations_frame(session)
+        status = f"**Not pulled.** {_md(exc)} {OPTIONAL}"
+        return {"pull_status": status, "agreement": "", "annotators": empty, "table": annotations_frame(session)}
     session.annotations = result.table
     labelled = _keep_labels(session)
+    submitted = sum(1 for counts in result.annotators.values() if counts.get("submitted"))
     session.argilla_tab = replace(
-        session.argilla_tab, dataset=result.dataset, workspace=result.workspace, url=result.url
+        session.argilla_tab, dataset=result.dataset, workspace=result.workspace, url=result.url, annotators=submitted
     )
     status = f"**Pulled.** {_md(result.summary())}"
     if labelled:
@@ -350,7 +369,12 @@ def on_pull(session: Session, values: Mapping[str, Any], progress: gr.Progress =
         )
     if session.annotations.num_rows:
         status += " The Export tab now uses these answers."
-    return session, status, _md(result.agreement_summary()), _annotators_frame(result), annotations_frame(session)
+    return {
+        "pull_status": status,
+        "agreement": _md(result.agreement_summary()),
+        "annotators": _annotators_frame(result),
+        "table": annotations_frame(session),
+    }
 
 
 # --- Layout ------------------------------------------------------------------------------------------------------
@@ -430,37 +454,26 @@ def build_tab(session: gr.State, tab: gr.Tab) -> dict[str, Any]:
 
 
 def _wire(session: gr.State, tab: gr.Tab, c: dict[str, Any]) -> dict[str, Form]:
-    """Connect the events: connect, send and pull get the session and one mapping of the values they read.
-    Returns the forms by event."""
+    """Connect the events to the module-level handlers (ui/forms.py's convention). Returns the forms by event."""
     connect_form = Form(url=c["url"], key=c["key"], workspace=c["workspace"])
-    pull_form = Form(url=c["url"], workspace=c["workspace"], dataset=c["dataset"])
+    pull_form = Form(url=c["url"], key=c["key"], workspace=c["workspace"], dataset=c["dataset"])
     send_form = pull_form.add(**{k: c[k] for k in ("keep_order", "suggestions", "seed", "min_submitted", "guidelines")})
 
-    def _on_connect(inputs: dict) -> tuple:
-        return on_connect(inputs[session], connect_form.values(inputs))
-
-    def _on_send(inputs: dict, progress: gr.Progress = gr.Progress()) -> tuple:
-        return on_send(inputs[session], send_form.values(inputs), progress)
-
-    def _on_pull(inputs: dict, progress: gr.Progress = gr.Progress()) -> tuple:
-        return on_pull(inputs[session], pull_form.values(inputs), progress)
-
-    tab.select(
+    select_form = Form(dataset=c["dataset"], guidelines=c["guidelines"])
+    wire(
+        tab.select,
         on_select,
-        [session, c["dataset"], c["guidelines"]],
-        [c["send_info"], c["dataset"], c["guidelines"], c["key"], c["url"]],
+        session=session,
+        form=select_form,
+        outputs=pick(c, "send_info", "dataset", "guidelines", "key", "url"),
     )
-    connect_out = [session, c["key"], c["conn_status"], c["workspace"]]
-    c["connect"].click(_on_connect, connect_form.inputs(session), connect_out, api_name="on_connect")
-    c["key"].submit(_on_connect, connect_form.inputs(session), connect_out)
-    c["forget"].click(on_forget, [session], [session, c["key"], c["conn_status"]])
-    c["send"].click(_on_send, send_form.inputs(session), [session, c["send_status"]], api_name="on_send")
-    c["pull"].click(
-        _on_pull,
-        pull_form.inputs(session),
-        [session, c["pull_status"], c["agreement"], c["annotators"], c["table"]],
-        api_name="on_pull",
-    )
+    connect_out = pick(c, "key", "conn_status", "workspace")
+    wire(c["connect"].click, on_connect, session=session, form=connect_form, outputs=connect_out, api_name="on_connect")
+    wire(c["key"].submit, on_connect, session=session, form=connect_form, outputs=connect_out)
+    wire(c["forget"].click, on_forget, session=session, outputs=pick(c, "key", "conn_status"))
+    wire(c["send"].click, on_send, session=session, form=send_form, outputs=pick(c, "send_status"), api_name="on_send")
+    pull_out = pick(c, "pull_status", "agreement", "annotators", "table")
+    wire(c["pull"].click, on_pull, session=session, form=pull_form, outputs=pull_out, api_name="on_pull")
     argilla_progress.wire(session, tab, c)
     return {
         "connect": connect_form,

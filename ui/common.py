@@ -40,9 +40,6 @@ def on_space() -> bool:
     return os.environ.get("SYSTEM") == "spaces"
 
 
-SIGN_IN_NEEDED = "Sign in with Hugging Face (button at the top) to do this: it uses your account and token."
-
-
 # --- untrusted text -----------------------------------------------------------------------------------------------
 # Markdown punctuation that could start formatting, a link, a list, a heading, a table or a code span. A backslash
 # escape shows the character itself (CommonMark), so nothing extra appears on screen.
@@ -137,10 +134,41 @@ def table_frame(frame: pd.DataFrame | None, labels: Mapping[str, str] | None = N
     return frame.rename(columns={c: extra.get(c) or column_label(c) for c in frame.columns})
 
 
-def column_widths(weights: Sequence[float]) -> list[str]:
+def share_text(share: Any, total: Any = None) -> str:
+    """A share as people read it: "11/11 (100%)" with its count when ``total`` is known, else "100%"; "–" for
+    none (no bare decimals like "1" or "0.667")."""
+    try:
+        value = float(share)
+    except (TypeError, ValueError):
+        return "–"
+    if value != value:  # NaN: nothing was counted
+        return "–"
+    try:
+        n = int(total) if total is not None and total == total else None
+    except (TypeError, ValueError):
+        n = None
+    if n:
+        return f"{round(value * n)}/{n} ({value:.0%})"
+    return f"{value:.0%}"
+
+
+def shares_as_text(frame: pd.DataFrame | None, shares: Mapping[str, str | None]) -> pd.DataFrame | None:
+    """A copy of ``frame`` whose share columns (``{share column: its count column or None}``) read as
+    :func:`share_text`; columns it lacks are left out."""
+    if frame is None:
+        return None
+    out = frame.copy()
+    for column, total in shares.items():
+        if column in out.columns:
+            counts = out[total] if total and total in out.columns else [None] * len(out)
+            out[column] = [share_text(v, n) for v, n in zip(out[column], counts)]
+    return out
+
+
+def column_widths(weights: Sequence[float]) -> list[str | int]:
     """Percent widths from relative weights (``gr.Dataframe(column_widths=...)``), summing to 100%."""
     total = float(sum(weights)) or 1.0
-    return [f"{100 * w / total:.1f}%" for w in weights]
+    return [f"{100 * w / total:.1f}%" for w in weights]  # typed as Gradio's parameter (str | int)
 
 
 # --- charts -------------------------------------------------------------------------------------------------------

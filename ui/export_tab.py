@@ -26,10 +26,11 @@ import pyarrow as pa
 from pipeline import export as ex
 from pipeline import workflow
 from pipeline.core import hub, languages
-from pipeline.core.schema import RunMeta
+from pipeline.core.schema import HumanFeedback, RunMeta
 from pipeline.judge.agreement import OUTCOMES
-from ui.common import SIGN_IN_NEEDED, column_label, column_widths, info, md_link, md_text, token_of, username_of, warn
-from ui.forms import Form
+from ui import sign_in
+from ui.common import column_label, column_widths, info, md_link, md_text, token_of, username_of, warn
+from ui.forms import Form, wire
 from ui.session import HubRaw, Session
 
 SRC_SESSION = "This session: judge + annotators' answers"
@@ -140,12 +141,44 @@ def _inputs(session: Session, source: str) -> tuple[pa.Table, pa.Table | None, R
             "dataset from the Hub."
         )
     annotations = session.annotations if source == SRC_SESSION else None
-    return session.raw, annotations, session.raw_meta or RunMeta(), "this session"
+    meta = session.raw_meta or RunMeta()
+    if annotations is not None:
+        meta = meta.replace(human_feedback=human_feedback(session))
+    return session.raw, annotations, meta, "this session"
+
+
+def human_feedback(session: Session) -> HumanFeedback:
+    """Who gave this session's human preferences: the rows people labelled in the judge-check panel (one person:
+    this session) and the rows pulled from Argilla (with how many annotators submitted answers)."""
+    table = session.annotations
+    ids = set(table.column("id").to_pylist()) if table is not None and table.num_rows else set()
+    panel = len(ids & set(session.judge_check.label_ids))
+    return HumanFeedback(
+        panel_rows=panel,
+        panel_people=1 if panel else 0,
+        argilla_rows=len(ids) - panel,
+        argilla_annotators=session.argilla_tab.annotators,
+        set_aside=session.judge_check.set_aside,
+    )
+
+
+def _people_line(feedback: HumanFeedback, answered: int) -> str:
+    """Who answered how many rows, e.g. "People answered 11 rows (11 rows labelled by 1 person in ...)"."""
+    line = f" People answered {answered} rows ({_md(feedback.describe() or 'source not recorded')})"
+    line += "; the judge decides the others."
+    return line + (_set_aside_line(feedback.set_aside) if feedback.set_aside else "")
+
+
+def _set_aside_line(count: int) -> str:
+    return (
+        f" {count} judge-check label(s) are set aside: the answers they were given for changed (a new run), so "
+        "they are not used."
+    )
 
 
 def _summary_md(session: Session, source: str) -> str:
     try:
-        raw, annotations, _, where = _inputs(session, source)
+        raw, annotations, meta, where = _inputs(session, source)
     except ex.ExportError as e:
         return f"**No input yet.** {_md(e)}"
     s = ex.input_summary(raw, annotations)
@@ -156,8 +189,10 @@ def _summary_md(session: Session, source: str) -> str:
         line += " Annotations are not used (judge only)."
     elif annotations is None or not s["annotated"]:
         line += " No annotators' answers yet: the judge decides every pair (pull answers in the Argilla tab)."
+        if source == SRC_SESSION and session.judge_check.set_aside:
+            line += _set_aside_line(session.judge_check.set_aside)
     else:
-        line += f" Annotators answered {s['annotated']} rows; the judge decides the others."
+        line += _people_line(meta.human_feedback or HumanFeedback(), s["annotated"])
     if len(s["languages"]) > 1:
         line += " **The input mixes languages: choose the one to export.**"
     return line
@@ -193,18 +228,17 @@ def export_frames(result: ex.ExportResult | ex.Selection) -> dict[str, pd.DataFr
     rules_rows = [{"rule": "kept", "rows": counts.get("kept", 0), "outcome": "kept"}]
     rules_rows += [{"rule": r, "rows": counts[r], "outcome": "dropped"} for r in ex.DROP_RULES if counts.get(r)]
     ratings: Counter = Counter()
-    for p in pairs:
-        ratings[(_bucket(p.chosen_rating), "chosen")] += 1
-        ratings[(_bucket(p.rejected_rating), "rejected")] += 1
+    for p in pairs:  # pairs people decided without rating them have no ratings: not a bar ("n/a"), counted apart
+        if p.chosen_rating is not None:
+            ratings[(_bucket(p.chosen_rating), "chosen")] += 1
+        if p.rejected_rating is not None:
+            ratings[(_bucket(p.rejected_rating), "rejected")] += 1
     rating_rows = [
         {"rating": k[0], "pairs": v, "response": k[1]}
-        for k, v in sorted(ratings.items(), key=lambda kv: (kv[0][0] == "n/a", kv[0][0], kv[0][1]))
+        for k, v in sorted(ratings.items(), key=lambda kv: (float(kv[0][0]), kv[0][1]))
     ]
-    margins = Counter(_bucket(p.margin) for p in pairs)
-    margin_rows = [
-        {"margin": k, "pairs": v}
-        for k, v in sorted(margins.items(), key=lambda kv: (kv[0] == "n/a", float(kv[0]) if kv[0] != "n/a" else 0))
-    ]
+    margins = Counter(_bucket(p.margin) for p in pairs if p.margin is not None)
+    margin_rows = [{"margin": k, "pairs": v} for k, v in sorted(margins.items(), key=lambda kv: float(kv[0]))]
     agreement_rows = (
         [{"outcome": k, "rows": v} for k, v in agreement.get("outcomes", {}).items()] if agreement.get("rows") else []
     )
@@ -257,8 +291,14 @@ def _status_md(result: ex.ExportResult) -> str:
         f"**{result.num_rows} pairs** from {result.counts['kept']} of {result.counts['input']} rows "
         f"({', '.join(f'{k}: {v.num_rows}' for k, v in result.splits.items())}); format **{result.format}**; "
         f"target language {_md(languages.label(result.target_language))}.",
-        f"Preferences from annotators: {result.counts['from_human']}; from the judge: {result.counts['from_judge']}.",
+        f"Preferences from people: {result.counts['from_human']}; from the judge: {result.counts['from_judge']}.",
     ]
+    unrated = unrated_pairs(result)
+    if unrated:
+        lines.append(
+            f"{unrated} pair(s) decided by people without ratings have no rating margin: they are counted here, "
+            "not drawn in the rating charts."
+        )
     if dropped:
         lines.append("Dropped: " + "; ".join(f"{ex.RULE_LABELS[k]}: {v}" for k, v in dropped.items()) + ".")
     if result.counts.get("language_unchecked"):
@@ -277,7 +317,12 @@ def _status_md(result: ex.ExportResult) -> str:
     return "\n\n".join(lines)
 
 
-def _empty_outputs(message: str) -> tuple:
+def unrated_pairs(result: ex.ExportResult | ex.Selection) -> int:
+    """Pairs without a rating margin (people chose without rating): not in the rating charts."""
+    return sum(1 for p in result.pairs if p.margin is None)
+
+
+def _empty_outputs(message: str) -> dict[str, Any]:
     frames = {
         k: pd.DataFrame(columns=cols)
         for k, cols in (
@@ -287,16 +332,16 @@ def _empty_outputs(message: str) -> tuple:
             ("agreement", ["outcome", "rows"]),
         )
     }
-    return (
-        message,
-        [],
-        [],
-        frames["rules"],
-        frames["ratings"],
-        frames["margins"],
-        gr.update(value=frames["agreement"], visible=False),
-        None,
-    )
+    return {
+        "status": message,
+        "counts": [],
+        "preview": [],
+        "plot_rules": frames["rules"],
+        "plot_ratings": frames["ratings"],
+        "plot_margins": frames["margins"],
+        "plot_agreement": gr.update(value=frames["agreement"], visible=False),
+        "downloads": None,
+    }
 
 
 # --- the export -------------------------------------------------------------------------------------------------
@@ -340,9 +385,10 @@ def on_refresh(
     values: Mapping[str, Any],
     profile: gr.OAuthProfile | None = None,
     oauth_token: gr.OAuthToken | None = None,
-) -> tuple:
+) -> dict[str, Any]:
     """On opening the tab or changing the source: describe the input, offer its languages and the push owners.
-    ``values``: ``source``, ``language``, ``owner``, ``repo_name``."""
+    ``values``: ``source``, ``language``, ``owner``, ``repo_name``. Named outputs: ``summary``, ``language``,
+    ``owner``, ``repo_name``, ``push``, ``push_note``, ``hub_row``."""
     source = values.get("source") or DEFAULTS["source"]
     language, owner, repo_name = values.get("language"), values.get("owner"), values.get("repo_name") or ""
     lang_update = _language_update(session, source, language)
@@ -356,15 +402,15 @@ def on_refresh(
         meta = RunMeta()
     name = repo_name if repo_name.strip() else ex.default_repo_name(lang, meta)
     signed_in = bool(token_of(oauth_token))
-    return (
-        _summary_md(session, source),
-        lang_update,
-        gr.update(choices=owners, value=owner_value, interactive=signed_in),
-        gr.update(value=name),
-        gr.update(interactive=signed_in),
-        "" if signed_in else SIGN_IN_NEEDED,
-        gr.update(visible=source == SRC_HUB),
-    )
+    return {
+        "summary": _summary_md(session, source),
+        "language": lang_update,
+        "owner": gr.update(choices=owners, value=owner_value, interactive=signed_in),
+        "repo_name": gr.update(value=name),
+        "push": gr.update(interactive=signed_in),
+        "push_note": "" if signed_in else sign_in.needed(),
+        "hub_row": gr.update(visible=source == SRC_HUB),
+    }
 
 
 def on_load_hub(
@@ -372,43 +418,43 @@ def on_load_hub(
     values: Mapping[str, Any],
     profile: gr.OAuthProfile | None = None,
     oauth_token: gr.OAuthToken | None = None,
-) -> tuple:
+) -> dict[str, Any]:
     """Load a raw-results dataset from the Hub into this session (for this tab only). ``values``: ``hub_id``,
-    ``hub_split``."""
+    ``hub_split``. Named outputs: ``summary``, ``language``."""
     dataset_id = (values.get("hub_id") or "").strip()
     split = (values.get("hub_split") or DEFAULTS["hub_split"]).strip()
     try:
         raw, annotations, meta = ex.load_raw_from_hub(dataset_id, token_of(oauth_token), split)
     except (hub.HubError, ex.ExportError) as e:
         warn(e)
-        return session, f"**Could not load it.** {_md(e)}", gr.update()
+        return {"summary": f"**Could not load it.** {_md(e)}"}
     session.export_tab.hub = HubRaw(dataset_id, raw, annotations, meta)
-    return session, _summary_md(session, SRC_HUB), _language_update(session, SRC_HUB, None)
+    return {"summary": _summary_md(session, SRC_HUB), "language": _language_update(session, SRC_HUB, None)}
 
 
-def on_build(session: Session, values: Mapping[str, Any]) -> tuple:
+def on_build(session: Session, values: Mapping[str, Any]) -> dict[str, Any]:
     """Build the export with the rules shown; fill the numbers, plots, preview and downloads. ``values``: the
-    form's values by name (:data:`FIELDS`)."""
+    form's values by name (:data:`FIELDS`). Named outputs: ``status``, ``counts``, ``preview``, ``plot_rules``,
+    ``plot_ratings``, ``plot_margins``, ``plot_agreement``, ``downloads``."""
     try:
         result, meta = _run_export(session, values)
     except ex.ExportError as e:
         warn(e)
         session.export = None
-        return (session, *_empty_outputs(f"**Nothing to export.** {_md(e)}"))
+        return _empty_outputs(f"**Nothing to export.** {_md(e)}")
     session.export = result
     frames = export_frames(result)
     counts = [[label, value] for label, value in ex.counts_table(result.counts)]
-    return (
-        session,
-        _status_md(result),
-        counts,
-        preview_rows(result.table),
-        frames["rules"],
-        frames["ratings"],
-        frames["margins"],
-        gr.update(value=frames["agreement"], visible=not frames["agreement"].empty),
-        _downloads(result, meta, _repo_id(values)),
-    )
+    return {
+        "status": _status_md(result),
+        "counts": counts,
+        "preview": preview_rows(result.table),
+        "plot_rules": frames["rules"],
+        "plot_ratings": frames["ratings"],
+        "plot_margins": frames["margins"],
+        "plot_agreement": gr.update(value=frames["agreement"], visible=not frames["agreement"].empty),
+        "downloads": _downloads(result, meta, _repo_id(values)),
+    }
 
 
 def on_push(
@@ -416,13 +462,16 @@ def on_push(
     values: Mapping[str, Any],
     profile: gr.OAuthProfile | None = None,
     oauth_token: gr.OAuthToken | None = None,
-) -> str:
+) -> dict[str, Any]:
     """Push the export, built with the rules shown, to ``owner/repo_name`` (``values`` as for :func:`on_build`,
-    plus ``private`` and ``overwrite``). The target is checked before any work."""
-    token = token_of(oauth_token)
+    plus ``private`` and ``overwrite``). The target is checked before any work. Named output: ``push_status``."""
+    return {"push_status": _push(session, values, token_of(oauth_token))}
+
+
+def _push(session: Session, values: Mapping[str, Any], token: str | None) -> str:
     if not token:
-        gr.Warning(SIGN_IN_NEEDED)
-        return SIGN_IN_NEEDED
+        gr.Warning(sign_in.needed())
+        return sign_in.needed()
     if not values.get("owner"):
         return "Choose an owner (your account or an organisation where you can write)."
     private, overwrite = bool(values.get("private", DEFAULTS["private"])), bool(values.get("overwrite"))
@@ -527,14 +576,25 @@ def build_tab(session: gr.State, tab: gr.Tab) -> dict[str, Any]:
             color_map={"kept": "#2e7d32", "dropped": "#c62828"},
         )
         c["plot_margins"] = gr.BarPlot(
-            x="margin", y="pairs", title="Rating margin (chosen − rejected)", y_lim=[0, None]
+            x="margin", y="pairs", title="Rating margin (chosen − rejected)", y_lim=[0, None], sort="x"
         )
     with gr.Row():
         c["plot_ratings"] = gr.BarPlot(
-            x="rating", y="pairs", color="response", y_lim=[0, None], title="Ratings of chosen and rejected responses"
+            x="rating",
+            y="pairs",
+            color="response",
+            y_lim=[0, None],
+            sort="x",
+            title="Ratings of chosen and rejected responses",
         )
         c["plot_agreement"] = gr.BarPlot(
-            x="outcome", y="rows", title="Judge versus annotators", visible=False, y_lim=[0, None], sort=list(OUTCOMES)
+            x="outcome",
+            y="rows",
+            title="Judge versus people",
+            visible=False,
+            y_lim=[0, None],
+            sort=list(OUTCOMES),
+            x_label_angle=-30,
         )
     with gr.Accordion("Counts", open=False):
         c["counts"] = gr.Dataframe(headers=["", "Rows"], datatype=["str", "number"], interactive=False, wrap=True)
@@ -570,43 +630,21 @@ def build_tab(session: gr.State, tab: gr.Tab) -> dict[str, Any]:
 
 
 def _wire(session: gr.State, tab: gr.Tab, c: dict[str, Any]) -> dict[str, Form]:
-    """Connect the events: each handler gets the session and one mapping of the values it reads. Returns the forms
-    by event (API callers order their arguments with ``Form.api_args``)."""
+    """Connect the events to the module-level handlers (ui/forms.py's convention). Returns the forms by event (API
+    callers order their arguments with ``Form.api_args``)."""
     refresh_form = Form(**{k: c[k] for k in ("source", "language", "owner", "repo_name")})
     hub_form = Form(hub_id=c["hub_id"], hub_split=c["hub_split"])
     form = Form(**{k: c[k] for k in FIELDS if k not in ("hub_id", "hub_split")})
-    refresh_out = [c["summary"], c["language"], c["owner"], c["repo_name"], c["push"], c["push_note"], c["hub_row"]]
-    build_out = [
-        session,
-        c["status"],
-        c["counts"],
-        c["preview"],
-        c["plot_rules"],
-        c["plot_ratings"],
-        c["plot_margins"],
-        c["plot_agreement"],
-        c["downloads"],
-    ]
-
-    def _refresh(data: dict, profile: gr.OAuthProfile | None = None, oauth_token: gr.OAuthToken | None = None) -> tuple:
-        return on_refresh(data[session], refresh_form.values(data), profile, oauth_token)
-
-    def _load(data: dict, profile: gr.OAuthProfile | None = None, oauth_token: gr.OAuthToken | None = None) -> tuple:
-        return on_load_hub(data[session], hub_form.values(data), profile, oauth_token)
-
-    def _build(data: dict) -> tuple:
-        return on_build(data[session], form.values(data))
-
-    def _push(data: dict, profile: gr.OAuthProfile | None = None, oauth_token: gr.OAuthToken | None = None) -> str:
-        return on_push(data[session], form.values(data), profile, oauth_token)
-
-    tab.select(_refresh, refresh_form.inputs(session), refresh_out)
-    c["source"].change(_refresh, refresh_form.inputs(session), refresh_out)
-    c["hub_load"].click(
-        _load, hub_form.inputs(session), [session, c["summary"], c["language"]], api_name="export_load_hub"
-    )
-    c["build"].click(_build, form.inputs(session), build_out, api_name="export_build")
-    c["push"].click(_push, form.inputs(session), [c["push_status"]], api_name="export_push")
+    refresh_out = {k: c[k] for k in ("summary", "language", "owner", "repo_name", "push", "push_note", "hub_row")}
+    build_keys = ("status", "counts", "preview", "plot_rules", "plot_ratings", "plot_margins", "plot_agreement")
+    build_out = {k: c[k] for k in (*build_keys, "downloads")}
+    for trigger in (tab.select, c["source"].change):
+        wire(trigger, on_refresh, session=session, form=refresh_form, outputs=refresh_out)
+    hub_out = {"summary": c["summary"], "language": c["language"]}
+    wire(c["hub_load"].click, on_load_hub, session=session, form=hub_form, outputs=hub_out, api_name="export_load_hub")
+    wire(c["build"].click, on_build, session=session, form=form, outputs=build_out, api_name="export_build")
+    push_out = {"push_status": c["push_status"]}
+    wire(c["push"].click, on_push, session=session, form=form, outputs=push_out, api_name="export_push")
     return {"refresh": refresh_form, "load_hub": hub_form, "build": form, "push": form}
 
 

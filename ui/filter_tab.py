@@ -4,12 +4,12 @@ UI glue only: loading, filtering, cards and pushing live in :mod:`pipeline.filte
 The loaded source is shared read-only by all sessions (cached in ``pipeline.filter.sources``); this session keeps a
 reference in ``session.filter_tab.source`` and the current filtered set in ``session.filtered``.
 
-The handlers are module-level and take the session plus ONE mapping of the form's values by name (Gradio passes a
-dict when ``inputs`` is a set; :class:`ui.forms.Form` names the components): :data:`LOAD_DEFAULTS` for
-:func:`on_load`, :data:`FILTER_DEFAULTS` for :func:`on_filter`, :data:`PUSH_DEFAULTS` for :func:`on_push`. Those
-mappings hold every default once: the components start from them and a handler fills a missing value from them,
-so tests and a community link pass only what they mean. The wired events keep the API names ``/on_load`` and
-``/on_filter``; their forms are attached to the wired functions (``fn.form``) for ``Form.api_args``.
+The handlers are module-level, take the session plus ONE mapping of the form's values by name and return named
+outputs (``ui/forms.py``'s convention): :data:`LOAD_DEFAULTS` for :func:`on_load`, :data:`FILTER_DEFAULTS` for
+:func:`on_filter`, :data:`PUSH_DEFAULTS` for :func:`on_push`. Those mappings hold every default once: the
+components start from them and a handler fills a missing value from them, so tests and a community link pass only
+what they mean. The wired events keep the API names ``/on_load``, ``/on_filter``, ``/on_download`` and
+``/on_push``; an API caller orders its arguments with ``Form.api_args``.
 """
 
 from __future__ import annotations
@@ -26,8 +26,9 @@ import pandas as pd
 from pipeline import langcheck
 from pipeline.core import hub, languages, links
 from pipeline.filter import filtered, sources
-from ui.common import SIGN_IN_NEEDED, column_widths, md_link, md_text, table_frame, token_of, username_of, warn
-from ui.forms import Form
+from ui import sign_in
+from ui.common import column_widths, md_link, md_text, table_frame, token_of, username_of, warn
+from ui.forms import Form, pick, wire
 from ui.session import Session
 
 SRC_AYA = f"Aya ({sources.AYA_ID})"
@@ -147,10 +148,11 @@ def _table_frames(src: sources.Source) -> tuple[pd.DataFrame, pd.DataFrame]:
     return table_frame(lt[[c for c in LANG_TABLE_COLUMNS if c in lt.columns]]), plot
 
 
-def on_load(session: Session, values: Mapping[str, Any], oauth_token: gr.OAuthToken | None = None) -> tuple:
+def on_load(session: Session, values: Mapping[str, Any], oauth_token: gr.OAuthToken | None = None) -> dict:
     """Load the chosen source (shared cache) for this user. ``values``: the load form's values by name
-    (:data:`LOAD_DEFAULTS`). Returns (session, status, language table, bar plot data, language dropdown,
-    annotation types)."""
+    (:data:`LOAD_DEFAULTS`). Named outputs: ``load_status``, ``lang_table``, ``lang_plot``, ``language``,
+    ``annotation_types``, ``source`` (the demo data when Aya could not be reached and the demo data came instead),
+    and the download box cleared (``files``, ``download_status``): its files were another set's."""
     token = token_of(oauth_token)
     spec = source_spec(values)
     language = values.get("language", LOAD_DEFAULTS["language"])
@@ -160,8 +162,7 @@ def on_load(session: Session, values: Mapping[str, Any], oauth_token: gr.OAuthTo
         src = sources.load_source(spec, token)
     except (hub.HubError, sources.DataError) as e:
         warn(e)
-        keep = gr.update()
-        return session, f"**Could not load the dataset.** {_md(e)}", keep, keep, keep, keep
+        return {"load_status": f"**Could not load the dataset.** {_md(e)}"}
     session.filter_tab.source = src
     session.filtered = None
     lt, plot = _table_frames(src)
@@ -173,14 +174,22 @@ def on_load(session: Session, values: Mapping[str, Any], oauth_token: gr.OAuthTo
         except sources.DataError:
             value = None
     ann = src.annotation_types()
-    return (
-        session,
-        _load_status(src),
-        lt,
-        plot,
-        gr.update(choices=choices, value=value, interactive=True),
-        gr.update(choices=ann, value=[], visible=bool(ann)),
-    )
+    out = {
+        "load_status": _load_status(src),
+        "lang_table": lt,
+        "lang_plot": plot,
+        "language": gr.update(choices=choices, value=value, interactive=True),
+        "annotation_types": gr.update(choices=ann, value=[], visible=bool(ann)),
+        **_no_files(),
+    }
+    if src.info.is_demo and values.get("source") != SRC_DEMO:  # Aya could not be reached: the demo data came
+        out["source"] = gr.update(value=SRC_DEMO)
+    return out
+
+
+def _no_files() -> dict[str, Any]:
+    """The download box emptied (its files belong to a set that is no longer the current one)."""
+    return {"files": None, "download_status": ""}
 
 
 # --- filter -------------------------------------------------------------------------------------------------------
@@ -207,38 +216,47 @@ def filter_spec(values: Mapping[str, Any]) -> filtered.FilterSpec:
     )
 
 
-def _push_state(session: Session, profile: gr.OAuthProfile | None) -> tuple[dict, str]:
-    """(push button update, note) for the current set and sign-in."""
+def _push_needs_sign_in() -> str:
+    extra = " Downloads work without signing in." if sign_in.is_available() else ""
+    return f"Pushing: {sign_in.needed()}{extra}"
+
+
+def _push_state(session: Session, profile: gr.OAuthProfile | None) -> dict[str, Any]:
+    """Named outputs ``push`` (the button) and ``push_note`` for the current set and sign-in."""
     fs = session.filtered
     if username_of(profile) is None:
-        return gr.update(interactive=False), f"Pushing: {SIGN_IN_NEEDED} Downloads work without signing in."
+        return {"push": gr.update(interactive=False), "push_note": _push_needs_sign_in()}
     if fs is None or fs.rows == 0:
-        return gr.update(interactive=False), "Pushing needs at least one row: choose a language and loosen the filters."
-    return gr.update(interactive=True), ""
+        note = "Pushing needs at least one row: choose a language and loosen the filters."
+        return {"push": gr.update(interactive=False), "push_note": note}
+    return {"push": gr.update(interactive=True), "push_note": ""}
 
 
-def on_filter(session: Session, values: Mapping[str, Any], profile: gr.OAuthProfile | None = None) -> tuple:
+def on_filter(session: Session, values: Mapping[str, Any], profile: gr.OAuthProfile | None = None) -> dict:
     """Apply the filters (milliseconds) and keep the result in the session. ``values``: the filter form's values by
-    name (:data:`FILTER_DEFAULTS`). Returns (session, count, preview, repo name, push button, push note)."""
+    name (:data:`FILTER_DEFAULTS`). Named outputs: ``count``, ``preview``, ``repo_name``, ``push``,
+    ``push_note``, and the download box emptied (``files``, ``download_status``: they were the previous set's)."""
     language = values.get("language", FILTER_DEFAULTS["language"])
     repo_name = values.get("repo_name", FILTER_DEFAULTS["repo_name"]) or ""
     src = _source(session)
     empty = table_frame(pd.DataFrame(columns=PREVIEW_HEADERS))
+
+    def shown(count: str, preview: Any = empty, repo: Any = None) -> dict:
+        out = {"count": count, "preview": preview, **_push_state(session, profile), **_no_files()}
+        return {**out, "repo_name": repo} if repo is not None else out
+
     if src is None:
         session.filtered = None
-        btn, note = _push_state(session, profile)
-        return session, _waiting_for_data(language), empty, gr.update(), btn, note
+        return shown(_waiting_for_data(language))
     if not language:
         session.filtered = None
-        btn, note = _push_state(session, profile)
-        return session, "**Choose a language** to see how many rows you get.", empty, gr.update(), btn, note
+        return shown("**Choose a language** to see how many rows you get.")
     try:
         spec = filter_spec(values)
         fs = filtered.filter_source(src, spec)
     except sources.DataError as e:
         session.filtered = None
-        btn, note = _push_state(session, profile)
-        return session, f"**{_md(e)}**", empty, gr.update(), btn, note
+        return shown(f"**{_md(e)}**")
     session.filtered = fs if fs.rows else None
     langcheck.warm_up(fs.language_code, background=True)  # its detector (or the Hub model's download) starts now
     total = src.offsets.get(fs.language_code, (0, 0, 0))[1]
@@ -263,23 +281,24 @@ def on_filter(session: Session, values: Mapping[str, Any], profile: gr.OAuthProf
         if not repo_name.strip() or repo_name.strip() == st.default_name:
             repo_update = gr.update(value=default, placeholder=default)
         st.default_name = default
-    btn, note = _push_state(session, profile)
-    return session, count, table_frame(filtered.preview_frame(fs.table, PREVIEW_ROWS)), repo_update, btn, note
+    return shown(count, table_frame(filtered.preview_frame(fs.table, PREVIEW_ROWS)), repo_update)
 
 
 # --- push and downloads -------------------------------------------------------------------------------------------
 def on_tab_select(
     session: Session,
-    owner: str | None,
+    values: Mapping[str, Any],
     profile: gr.OAuthProfile | None = None,
     oauth_token: gr.OAuthToken | None = None,
-) -> tuple:
-    """Refresh sign-in dependent parts: (owner dropdown, push button, push note)."""
+) -> dict:
+    """Refresh sign-in dependent parts (``values``: the current ``owner``). Named outputs: ``owner``, ``push``,
+    ``push_note``."""
+    owner = values.get("owner")
     user = username_of(profile)
     owners = hub.owners(token_of(oauth_token), user) if user else []
     value = owner if owner in owners else (owners[0] if owners else None)
-    btn, note = _push_state(session, profile)
-    return gr.update(choices=owners, value=value, interactive=bool(owners)), btn, note
+    owner_box = gr.update(choices=owners, value=value, interactive=bool(owners))
+    return {"owner": owner_box, **_push_state(session, profile)}
 
 
 def on_push(
@@ -287,15 +306,17 @@ def on_push(
     values: Mapping[str, Any],
     profile: gr.OAuthProfile | None = None,
     oauth_token: gr.OAuthToken | None = None,
-) -> str:
+) -> dict:
     """Push the session's filtered set to ``owner/repo_name``. ``values``: the push form's values by name
-    (:data:`PUSH_DEFAULTS`). Returns a status message."""
+    (:data:`PUSH_DEFAULTS`). Named output: ``push_status``."""
+    return {"push_status": _push(session, values, token_of(oauth_token), username_of(profile))}
+
+
+def _push(session: Session, values: Mapping[str, Any], token: str | None, user: str | None) -> str:
     v = {**PUSH_DEFAULTS, **values}
     owner, repo_name, private = v["owner"], v["repo_name"], v["private"]
-    token = token_of(oauth_token)
-    user = username_of(profile)
     if user is None or token is None:
-        return f"**Not pushed.** {SIGN_IN_NEEDED}"
+        return f"**Not pushed.** {sign_in.needed()}"
     fs: filtered.FilteredSet | None = session.filtered
     if fs is None or fs.rows == 0:
         return "**Not pushed.** There are no rows to push: choose a language and loosen the filters."
@@ -311,11 +332,12 @@ def on_push(
     return f"**Pushed** {fs.rows:,} rows ({visibility}) to {md_link(repo_id, url)} with a dataset card.{demo}"
 
 
-def on_download(session: Session) -> tuple:
-    """Write the filtered set as Parquet and JSON Lines for download. Returns (files, status)."""
+def on_download(session: Session) -> dict:
+    """Write the filtered set as Parquet and JSON Lines for download. Named outputs: ``files``,
+    ``download_status``."""
     fs: filtered.FilteredSet | None = session.filtered
     if fs is None or fs.rows == 0:
-        return None, "Nothing to download yet: choose a language with at least one row."
+        return {"files": None, "download_status": "Nothing to download yet: choose a language with at least one row."}
     folder = Path(tempfile.mkdtemp(prefix="dpo-studio-filter-"))
     stem = f"{fs.source.short_name}-{fs.language_code}"
     files = [
@@ -324,11 +346,15 @@ def on_download(session: Session) -> tuple:
     ]
     (folder / "README.md").write_text(filtered.filter_card(fs), encoding="utf-8")
     files.append(str(folder / "README.md"))
-    return files, f"{fs.rows:,} rows ready to download (Parquet, JSON Lines and the dataset card)."
+    return {
+        "files": files,
+        "download_status": f"{fs.rows:,} rows ready to download (Parquet, JSON Lines and the dataset card).",
+    }
 
 
-def on_source_change(choice: str) -> dict:
-    return gr.update(visible=choice == SRC_HUB)
+def on_source_change(values: Mapping[str, Any]) -> dict:
+    """The Hub dataset's fields show only for "Another dataset on the Hub"."""
+    return {"hub_group": gr.update(visible=values.get("source") == SRC_HUB)}
 
 
 # --- opened from a community link ---------------------------------------------------------------------------------
@@ -341,71 +367,68 @@ def _waiting_for_data(language: str | None) -> str:
     return f"Click **Load** above: {_md(label)} is chosen, and its rows show as soon as the data is there."
 
 
-def on_link_open(session: Session, request: gr.Request, profile: gr.OAuthProfile | None = None) -> tuple:
+def on_link_open(session: Session, request: gr.Request, profile: gr.OAuthProfile | None = None) -> dict:
     """Page load with ``?language=…&source=…``: land ready. The link's source is chosen; the demo data (bundled,
     instant) is loaded and filtered to the link's language at once; Aya (about 200,000 rows from the Hub) is one
-    click on **Load** away, with the language already chosen and named. Returns (session, source, load status,
-    language table, language plot, language, annotation types, count, preview, repo name, push button, push note).
-    """
-    keep = gr.update()
-    shared = links.parse_link_params(dict(request.query_params) if request is not None else {})
+    click on **Load** away, with the language already chosen and named. A language the data does not have (or no
+    language at all, like ``Klingon``) is said plainly. Named outputs: those of :func:`on_load` and
+    :func:`on_filter`, and ``source``."""
+    shared = links.shared_from_request(request)
     if not shared.language and not shared.source:
-        return (session, *[keep] * 11)
+        return {}
     choice = LINK_SOURCES.get(shared.source, SRC_AYA)
+    known = languages.lookup(shared.language) if shared.language else None
     if choice == SRC_DEMO:
         loaded = on_load(session, {"source": SRC_DEMO, "language": shared.language or None})
-        session, status, table, plot, language, kinds = loaded
-        filtered = on_filter(session, {"language": language.get("value")}, profile)
-        session, count, preview, repo, push, note = filtered
-        return (
-            session,
-            gr.update(value=SRC_DEMO),
-            status,
-            table,
-            plot,
-            language,
-            kinds,
-            count,
-            preview,
-            repo,
-            push,
-            note,
+        chosen = loaded.get("language", {}).get("value")
+        out = {**loaded, **on_filter(session, {"language": chosen}, profile), "source": gr.update(value=SRC_DEMO)}
+        if shared.language and not chosen:  # said under the load status (the count line is the filter's)
+            out["load_status"] += "\n\n" + _not_in_data(shared.language, known is not None, "the demo data")
+        return out
+    if shared.language and known is None:
+        status = (
+            f"**Opened from a shared link** for the language {_md(shared.language)}, which is not a language DPO "
+            "Studio knows. Click **Load**, then choose a language from the list."
         )
-    name = languages.display_name(shared.language) if shared.language else ""
-    chosen = f"{_md(name)} ({_md(shared.language)})" if shared.language else "no language"
+        return {"source": gr.update(value=SRC_AYA), "load_status": status, "count": _waiting_for_data(None)}
+    name = known.name if known else ""
+    chosen_text = f"{_md(name)} ({_md(shared.language)})" if shared.language else "no language"
     status = (
-        f"**Opened from a shared link** for {chosen} on Aya. Click **Load** to get Aya's rows (about "
+        f"**Opened from a shared link** for {chosen_text} on Aya. Click **Load** to get Aya's rows (about "
         "200,000; a few seconds), or choose the demo data."
     )
-    language = (
-        gr.update(choices=[(f"{name} ({shared.language})", shared.language)], value=shared.language, interactive=True)
-        if shared.language
-        else keep
-    )
-    count = _waiting_for_data(shared.language)
-    return session, gr.update(value=SRC_AYA), status, keep, keep, language, keep, count, keep, keep, keep, keep
+    out = {"source": gr.update(value=SRC_AYA), "load_status": status, "count": _waiting_for_data(shared.language)}
+    if shared.language:
+        choices = [(f"{name} ({shared.language})", shared.language)]
+        out["language"] = gr.update(choices=choices, value=shared.language, interactive=True)
+    return out
+
+
+def _not_in_data(language: str, known: bool, where: str) -> str:
+    """The count line for a link's language that the loaded data does not have."""
+    if not known:
+        return f"**The link's language {_md(language)} is not a language DPO Studio knows.** Choose one from the list."
+    name = languages.display_name(language)
+    return f"**{_md(name)} ({_md(language)}) is not in {where}.** Choose a language from the list, or load Aya."
 
 
 def open_link_on_load(demo: gr.Blocks, session: gr.State, c: dict[str, Any]) -> None:
     """Wire :func:`on_link_open` to the page's load event (app.py calls this once)."""
-    demo.load(
-        on_link_open,
-        [session],
-        [
-            session,
-            c["source"],
-            c["load_status"],
-            c["lang_table"],
-            c["lang_plot"],
-            c["language"],
-            c["annotation_types"],
-            c["count"],
-            c["preview"],
-            c["repo_name"],
-            c["push"],
-            c["push_note"],
-        ],
-    )
+    shown = (*LOAD_OUTPUTS, *FILTER_OUTPUTS, "source")
+    wire(demo.load, on_link_open, session=session, outputs={k: c[k] for k in dict.fromkeys(shown)})
+
+
+LOAD_OUTPUTS = (
+    "load_status",
+    "lang_table",
+    "lang_plot",
+    "language",
+    "annotation_types",
+    "source",
+    "files",
+    "download_status",
+)
+FILTER_OUTPUTS = ("count", "preview", "repo_name", "push", "push_note", "files", "download_status")
 
 
 # --- layout -------------------------------------------------------------------------------------------------------
@@ -514,7 +537,7 @@ def build_tab(session: gr.State, tab: gr.Tab) -> dict[str, Any]:
                 c["private"] = gr.Checkbox(value=pu["private"], label="Private")
                 c["overwrite"] = gr.Checkbox(value=pu["overwrite"], label="Overwrite if it exists")
             c["push"] = gr.Button("Push to the Hub", interactive=False)
-            c["push_note"] = gr.Markdown(f"Pushing: {SIGN_IN_NEEDED}")
+            c["push_note"] = gr.Markdown(f"Pushing: {sign_in.needed()}")
             c["push_status"] = gr.Markdown()
 
     c["forms"] = _wire(session, tab, c)
@@ -522,41 +545,61 @@ def build_tab(session: gr.State, tab: gr.Tab) -> dict[str, Any]:
 
 
 def _wire(session: gr.State, tab: gr.Tab, c: dict[str, Any]) -> dict[str, Form]:
-    """Connect the events: each handler gets the session and one mapping of the values it reads (Gradio's
-    ``{component: value}`` dict is called ``inputs`` here: ``data`` is the pipeline module). The load and
-    filter events keep their API names (``/on_load``, ``/on_filter``; ``fn.form`` for ``Form.api_args``).
-    Returns the forms by event."""
+    """Connect the events to the module-level handlers (ui/forms.py's convention). The load, filter, download
+    and push events keep their API names (``/on_load``, ``/on_filter``, ``/on_download``, ``/on_push``; an API
+    caller fills the form with ``Form.api_args``). Returns the forms by event."""
     load_form = Form(**{k: c[k] for k in LOAD_DEFAULTS})
     filter_form = Form(**{k: c[k] for k in FILTER_DEFAULTS})
     push_form = Form(**{k: c[k] for k in PUSH_DEFAULTS})
+    select_form = Form(owner=c["owner"])
 
-    def _load(inputs: dict, oauth_token: gr.OAuthToken | None = None) -> tuple:
-        return on_load(inputs[session], load_form.values(inputs), oauth_token)
-
-    def _filter(inputs: dict, profile: gr.OAuthProfile | None = None) -> tuple:
-        return on_filter(inputs[session], filter_form.values(inputs), profile)
-
-    def _push(inputs: dict, profile: gr.OAuthProfile | None = None, oauth_token: gr.OAuthToken | None = None) -> str:
-        return on_push(inputs[session], push_form.values(inputs), profile, oauth_token)
-
-    _load.form = load_form  # type: ignore[attr-defined]  # for API callers: Form.api_args
-    _filter.form = filter_form  # type: ignore[attr-defined]
-
-    c["source"].change(on_source_change, [c["source"]], [c["hub_group"]])
-    load_out = [session, c["load_status"], c["lang_table"], c["lang_plot"], c["language"], c["annotation_types"]]
-    filter_in = filter_form.inputs(session)
-    filter_out = [session, c["count"], c["preview"], c["repo_name"], c["push"], c["push_note"]]
-    select_in, select_out = [session, c["owner"]], [c["owner"], c["push"], c["push_note"]]
-    c["load"].click(_load, load_form.inputs(session), load_out, api_name="on_load").then(
-        _filter, filter_in, filter_out, api_name="on_filter"
-    ).then(on_tab_select, select_in, select_out)
+    select_out = pick(c, "owner", "push", "push_note")
+    wire(
+        c["source"].change,
+        on_source_change,
+        form=Form(source=c["source"]),
+        outputs=pick(
+            c,
+            "hub_group",
+        ),
+    )
+    loaded = wire(
+        c["load"].click, on_load, session=session, form=load_form, outputs=pick(c, *LOAD_OUTPUTS), api_name="on_load"
+    )
+    filtered_ = wire(
+        loaded.then,
+        on_filter,
+        session=session,
+        form=filter_form,
+        outputs=pick(c, *FILTER_OUTPUTS),
+        api_name="on_filter",
+    )
+    wire(filtered_.then, on_tab_select, session=session, form=select_form, outputs=select_out)
     for name in ("language", "annotation_types", "dedup"):
-        c[name].change(_filter, filter_in, filter_out)
+        wire(c[name].change, on_filter, session=session, form=filter_form, outputs=pick(c, *FILTER_OUTPUTS))
     for name in ("min_prompt", "max_prompt", "min_response", "max_response", "sample", "seed"):
-        c[name].change(_filter, filter_in, filter_out, trigger_mode="always_last")
-    tab.select(on_tab_select, select_in, select_out)
-    c["download"].click(on_download, [session], [c["files"], c["download_status"]])
-    c["push"].click(_push, push_form.inputs(session), [c["push_status"]], api_name="on_push")
+        wire(
+            c[name].change,
+            on_filter,
+            session=session,
+            form=filter_form,
+            outputs=pick(c, *FILTER_OUTPUTS),
+            trigger_mode="always_last",
+        )
+    wire(tab.select, on_tab_select, session=session, form=select_form, outputs=select_out)
+    download_out = pick(c, "files", "download_status")
+    wire(c["download"].click, on_download, session=session, outputs=download_out, api_name="on_download")
+    wire(
+        c["push"].click,
+        on_push,
+        session=session,
+        form=push_form,
+        outputs=pick(
+            c,
+            "push_status",
+        ),
+        api_name="on_push",
+    )
     return {"load": load_form, "filter": filter_form, "push": push_form}
 
 

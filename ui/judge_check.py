@@ -32,24 +32,31 @@ from pipeline.core.credentials import Credentials, api_keys_for
 from pipeline.judge import check as judgecheck
 from pipeline.judge import labels as judge_labels
 from pipeline.judge import report as judge_report
-from ui.backend_picker import BackendPicker
+from ui import sign_in
+from ui.backend_picker import BackendPicker, follow, set_to
 from ui.common import md_text, token_of, warn
-from ui.forms import Form
+from ui.forms import Form, wire
 from ui.session import Session
 
 __all__ = [
-    "build",
-    "load_tasks",
-    "answer",
-    "move",
-    "labels_file",
-    "estimate_check",
-    "start_check",
-    "poll_check",
-    "cancel_check",
-    "use_judge",
-    "panel_view",
     "JUDGES",
+    "answer",
+    "build",
+    "cancel_check",
+    "candidates_follow",
+    "estimate_check",
+    "labels_file",
+    "load_tasks",
+    "move",
+    "on_answer",
+    "on_choice",
+    "on_move",
+    "on_save",
+    "panel_view",
+    "poll_check",
+    "start_check",
+    "sync_labels",
+    "use_judge",
 ]
 
 JUDGES = 3
@@ -88,6 +95,11 @@ def _tally(session: Session) -> str:
     )
     if usable < judge_labels.MIN_LABEL_ROWS:
         text += f" Label at least {judge_labels.MIN_LABEL_ROWS} for figures worth reading."
+    if session.judge_check.set_aside:
+        text += (
+            f" **{session.judge_check.set_aside} label(s) set aside**: the answers they were given for changed "
+            "(a new run), so they are not used; label the new answers."
+        )
     return text
 
 
@@ -135,10 +147,15 @@ def load_tasks(session: Session, values: Mapping[str, Any]) -> dict[str, Any]:
     return panel_view(session)
 
 
-def _sync_annotations(session: Session) -> None:
-    """Put the labels into ``session.annotations`` (Argilla's rows for the same ids win)."""
+def sync_labels(session: Session) -> None:
+    """Put the labels that still belong to ``session.raw`` into ``session.annotations`` (Argilla's rows for the
+    same ids win). A label whose answers changed (a new run) is set aside and counted, never reused for the new
+    answers (:func:`pipeline.judge.check.current_labels`). Call it after the labels or ``session.raw`` change."""
     state = session.judge_check
-    labelled = judge_labels.labels_to_annotations(state.labels.values())
+    kept, state.set_aside = judge_labels.current_labels(state.labels.values(), session.raw)
+    if not kept and not state.label_ids:
+        return
+    labelled = judge_labels.labels_to_annotations(kept)
     session.annotations, state.label_ids = judge_labels.merge_annotations(
         session.annotations, labelled, replace_ids=state.label_ids
     )
@@ -151,7 +168,7 @@ def answer(session: Session, choice: str) -> dict[str, Any]:
         return panel_view(session)
     task = state.tasks[state.position]
     state.labels[task.id] = task.label(choice)
-    _sync_annotations(session)
+    sync_labels(session)
     after = [i for i in range(state.position + 1, len(state.tasks)) if state.tasks[i].id not in state.labels]
     if after:
         state.position = after[0]
@@ -166,6 +183,16 @@ def move(session: Session, step: int) -> dict[str, Any]:
     return panel_view(session)
 
 
+def on_answer(session: Session, values: Mapping[str, Any]) -> dict[str, Any]:
+    """An answer button (``values["choice"]``: its answer, kept in a state next to the button)."""
+    return answer(session, values["choice"])
+
+
+def on_move(session: Session, values: Mapping[str, Any]) -> dict[str, Any]:
+    """Previous / Next (``values["step"]``: -1 or +1, kept in a state next to the button)."""
+    return move(session, int(values["step"]))
+
+
 def labels_file(session: Session) -> str | None:
     """The labels as a JSON Lines file (for ``python -m pipeline judge-check --labels``), or None without labels."""
     labels = list(session.judge_check.labels.values())
@@ -174,6 +201,12 @@ def labels_file(session: Session) -> str | None:
         return None
     path = Path(tempfile.mkdtemp(prefix="judge-labels-")) / "labels.jsonl"
     return str(tablefiles.write_table(judge_labels.labels_table(labels), path))
+
+
+def on_save(session: Session) -> dict[str, Any]:
+    """ "Save labels": the file to download (named output ``file``)."""
+    path = labels_file(session)
+    return {"file": gr.update(value=path, visible=path is not None)}
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -228,35 +261,42 @@ def _prepare(session: Session, values: Mapping[str, Any]):
     return items, source, language, settings
 
 
-def estimate_check(session: Session, values: Mapping[str, Any]) -> str:
-    """The check's estimate (calls and tokens), or what is missing, as Markdown."""
+def estimate_check(session: Session, values: Mapping[str, Any]) -> dict[str, Any]:
+    """The check's estimate (calls and tokens), or what is missing, as Markdown (named output ``estimate``)."""
     try:
         items, _, _, settings = _prepare(session, values)
     except judge_labels.JudgeCheckError as exc:
-        return md_text(exc)
-    return "**Estimate:** " + md_text(judgecheck.plan_check(items, settings).summary())
+        return {"estimate": md_text(exc)}
+    return {"estimate": "**Estimate:** " + md_text(judgecheck.plan_check(items, settings).summary())}
 
 
-def start_check(session: Session, values: Mapping[str, Any], token: str | None) -> tuple[str, Any]:
-    """Start the check in a background thread. Returns (status Markdown, timer update)."""
+def start_check(
+    session: Session, values: Mapping[str, Any], oauth_token: gr.OAuthToken | None = None
+) -> dict[str, Any]:
+    """Start the check in a background thread. Named outputs: ``status`` (Markdown) and ``timer``."""
     state = session.judge_check
+    token = token_of(oauth_token)
     if state.handle is not None and state.handle.running:
         warn("A judge check is already running: wait for it or cancel it.")
-        return md_text(state.handle.line()), gr.Timer(active=True)
+        return {"status": md_text(state.handle.line()), "timer": gr.Timer(active=True)}
     try:
         items, source, language, settings = _prepare(session, values)
-        settings.require_sign_in(token, "sign in with Hugging Face (button at the top)")
+        settings.require_sign_in(token, _lower_first(sign_in.how()))
     except judge_labels.JudgeCheckError as exc:
         warn(exc)
-        return md_text(exc), gr.Timer(active=False)
+        return {"status": md_text(exc), "timer": gr.Timer(active=False)}
     keys = {b: values.get(f"j{k}_api_key") or "" for k, b in enumerate(settings.judges, start=1)}
     credentials = Credentials(token, api_keys_for(settings.judges, keys))
     plan = judgecheck.plan_check(items, settings)
     state.handle = judgecheck.start_check(items, settings, credentials, language=language, source=source)
-    return (
-        f"Checking {len(settings.judges)} judge(s) on {len(items)} rows: " + md_text(plan.summary()),
-        gr.Timer(active=True),
-    )
+    return {
+        "status": f"Checking {len(settings.judges)} judge(s) on {len(items)} rows: " + md_text(plan.summary()),
+        "timer": gr.Timer(active=True),
+    }
+
+
+def _lower_first(text: str) -> str:
+    return text[:1].lower() + text[1:]
 
 
 def _score_frame(check: Any) -> pd.DataFrame:
@@ -283,49 +323,92 @@ def poll_check(session: Session) -> dict[str, Any]:
     ]
     status = "Cancelled: the figures cover the rows judged before. " if report.cancelled else "Done. "
     status += md_text(judge_report.summary_line(report.check))
+    verdicts = judge_report.verdicts(report.check)
+    status += "\n\n**Verdict**\n\n" + "\n".join(f"- {'✅' if v.ok else '⚠️'} {md_text(v.text)}" for v in verdicts)
+    first = choices[0][1] if choices else None
     return {
         "status": status,
         "table": _score_frame(report.check),
         "timer": gr.Timer(active=False),
-        "choice": gr.update(choices=choices, value=choices[0][1] if choices else None),
+        "choice": gr.update(choices=choices, value=first),
+        "note": _caution(report.check, first),
     }
 
 
-def cancel_check(session: Session) -> str:
+def _chosen(check: Any, choice: Any) -> tuple[int, Any] | None:
+    try:
+        index = int(choice)
+        return index, check.judges[index]
+    except (TypeError, ValueError, IndexError, AttributeError):
+        return None
+
+
+def _caution(check: Any, choice: Any) -> str:
+    """What to know before "Use this judge" for the judge ``choice`` (an index into ``check.judges``)."""
+    found = _chosen(check, choice)
+    if found is None:
+        return ""
+    verdict = judge_report.verdicts(check)[found[0]]
+    if verdict.ok:
+        return f"✅ {md_text(verdict.text)}"
+    return f"⚠️ **Think twice before using this judge.** {md_text(verdict.text)}"
+
+
+def on_choice(session: Session, values: Mapping[str, Any]) -> dict[str, Any]:
+    """The judge to use changed: say plainly what the check found about it, before "Use this judge"."""
+    return {"note": _caution(session.judge_check.result, values.get("choice"))}
+
+
+def cancel_check(session: Session) -> dict[str, Any]:
+    """Cancel the running check (named output ``status``)."""
     handle = session.judge_check.handle
     if handle is None or not handle.running:
-        return "No judge check is running."
+        return {"status": "No judge check is running."}
     handle.cancel()
-    return "Cancelling: the calls in flight finish, then the rows judged so far are shown."
+    return {"status": "Cancelling: the calls in flight finish, then the rows judged so far are shown."}
 
 
-def use_judge(session: Session, values: Mapping[str, Any], picker: BackendPicker) -> dict[Any, Any]:
-    """Set the run's judge fields to the chosen judge; keep the check (with the choice) for the run's metadata."""
+def use_judge(session: Session, values: Mapping[str, Any]) -> dict[str, Any]:
+    """Set the run's judge fields (named ``judge_kind``, ``judge_model``...) to the chosen judge, with a ``note``
+    that repeats the check's verdict; keep the check (with the choice) for the run's metadata."""
     state = session.judge_check
     check = state.result
-    try:
-        chosen = check.judges[int(values.get("choice"))] if check is not None else None
-    except (TypeError, ValueError, IndexError):
-        chosen = None
-    if chosen is None:
+    found = _chosen(check, values.get("choice")) if check is not None else None
+    if found is None:
         warn("Run the check first, then pick one of its judges.")
         return {}
+    index, chosen = found
     state.result = dataclasses.replace(check, chosen=chosen.model)
-    updates = picker.updates(chosen.backend, chosen.model, chosen.base_url, chosen.provider or "auto")
+    updates = set_to("judge_", chosen.backend, chosen.model, chosen.base_url, chosen.provider or "auto")
+    verdict = judge_report.verdicts(check)[index]
     note = f"The run's judge is now **{md_text(chosen.model)}**; its check figures go into the run's cards."
+    if not verdict.ok:
+        note = f"⚠️ {note} Caution: {md_text(verdict.text)}"
     if inference.KINDS[chosen.backend].takes_api_key:
         note += " If its server needs an API key, type it in the judge's API key field above."
     return {**updates, "note": note}
 
 
+def candidates_follow(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The generators' backend changed: candidate judges without a model id move to it (the usual case is judging
+    on the same server), so the URL need not be typed again."""
+    out: dict[str, Any] = {}
+    for k in range(1, JUDGES + 1):
+        out.update(follow(values, f"j{k}_"))
+    return out
+
+
 # --------------------------------------------------------------------------------------------------------------
 # Layout
 # --------------------------------------------------------------------------------------------------------------
-def build(session: gr.State, judge_picker: BackendPicker, *, aspect: Any = None, mode: Any = None) -> None:
+def build(
+    session: gr.State, judge_picker: BackendPicker, generator: BackendPicker, *, aspect: Any = None, mode: Any = None
+) -> None:
     """The judge check section (a closed accordion), inside the Pipeline tab's layout.
 
-    ``judge_picker``: the run's judge fields ("Use this judge" sets them). ``aspect`` / ``mode``: the run's judge
-    aspect and mode components, if any, so the check judges as the run will (defaults otherwise)."""
+    ``judge_picker``: the run's judge fields ("Use this judge" sets them). ``generator``: the run's generator picker
+    (candidate judges start on its backend). ``aspect`` / ``mode``: the run's judge aspect and mode components, if
+    any, so the check judges as the run will (defaults otherwise)."""
     with gr.Accordion("Judge check: compare judge models with people before the run", open=False):
         gr.Markdown(
             "Does a judge know your language? Label 10-50 rows of a small pilot run (run the pipeline above with a "
@@ -349,18 +432,18 @@ def build(session: gr.State, judge_picker: BackendPicker, *, aspect: Any = None,
             with gr.Row(equal_height=True):
                 answer_a = gr.Textbox(label="Answer A", interactive=False, lines=4, max_lines=20)
                 answer_b = gr.Textbox(label="Answer B", interactive=False, lines=4, max_lines=20)
-            with gr.Row():
+            with gr.Row(elem_classes=["label-buttons"]):
                 choice_btns = [
-                    (gr.Button(label, variant="primary" if i < 2 else "secondary"), value)
+                    (gr.Button(label, variant="primary" if i < 2 else "secondary", min_width=110), gr.State(value))
                     for i, (label, value) in enumerate(CHOICE_BUTTONS)
                 ]
-                prev_btn = gr.Button("← Previous", size="sm")
-                next_btn = gr.Button("Next →", size="sm")
+            with gr.Row(elem_classes=["label-buttons"]):
+                prev_btn = gr.Button("← Previous", variant="secondary", min_width=110)
+                next_btn = gr.Button("Next →", variant="secondary", min_width=110)
+                save_btn = gr.Button("Save labels (for the command line)", variant="secondary", min_width=110)
             tally = gr.Markdown("No labels yet.")
-            with gr.Row():
-                save_btn = gr.Button("Save labels (for the command line)", size="sm")
-                labels_out = gr.File(label="Labels (JSON Lines)", interactive=False, visible=False)
-        gr.Markdown("**Candidate judges** (up to 3; empty model ids are skipped)")
+            labels_out = gr.File(label="Labels (JSON Lines)", interactive=False, visible=False)
+        gr.Markdown("**Candidate judges** (up to 3; empty model ids are skipped; they start where the generators run)")
         with gr.Row(equal_height=False):
             pickers = []
             for k in range(1, JUDGES + 1):
@@ -372,12 +455,12 @@ def build(session: gr.State, judge_picker: BackendPicker, *, aspect: Any = None,
             run_btn = gr.Button("Run the check", variant="primary")
             cancel_btn = gr.Button("Cancel the check", variant="stop")
         estimate_md = gr.Markdown()
-        status_md = gr.Markdown()
+        status_md = gr.Markdown(elem_id="judge-check-status")
         table = gr.Dataframe(EMPTY_SCORES, label="Judges side by side", interactive=False, wrap=True)
         with gr.Row():
             choice = gr.Dropdown(choices=[], label="Judge to use", scale=3)
             use_btn = gr.Button("Use this judge", scale=1)
-        use_md = gr.Markdown()
+        use_md = gr.Markdown(elem_id="judge-check-use")
         timer = gr.Timer(POLL_S, active=False)
 
     panel = {"position": position, "prompt": prompt, "answer_a": answer_a, "answer_b": answer_b, "tally": tally}
@@ -389,54 +472,32 @@ def build(session: gr.State, judge_picker: BackendPicker, *, aspect: Any = None,
     if mode is not None:
         fields["mode"] = mode
     check_form = Form(**fields)
-    poll_out = {"status": status_md, "table": table, "choice": choice, "timer": timer}
-    use_out = {
-        **{
-            c: c
-            for c in (
-                judge_picker.kind,
-                judge_picker.model,
-                judge_picker.provider,
-                judge_picker.base_url,
-                judge_picker.api_key,
-            )
-        },
-        "note": use_md,
-    }
+    use_out = {**judge_picker.fields(prefix="judge_"), "note": use_md}
 
-    def _panel(view: dict[str, Any]) -> dict[Any, Any]:
-        return {panel[k]: v for k, v in view.items()}
-
-    def _load(data: dict) -> dict:
-        return _panel(load_tasks(data[session], {"rows": data[rows]}))
-
-    def _start(data: dict, oauth_token: gr.OAuthToken | None = None) -> tuple[str, Any]:
-        return start_check(data[session], check_form.values(data), token_of(oauth_token))
-
-    def _poll(state: Session) -> dict:
-        return {poll_out[k]: v for k, v in poll_check(state).items()}
-
-    def _save(state: Session) -> Any:
-        path = labels_file(state)
-        return gr.update(value=path, visible=path is not None)
-
-    def _use(data: dict) -> dict:
-        values = {"choice": data[choice]}
-        return {use_out.get(k, k): v for k, v in use_judge(data[session], values, judge_picker).items()}
-
-    outputs = list(panel.values())
-    load_btn.click(_load, inputs={session, rows}, outputs=outputs)
+    wire(load_btn.click, load_tasks, session=session, form=Form(rows=rows), outputs=panel)
     for button, value in choice_btns:
-        button.click(lambda s, v=value: _panel(answer(s, v)), inputs=session, outputs=outputs)
-    prev_btn.click(lambda s: _panel(move(s, -1)), inputs=session, outputs=outputs)
-    next_btn.click(lambda s: _panel(move(s, 1)), inputs=session, outputs=outputs)
-    save_btn.click(_save, inputs=session, outputs=labels_out)
-    estimate_btn.click(
-        lambda data: estimate_check(data[session], check_form.values(data)),
-        inputs=check_form.inputs(session),
-        outputs=estimate_md,
+        wire(button.click, on_answer, session=session, form=Form(choice=value), outputs=panel)
+    for button, step in ((prev_btn, -1), (next_btn, 1)):
+        wire(button.click, on_move, session=session, form=Form(step=gr.State(step)), outputs=panel)
+    wire(save_btn.click, on_save, session=session, outputs={"file": labels_out})
+    wire(estimate_btn.click, estimate_check, session=session, form=check_form, outputs={"estimate": estimate_md})
+    wire(run_btn.click, start_check, session=session, form=check_form, outputs={"status": status_md, "timer": timer})
+    wire(cancel_btn.click, cancel_check, session=session, outputs={"status": status_md})
+    poll_out = {"status": status_md, "table": table, "choice": choice, "timer": timer, "note": use_md}
+    wire(timer.tick, poll_check, session=session, outputs=poll_out)
+    wire(choice.input, on_choice, session=session, form=Form(choice=choice), outputs={"note": use_md})
+    wire(use_btn.click, use_judge, session=session, form=Form(choice=choice), outputs=use_out)
+    follow_form = Form(
+        kind=generator.kind,
+        base_url=generator.base_url,
+        provider=generator.provider,
+        **{f"j{k}_model": p.model for k, p in enumerate(pickers, start=1)},
     )
-    run_btn.click(_start, inputs=check_form.inputs(session), outputs=[status_md, timer])
-    cancel_btn.click(cancel_check, inputs=session, outputs=status_md)
-    timer.tick(_poll, inputs=session, outputs=list(poll_out.values()))
-    use_btn.click(_use, inputs={session, choice}, outputs=list(use_out.values()))
+    follow_out = {
+        name: comp
+        for k, p in enumerate(pickers, start=1)
+        for name, comp in p.fields(prefix=f"j{k}_").items()
+        if name != f"j{k}_model"
+    }
+    for change in (generator.kind.change, generator.base_url.change, generator.provider.change):
+        wire(change, candidates_follow, form=follow_form, outputs=follow_out)

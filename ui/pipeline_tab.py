@@ -15,6 +15,7 @@ import re
 import secrets
 import textwrap
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
@@ -30,22 +31,22 @@ from pipeline.generate.checkpoint import Checkpoint
 from pipeline.generate.settings import DEFAULTS, RunSettings
 from pipeline.judge import report
 from pipeline.playground import templates
-from ui import judge_check
-from ui.backend_picker import BackendPicker, kind_updates
+from ui import judge_check, sign_in
+from ui.backend_picker import BackendPicker, follow, kind_updates
 from ui.common import (
-    SIGN_IN_NEEDED,
     bar_chart,
     column_widths,
     info,
     md_link,
     md_text,
     series_colors,
+    shares_as_text,
     table_frame,
     token_of,
     username_of,
     warn,
 )
-from ui.forms import Form
+from ui.forms import Form, wire
 from ui.session import Session
 
 DEFAULT_MODEL = "meta-llama/Llama-3.3-70B-Instruct"
@@ -145,18 +146,21 @@ def _plots_from_table(raw: Any) -> tuple[pd.DataFrame, pd.DataFrame]:
     return (ratings if len(ratings) else _empty_ratings(), langs[["source", "rate"]] if len(langs) else _empty_langs())
 
 
-def _leaderboard_update(raw: Any) -> Any:
+def _leaderboard(raw: Any) -> pd.DataFrame | None:
+    """The per-source leaderboard (the human answers and each generator; one generator is enough to compare)."""
+    if raw is None or not raw.num_rows:
+        return None
     board = results.leaderboard(raw)
-    several = raw is not None and raw.num_rows and len(board) > 2
-    return gr.update(value=board if several else None, visible=bool(several))
+    return board if len(board) >= 2 else None
 
 
 # What people see (the timer's display wrapper turns poll's data into these) -----------------------------------
 def ratings_chart(ratings: pd.DataFrame | None) -> Any:
     """Grouped bars: how often each source got each rating, a colour and a legend entry per source."""
-    has_data = ratings is not None and len(ratings) and float(pd.to_numeric(ratings["count"]).sum()) > 0
-    frame = ratings if has_data else None
-    colors = series_colors(list(dict.fromkeys(ratings["source"]))) if has_data else None
+    frame = (
+        ratings if ratings is not None and len(ratings) and float(pd.to_numeric(ratings["count"]).sum()) > 0 else None
+    )
+    colors = series_colors(list(dict.fromkeys(frame["source"]))) if frame is not None else None
     return bar_chart(
         frame,
         "rating",
@@ -175,7 +179,7 @@ def ratings_chart(ratings: pd.DataFrame | None) -> Any:
 def langs_chart(langs: pd.DataFrame | None) -> Any:
     """One bar per source: the share of its answers in the target language (same colours as the ratings)."""
     frame = langs if langs is not None and len(langs) else None
-    colors = series_colors(list(langs["source"])) if frame is not None else None
+    colors = series_colors(list(frame["source"])) if frame is not None else None
     return bar_chart(
         frame,
         "source",
@@ -241,7 +245,6 @@ def _data_note(filtered: Any) -> str:
 # Handlers (module level so tests can drive them)
 # --------------------------------------------------------------------------------------------------------------
 HUB_CHECKPOINTS_INFO = "A restart then loses at most N rows."
-HUB_CHECKPOINTS_SIGNED_OUT = "Sign in to use this; without sign-in results stay on this server's disk."
 JUDGE_MODE_CHOICES = [
     ("Ratings: an UltraFeedback rating (1-5) per answer", "ratings"),
     ("Pairwise: which answer is better, A, B or a tie", "pairwise"),
@@ -260,9 +263,11 @@ RUN_OPTIONS: Mapping[str, Any] = {  # the run's options besides its settings, wi
 
 
 def on_select(session: Session, values: Mapping[str, Any], profile: gr.OAuthProfile | None = None) -> dict:
-    """Prefill from the Playground's choice (once per choice) and the data. ``values``: the current ``models``,
-    ``system_prompt`` and ``repo``. Returns ``{field name: update}`` for models, kind, provider, base_url,
-    api_key, system_prompt, repo, plus ``data_note`` and ``timer``."""
+    """Prefill from the Playground's choice (once per choice; a community link's model is one too) and the data.
+    ``values``: the current ``models``, ``system_prompt``, ``repo`` and ``judge_model``. Returns named outputs:
+    the generator's fields (``kind``, ``models``, ``provider``, ``base_url``, ``api_key``), the judge's (when its
+    model id is empty it shows the generator's backend: an empty judge is the first generator, where it runs),
+    ``system_prompt``, ``repo``, ``hub_checkpoints``, ``data_note`` and ``timer``."""
     updates: dict[str, Any] = {}
     choice = session.model_choice
     state = session.pipeline_tab
@@ -271,9 +276,12 @@ def on_select(session: Session, values: Mapping[str, Any], profile: gr.OAuthProf
         updates = {
             **kind_updates(choice.backend, choice.base_url, choice.provider),
             "models": gr.update(value=choice.model),
-            "system_prompt": gr.update(value=choice.system_prompt),
         }
-    elif not (values.get("system_prompt") or "").strip() and session.filtered is not None:
+        if choice.system_prompt:
+            updates["system_prompt"] = gr.update(value=choice.system_prompt)
+        leader = {"kind": choice.backend, "base_url": choice.base_url, "provider": choice.provider}
+        updates.update(follow({**leader, "judge_model": values.get("judge_model")}, "judge_"))
+    if "system_prompt" not in updates and not (values.get("system_prompt") or "").strip() and session.filtered:
         f = session.filtered
         updates["system_prompt"] = gr.update(value=templates.default_prompt(f.language_code, f.language))
     user = username_of(profile)
@@ -284,31 +292,53 @@ def on_select(session: Session, values: Mapping[str, Any], profile: gr.OAuthProf
     updates["hub_checkpoints"] = (
         gr.update(interactive=True, info=HUB_CHECKPOINTS_INFO)
         if user
-        else gr.update(value=False, interactive=False, info=HUB_CHECKPOINTS_SIGNED_OUT)
+        else gr.update(value=False, interactive=False, info=sign_in.hub_checkpoints_note())
     )
     running = session.run is not None and session.run.running
     return {**updates, "data_note": _data_note(session.filtered), "timer": gr.Timer(active=running)}
 
 
-def estimate(session: Session, values: Mapping[str, Any], profile: gr.OAuthProfile | None = None) -> str:
-    """The estimate for the current fields (calls, tokens, rows already done)."""
+def judge_follows(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The generator's backend changed: an empty judge (the first generator) shows the same backend. ``values``:
+    the generator's ``kind``, ``base_url``, ``provider`` and the ``judge_model``."""
+    return follow(values, "judge_")
+
+
+def where_models_run(settings: RunSettings) -> str:
+    """Markdown: where each model of the run runs (generators, then the judge)."""
+    return "**Where the models run**\n\n" + "\n".join(
+        f"- {role.capitalize()}: {_safe(backend.label)}" for role, backend in workflow.model_roles(settings)
+    )
+
+
+def estimate(session: Session, values: Mapping[str, Any], profile: gr.OAuthProfile | None = None) -> dict:
+    """The estimate for the current fields (calls, tokens, rows already done, where each model runs). Named outputs:
+    ``estimate`` and ``progress`` (a refusal an earlier Start left there is replaced by the run's progress, or
+    cleared)."""
+    progress = _progress(session, session.run) if session.run is not None else ""
     if session.filtered is None or session.filtered.rows == 0:
-        return NO_DATA
+        return {"estimate": NO_DATA, "progress": progress}
     try:
         settings = make_settings(values)
     except (RunError, inference.InferenceError) as exc:
-        return _safe(getattr(exc, "message", str(exc)))
+        return {"estimate": _safe(getattr(exc, "message", str(exc))), "progress": progress}
     ckpt = checkpoint_for(session.filtered, settings, run_owner(session, profile))
     try:
         generate.check_checkpoint(settings, ckpt)
     except RunError as exc:
-        return _safe(str(exc))
-    return _safe(generate.plan_run(session.filtered.table, settings, ckpt.statuses()).summary())
+        return {"estimate": _safe(str(exc)), "progress": progress}
+    plan = generate.plan_run(session.filtered.table, settings, ckpt.statuses())
+    return {"estimate": _safe(plan.summary()) + "\n\n" + where_models_run(settings), "progress": progress}
 
 
-def _refuse(message: str) -> tuple[str, Any]:
+def estimate_after_start(session: Session, values: Mapping[str, Any], profile: gr.OAuthProfile | None = None) -> dict:
+    """The estimate line only (after Start: the progress shows what Start said)."""
+    return {"estimate": estimate(session, values, profile)["estimate"]}
+
+
+def _refuse(message: str) -> dict:
     warn(message)
-    return _safe(message), gr.Timer(active=False)
+    return {"progress": _safe(message), "timer": gr.Timer(active=False)}
 
 
 def start(
@@ -316,24 +346,25 @@ def start(
     values: Mapping[str, Any],
     oauth_token: gr.OAuthToken | None = None,
     profile: gr.OAuthProfile | None = None,
-) -> tuple[str, Any]:
-    """Start (or resume) a run. Returns (progress markdown, timer update). ``values``: the settings fields and
-    the options in :data:`RUN_OPTIONS` (``hedge``: backup requests for the slowest calls at the very end)."""
+) -> dict:
+    """Start (or resume) a run. Named outputs: ``progress`` (Markdown) and ``timer``. ``values``: the settings
+    fields and the options in :data:`RUN_OPTIONS` (``hedge``: backup requests for the slowest calls at the end)."""
     opts = {**RUN_OPTIONS, **{k: v for k, v in values.items() if k in RUN_OPTIONS and v is not None}}
     if session.filtered is None or session.filtered.rows == 0:
         warn("No filtered data yet: load and filter a language in 1. Filter first.")
-        return NO_DATA, gr.Timer(active=False)
+        return {"progress": NO_DATA, "timer": gr.Timer(active=False)}
     if session.run is not None and session.run.running:
         warn("A run is already going in this session: wait for it to finish or cancel it first.")
-        return progress_markdown(session.run.snapshot()), gr.Timer(active=True)
+        return {"progress": progress_markdown(session.run.snapshot()), "timer": gr.Timer(active=True)}
     token, user = token_of(oauth_token), username_of(profile)
     try:
         settings = make_settings(values)
-        workflow.require_sign_in(settings, token, "Sign in with Hugging Face (button at the top)")
+        workflow.require_sign_in(settings, token, sign_in.how())
     except (RunError, inference.InferenceError) as exc:
         return _refuse(getattr(exc, "message", str(exc)))
     keys = {b: values.get("api_key") or "" for b in settings.generators}
-    keys[settings.judge] = values.get("judge_api_key") or keys.get(settings.judge, "")
+    if settings.judge not in keys or values.get("judge_api_key"):
+        keys[settings.judge] = values.get("judge_api_key") or ""
     filtered = session.filtered
     source, language, code = run_meta.source_from_filtered(filtered)
     request = workflow.GenerationRequest(
@@ -361,7 +392,7 @@ def start(
     session.pipeline_tab.run_meta = started.meta
     session.pipeline_tab.notes = tuple(notes)
     info(f"Started: {started.handle.plan.summary()}")
-    return _progress(session, started.handle), gr.Timer(active=True)
+    return {"progress": _progress(session, started.handle), "timer": gr.Timer(active=True)}
 
 
 def _progress(session: Session, handle: generate.RunHandle) -> str:
@@ -372,17 +403,19 @@ def _progress(session: Session, handle: generate.RunHandle) -> str:
     return text
 
 
-def cancel(session: Session) -> str:
+def cancel(session: Session) -> dict:
+    """Cancel the run (rows finished so far are kept). Named output: ``progress``."""
     handle = session.run
     if handle is None or not handle.running:
-        return "Nothing is running."
+        return {"progress": "Nothing is running."}
     handle.cancel()
     handle.wait(10)
-    return progress_markdown(handle.snapshot())
+    return {"progress": progress_markdown(handle.snapshot())}
 
 
 def _load_results(session: Session, handle: generate.RunHandle) -> None:
-    """Put the run's table (every id once) and metadata in the session for the Argilla and Export tabs."""
+    """Put the run's table (every id once) and metadata in the session for the Argilla and Export tabs; the judge
+    check's labels are checked against the new answers (labels whose answers changed are set aside)."""
     table = handle.table()
     meta = session.pipeline_tab.run_meta
     if meta is None:
@@ -392,33 +425,77 @@ def _load_results(session: Session, handle: generate.RunHandle) -> None:
     session.raw_meta = run_meta.with_results(meta, table, run_state=snap.state, hedged_calls=snap.hedged_calls)
     session.raw = run_meta.tag_raw(table, session.raw_meta)
     session.pipeline_tab.loaded_run = id(handle)
+    judge_check.sync_labels(session)
 
 
-def poll(session: Session) -> tuple:
-    """Timer tick: progress, latest rows, plots, leaderboard; loads the results into the session at the end."""
+@dataclass(frozen=True)
+class RunView:
+    """What a tick shows, as data (tests read it; :func:`poll` draws it): ``ratings`` / ``langs`` are the plots'
+    frames, ``board`` the per-source leaderboard (None: hidden), ``latest`` the latest rows."""
+
+    progress: str
+    latest: pd.DataFrame
+    ratings: pd.DataFrame
+    langs: pd.DataFrame
+    board: pd.DataFrame | None
+    running: bool
+
+
+def run_view(session: Session) -> RunView | None:
+    """The run's view now (None without a run); loads the results into the session when the run has ended. Rows
+    and plots of earlier results stay on screen while a run adds nothing new (e.g. resuming a finished run)."""
     handle = session.run
     if handle is None:
-        return ("", gr.update(), gr.update(), gr.update(), gr.update(), gr.Timer(active=False))
+        return None
     latest = results.preview_rows(handle.latest_rows())
     if handle.running:
         ratings, langs = handle.live_stats()
         rating_df = pd.DataFrame(ratings) if ratings else _empty_ratings()
         lang_df = pd.DataFrame(langs)[["source", "rate"]] if langs else _empty_langs()
-        return (
-            _progress(session, handle),
-            latest,
-            rating_df,
-            lang_df,
-            gr.update(),
-            gr.Timer(active=True),
-        )
+        if latest.empty and session.raw is not None and session.raw.num_rows:  # nothing new yet: keep the last
+            latest = results.preview_rows(session.raw)
+            rating_df, lang_df = _plots_from_table(session.raw)
+        return RunView(_progress(session, handle), latest, rating_df, lang_df, None, True)
     if session.pipeline_tab.loaded_run != id(handle):
         _load_results(session, handle)
     rating_df, lang_df = _plots_from_table(session.raw)
     text = _progress(session, handle)
     if session.raw is not None:
         text += f"\n\n**{session.raw.num_rows:,} rows** are ready for **4. Argilla** and **5. Export**."
-    return (text, latest, rating_df, lang_df, _leaderboard_update(session.raw), gr.Timer(active=False))
+        if latest.empty:  # a resumed run that had nothing left to do: its rows are the checkpoint's
+            latest = results.preview_rows(session.raw)
+    return RunView(text, latest, rating_df, lang_df, _leaderboard(session.raw), False)
+
+
+def poll(session: Session) -> dict:
+    """Timer tick: progress, latest rows, plots, leaderboards (named outputs). Once the run has ended the results
+    are in the session, the estimate line (stale) is cleared and the timer stops."""
+    view = run_view(session)
+    if view is None:
+        return {"progress": "", "timer": gr.Timer(active=False)}
+    out = {
+        "progress": view.progress,
+        "latest": latest_view(view.latest, getattr(session.filtered, "language_code", "") or ""),
+        "ratings": ratings_chart(view.ratings),
+        "langs": langs_chart(view.langs),
+        "timer": gr.Timer(active=view.running),
+    }
+    if view.running:
+        return out
+    if view.board is not None:
+        board = gr.update(value=table_frame(shares_as_text(view.board, LEADERBOARD_SHARES)), visible=True)
+    else:
+        board = gr.update(visible=False)
+    out.update(leaderboard=board, estimate="")
+    if session.raw is not None and session.raw.num_rows:
+        judges = shares_as_text(report.judge_leaderboard(session.raw), JUDGE_SHARES)
+        out["judges"] = gr.update(value=table_frame(judges), visible=True)
+    return out
+
+
+# Shares shown with their counts ("11/11 (100%)"): {share column: its denominator's column}
+LEADERBOARD_SHARES = {"best_rated_share": None, "language_match_rate": "language_checked"}
+JUDGE_SHARES = {"parse_rate": "judged", "structured_share": "judged", "flip_rate": "both_orders"}
 
 
 def push(
@@ -426,13 +503,16 @@ def push(
     values: Mapping[str, Any],
     oauth_token: gr.OAuthToken | None = None,
     profile: gr.OAuthProfile | None = None,
-) -> str:
+) -> dict:
     """Push ``session.raw`` with its card and pipeline.py to the user's namespace. ``values``: ``repo``,
-    ``private``, ``overwrite``."""
-    token = token_of(oauth_token)
+    ``private``, ``overwrite``. Named output: ``push``."""
+    return {"push": _push(session, values, token_of(oauth_token), username_of(profile))}
+
+
+def _push(session: Session, values: Mapping[str, Any], token: str | None, user: str | None) -> str:
     if not token:
-        warn(SIGN_IN_NEEDED)
-        return _safe(SIGN_IN_NEEDED)
+        warn(sign_in.needed())
+        return _safe(sign_in.needed())
     if session.run is not None and session.run.running:
         warn("The run is still going: wait for it to finish (or cancel it) before pushing.")
         return "The run is still going."
@@ -445,7 +525,7 @@ def push(
     meta = session.raw_meta if session.raw_meta is not None else schema.RunMeta()
     try:
         repo_id = workflow.preflight_push(
-            values.get("repo") or default_repo(username_of(profile), session.filtered),
+            values.get("repo") or default_repo(user, session.filtered),
             token,
             overwrite=bool(values.get("overwrite")),
             overwrite_hint="tick “Overwrite if it exists”",
@@ -587,9 +667,7 @@ def build(session: gr.State, tab: gr.Tab) -> None:
     judge_board = gr.Dataframe(
         label="Judge (per judge model: mode, order, parse rate, flip rate)", interactive=False, visible=False
     )
-    judge_check.build(
-        session, jud, aspect=aspect, mode=judge_mode
-    )  # label a pilot run, compare judges, "Use this judge"
+    judge_check.build(session, jud, gen, aspect=aspect, mode=judge_mode)  # label a pilot run, compare judges
     with gr.Accordion("Push the raw dataset to the Hub", open=False):
         with gr.Row():
             repo = gr.Textbox(label="Dataset (owner/name)", placeholder="your-name/aya-dutch-dpo-raw", scale=3)
@@ -602,62 +680,47 @@ def build(session: gr.State, tab: gr.Tab) -> None:
     run_form = settings_form.add(
         restart=restart, hub_checkpoints=hub_checkpoints, checkpoint_every=every, repo=repo, hedge=hedge
     )
-    select_form = Form(models=gen.model, system_prompt=system_prompt, repo=repo)
+    judge_fields = jud.fields(prefix="judge_")
+    select_form = Form(models=gen.model, system_prompt=system_prompt, repo=repo, judge_model=jud.model)
     select_out = {
-        "kind": gen.kind,
-        "models": gen.model,
-        "provider": gen.provider,
-        "base_url": gen.base_url,
-        "api_key": gen.api_key,
+        **gen.fields(model_key="models"),
+        **judge_fields,
         "system_prompt": system_prompt,
         "repo": repo,
         "data_note": data_note,
         "timer": timer,
         "hub_checkpoints": hub_checkpoints,
     }
-    push_form = Form(repo=repo, private=private, overwrite=overwrite)
+    run_out = {"progress": progress_md, "timer": timer}
+    shown = {
+        "progress": progress_md,
+        "latest": latest,
+        "ratings": rating_plot,
+        "langs": lang_plot,
+        "leaderboard": leaderboard,
+        "timer": timer,
+        "estimate": estimate_md,
+        "judges": judge_board,
+    }
+    follow_form = Form(kind=gen.kind, base_url=gen.base_url, provider=gen.provider, judge_model=jud.model)
+    follow_out = {k: v for k, v in judge_fields.items() if k != "judge_model"}
 
-    def _on_select(data: dict, profile: gr.OAuthProfile | None = None) -> dict:
-        updates = on_select(data[session], select_form.values(data), profile)
-        return {select_out[name]: value for name, value in updates.items()}
-
-    def _estimate(data: dict, profile: gr.OAuthProfile | None = None) -> str:
-        return estimate(data[session], settings_form.values(data), profile)
-
-    def _start(
-        data: dict, oauth_token: gr.OAuthToken | None = None, profile: gr.OAuthProfile | None = None
-    ) -> tuple[str, Any]:
-        return start(data[session], run_form.values(data), oauth_token, profile)
-
-    def _push(data: dict, oauth_token: gr.OAuthToken | None = None, profile: gr.OAuthProfile | None = None) -> str:
-        return push(data[session], push_form.values(data), oauth_token, profile)
-
-    tab.select(_on_select, inputs=select_form.inputs(session), outputs=list(select_out.values()))
-    estimate_btn.click(_estimate, inputs=settings_form.inputs(session), outputs=estimate_md)
-    start_btn.click(_start, inputs=run_form.inputs(session), outputs=[progress_md, timer]).then(
-        _estimate, inputs=settings_form.inputs(session), outputs=estimate_md
+    wire(tab.select, on_select, session=session, form=select_form, outputs=select_out)
+    for change in (gen.kind.change, gen.base_url.change, gen.provider.change):
+        wire(change, judge_follows, form=follow_form, outputs=follow_out)
+    estimate_out = {"estimate": estimate_md, "progress": progress_md}
+    wire(estimate_btn.click, estimate, session=session, form=settings_form, outputs=estimate_out)
+    started = wire(start_btn.click, start, session=session, form=run_form, outputs=run_out)
+    wire(started.then, estimate_after_start, session=session, form=settings_form, outputs={"estimate": estimate_md})
+    wire(cancel_btn.click, cancel, session=session, outputs={"progress": progress_md})
+    wire(timer.tick, poll, session=session, outputs=shown)
+    wire(
+        push_btn.click,
+        push,
+        session=session,
+        form=Form(repo=repo, private=private, overwrite=overwrite),
+        outputs={"push": push_md},
     )
-    cancel_btn.click(cancel, inputs=session, outputs=progress_md)
-
-    def _poll(sess: Session) -> tuple:
-        """poll's data as people see it; the estimate line is cleared once the run has ended (it is stale)."""
-        text, rows, ratings, langs, board, tick = poll(sess)
-        if isinstance(board, dict) and isinstance(board.get("value"), pd.DataFrame):
-            board = {**board, "value": table_frame(board["value"])}
-        ended = sess.run is not None and not sess.run.running
-        charts = (ratings_chart(ratings), langs_chart(langs)) if sess.run is not None else (gr.update(), gr.update())
-        judges = gr.update()
-        if ended and sess.raw is not None and sess.raw.num_rows:
-            judges = gr.update(value=table_frame(report.judge_leaderboard(sess.raw)), visible=True)
-        code = getattr(sess.filtered, "language_code", "") or ""
-        return (text, latest_view(rows, code), *charts, board, tick, "" if ended else gr.update(), judges)
-
-    timer.tick(
-        _poll,
-        inputs=session,
-        outputs=[progress_md, latest, rating_plot, lang_plot, leaderboard, timer, estimate_md, judge_board],
-    )
-    push_btn.click(_push, inputs=push_form.inputs(session), outputs=push_md)
 
 
 __all__ = [
@@ -666,11 +729,14 @@ __all__ = [
     "cancel",
     "checkpoint_for",
     "estimate",
+    "estimate_after_start",
+    "judge_follows",
     "make_settings",
     "on_select",
     "parse_models",
     "poll",
     "progress_markdown",
     "push",
+    "run_view",
     "start",
 ]

@@ -16,9 +16,9 @@ from pipeline.core.credentials import Credentials, api_keys_for
 from pipeline.generate.settings import DEFAULTS
 from pipeline.inference import GenParams
 from pipeline.playground import compare, templates
-from ui.backend_picker import BackendPicker
-from ui.common import html_text, md_text, table_frame, token_of, warn
-from ui.forms import Form
+from ui.backend_picker import BackendPicker, set_to
+from ui.common import html_text, md_text, shares_as_text, table_frame, token_of, warn
+from ui.forms import Form, wire
 from ui.session import Session
 
 DEFAULT_MODELS = ("meta-llama/Llama-3.3-70B-Instruct", "Qwen/Qwen2.5-72B-Instruct", "")
@@ -89,11 +89,23 @@ def _column_backends(values: dict) -> list[tuple[str, inference.Backend | None, 
     return out
 
 
-def generate_answers(values: Mapping[str, Any], oauth_token: gr.OAuthToken | None = None) -> Iterator[tuple]:
+ANSWER_KEYS = tuple(f"{letter.lower()}_text" for letter in compare.LETTERS)
+STATS_KEYS = tuple(f"{letter.lower()}_stats" for letter in compare.LETTERS)
+
+
+def _answers(snapshot: list, code: str) -> dict[str, Any]:
+    return {
+        **{k: s.text for k, s in zip(ANSWER_KEYS, snapshot)},
+        **{k: _stats_html(compare.stats_line(s, code)) for k, s in zip(STATS_KEYS, snapshot)},
+    }
+
+
+def generate_answers(values: Mapping[str, Any], oauth_token: gr.OAuthToken | None = None) -> Iterator[dict]:
     """Stream every column's answer. ``values``: ``prompt``, ``system_prompt``, ``target`` (language code),
     ``max_new_tokens``, ``temperature``, ``top_p``, ``seed`` and each column's backend fields (``a_kind``,
-    ``a_model``, ``a_base_url``, ``a_provider``, ``a_api_key``, then ``b_`` and ``c_``). Yields (3 texts, 3 stats,
-    the run for voting or an update)."""
+    ``a_model``, ``a_base_url``, ``a_provider``, ``a_api_key``, then ``b_`` and ``c_``). Yields named outputs:
+    ``a_text``... (answers), ``a_stats``... (their status lines), ``vote`` (cleared: a vote is for the answers it
+    was given to) and, at the end, ``run`` (what a vote records)."""
     v = dict(values)
     prompt_text, code = v.get("prompt") or "", v.get("target") or ""
     if not prompt_text.strip():
@@ -122,12 +134,13 @@ def generate_answers(values: Mapping[str, Any], oauth_token: gr.OAuthToken | Non
         compare.parse_seed(v.get("seed")),
     )
     snapshot: list = []
+    first = True
     for snapshot in compare.run_columns(requests, messages, params, code):
-        yield (
-            *[s.text for s in snapshot],
-            *[_stats_html(compare.stats_line(s, code)) for s in snapshot],
-            gr.update(),
-        )
+        out = _answers(snapshot, code)
+        if first:  # new answers: the last vote's choice no longer applies
+            out.update(vote=gr.update(value=None), vote_status="", run={})
+            first = False
+        yield out
     run = {
         "id": uuid.uuid4().hex,
         "prompt": prompt_text,
@@ -136,29 +149,117 @@ def generate_answers(values: Mapping[str, Any], oauth_token: gr.OAuthToken | Non
         "labels": {s.letter: s.label for s in snapshot},
         "responses": {s.letter: s.text for s in snapshot},
     }
-    yield (*[s.text for s in snapshot], *[_stats_html(compare.stats_line(s, code)) for s in snapshot], run)
+    yield {**_answers(snapshot, code), "run": run}
 
 
-def use_choice(session: Session, values: Mapping[str, Any]) -> Any:
+def use_choice(session: Session, values: Mapping[str, Any]) -> dict[str, Any]:
     """ "Use in pipeline": hand the ``chosen`` column's model and the rendered system prompt to the Pipeline tab.
-    ``values``: ``chosen`` (a letter), ``system_prompt``, ``target`` and the columns' backend fields."""
+    ``values``: ``chosen`` (a letter), ``system_prompt``, ``target`` and the columns' backend fields. Named output:
+    ``use_status``."""
     v = dict(values)
     letter = v.get("chosen") or "A"
     _, backend, key = next(c for c in _column_backends(v) if c[0] == letter)
     if backend is None:
         gr.Warning(f"Model {letter} is empty: pick a model first.")
-        return gr.update()
+        return {}
     try:
         backend.validate()
     except inference.InferenceError as exc:
         warn(exc.message)
-        return gr.update()
+        return {}
     code, system_text = v.get("target") or "", v.get("system_prompt") or ""
     name = langcheck.language_name(code) if code else ""
     rendered = templates.render(system_text, name) if name else system_text
     session.model_choice = compare.model_choice(backend, rendered)
     note = " Type the API key again in the Pipeline tab (keys are never carried over)." if key else ""
-    return f"**3. Pipeline** will use {_safe(backend.label)} with this system prompt.{note}"
+    return {"use_status": f"**3. Pipeline** will use {_safe(backend.label)} with this system prompt.{note}"}
+
+
+def on_select(session: Session, values: Mapping[str, Any], request: gr.Request | None = None) -> dict[str, Any]:
+    """Opening the tab: the target language from the filtered data (or, on the first visit, a community link's),
+    and a link's model (with where it runs: column A's backend fields) and system prompt, once per session.
+    ``values``: ``target`` (the current one). Named outputs: ``target``, ``target_note``, ``template``,
+    ``data_note``, ``system_prompt`` and column A's ``a_model``, ``a_kind``, ``a_provider``, ``a_base_url``,
+    ``a_api_key``."""
+    name, code = compare.target_language(session.filtered)
+    shared = links.shared_from_request(request)
+    first_visit = not session.playground_tab.link_applied
+    session.playground_tab.link_applied = True
+    if first_visit and not code and shared.language:
+        code = shared.language
+    code = code or values.get("target") or ""
+    rows = getattr(getattr(session.filtered, "table", None), "num_rows", None)
+    note = (
+        NO_DATA
+        if session.filtered is None
+        else (f"{rows} prompts in your filtered data ({_safe(name or langcheck.language_name(code))}).")
+    )
+    out: dict[str, Any] = {
+        "target": gr.update(choices=_language_choices((name, code)), value=code),
+        "target_note": _language_note(code),
+        "template": gr.update(choices=_template_choices(code), value=None),
+        "data_note": note,
+    }
+    if first_visit and shared.model:
+        kind = shared.backend or "serverless"
+        out.update(set_to("a_", kind, shared.model, shared.base_url, shared.provider or "auto"))
+    if first_visit and shared.system_prompt:
+        out["system_prompt"] = gr.update(value=shared.system_prompt)
+    return out
+
+
+def target_changed(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The target language changed: its note and its templates."""
+    code = values.get("target") or ""
+    return {"target_note": _language_note(code), "template": gr.update(choices=_template_choices(code), value=None)}
+
+
+def use_template(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Put the chosen template (``values["template"]``) in the system prompt box."""
+    chosen_template = templates.get(values.get("template") or "")
+    if chosen_template is None:
+        gr.Warning("Pick a template first.")
+        return {}
+    return {"system_prompt": chosen_template.text}
+
+
+def sample(session: Session) -> dict[str, Any]:
+    """A random prompt (and its human answer) from the filtered data."""
+    row = compare.sample_row(session.filtered)
+    if row is None:
+        gr.Warning("No filtered data yet: load and filter a dataset in 1. Filter, or type a prompt.")
+        return {}
+    return {"prompt": row.get("prompt", ""), "human": row.get("response", "")}
+
+
+def save_vote(session: Session, values: Mapping[str, Any]) -> dict[str, Any]:
+    """Record a vote (``values``: ``vote``, the choice, and ``run``, the answers it is about). Named outputs:
+    ``vote_status``, ``tally``, ``download``."""
+    choice, run = values.get("vote"), values.get("run") or {}
+    if not run:
+        gr.Warning("Generate answers first, then vote.")
+        return {}
+    try:
+        compare.record_vote(
+            session.votes,
+            choice or "",
+            prompt=run["prompt"],
+            system_prompt=run["system_prompt"],
+            labels=run["labels"],
+            responses=run["responses"],
+            target_code=run["target"],
+            run_id=run.get("id", ""),
+        )
+    except ValueError as exc:
+        warn(exc)
+        return {}
+    path = compare.write_votes_csv(session.votes, tempfile.mkdtemp(prefix="dpo-studio-votes-"))
+    return {
+        "vote_status": f"Saved: {_safe(choice or '')} ({len(session.votes)} vote(s) this session; voting again on "
+        "the same answers changes this vote).",
+        "tally": table_frame(shares_as_text(compare.tally(session.votes), {"win_rate": "shown"})),
+        "download": gr.update(value=str(path), visible=True),
+    }
 
 
 def build(session: gr.State, tab: gr.Tab) -> None:
@@ -166,7 +267,7 @@ def build(session: gr.State, tab: gr.Tab) -> None:
     last_run = gr.State({})  # labels/responses/prompt of the latest generation, for voting (per browser session)
 
     gr.Markdown(
-        "Compare candidate models and a system prompt on real prompts of your language, side by side. Vote for "
+        "Compare candidate models and a system prompt side by side on real prompts of your language. Vote for "
         "the best answers, then send the winner to **3. Pipeline**."
     )
     with gr.Row():
@@ -213,12 +314,12 @@ def build(session: gr.State, tab: gr.Tab) -> None:
         generate_btn = gr.Button("Generate", variant="primary")
         stop_btn = gr.Button("Stop")
 
-    outputs_text, outputs_stats = [], []
+    answers: dict[str, Any] = {}
     with gr.Row(equal_height=False):
-        for letter in compare.LETTERS:
+        for letter, text_key, stats_key in zip(compare.LETTERS, ANSWER_KEYS, STATS_KEYS):
             with gr.Column(min_width=260):
-                outputs_text.append(gr.Textbox(label=f"Answer {letter}", lines=12, max_lines=30, interactive=False))
-                outputs_stats.append(gr.HTML(""))
+                answers[text_key] = gr.Textbox(label=f"Answer {letter}", lines=12, max_lines=30, interactive=False)
+                answers[stats_key] = gr.HTML("")
         with gr.Column(min_width=260):
             human = gr.Textbox(label="Human answer (from the data)", lines=12, max_lines=30, interactive=False)
 
@@ -238,63 +339,7 @@ def build(session: gr.State, tab: gr.Tab) -> None:
         use_btn = gr.Button("Use in pipeline", variant="secondary", scale=1)
     use_status = gr.Markdown("")
 
-    # --- handlers ---------------------------------------------------------------------------------------------
-    def refresh(sess: Session, current: str, request: gr.Request | None = None):
-        name, code = compare.target_language(sess.filtered)
-        # A community link (?language=&model=&system_prompt=) pre-selects once per session.
-        shared = links.parse_link_params(dict(request.query_params) if request is not None else {})
-        first_visit = not sess.playground_tab.link_applied
-        sess.playground_tab.link_applied = True
-        if first_visit and not code and shared.language:
-            code = shared.language
-        code = code or current or ""
-        rows = getattr(getattr(sess.filtered, "table", None), "num_rows", None)
-        note = (
-            NO_DATA
-            if sess.filtered is None
-            else (f"{rows} prompts in your filtered data ({_safe(name or langcheck.language_name(code))}).")
-        )
-        model_update = gr.update(value=shared.model) if first_visit and shared.model else gr.update()
-        prompt_update = gr.update(value=shared.system_prompt) if first_visit and shared.system_prompt else gr.update()
-        return (
-            gr.update(choices=_language_choices((name, code)), value=code),
-            _language_note(code),
-            gr.update(choices=_template_choices(code), value=None),
-            note,
-            model_update,
-            prompt_update,
-        )
-
-    tab.select(
-        refresh,
-        inputs=[session, target],
-        outputs=[target, target_note, template, data_note, columns[0].model, system_prompt],
-    )
-
-    target.change(
-        lambda code: (_language_note(code), gr.update(choices=_template_choices(code), value=None)),
-        inputs=target,
-        outputs=[target_note, template],
-    )
-
-    def use_template(name: str | None):
-        chosen_template = templates.get(name or "")
-        if chosen_template is None:
-            gr.Warning("Pick a template first.")
-            return gr.update()
-        return chosen_template.text
-
-    insert_btn.click(use_template, inputs=template, outputs=system_prompt)
-
-    def sample(sess: Session):
-        row = compare.sample_row(sess.filtered)
-        if row is None:
-            gr.Warning("No filtered data yet: load and filter a dataset in 1. Filter, or type a prompt.")
-            return gr.update(), gr.update()
-        return row.get("prompt", ""), row.get("response", "")
-
-    sample_btn.click(sample, inputs=session, outputs=[prompt, human])
-
+    # --- wiring (handlers are module-level; see ui/forms.py) --------------------------------------------------------
     columns_form = Form(
         **{
             k: v
@@ -302,6 +347,23 @@ def build(session: gr.State, tab: gr.Tab) -> None:
             for k, v in col.fields(prefix=f"{letter.lower()}_").items()
         }
     )
+    select_out = {
+        "target": target,
+        "target_note": target_note,
+        "template": template,
+        "data_note": data_note,
+        "system_prompt": system_prompt,
+        **columns[0].fields(prefix="a_"),
+    }
+    wire(tab.select, on_select, session=session, form=Form(target=target), outputs=select_out)
+    wire(
+        target.change,
+        target_changed,
+        form=Form(target=target),
+        outputs={"target_note": target_note, "template": template},
+    )
+    wire(insert_btn.click, use_template, form=Form(template=template), outputs={"system_prompt": system_prompt})
+    wire(sample_btn.click, sample, session=session, outputs={"prompt": prompt, "human": human})
     generate_form = columns_form.add(
         prompt=prompt,
         system_prompt=system_prompt,
@@ -311,51 +373,26 @@ def build(session: gr.State, tab: gr.Tab) -> None:
         top_p=top_p,
         seed=seed,
     )
-
-    def generate(data: dict, oauth_token: gr.OAuthToken | None = None):
-        yield from generate_answers(generate_form.values(data), oauth_token)
-
-    generate.form = generate_form  # type: ignore[attr-defined]  # for API callers: Form.api_args
-
-    gen_event = generate_btn.click(
-        generate,
-        inputs=generate_form.inputs(),
-        outputs=[*outputs_text, *outputs_stats, last_run],
+    gen_event = wire(
+        generate_btn.click,
+        generate_answers,
+        form=generate_form,
+        outputs={
+            **{k: answers[k] for k in (*ANSWER_KEYS, *STATS_KEYS)},
+            "vote": vote,
+            "vote_status": vote_status,
+            "run": last_run,
+        },
         concurrency_limit=GENERATE_CONCURRENCY,
+        api_name="generate",
     )
     stop_btn.click(None, None, None, cancels=[gen_event])
-
-    def save_vote(sess: Session, choice: str | None, run: dict):
-        if not run:
-            gr.Warning("Generate answers first, then vote.")
-            return gr.update(), gr.update(), gr.update()
-        try:
-            compare.record_vote(
-                sess.votes,
-                choice or "",
-                prompt=run["prompt"],
-                system_prompt=run["system_prompt"],
-                labels=run["labels"],
-                responses=run["responses"],
-                target_code=run["target"],
-                run_id=run.get("id", ""),
-            )
-        except ValueError as exc:
-            warn(exc)
-            return gr.update(), gr.update(), gr.update()
-        path = compare.write_votes_csv(sess.votes, tempfile.mkdtemp(prefix="dpo-studio-votes-"))
-        return (
-            f"Saved: {_safe(choice or '')} ({len(sess.votes)} vote(s) this session; voting again on the same "
-            "answers changes this vote).",
-            table_frame(compare.tally(sess.votes)),
-            gr.update(value=str(path), visible=True),
-        )
-
-    vote_btn.click(save_vote, inputs=[session, vote, last_run], outputs=[vote_status, tally, download])
-
+    wire(
+        vote_btn.click,
+        save_vote,
+        session=session,
+        form=Form(vote=vote, run=last_run),
+        outputs={"vote_status": vote_status, "tally": tally, "download": download},
+    )
     use_form = columns_form.add(chosen=chosen, system_prompt=system_prompt, target=target)
-
-    def use_in_pipeline(data: dict):
-        return use_choice(data[session], use_form.values(data))
-
-    use_btn.click(use_in_pipeline, inputs=use_form.inputs(session), outputs=use_status)
+    wire(use_btn.click, use_choice, session=session, form=use_form, outputs={"use_status": use_status})

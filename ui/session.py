@@ -54,6 +54,7 @@ class ArgillaState:
     guidelines: str = ""  # the guidelines sent with the dataset (for the share box's message)
     space_id: str = ""  # the Argilla Space this session created or reused ("Create an Argilla Space")
     space_credentials: Any = None  # its OwnerCredentials when this session created it: kept here only, shown once
+    annotators: int = 0  # annotators who submitted answers in the last pull
 
 
 @dataclass
@@ -82,6 +83,7 @@ class JudgeCheckState:
     position: int = 0  # index in ``tasks`` of the row shown
     labels: dict = field(default_factory=dict)  # row id -> pipeline.judge.labels.Label (people's answers)
     label_ids: frozenset = frozenset()  # ids the labels added to ``Session.annotations`` (replaced on relabel)
+    set_aside: int = 0  # labels not used: the answers they were given for changed (a new run; never reused)
     handle: Any = None  # pipeline.judge.check.CheckHandle of the check running or last run
     result: Any = None  # schema.JudgeCheck of the last finished check (for the run's metadata and cards)
 

@@ -28,8 +28,9 @@ from pipeline import train
 from pipeline.core import hub
 from pipeline.train.jobs import metrics_line
 from pipeline.train.settings import BASE_MODELS
-from ui.common import SIGN_IN_NEEDED, md_link, md_text, token_of, username_of, warn
-from ui.forms import Form
+from ui import sign_in
+from ui.common import md_link, md_text, token_of, username_of, warn
+from ui.forms import Form, pick, wire
 from ui.session import Session
 
 _defaults = train.TrainSettings(dataset="", base_model="")
@@ -119,10 +120,12 @@ def on_open(
     values: Mapping[str, Any],
     profile: gr.OAuthProfile | None = None,
     oauth_token: gr.OAuthToken | None = None,
-) -> tuple:
+) -> dict[str, Any]:
     """On opening the tab: the export this session pushed, a base model for its size, the hardware with prices and
     the default flavour, the note about paying for Jobs, the estimate; and the job of this session, or the user's
-    latest training job after a reload. ``values``: the form's values by name (:data:`FIELDS`)."""
+    latest training job after a reload. ``values``: the form's values by name (:data:`FIELDS`). Named outputs:
+    ``dataset``, ``base_model``, ``flavor``, ``payment``, ``estimate``, ``launch`` and the job's (see
+    :func:`_job_outputs`)."""
     token = token_of(oauth_token)
     user = username_of(profile) or ""
     dataset = (values.get("dataset") or "").strip() or session.pushed_export
@@ -146,18 +149,17 @@ def on_open(
             session.train_tab.job = train.find_latest(token, user)
         except train.JobsError:
             pass
-    note = train.payment_note(token) if token else SIGN_IN_NEEDED + " " + train.PAID_ACCOUNT
+    note = train.payment_note(token) if token else sign_in.needed() + " " + train.PAID_ACCOUNT
     base_choices = [m for _, m, _ in BASE_MODELS]
-    return (
-        session,
-        gr.update(value=dataset),
-        gr.update(choices=sorted({*base_choices, base_model} - {""}), value=base_model or None),
-        gr.update(choices=flavor_choices, value=flavor),
-        md_text(note) if note else "",
-        estimate,
-        gr.update(interactive=bool(token)),
-        *_job_outputs(session, token),
-    )
+    return {
+        "dataset": gr.update(value=dataset),
+        "base_model": gr.update(choices=sorted({*base_choices, base_model} - {""}), value=base_model or None),
+        "flavor": gr.update(choices=flavor_choices, value=flavor),
+        "payment": md_text(note) if note else "",
+        "estimate": estimate,
+        "launch": gr.update(interactive=bool(token)),
+        **_job_outputs(session, token),
+    }
 
 
 def on_change(
@@ -165,15 +167,16 @@ def on_change(
     values: Mapping[str, Any],
     profile: gr.OAuthProfile | None = None,
     oauth_token: gr.OAuthToken | None = None,
-) -> str:
-    """A choice changed: the estimate again (the export's facts are cached in the session)."""
+) -> dict[str, Any]:
+    """A choice changed: the estimate again (the export's facts are cached in the session). Named output:
+    ``estimate``."""
     token = token_of(oauth_token)
     if not (values.get("dataset") or "").strip():
-        return "Choose the export to train on."
+        return {"estimate": "Choose the export to train on."}
     try:
-        return _estimate_md(_plan(session, values, token, username_of(profile) or "", _flavors(token)))
+        return {"estimate": _estimate_md(_plan(session, values, token, username_of(profile) or "", _flavors(token)))}
     except (train.TrainError, train.JobsError, hub.HubError) as e:
-        return f"**Cannot train on it yet.** {md_text(e)}"
+        return {"estimate": f"**Cannot train on it yet.** {md_text(e)}"}
 
 
 def on_script(
@@ -181,17 +184,18 @@ def on_script(
     values: Mapping[str, Any],
     profile: gr.OAuthProfile | None = None,
     oauth_token: gr.OAuthToken | None = None,
-) -> tuple:
-    """The training script for the choices shown: a file to download and the text to read or copy."""
+) -> dict[str, Any]:
+    """The training script for the choices shown: a file to download and the text to read or copy (named outputs
+    ``script_file``, ``script``)."""
     token = token_of(oauth_token)
     try:
         plan = _plan(session, values, token, username_of(profile) or "", [])
     except (train.TrainError, hub.HubError) as e:
         warn(e)
-        return None, f"# {e}"
+        return {"script_file": None, "script": f"# {e}"}
     path = Path(tempfile.mkdtemp(prefix="dpo-studio-train-")) / "train.py"
     path.write_text(plan.script, encoding="utf-8")
-    return str(path), plan.script
+    return {"script_file": str(path), "script": plan.script}
 
 
 def on_launch(
@@ -199,27 +203,29 @@ def on_launch(
     values: Mapping[str, Any],
     profile: gr.OAuthProfile | None = None,
     oauth_token: gr.OAuthToken | None = None,
-) -> tuple:
-    """Start the training on HF Jobs with the user's token (as the job's secret); the job goes into the session."""
+) -> dict[str, Any]:
+    """Start the training on HF Jobs with the user's token (as the job's secret); the job goes into the session.
+    Named outputs: the job's (:func:`_job_outputs`)."""
     token = token_of(oauth_token)
     if not token:
-        gr.Warning(SIGN_IN_NEEDED)
-        return (session, *_job_outputs(session, token, SIGN_IN_NEEDED))
+        gr.Warning(sign_in.needed())
+        return _job_outputs(session, token, sign_in.needed())
     try:
         plan = _plan(session, values, token, username_of(profile) or "", _flavors(token))
         session.train_tab.job = train.launch(plan, token)
     except (train.TrainError, train.JobsError, hub.HubError) as e:
         warn(e)
-        return (session, *_job_outputs(session, token, f"**Not started.** {md_text(e)}"))
-    return (session, *_job_outputs(session, token))
+        return _job_outputs(session, token, f"**Not started.** {md_text(e)}")
+    return _job_outputs(session, token)
 
 
-def on_poll(session: Session, oauth_token: gr.OAuthToken | None = None) -> tuple:
+def on_poll(session: Session, oauth_token: gr.OAuthToken | None = None) -> dict[str, Any]:
     """Timer tick: the job's stage, progress, metrics and logs; the timer stops when the job has ended."""
     return _job_outputs(session, token_of(oauth_token))
 
 
-def on_cancel(session: Session, oauth_token: gr.OAuthToken | None = None) -> tuple:
+def on_cancel(session: Session, oauth_token: gr.OAuthToken | None = None) -> dict[str, Any]:
+    """Cancel the session's job. Named outputs: the job's (:func:`_job_outputs`)."""
     token = token_of(oauth_token)
     job = session.train_tab.job
     if job is None:
@@ -232,21 +238,26 @@ def on_cancel(session: Session, oauth_token: gr.OAuthToken | None = None) -> tup
     return _job_outputs(session, token)
 
 
-def _job_outputs(session: Session, token: str | None, message: str = "") -> tuple:
-    """(status, figures, logs, cancel button, timer) for the session's job."""
+def _job(status: str, figures: list, logs: str, running: bool) -> dict[str, Any]:
+    return {
+        "status": status,
+        "figures": figures,
+        "logs": logs,
+        "cancel": gr.update(interactive=running),
+        "timer": gr.Timer(active=running),
+    }
+
+
+def _job_outputs(session: Session, token: str | None, message: str = "") -> dict[str, Any]:
+    """Named outputs ``status``, ``figures``, ``logs``, ``cancel`` (the button) and ``timer`` for the session's
+    job."""
     ref = session.train_tab.job
     if ref is None:
-        return message, [], "", gr.update(interactive=False), gr.Timer(active=False)
+        return _job(message, [], "", False)
     try:
         job = train.view(ref, token, tail=LOG_LINES)
     except train.JobsError as e:
-        return (
-            f"{message}\n\n**Could not read job {md_text(ref.job_id)}.** {md_text(e)}".strip(),
-            [],
-            "",
-            (gr.update(interactive=False)),
-            gr.Timer(active=False),
-        )
+        return _job(f"{message}\n\n**Could not read job {md_text(ref.job_id)}.** {md_text(e)}".strip(), [], "", False)
     session.train_tab.job = job.ref
     lines = [message] if message else []
     link = md_link(job.ref.job_id, job.url) if job.url else md_text(job.ref.job_id)
@@ -261,13 +272,7 @@ def _job_outputs(session: Session, token: str | None, message: str = "") -> tupl
         lines.append(f"**Model:** {md_link(job.ref.output_repo or job.model_url, job.model_url)}")
     figures = [list(row) for row in job.progress.figures.rows()] if job.progress.figures else []
     running = not job.finished
-    return (
-        "\n\n".join(lines),
-        figures,
-        "\n".join(job.logs[-LOG_LINES:]),
-        gr.update(interactive=running),
-        gr.Timer(active=running),
-    )
+    return _job("\n\n".join(lines), figures, "\n".join(job.logs[-LOG_LINES:]), running)
 
 
 # --- layout -----------------------------------------------------------------------------------------------------
@@ -319,30 +324,19 @@ def build_tab(session: gr.State, tab: gr.Tab) -> dict[str, Any]:
 
 
 def _wire(session: gr.State, tab: gr.Tab, c: dict[str, Any]) -> dict[str, Form]:
+    """Connect the events to the module-level handlers (ui/forms.py's convention). Returns the forms by event."""
     form = Form(**{k: c[k] for k in FIELDS})
-    job_out = [c["status"], c["figures"], c["logs"], c["cancel"], c["timer"]]
-    open_out = [session, c["dataset"], c["base_model"], c["flavor"], c["payment"], c["estimate"], c["launch"], *job_out]
-
-    def _open(data: dict, profile: gr.OAuthProfile | None = None, oauth_token: gr.OAuthToken | None = None) -> tuple:
-        return on_open(data[session], form.values(data), profile, oauth_token)
-
-    def _change(data: dict, profile: gr.OAuthProfile | None = None, oauth_token: gr.OAuthToken | None = None) -> str:
-        return on_change(data[session], form.values(data), profile, oauth_token)
-
-    def _script(data: dict, profile: gr.OAuthProfile | None = None, oauth_token: gr.OAuthToken | None = None) -> tuple:
-        return on_script(data[session], form.values(data), profile, oauth_token)
-
-    def _launch(data: dict, profile: gr.OAuthProfile | None = None, oauth_token: gr.OAuthToken | None = None) -> tuple:
-        return on_launch(data[session], form.values(data), profile, oauth_token)
-
-    tab.select(_open, form.inputs(session), open_out)
+    job_out = pick(c, "status", "figures", "logs", "cancel", "timer")
+    open_out = {**pick(c, "dataset", "base_model", "flavor", "payment", "estimate", "launch"), **job_out}
+    wire(tab.select, on_open, session=session, form=form, outputs=open_out)
     for name in ("base_model", "flavor", "method", "lora", "epochs", "max_length", "output_repo"):
-        c[name].change(_change, form.inputs(session), [c["estimate"]])
-    c["dataset"].submit(_open, form.inputs(session), open_out)
-    c["make_script"].click(_script, form.inputs(session), [c["script_file"], c["script"]], api_name="train_script")
-    c["launch"].click(_launch, form.inputs(session), [session, *job_out], api_name="train_launch")
-    c["cancel"].click(on_cancel, [session], job_out, api_name="train_cancel")
-    c["timer"].tick(on_poll, [session], job_out)
+        wire(c[name].change, on_change, session=session, form=form, outputs=pick(c, "estimate"))
+    wire(c["dataset"].submit, on_open, session=session, form=form, outputs=open_out)
+    script_out = pick(c, "script_file", "script")
+    wire(c["make_script"].click, on_script, session=session, form=form, outputs=script_out, api_name="train_script")
+    wire(c["launch"].click, on_launch, session=session, form=form, outputs=job_out, api_name="train_launch")
+    wire(c["cancel"].click, on_cancel, session=session, outputs=job_out, api_name="train_cancel")
+    wire(c["timer"].tick, on_poll, session=session, outputs=job_out)
     return {"open": form, "change": form, "script": form, "launch": form}
 
 

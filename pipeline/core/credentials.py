@@ -107,3 +107,25 @@ def scrub(text: str, secrets: Credentials | str | None) -> str:
     if secrets and secrets in text:
         text = text.replace(secrets, "***")
     return text
+
+
+def sign_in_refusal(roles: Iterable[tuple[str, Any]], token: str | None, how: str, *, instead: str = "") -> str:
+    """The one sign-in check for models that run on serverless inference (the user's HF token): ``""`` when none
+    does or there is a token; else the message, naming each model's role, e.g. "The judge org/m runs on serverless
+    inference, with your account. Sign in ..., or choose a server under “Runs on” for it". ``roles``: (role,
+    backend) pairs (a backend has ``kind`` and ``model``); ``how``: how to sign in where the user is; ``instead``:
+    what else to do (default: choose a server for them)."""
+    serverless: dict[str, list[str]] = {}  # model -> its roles (a model that is generator and judge is named once)
+    for role, backend in roles:
+        if backend.kind == "serverless" and role not in serverless.setdefault(backend.model, []):
+            serverless[backend.model].append(role)
+    serverless = {model: r for model, r in serverless.items() if r}
+    if not serverless or token:
+        return ""
+    names = ", ".join(f"the {' and '.join(r)} {model}" for model, r in serverless.items())
+    one = len(serverless) == 1
+    instead = (
+        instead
+        or f"choose a server under “Runs on” for {'it' if one else 'them'} (e.g. a local OpenAI-compatible server)"
+    )
+    return f"{names[:1].upper()}{names[1:]} run{'s' if one else ''} on serverless inference, with your account. {how}, or {instead}."

@@ -1,9 +1,14 @@
 """Links for a language community: open the app with the language (and optionally model and system prompt)
 already chosen, e.g. ``https://huggingface.co/spaces/you/dpo-studio?language=nld&model=Qwen/Qwen2.5-7B-Instruct``.
 
-Only these public choices travel in a link: the language, the model, the system prompt and which built-in source
-the data came from (``aya`` or ``demo``, so the link opens on the same data). Nothing secret (no token, no API
-key, no base URL with credentials, no private dataset id) is ever put in one.
+The one owner of link parsing (:func:`parse_link_params`, :func:`shared_from_request` for the app's tabs).
+
+Only these public choices travel in a link: the language, the model, where the model runs (the backend kind, the
+serverless provider, and for an Inference Endpoint or an OpenAI-compatible server its public URL: no user info,
+query or fragment, where keys could hide), the system prompt and which built-in source the data came from (``aya``
+or ``demo``, so the link opens on the same data). Nothing secret (no token, no API key, no private dataset id) is
+ever put in one. A link opened on a public deployment that names a private address (loopback, a private range,
+cloud metadata) is refused with the reason (``pipeline.core.netguard``): the model is then left unchosen.
 """
 
 from __future__ import annotations
@@ -12,11 +17,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
+from pipeline.core import netguard
+from pipeline.core.credentials import public_url
+
 # Query parameter names, short and readable.
 LANGUAGE = "language"
 MODEL = "model"
 SYSTEM_PROMPT = "system_prompt"
 SOURCE = "source"
+BACKEND = "backend"
+BASE_URL = "base_url"
+PROVIDER = "provider"
+BACKENDS = ("serverless", "endpoint", "openai")  # the backend kinds a link can name
 SOURCES = ("aya", "demo")  # the built-in sources a link can name (any other dataset may be private)
 
 MAX_SYSTEM_PROMPT_CHARS = 2000  # browsers and proxies cut long URLs; a longer prompt is left out of the link
@@ -31,9 +43,23 @@ class SharedChoices:
     model: str = ""
     system_prompt: str = ""
     source: str = ""  # "aya" | "demo" | ""
+    backend: str = ""  # where the model runs: one of BACKENDS ("" = not given: serverless)
+    base_url: str = ""  # an endpoint's or OpenAI-compatible server's public URL
+    provider: str = ""  # the serverless provider
+    refused: str = ""  # why the link's server was not taken (a private address on a public deployment)
 
     def is_empty(self) -> bool:
         return not (self.language or self.model or self.system_prompt)
+
+    def where(self) -> str:
+        """Where the link's model runs, in words ("" when it names no backend)."""
+        if self.backend == "openai":
+            return f"an OpenAI-compatible server at {self.base_url}"
+        if self.backend == "endpoint":
+            return f"the Inference Endpoint {self.base_url}"
+        if self.backend == "serverless":
+            return f"HF Inference Providers ({self.provider or 'auto'})"
+        return ""
 
 
 def build_link(base_url: str, choices: SharedChoices) -> str:
@@ -52,6 +78,13 @@ def build_link(base_url: str, choices: SharedChoices) -> str:
         params[MODEL] = choices.model.strip()
     if choices.system_prompt and len(choices.system_prompt) <= MAX_SYSTEM_PROMPT_CHARS:
         params[SYSTEM_PROMPT] = choices.system_prompt
+    if choices.model and choices.backend in BACKENDS:
+        params[BACKEND] = choices.backend
+        if choices.backend == "serverless" and choices.provider and choices.provider != "auto":
+            params[PROVIDER] = choices.provider
+        url = public_url(choices.base_url)
+        if choices.backend != "serverless" and url:
+            params[BASE_URL] = url
     if choices.source in SOURCES:
         params[SOURCE] = choices.source
     scheme, netloc, path, _query, _fragment = urlsplit(base_url)
@@ -67,12 +100,37 @@ def parse_link_params(query: Mapping[str, str]) -> SharedChoices:
         return raw if len(raw) <= limit else ""
 
     source = value(SOURCE, MAX_VALUE_CHARS).lower()
+    backend = value(BACKEND, MAX_VALUE_CHARS).lower()
+    backend = backend if backend in BACKENDS else ""
+    base_url = public_url(value(BASE_URL, MAX_VALUE_CHARS)) if backend in ("endpoint", "openai") else ""
+    refused = ""
+    if backend in ("endpoint", "openai"):
+        if not base_url.startswith(("http://", "https://")):
+            refused = f"The link's server address {base_url or '(none)'} is not a URL."
+        else:
+            try:
+                netguard.check_url(base_url, what=f"The link's server {base_url}")
+            except netguard.AddressRefused as exc:
+                refused = exc.message
+        if refused:
+            backend, base_url = "", ""
     return SharedChoices(
         language=value(LANGUAGE, MAX_VALUE_CHARS),
         model=value(MODEL, MAX_VALUE_CHARS),
         system_prompt=value(SYSTEM_PROMPT, MAX_SYSTEM_PROMPT_CHARS),
         source=source if source in SOURCES else "",
+        backend=backend,
+        base_url=base_url,
+        provider=value(PROVIDER, MAX_VALUE_CHARS) if backend == "serverless" else "",
+        refused=refused,
     )
+
+
+def shared_from_request(request: object) -> SharedChoices:
+    """The choices of the link a page was opened with: ``request`` is the app's request (anything with
+    ``query_params``), or ``None`` (no link)."""
+    params = getattr(request, "query_params", None)
+    return parse_link_params(dict(params) if params else {})
 
 
 def choices_from_session(session: object) -> SharedChoices:
@@ -87,6 +145,9 @@ def choices_from_session(session: object) -> SharedChoices:
         model=str(getattr(choice, "model", "") or ""),
         system_prompt=str(getattr(choice, "system_prompt", "") or ""),
         source=source if source in SOURCES else "",
+        backend=str(getattr(choice, "backend", "") or ""),
+        base_url=public_url(str(getattr(choice, "base_url", "") or "")),
+        provider=str(getattr(choice, "provider", "") or ""),
     )
 
 

@@ -112,6 +112,45 @@ REQUIRED_ANNOTATION_COLUMNS: Final = ("id", "n_annotators", "human_ratings", "hu
 
 
 @dataclass(frozen=True)
+class HumanFeedback:
+    """Where an export's human preferences come from, for its card: people's labels in the app's judge-check panel
+    (``panel_rows`` rows by ``panel_people`` people) and annotators' answers pulled from Argilla (``argilla_rows``
+    rows by ``argilla_annotators`` annotators). ``set_aside``: panel labels not used because the answers they were
+    given for changed (a new run)."""
+
+    panel_rows: int = 0
+    panel_people: int = 0
+    argilla_rows: int = 0
+    argilla_annotators: int = 0
+    set_aside: int = 0
+
+    @property
+    def any(self) -> bool:
+        return bool(self.panel_rows or self.argilla_rows)
+
+    def describe(self) -> str:
+        """One sentence naming each source, e.g. "11 rows labelled by 1 person in DPO Studio's judge-check panel"."""
+        parts = []
+        if self.argilla_rows:
+            who = f"{self.argilla_annotators} annotator{'s' if self.argilla_annotators != 1 else ''}"
+            parts.append(
+                f"{self.argilla_rows} rows answered in Argilla by {who if self.argilla_annotators else 'annotators'}"
+            )
+        if self.panel_rows:
+            who = f"{self.panel_people} person" if self.panel_people == 1 else f"{self.panel_people} people"
+            parts.append(f"{self.panel_rows} rows labelled by {who} in DPO Studio's judge-check panel")
+        return "; ".join(parts)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> HumanFeedback:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+@dataclass(frozen=True)
 class JudgeStats:
     """What a run's judge did, counted over raw rows (``pipeline.judge.report.judge_stats``), for cards and the app.
 
@@ -523,6 +562,7 @@ class RunMeta:
     judge_structured: bool | None = None  # the run asked the judge for structured output (None: older run)
     judge_stats: JudgeStats | None = None  # what the judge did, counted over the raw rows (judge.report.judge_stats)
     judge_check: JudgeCheck | None = None  # the judge check run before this run, if any (pipeline.judge.check)
+    human_feedback: HumanFeedback | None = None  # where the export's human preferences come from (Export)
     raw_dataset: str = ""  # the Hub id the raw results were loaded from (Export)
     created_with: str = "DPO Studio"
     created_at: str = ""  # YYYY-MM-DD (UTC)

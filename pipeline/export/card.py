@@ -97,7 +97,8 @@ def card_metadata(result: ExportResult, meta: RunMeta | Mapping[str, Any] | None
     tag = languages.hub_tag(result.target_language)
     name = language_name(result.target_language, meta)
     tags = ["dpo", "orpo", "distilabel"]
-    if result.counts.get("from_human"):
+    feedback = meta.human_feedback
+    if result.counts.get("from_human") and (feedback is None or feedback.argilla_rows):
         tags.append("argilla")
     tags += ["dpo-studio", "preference"]
     if source.demo:
@@ -165,6 +166,19 @@ def _source_line(source: Provenance, name: str) -> str:
     return line + "."
 
 
+def _human_line(feedback: schema.HumanFeedback | None) -> str:
+    """Step 4 of "How it was made": who gave the human preferences (the judge-check panel, Argilla, or both)."""
+    if feedback is None or not feedback.any:
+        return "4. **Human preferences** from people's answers (their source was not recorded)."
+    line = f"4. **Human preferences**: {_md_cell(feedback.describe())}."
+    if feedback.set_aside:
+        line += (
+            f" {feedback.set_aside} panel label(s) were set aside: the answers they were given for changed in a "
+            "later run."
+        )
+    return line
+
+
 def card_body(result: ExportResult, meta: RunMeta | Mapping[str, Any] | None = None, repo_id: str = "") -> str:
     """The card's Markdown: what the dataset is, how it was made (source, models, system prompt, rules and
     counts), its columns, how to load it in TRL, and its limits. Untrusted text (system prompt, model ids) is
@@ -185,7 +199,7 @@ def card_body(result: ExportResult, meta: RunMeta | Mapping[str, Any] | None = N
         '"DPO/ORPO dataset for a new language".',
         "",
         f"- Rows: {result.num_rows} ({splits}); format: **{result.format}** — {FORMAT_LABELS[result.format]}.",
-        f"- Preferences from annotators: {result.counts.get('from_human', 0)}; from the LLM judge: "
+        f"- Preferences from people: {result.counts.get('from_human', 0)}; from the LLM judge: "
         f"{result.counts.get('from_judge', 0)}.",
     ]
     if result.test_size:
@@ -208,7 +222,7 @@ def card_body(result: ExportResult, meta: RunMeta | Mapping[str, Any] | None = N
         + f", and the **language** of every response checked with {_language_check(result.target_language)}."
     )
     if result.counts.get("from_human"):
-        lines.append("4. **Human validation** in Argilla: annotators rated the responses and picked the better one.")
+        lines.append(_human_line(meta.human_feedback))
     if system_prompt:
         lines += ["", "System prompt used for generation:", "", _fence(str(system_prompt))]
     lines += ["", "### Rules", "", "| Rule | Setting |", "|---|---|"]

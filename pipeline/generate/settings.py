@@ -113,11 +113,14 @@ def _coerce(value: Any, name: str, annotation: str) -> Any:
 
 def judge_backend_from(spec: Any, first_generator: Backend) -> Backend:
     """The judge's backend: what ``spec`` gives, the rest filled in from the first generator (one rule for the app
-    and the CLI): no model -> the generator's model; no kind -> the generator's kind; same kind and no base URL or
-    provider -> the generator's."""
+    and the CLI): no model and no base URL -> the first generator, backend and all (an empty judge box means "the
+    first generator", wherever it runs); no model -> the generator's model; no kind -> the generator's kind; same
+    kind and no base URL or provider -> the generator's."""
     if isinstance(spec, Backend):
         spec = {"kind": spec.kind, "model": spec.model, "base_url": spec.base_url, "provider": spec.provider}
     spec = {k: v for k, v in dict(spec or {}).items() if not _blank(v)}
+    if not spec.get("model") and not spec.get("base_url"):
+        return first_generator
     kind = spec.get("kind") or spec.get("backend") or first_generator.kind
     same = kind == first_generator.kind
     return backend_from(

@@ -37,7 +37,7 @@ from pipeline import inference
 from pipeline import judge as judge_mod
 from pipeline.core import schema
 from pipeline.core.background import TaskHandle, start_thread
-from pipeline.core.credentials import Credentials, public_url
+from pipeline.core.credentials import Credentials, public_url, sign_in_refusal
 from pipeline.core.scheduler import PRIORITY_JUDGE, Request, Scheduler
 from pipeline.inference import Backend, GenParams, InferenceError
 from pipeline.inference.pool import ChatPool
@@ -122,12 +122,10 @@ class CheckSettings:
     def require_sign_in(self, token: str | None, how: str) -> None:
         """Raise :class:`JudgeCheckError` when a judge runs on serverless inference and there is no token; ``how``
         says how to get one where the user is (the app: sign in; the CLI: set HF_TOKEN)."""
-        models = self.serverless_models()
-        if models and not token:
-            raise JudgeCheckError(
-                f"{', '.join(models)} run(s) on serverless inference, with your account: {how}. "
-                "Or check judges on an OpenAI-compatible server."
-            )
+        roles = [("candidate judge", b) for b in self.judges]
+        message = sign_in_refusal(roles, token, how, instead="check judges on an OpenAI-compatible server")
+        if message:
+            raise JudgeCheckError(message)
 
 
 @dataclass(frozen=True)

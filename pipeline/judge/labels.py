@@ -103,6 +103,12 @@ class Label:
     n_responses: int  # len(responses) of the raw row
 
     @property
+    def texts_hash(self) -> str:
+        """A hash of the exact texts people saw (the prompt and both answers, as shown): a label belongs to these
+        texts, never to a row id alone (:func:`current_labels`)."""
+        return shown_texts_hash(self.prompt, self.answers)
+
+    @property
     def preference(self) -> int | None:
         """The chosen answer's raw index, ``-1`` for a tie, ``None`` for "both bad"."""
         if self.choice == CHOICE_A:
@@ -114,6 +120,39 @@ class Label:
 
 def _text(value: Any) -> str:
     return "" if value is None else str(value)
+
+
+def shown_texts_hash(prompt: str, answers: Sequence[str]) -> str:
+    """sha256 of a prompt and the answers in the order shown (length-prefixed, so no two splits collide)."""
+    digest = hashlib.sha256()
+    for text in (prompt, *answers):
+        data = _text(text).encode()
+        digest.update(len(data).to_bytes(8, "big") + data)
+    return digest.hexdigest()
+
+
+def current_labels(labels: Iterable[Label], raw: pa.Table | None) -> tuple[list[Label], int]:
+    """The labels that still belong to ``raw``: the row with the label's id has, at the label's shown indices,
+    exactly the texts people saw (same :func:`shown_texts_hash`). Returns (those labels, how many were set aside
+    because the row is gone or its texts changed, e.g. after a new run). A label is never reused for other texts.
+    Without a raw table there is nothing to attach labels to: all are returned."""
+    labels = list(labels)
+    if raw is None:
+        return labels, 0
+    columns = [c for c in ("id", "prompt", "responses") if c in raw.column_names]
+    rows = {_text(r.get("id")): r for r in raw.select(columns).to_pylist()}
+    kept = []
+    for lab in labels:
+        row = rows.get(lab.id)
+        if row is None:
+            continue
+        responses = [_text(r) for r in row.get("responses") or []]
+        if max(lab.shown) >= len(responses):
+            continue
+        shown = [responses[i] for i in lab.shown]
+        if shown_texts_hash(_text(row.get("prompt")), shown) == lab.texts_hash:
+            kept.append(lab)
+    return kept, len(labels) - len(kept)
 
 
 def _require(table: pa.Table | None, columns: Sequence[str], what: str, todo: str) -> pa.Table:

@@ -11,6 +11,7 @@ Pure functions; no I/O."""
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Final
 
 import pandas as pd
@@ -230,3 +231,63 @@ def summary_line(check: schema.JudgeCheck) -> str:
         )
     lang = f" ({check.language})" if check.language else ""
     return f"Judge check on {check.rows} {what}{lang}: " + "; ".join(parts) + "."
+
+
+CHANCE_KAPPA: Final = 0.2  # Cohen's kappa at or below this: "slight" at best, no better than chance for a judge
+HIGH_FLIP_RATE: Final = 0.5  # more flips than this: the verdict follows the answers' positions, not the answers
+LOW_PARSE_RATE: Final = 0.9
+BETTER_BY: Final = 0.1  # a kappa this much higher than another judge's makes that one the worse choice
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A plain verdict on one judge of a check: ``ok`` when nothing speaks against using it; ``text`` says why."""
+
+    model: str
+    ok: bool
+    text: str
+
+
+def verdicts(check: schema.JudgeCheck) -> list[Verdict]:
+    """One verdict per judge of ``check`` (in order), said plainly before anyone uses it: no better than chance
+    (kappa <= :data:`CHANCE_KAPPA`, or no rows to compare), position-biased (flip rate > :data:`HIGH_FLIP_RATE`),
+    unreadable (parse rate < :data:`LOW_PARSE_RATE`), or worse than another candidate (kappa lower by
+    :data:`BETTER_BY` or more)."""
+    kappas = {j.model: j.kappa for j in check.judges if j.kappa is not None and j.rows}
+    best_model = max(kappas, key=lambda m: kappas[m]) if kappas else ""
+    out = []
+    for j in check.judges:
+        problems = []
+        if j.error and not j.rows:
+            out.append(Verdict(j.model, False, f"{j.model} stopped before judging a row: {j.error}"))
+            continue
+        if j.kappa is None:
+            problems.append("no rows where it and people both gave a preference, so its agreement is unknown")
+        elif j.kappa <= CHANCE_KAPPA:
+            problems.append(
+                f"no better than chance (kappa {j.kappa:.2f}; agreement {_share(j.agree, j.compared)}): its picks "
+                "match people's about as often as random picks would"
+            )
+        if j.flip_rate is not None and j.flip_rate > HIGH_FLIP_RATE:
+            problems.append(
+                f"it changes its pick when the answers swap places in {_share(j.flips, j.flip_rows)} rows "
+                "(position bias)"
+            )
+        if j.parse_rate is not None and j.parse_rate < LOW_PARSE_RATE:
+            problems.append(f"only {_share(j.parsed, j.rows)} of its verdicts could be read")
+        best = kappas.get(best_model)
+        if best_model and best_model != j.model and j.kappa is not None and best is not None:
+            if best - j.kappa >= BETTER_BY:
+                problems.append(f"worse than {best_model} (kappa {j.kappa:.2f} against {best:.2f})")
+        if problems:
+            out.append(Verdict(j.model, False, f"{j.model}: " + "; ".join(problems) + "."))
+        else:
+            out.append(
+                Verdict(
+                    j.model,
+                    True,
+                    f"{j.model} agrees with people beyond chance (kappa {j.kappa:.2f}, agreement "
+                    f"{_share(j.agree, j.compared)}).",
+                )
+            )
+    return out
