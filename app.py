@@ -9,8 +9,10 @@ import os
 
 import gradio as gr
 
-from pipeline.core import languages, links, netguard
+from pipeline import links
+from pipeline.core import languages, netguard
 from pipeline.core.schema import ModelChoice
+from pipeline.inference.kinds import KINDS
 from ui import argilla_progress, argilla_tab, export_tab, filter_tab, pipeline_tab, playground_tab, sign_in, train_tab
 from ui.common import md_text
 from ui.forms import Form, wire
@@ -139,7 +141,7 @@ def share_link(session: Session, request: gr.Request) -> dict:
     if choices.system_prompt and "a system prompt" not in missing:
         carried.append("your system prompt")
     note = f"The link carries {', '.join(carried)}." if carried else ""
-    if choices.model and choices.backend != "serverless":
+    if choices.model and choices.backend in KINDS and KINDS[choices.backend].needs_url:
         note += " No API key travels in it: people who open it type their own if the server needs one."
     if missing and "a model" in missing:
         note += (

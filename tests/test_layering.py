@@ -3,7 +3,8 @@ functions and in ``if TYPE_CHECKING:`` blocks alike (a late or type-only import 
 
 - ``ui`` → ``pipeline``, never the other way; ``pipeline`` never imports Gradio.
 - Inside ``pipeline`` the layers are ``core`` < ``inference`` < ``langcheck`` < ``judge`` < the step packages
-  (``filter``, ``playground``, ``generate``, ``argilla``, ``export``, ``train``) < ``workflow`` < ``commands``/``cli``.
+  (``filter``, ``playground``, ``generate``, ``argilla``, ``export``, ``train``) < ``workflow`` and ``links`` <
+  ``commands``/``cli``.
   A module imports only its own layer or lower ones, and a step package never imports another step's package.
 - No import cycles among the modules of ``pipeline`` and ``ui``.
 """
@@ -19,7 +20,7 @@ from tests.conftest import ROOT
 
 SHARED = ("core", "inference", "langcheck", "judge")  # the order is the layering: each may import those before it
 STEPS = ("filter", "playground", "generate", "argilla", "export", "train")
-TOP = ("workflow", "commands", "cli", "__main__")
+TOP = ("workflow", "links", "commands", "cli", "__main__")
 
 
 def _module_name(path: Path) -> str:

@@ -1,6 +1,6 @@
 from urllib.parse import parse_qs, urlsplit
 
-from pipeline.core.links import (
+from pipeline.links import (
     MAX_SYSTEM_PROMPT_CHARS,
     SharedChoices,
     build_link,
@@ -112,7 +112,7 @@ def test_the_source_travels_only_for_the_built_in_sources():
 
 
 def test_missing_choices_say_what_a_link_will_not_carry():
-    from pipeline.core.links import missing_choices
+    from pipeline.links import missing_choices
 
     assert missing_choices(SharedChoices(language="nld", model="m", system_prompt="p")) == []
     assert missing_choices(SharedChoices(language="nld")) == ["a model", "a system prompt"]

@@ -23,8 +23,8 @@ from typing import Any, Final
 import gradio as gr
 import pandas as pd
 
-from pipeline import langcheck
-from pipeline.core import hub, languages, links
+from pipeline import langcheck, links
+from pipeline.core import hub, languages
 from pipeline.filter import filtered, sources
 from ui import sign_in
 from ui.common import column_widths, md_link, md_text, table_frame, token_of, username_of, warn

@@ -10,8 +10,7 @@ from typing import Any
 
 import gradio as gr
 
-from pipeline import inference, langcheck
-from pipeline.core import links
+from pipeline import inference, langcheck, links
 from pipeline.core.credentials import Credentials, api_keys_for
 from pipeline.generate.settings import DEFAULTS
 from pipeline.inference import GenParams

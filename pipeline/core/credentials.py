@@ -117,7 +117,8 @@ def sign_in_refusal(roles: Iterable[tuple[str, Any]], token: str | None, how: st
     what else to do (default: choose a server for them)."""
     serverless: dict[str, list[str]] = {}  # model -> its roles (a model that is generator and judge is named once)
     for role, backend in roles:
-        if backend.kind == "serverless" and role not in serverless.setdefault(backend.model, []):
+        needs_token = getattr(getattr(backend, "spec", None), "needs_token", False)  # serverless: the user's token
+        if needs_token and role not in serverless.setdefault(backend.model, []):
             serverless[backend.model].append(role)
     serverless = {model: r for model, r in serverless.items() if r}
     if not serverless or token:

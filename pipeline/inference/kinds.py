@@ -91,6 +91,7 @@ class KindSpec:
     unnamed_model: str = ""
     request_model: str = ""
     lists_models: bool = False
+    where: str = ""  # where a model of this kind runs, in words ({provider}, {base_url}): share links say it
 
 
 _OTHER_CREDIT = "Add credits or raise the quota of this account or key, or pick another server; then resume the run."
@@ -100,6 +101,7 @@ _SPECS = (
     KindSpec(
         name="serverless",
         label="HF Inference Providers (serverless, sign-in)",
+        where="HF Inference Providers ({provider})",
         describe="{model} via HF Inference Providers ({provider})",
         needs_url=False,
         needs_model=True,
@@ -131,6 +133,7 @@ _SPECS = (
     KindSpec(
         name="endpoint",
         label="HF Inference Endpoint (URL)",
+        where="the Inference Endpoint {base_url}",
         describe="{model} on Inference Endpoint {url}",
         needs_url=True,
         needs_model=False,
@@ -152,6 +155,7 @@ _SPECS = (
     KindSpec(
         name="openai",
         label="OpenAI-compatible server (vLLM, TGI, Ollama, llama.cpp)",
+        where="an OpenAI-compatible server at {base_url}",
         describe="{model} on {url}",
         needs_url=True,
         needs_model=True,

@@ -19,6 +19,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from pipeline.core import netguard
 from pipeline.core.credentials import public_url
+from pipeline.inference.kinds import BACKEND_KINDS, KINDS
 
 # Query parameter names, short and readable.
 LANGUAGE = "language"
@@ -28,7 +29,7 @@ SOURCE = "source"
 BACKEND = "backend"
 BASE_URL = "base_url"
 PROVIDER = "provider"
-BACKENDS = ("serverless", "endpoint", "openai")  # the backend kinds a link can name
+BACKENDS = BACKEND_KINDS  # the backend kinds a link can name (the inference kind table)
 SOURCES = ("aya", "demo")  # the built-in sources a link can name (any other dataset may be private)
 
 MAX_SYSTEM_PROMPT_CHARS = 2000  # browsers and proxies cut long URLs; a longer prompt is left out of the link
@@ -53,13 +54,8 @@ class SharedChoices:
 
     def where(self) -> str:
         """Where the link's model runs, in words ("" when it names no backend)."""
-        if self.backend == "openai":
-            return f"an OpenAI-compatible server at {self.base_url}"
-        if self.backend == "endpoint":
-            return f"the Inference Endpoint {self.base_url}"
-        if self.backend == "serverless":
-            return f"HF Inference Providers ({self.provider or 'auto'})"
-        return ""
+        spec = KINDS.get(self.backend)
+        return spec.where.format(provider=self.provider or "auto", base_url=self.base_url) if spec else ""
 
 
 def build_link(base_url: str, choices: SharedChoices) -> str:
@@ -80,10 +76,11 @@ def build_link(base_url: str, choices: SharedChoices) -> str:
         params[SYSTEM_PROMPT] = choices.system_prompt
     if choices.model and choices.backend in BACKENDS:
         params[BACKEND] = choices.backend
-        if choices.backend == "serverless" and choices.provider and choices.provider != "auto":
+        spec = KINDS[choices.backend]
+        if spec.has_provider and choices.provider and choices.provider != "auto":
             params[PROVIDER] = choices.provider
         url = public_url(choices.base_url)
-        if choices.backend != "serverless" and url:
+        if spec.needs_url and url:
             params[BASE_URL] = url
     if choices.source in SOURCES:
         params[SOURCE] = choices.source
@@ -101,10 +98,11 @@ def parse_link_params(query: Mapping[str, str]) -> SharedChoices:
 
     source = value(SOURCE, MAX_VALUE_CHARS).lower()
     backend = value(BACKEND, MAX_VALUE_CHARS).lower()
-    backend = backend if backend in BACKENDS else ""
-    base_url = public_url(value(BASE_URL, MAX_VALUE_CHARS)) if backend in ("endpoint", "openai") else ""
+    spec = KINDS.get(backend)
+    backend = backend if spec else ""
+    base_url = public_url(value(BASE_URL, MAX_VALUE_CHARS)) if spec and spec.needs_url else ""
     refused = ""
-    if backend in ("endpoint", "openai"):
+    if spec and spec.needs_url:
         if not base_url.startswith(("http://", "https://")):
             refused = f"The link's server address {base_url or '(none)'} is not a URL."
         else:
@@ -121,7 +119,7 @@ def parse_link_params(query: Mapping[str, str]) -> SharedChoices:
         source=source if source in SOURCES else "",
         backend=backend,
         base_url=base_url,
-        provider=value(PROVIDER, MAX_VALUE_CHARS) if backend == "serverless" else "",
+        provider=value(PROVIDER, MAX_VALUE_CHARS) if backend and spec and spec.has_provider else "",
         refused=refused,
     )
 
