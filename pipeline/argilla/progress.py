@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.argilla.connection import ArgillaIOError, Connection, dataset_url, describe, find_workspace
-from pipeline.argilla.layout import MAX_RESPONSES, MIN_RESPONSES, build_settings, signature, slots_of, source_key
-from pipeline.argilla.records import LIST_BATCH, int_or_none, record_answers
+from pipeline.argilla.layout import MIN_RESPONSES, build_settings, signature, slots_of
+from pipeline.argilla.records import LIST_BATCH, int_or_none, record_answers, shown_order
 from pipeline.judge import agreement
 
 STATUSES = ("submitted", "discarded", "draft")
@@ -82,12 +82,7 @@ def dataset_progress(conn: Connection, ds: Any, users: Mapping[Any, str]) -> Dat
                 result.last_activity = str(stamp)
         result.answered[min(submitted, 2)] += 1
         meta = record.get("metadata") or {}
-        order = []
-        for k in range(1, MAX_RESPONSES + 1):
-            index = int_or_none(meta.get(source_key(k)))
-            if index is None:
-                break
-            order.append(index)
+        order = shown_order(meta)
         if submitted >= 2 and len(order) >= MIN_RESPONSES:
             answers, _ = record_answers(responses, order, {k: v for k, v in users.items()})
             n = max(int_or_none(meta.get("raw_responses")) or 0, max(order) + 1)

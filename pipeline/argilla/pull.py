@@ -16,8 +16,8 @@ from typing import Any
 import pyarrow as pa
 
 from pipeline.argilla.connection import ArgillaIOError, Connection, dataset_url, describe, find_dataset, find_workspace
-from pipeline.argilla.layout import MAX_RESPONSES, MIN_RESPONSES, build_settings, signature, slots_of, source_key
-from pipeline.argilla.records import LIST_BATCH, ProgressFn, int_or_none, record_answers, record_models
+from pipeline.argilla.layout import MIN_RESPONSES, build_settings, signature, slots_of
+from pipeline.argilla.records import LIST_BATCH, ProgressFn, int_or_none, record_answers, record_models, shown_order
 from pipeline.core import schema
 from pipeline.judge import agreement
 
@@ -117,12 +117,7 @@ def pull(
                 if isinstance(record.metadata, Mapping)
                 else {m.name: m.value for m in (record.metadata or [])}
             )
-            order = []
-            for k in range(1, MAX_RESPONSES + 1):
-                index = int_or_none(meta.get(source_key(k)))
-                if index is None:
-                    break
-                order.append(index)
+            order = shown_order(meta)
             if len(order) < MIN_RESPONSES:
                 foreign += 1
                 continue

@@ -88,6 +88,18 @@ def int_or_none(value: Any) -> int | None:
     return int(round(f)) if f == f else None
 
 
+def shown_order(metadata: Mapping[str, Any]) -> list[int]:
+    """The raw answer indexes a record showed as ``response_1``, ``response_2``, ... (from its hidden metadata),
+    up to the first missing one."""
+    order = []
+    for k in range(1, MAX_RESPONSES + 1):
+        index = int_or_none(metadata.get(source_key(k)))
+        if index is None:
+            break
+        order.append(index)
+    return order
+
+
 def response_order(record_id: str, candidates: Sequence[int], seed: int, keep_order: bool = False) -> list[int]:
     """The raw indices in display order: shuffled per record (same seed + id → same order) or kept as they are."""
     order = list(candidates)
