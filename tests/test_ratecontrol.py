@@ -156,6 +156,22 @@ def test_grows_back_quickly_to_near_the_cut_then_probes_slowly():
     assert slow > 5 * fast  # probing for more is several times slower than growing back
 
 
+def test_fast_growth_stops_near_what_the_provider_took_not_where_the_cut_began():
+    clock = Clock()
+    aimd = Aimd(64, start=40, clock=clock)
+    sent = clock.now
+    clock.now += 0.01
+    for _ in range(20):  # one event: 20 of the calls sent at 40 in flight were refused, so about 20 held
+        aimd.on_throttle(sent, clock.now, retry_after=0.05)
+    assert aimd.limit == 20
+    clock.now += 1
+    for _ in range(200):  # ten rounds of successes at about 20 in flight
+        aimd.on_success(clock.now, clock.now, queued=True)
+    # 20 is what held, so growth is the slow probe (about a slot per ten rounds), not a quick climb back towards
+    # 90% of the 40 the cut began at (which refused half its calls).
+    assert 20 <= aimd.limit <= 21
+
+
 def test_growth_only_while_calls_are_queueing():
     clock = Clock()
     aimd = Aimd(16, start=16, clock=clock)

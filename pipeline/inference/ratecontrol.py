@@ -11,8 +11,8 @@ Owns:
   what the provider took, without a cascade of cuts. A Retry-After pauses the whole key until then, capped at
   ``MAX_PAUSE_S`` (callers cap it at their longest wait first). A bare 429 among successes (a busy provider
   refusing a call here and there) only takes half a slot off. Successes of calls admitted after the last cut grow
-  the limit back by about one slot per round of calls up to 90% of where the last cut began, then probe slowly (a
-  slot per ten rounds), up to the ceiling (a success admitted before the cut says nothing about the new level).
+  the limit back by about one slot per round of calls up to 90% of what held in the last congestion event (the level
+  it began at less the calls it refused), then probe slowly (a slot per ten rounds), up to the ceiling (a success admitted before the cut says nothing about the new level).
 - :class:`RateController`: a FIFO counting semaphore usable from threads (``slot()``) and from any asyncio loop
   (``async with aslot()``) at the same time, whose limit is ``Aimd.allowed`` and which grants nothing while the key
   is paused. Every wait for a slot takes a time-out (the caller's wait budget) and is cancellable (a task's
@@ -93,8 +93,9 @@ class Aimd:
       it takes ``soft_step`` slot off, no more.
     - A success of a call admitted after the last cut, while calls were queueing, adds ``increase / allowed`` (one
       slot per round of calls) up to
-      ``recover`` × the level the last cut began at, then ``probe / allowed`` (a slow probe for more; a token
-      bucket's burst makes that level look higher than what lasts), up to the ceiling.
+      ``recover`` × what held in the last congestion event (the level it began at less the calls it refused), then
+      ``probe / allowed`` (a slow probe for more; a token bucket's burst makes the level a cut began at look higher
+      than what lasts), up to the ceiling.
     """
 
     def __init__(
@@ -179,7 +180,10 @@ class Aimd:
             self.allowed = min(float(self.ceiling), self.allowed + 1.0)
             self.slow_start = self.allowed < self.ceiling
             return
-        step = self.increase if self.allowed < self.recover * self.cut_from else self.probe
+        # fast growth up to near what the provider took in the last congestion event (the level it began at less
+        # the calls it refused), then a slow probe: a token bucket's burst makes the level a cut began at look higher
+        held = self.cut_from - self.event_refused
+        step = self.increase if self.allowed < self.recover * held else self.probe
         self.allowed = min(float(self.ceiling), self.allowed + step / max(1.0, self.allowed))
 
     def on_throttle(self, started: float, now: float, retry_after: float | None = None, certain: bool = False) -> None:
