@@ -13,7 +13,17 @@ from pipeline import links
 from pipeline.core import languages, netguard
 from pipeline.core.schema import ModelChoice
 from pipeline.inference.kinds import KINDS
-from ui import argilla_progress, argilla_tab, export_tab, filter_tab, pipeline_tab, playground_tab, sign_in, train_tab
+from ui import (
+    argilla_progress,
+    argilla_tab,
+    export_tab,
+    filter_link,
+    filter_tab,
+    pipeline_tab,
+    playground_tab,
+    sign_in,
+    train_tab,
+)
 from ui.common import md_text
 from ui.forms import Form, wire
 from ui.session import Session
@@ -118,7 +128,7 @@ def build_app(show_login: bool = False, login_note: str = "") -> gr.Blocks:
                 trigger, argilla_tab.on_share_message, session=session, form=message_form, outputs={"message": message}
             )
         wire(demo.load, open_link, session=session, outputs={"banner": link_banner})
-        filter_tab.open_link_on_load(demo, session, filter_parts)
+        filter_link.open_link_on_load(demo, session, filter_parts)
     return demo
 
 

@@ -13,6 +13,7 @@ from pipeline import export as ex
 from pipeline.core.schema import RunMeta
 from tests.test_export import ann_row, annotations, raw_row, table
 from ui import export_tab as tab
+from ui import export_view as view
 from ui import sign_in
 from ui.session import Session
 
@@ -229,7 +230,7 @@ def test_load_raw_dataset_from_the_hub(hub):
 def test_export_frames_numbers():
     rows = [raw_row("a", ["x", "y"], [5, 1]), raw_row("b", ["x2", "y2"], [4, 3]), raw_row("t", ["p", "q"], [2, 2])]
     result = ex.build_export(table(rows))
-    frames = tab.export_frames(result)
+    frames = view.export_frames(result)
     rules = dict(zip(frames["rules"]["rule"], frames["rules"]["rows"]))
     assert rules == {"kept": 2, "tie": 1}  # rules that dropped nothing are left out of the plot
     ratings = {(r, w): n for r, n, w in frames["ratings"].itertuples(index=False)}
@@ -302,8 +303,8 @@ def test_export_charts_have_no_na_bar_and_say_what_they_leave_out():
         raw_row("c", ["p", "q"], [None, None]),
     ]
     result = ex.build_export(table(rows), annotations([ann_row("c", [None, None], 1)]))
-    frames = tab.export_frames(result)
+    frames = view.export_frames(result)
     assert "n/a" not in set(frames["ratings"]["rating"]) and "n/a" not in set(frames["margins"]["margin"])
     assert list(frames["margins"]["margin"]) == sorted(frames["margins"]["margin"], key=float)
-    assert tab.unrated_pairs(result) == 1 and result.num_rows == 3
-    assert "1 pair(s) decided by people without ratings" in tab._status_md(result)
+    assert view.unrated_pairs(result) == 1 and result.num_rows == 3
+    assert "1 pair(s) decided by people without ratings" in view._status_md(result)

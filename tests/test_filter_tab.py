@@ -11,8 +11,8 @@ import pytest
 
 from pipeline.filter import filtered, sources
 from tests.test_filter_hub import AYA_CARD, demo_raw
+from ui import filter_link, sign_in
 from ui import filter_tab as ft
-from ui import sign_in
 from ui.session import Session
 
 
@@ -252,9 +252,9 @@ def test_no_stale_state_files_cleared_source_follows_the_data_and_unknown_link_l
         def __init__(self, **query):
             self.query_params = query
 
-    klingon = ft.on_link_open(Session(), Link(language="Klingon", source="demo"))
+    klingon = filter_link.on_link_open(Session(), Link(language="Klingon", source="demo"))
     assert "is not in the demo data" in klingon["load_status"] and "Klingon" in klingon["load_status"]
-    nonsense = ft.on_link_open(Session(), Link(language="Xyzzyish", source="demo"))
+    nonsense = filter_link.on_link_open(Session(), Link(language="Xyzzyish", source="demo"))
     assert "not a language DPO Studio knows" in nonsense["load_status"]
-    aya = ft.on_link_open(Session(), Link(language="Xyzzyish"))
+    aya = filter_link.on_link_open(Session(), Link(language="Xyzzyish"))
     assert "not a language DPO Studio knows" in aya["load_status"] and "language" not in aya

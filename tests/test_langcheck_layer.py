@@ -320,18 +320,18 @@ def test_pipeline_tab_names_the_detector_in_its_note_and_language_column(monkeyp
     import pandas as pd
 
     from pipeline.filter import filtered, sources
-    from ui import pipeline_tab
+    from ui import pipeline_view
 
     yoruba = filtered.filter_source(sources.demo_source(), filtered.FilterSpec(language="yor"))
-    note = pipeline_tab._data_note(yoruba)
+    note = pipeline_view._data_note(yoruba)
     assert "checked by heliport" in note and "measured recall" in note
     frame = pd.DataFrame(
         [{"status": "ok", "prompt": "p", "human": "a", "human rating": 5, "human lang": "yes", "error": ""}]
     )
-    view = pipeline_tab.latest_view(frame, "yor")["value"]
+    view = pipeline_view.latest_view(frame, "yor")["value"]
     assert "Language (heliport)" in view.columns and view["Language (heliport)"][0] == "human: yes"
     monkeypatch.setenv(fasttext_hub.MODEL_ENV, "off")
-    assert "Language (script only)" in pipeline_tab.latest_view(frame, "wol")["value"].columns
+    assert "Language (script only)" in pipeline_view.latest_view(frame, "wol")["value"].columns
 
 
 def test_export_card_names_the_detector_and_its_version():

@@ -99,6 +99,7 @@ def test_playground_tab_messages():
 def test_pipeline_tab_messages():
     from pipeline import generate
     from ui import pipeline_tab as pipe
+    from ui import pipeline_view
 
     fields = dict(
         kind="openai",
@@ -138,7 +139,9 @@ def test_pipeline_tab_messages():
         eta_s=None,
         tokens_used=0,
     )
-    assert_inert(pipe.progress_markdown(snap, hub_message=PAYLOAD), allowed=frozenset({"code"}))  # its bar is code
+    assert_inert(
+        pipeline_view.progress_markdown(snap, hub_message=PAYLOAD), allowed=frozenset({"code"})
+    )  # its bar is code
 
 
 def test_argilla_tab_messages():

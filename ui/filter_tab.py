@@ -23,7 +23,7 @@ from typing import Any, Final
 import gradio as gr
 import pandas as pd
 
-from pipeline import langcheck, links
+from pipeline import langcheck
 from pipeline.core import hub, languages
 from pipeline.filter import filtered, sources
 from ui import sign_in
@@ -32,14 +32,31 @@ from ui.forms import Form, pick, wire
 from ui.session import Session
 
 SRC_AYA = f"Aya ({sources.AYA_ID})"
+
+
 SRC_HUB = "Another dataset on the Hub"
+
+
 SRC_DEMO = "Demo data (bundled, no network)"
+
+
 SOURCES = (SRC_AYA, SRC_HUB, SRC_DEMO)
+
+
 PREVIEW_ROWS = 50
+
+
 PREVIEW_HEADERS = ["prompt", "response", "language_code", "annotation_type", "id"]
+
+
 PREVIEW_WIDTHS = column_widths([34, 42, 8, 10, 6])
+
+
 LANG_TABLE_COLUMNS = ["language", "code", "rows", "mean_prompt_chars", "mean_response_chars"]
+
+
 LINK_SOURCES = {"aya": SRC_AYA, "demo": SRC_DEMO}  # a community link's source -> the Source choice
+
 
 LOAD_DEFAULTS: Final[Mapping[str, Any]] = MappingProxyType(
     {
@@ -54,8 +71,14 @@ LOAD_DEFAULTS: Final[Mapping[str, Any]] = MappingProxyType(
         "language": None,  # the language to keep chosen after loading (a name or code), if any
     }
 )
+
+
 """The load form's values by name, with their defaults (the components start from these)."""
+
+
 _FILTER: Final = filtered.FilterSpec(language="")
+
+
 FILTER_DEFAULTS: Final[Mapping[str, Any]] = MappingProxyType(
     {
         "language": None,
@@ -70,7 +93,11 @@ FILTER_DEFAULTS: Final[Mapping[str, Any]] = MappingProxyType(
         "repo_name": "",  # the push's dataset name as typed (the handler proposes one while it is empty)
     }
 )
+
+
 """The filter form's values by name, with their defaults (those of :class:`pipeline.filter.filtered.FilterSpec`)."""
+
+
 PUSH_DEFAULTS: Final[Mapping[str, Any]] = MappingProxyType(
     {
         "owner": None,  # None: the signed-in user
@@ -79,7 +106,10 @@ PUSH_DEFAULTS: Final[Mapping[str, Any]] = MappingProxyType(
         "overwrite": False,
     }
 )
+
+
 """The push form's values by name, with their defaults."""
+
 
 INTRO = (
     "**Step 1 — choose your language.** Load the human-written [Aya](https://huggingface.co/datasets/"
@@ -367,57 +397,6 @@ def _waiting_for_data(language: str | None) -> str:
     return f"Click **Load** above: {_md(label)} is chosen, and its rows show as soon as the data is there."
 
 
-def on_link_open(session: Session, request: gr.Request, profile: gr.OAuthProfile | None = None) -> dict:
-    """Page load with ``?language=…&source=…``: land ready. The link's source is chosen; the demo data (bundled,
-    instant) is loaded and filtered to the link's language at once; Aya (about 200,000 rows from the Hub) is one
-    click on **Load** away, with the language already chosen and named. A language the data does not have (or no
-    language at all, like ``Klingon``) is said plainly. Named outputs: those of :func:`on_load` and
-    :func:`on_filter`, and ``source``."""
-    shared = links.shared_from_request(request)
-    if not shared.language and not shared.source:
-        return {}
-    choice = LINK_SOURCES.get(shared.source, SRC_AYA)
-    known = languages.lookup(shared.language) if shared.language else None
-    if choice == SRC_DEMO:
-        loaded = on_load(session, {"source": SRC_DEMO, "language": shared.language or None})
-        chosen = loaded.get("language", {}).get("value")
-        out = {**loaded, **on_filter(session, {"language": chosen}, profile), "source": gr.update(value=SRC_DEMO)}
-        if shared.language and not chosen:  # said under the load status (the count line is the filter's)
-            out["load_status"] += "\n\n" + _not_in_data(shared.language, known is not None, "the demo data")
-        return out
-    if shared.language and known is None:
-        status = (
-            f"**Opened from a shared link** for the language {_md(shared.language)}, which is not a language DPO "
-            "Studio knows. Click **Load**, then choose a language from the list."
-        )
-        return {"source": gr.update(value=SRC_AYA), "load_status": status, "count": _waiting_for_data(None)}
-    name = known.name if known else ""
-    chosen_text = f"{_md(name)} ({_md(shared.language)})" if shared.language else "no language"
-    status = (
-        f"**Opened from a shared link** for {chosen_text} on Aya. Click **Load** to get Aya's rows (about "
-        "200,000; a few seconds), or choose the demo data."
-    )
-    out = {"source": gr.update(value=SRC_AYA), "load_status": status, "count": _waiting_for_data(shared.language)}
-    if shared.language:
-        choices = [(f"{name} ({shared.language})", shared.language)]
-        out["language"] = gr.update(choices=choices, value=shared.language, interactive=True)
-    return out
-
-
-def _not_in_data(language: str, known: bool, where: str) -> str:
-    """The count line for a link's language that the loaded data does not have."""
-    if not known:
-        return f"**The link's language {_md(language)} is not a language DPO Studio knows.** Choose one from the list."
-    name = languages.display_name(language)
-    return f"**{_md(name)} ({_md(language)}) is not in {where}.** Choose a language from the list, or load Aya."
-
-
-def open_link_on_load(demo: gr.Blocks, session: gr.State, c: dict[str, Any]) -> None:
-    """Wire :func:`on_link_open` to the page's load event (app.py calls this once)."""
-    shown = (*LOAD_OUTPUTS, *FILTER_OUTPUTS, "source")
-    wire(demo.load, on_link_open, session=session, outputs={k: c[k] for k in dict.fromkeys(shown)})
-
-
 LOAD_OUTPUTS = (
     "load_status",
     "lang_table",
@@ -428,6 +407,8 @@ LOAD_OUTPUTS = (
     "files",
     "download_status",
 )
+
+
 FILTER_OUTPUTS = ("count", "preview", "repo_name", "push", "push_note", "files", "download_status")
 
 
