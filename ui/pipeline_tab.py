@@ -14,7 +14,6 @@ from __future__ import annotations
 import re
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
@@ -44,7 +43,10 @@ from ui.common import (
 )
 from ui.forms import Form, wire
 from ui.pipeline_view import (
+    JUDGE_SHARES,
+    LEADERBOARD_SHARES,
     NO_DATA,
+    RunView,
     _data_note,
     _empty_langs,
     _empty_ratings,
@@ -69,9 +71,7 @@ POLL_S = 1.0
 _safe = md_text  # untrusted text for a Markdown component: shown as text
 
 
-# --------------------------------------------------------------------------------------------------------------
-# Pure helpers (tested directly)
-# --------------------------------------------------------------------------------------------------------------
+# --- Pure helpers (tested directly) -----------------------------------------------------------------------------------
 def parse_models(text: str) -> list[str]:
     """Model ids from a textbox: one per line (commas also separate), blanks and duplicates dropped."""
     seen: list[str] = []
@@ -111,9 +111,7 @@ def default_repo(user: str | None, filtered: Any) -> str:
     return f"{user}/{name}" if user else name
 
 
-# --------------------------------------------------------------------------------------------------------------
-# Handlers (module level so tests can drive them)
-# --------------------------------------------------------------------------------------------------------------
+# --- Handlers (module level so tests can drive them) ------------------------------------------------------------------
 HUB_CHECKPOINTS_INFO = "A restart then loses at most N rows."
 
 
@@ -304,19 +302,6 @@ def _load_results(session: Session, handle: generate.RunHandle) -> None:
     judge_check.sync_labels(session)
 
 
-@dataclass(frozen=True)
-class RunView:
-    """What a tick shows, as data (tests read it; :func:`poll` draws it): ``ratings`` / ``langs`` are the plots'
-    frames, ``board`` the per-source leaderboard (None: hidden), ``latest`` the latest rows."""
-
-    progress: str
-    latest: pd.DataFrame
-    ratings: pd.DataFrame
-    langs: pd.DataFrame
-    board: pd.DataFrame | None
-    running: bool
-
-
 def run_view(session: Session) -> RunView | None:
     """The run's view now (None without a run); loads the results into the session when the run has ended. Rows
     and plots of earlier results stay on screen while a run adds nothing new (e.g. resuming a finished run)."""
@@ -369,13 +354,6 @@ def poll(session: Session) -> dict:
     return out
 
 
-# Shares shown with their counts ("11/11 (100%)"): {share column: its denominator's column}
-LEADERBOARD_SHARES = {"best_rated_share": None, "language_match_rate": "language_checked"}
-
-
-JUDGE_SHARES = {"parse_rate": "judged", "structured_share": "judged", "flip_rate": "both_orders"}
-
-
 def push(
     session: Session,
     values: Mapping[str, Any],
@@ -419,9 +397,7 @@ def _push(session: Session, values: Mapping[str, Any], token: str | None, user: 
     )
 
 
-# --------------------------------------------------------------------------------------------------------------
-# Layout
-# --------------------------------------------------------------------------------------------------------------
+# --- Layout -----------------------------------------------------------------------------------------------------------
 def build(session: gr.State, tab: gr.Tab) -> None:
     """Build the tab inside ``tab``; selecting the tab prefills it from the Playground's choice and the data."""
     gr.Markdown(

@@ -5,6 +5,7 @@ them to the run; tests call them with plain tables."""
 from __future__ import annotations
 
 import textwrap
+from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
@@ -168,3 +169,23 @@ def _data_note(filtered: Any) -> str:
     if not langcheck.is_supported(code):
         check += " Answers in the right script are **not checked** further."
     return f"Input: **{_safe(filtered.summary())}** · target {_safe(filtered.language)} ({_safe(code)}). {check}"
+
+
+@dataclass(frozen=True)
+class RunView:
+    """What a tick shows, as data (tests read it; :func:`poll` draws it): ``ratings`` / ``langs`` are the plots'
+    frames, ``board`` the per-source leaderboard (None: hidden), ``latest`` the latest rows."""
+
+    progress: str
+    latest: pd.DataFrame
+    ratings: pd.DataFrame
+    langs: pd.DataFrame
+    board: pd.DataFrame | None
+    running: bool
+
+
+# Shares shown with their counts ("11/11 (100%)"): {share column: its denominator's column}
+LEADERBOARD_SHARES = {"best_rated_share": None, "language_match_rate": "language_checked"}
+
+
+JUDGE_SHARES = {"parse_rate": "judged", "structured_share": "judged", "flip_rate": "both_orders"}
