@@ -9,33 +9,23 @@ no file the app wrote, no repo on the fake Hub and no page once hidden.
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import pytest
 
+from tests.fixtures import chromium
 from tests.fixtures.app_server import MOCK_OAUTH_TOKEN, OWNER
 
 pytestmark = [pytest.mark.browser, pytest.mark.argilla]
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 SPACE = f"{OWNER}/argilla-community"
 
 
 @pytest.fixture
 def page():
-    from playwright.sync_api import sync_playwright
-
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: run scripts/services.sh (Debian's chromium)", pytrace=False)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, timeout=60_000)
+    with chromium.launch() as browser:
         context = browser.new_context(viewport={"width": 1400, "height": 1000})
         context.set_default_timeout(30_000)
-        try:
-            yield context.new_page()
-        finally:
-            browser.close()
+        yield context.new_page()
 
 
 def _visible(page, text: str):

@@ -32,13 +32,12 @@ import pytest
 
 from pipeline.core.schema import STATUS_GENERATION_FAILED, STATUSES
 from tests.conftest import OUTPUT_DIR
+from tests.fixtures import chromium
 from tests.fixtures.app_server import CANARIES, MOCK_OAUTH_TOKEN, OWNER, SECOND, SECOND_TOKEN
 
 pytestmark = [pytest.mark.browser, pytest.mark.llm, pytest.mark.argilla]
 
 SHOTS = OUTPUT_DIR / "browser"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 STEP_MS = 30_000  # an ordinary click's result
 LLM_MS = 120_000  # two SmolLM2 answers on a busy 2-core machine
 PIPELINE_S = 420  # 5 rows, generator + judge on SmolLM2
@@ -150,16 +149,8 @@ class Person:
 def browser():
     for old in SHOTS.glob("*.png"):  # screenshots of an earlier run would mix with this one's
         old.unlink()
-    from playwright.sync_api import sync_playwright
-
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: run scripts/services.sh (Debian's chromium)", pytrace=False)
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, timeout=60_000)
-        try:
-            yield b
-        finally:
-            b.close()
+    with chromium.launch() as b:
+        yield b
 
 
 def _person(browser, app_server, name: str, cookie: dict | None = None) -> Person:

@@ -24,8 +24,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from tests.fixtures import chromium
 from tests.fixtures.faulty_server import FakeLLMServer
-from tests.test_browser_journey import CHROMIUM, CHROMIUM_ARGS, STEP_MS, Person, filter_demo, use_openai_column
+from tests.test_browser_journey import STEP_MS, Person, filter_demo, use_openai_column
 from tests.test_judge_check_cli import judge_responder
 
 pytestmark = [pytest.mark.browser]
@@ -63,16 +64,8 @@ def model_server():
 
 @pytest.fixture(scope="module")
 def browser():
-    from playwright.sync_api import sync_playwright
-
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: run scripts/services.sh (Debian's chromium)", pytrace=False)
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, timeout=60_000)
-        try:
-            yield b
-        finally:
-            b.close()
+    with chromium.launch() as b:
+        yield b
 
 
 def _person(browser, url: str, name: str, width: int, height: int) -> Person:

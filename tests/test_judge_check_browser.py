@@ -13,8 +13,9 @@ import re
 
 import pytest
 
+from tests.fixtures import chromium
 from tests.fixtures.faulty_server import FakeLLMServer
-from tests.test_browser_journey import CHROMIUM, CHROMIUM_ARGS, STEP_MS, Person, filter_demo
+from tests.test_browser_journey import STEP_MS, Person, filter_demo
 from tests.test_judge_check_cli import judge_responder
 
 pytestmark = [pytest.mark.browser]
@@ -41,21 +42,15 @@ def model_server():
 
 @pytest.fixture(scope="module")
 def person(app_server):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, timeout=60_000)
-        try:
-            context = browser.new_context(viewport={"width": 1400, "height": 1000})
-            context.set_default_timeout(STEP_MS)
-            page = context.new_page()
-            who = Person("judge-check", page)
-            page.on("dialog", lambda d: (who.dialogs.append(d.message), d.dismiss()))
-            page.goto(app_server.url)
-            who.wait_visible(page.get_by_role("tab", name="1. Filter"), "the app to load")
-            yield who
-        finally:
-            browser.close()
+    with chromium.launch() as browser:
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        context.set_default_timeout(STEP_MS)
+        page = context.new_page()
+        who = Person("judge-check", page)
+        page.on("dialog", lambda d: (who.dialogs.append(d.message), d.dismiss()))
+        page.goto(app_server.url)
+        who.wait_visible(page.get_by_role("tab", name="1. Filter"), "the app to load")
+        yield who
 
 
 def pilot_run(p: Person, server: FakeLLMServer) -> None:

@@ -12,33 +12,22 @@ consent page, code exchange, signed id token; see ``tests/fixtures/space_app.py`
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
+from tests.fixtures import chromium
 from tests.fixtures.app_server import OWNER, OWNER_TOKEN
 from tests.fixtures.space_app import SCOPES, SpaceApp
 
 pytestmark = [pytest.mark.browser]
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 STEP_MS = 30_000
 PASSWORDS = {"sofia": "sofia-pass-" + "x" * 8, "tomas": "tomas-pass-" + "y" * 8}
 
 
 @pytest.fixture(scope="module")
 def browser():
-    from playwright.sync_api import sync_playwright
-
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: run scripts/services.sh (Debian's chromium)", pytrace=False)
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, timeout=60_000)
-        try:
-            yield b
-        finally:
-            b.close()
+    with chromium.launch() as b:
+        yield b
 
 
 @pytest.fixture(scope="module")

@@ -14,17 +14,15 @@ A screenshot of the finished run goes to ``test-output/browser/ui-pipeline.png``
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
 
 from tests.conftest import OUTPUT_DIR
+from tests.fixtures import chromium
 
 pytestmark = [pytest.mark.browser]
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 SHOTS = OUTPUT_DIR / "browser"
 STEP_MS = 30_000
 
@@ -76,16 +74,8 @@ CHART_MARKS = """(id) => {
 
 @pytest.fixture(scope="module")
 def browser():
-    from playwright.sync_api import sync_playwright
-
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: run scripts/services.sh (Debian's chromium)", pytrace=False)
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, timeout=60_000)
-        try:
-            yield b
-        finally:
-            b.close()
+    with chromium.launch() as b:
+        yield b
 
 
 @pytest.fixture
