@@ -13,6 +13,7 @@ from pipeline import links
 from pipeline.core import languages, netguard
 from pipeline.core.schema import ModelChoice
 from pipeline.inference.kinds import KINDS
+from pipeline.langcheck import heli_model
 from ui import (
     argilla_progress,
     argilla_tab,
@@ -220,6 +221,8 @@ def main() -> None:
     options = launch_options()
     guard = guard_for_launch(options)  # before any request: sign-in's whoami below goes through the guard too
     print(f"Private-address guard: {'on (' + guard + ')' if guard else 'off (a local run)'}", flush=True)
+    if in_space():  # the compact heliport model (130 MB of arrays instead of 860 MB in memory) is built once
+        heli_model.build_in_background()
     show_login, note = login_available()
     demo = build_app(show_login=show_login, login_note=note)
     # Queue: 8 workers for ordinary events; the Playground's streaming runs up to 24 at once (its own limit) and

@@ -14,8 +14,12 @@ In one run:
 - The routing rule (``pipeline/langcheck/routing.py``) picks each code's detector; ``--write-routing`` writes
   ``pipeline/langcheck/routing.json``. The baseline is the check before this work: langid alone, no script check.
 - Speed: median ms of ``langcheck.check`` on short answers (at most 80 characters) and on ~300-character answers,
-  models loaded, with langid alone on the same texts as the baseline (``baseline_ms_*``, timed interleaved); memory:
-  the process's extra RSS once every offline detector is loaded.
+  models loaded, with langid alone on the same texts as the baseline (``baseline_ms_*``, timed interleaved).
+- Memory: the process's extra RSS with every offline detector loaded and used on every sample (``extra_rss_mb``,
+  measured at the end, so the memory-mapped pages the checks touched count; ``extra_rss_mb_loaded`` right after
+  loading). heliport runs on its compact model (``pipeline/langcheck/heli_model.py``); the baseline is the heliport
+  wheel in a child process: its extra RSS, its ms a call, and ``heliport_agreement``, the share of samples where
+  both give the same top language.
 
 Prints one JSON line last (goals in the ``goal_*`` keys) and writes the per-language table (``--table``).
 Usage: ``python bench/langcheck.py [--write-routing] [--table bench/langcheck_languages.md]``
@@ -27,6 +31,7 @@ import argparse
 import hashlib
 import json
 import statistics
+import subprocess
 import sys
 import time
 from collections import Counter
@@ -38,7 +43,7 @@ sys.path = [p for p in sys.path if Path(p or ".").resolve() != HERE]  # this fol
 sys.path.insert(0, str(ROOT))
 
 from pipeline import langcheck  # noqa: E402
-from pipeline.langcheck import codes, fasttext_hub, routing, script  # noqa: E402
+from pipeline.langcheck import codes, fasttext_hub, heli_model, heliport_detector, routing, script  # noqa: E402
 from pipeline.langcheck.detectors import Prediction  # noqa: E402
 from pipeline.langcheck.registry import detector, offline_detectors  # noqa: E402
 
@@ -146,6 +151,37 @@ def measure(samples: _Samples, hub_model: Path | None) -> tuple[dict, dict, dict
     return figures, baseline, extra, knows  # knows: lists, in tie-break order
 
 
+def _dir_mb(directory: Path) -> float:
+    return sum(p.stat().st_size for p in directory.glob("*.npy")) / 2**20
+
+
+def _heliport_wheel(texts: list[str]) -> dict:
+    """The heliport wheel in a child process (the baseline the compact model replaces): its extra RSS once loaded
+    and used on every sample, its median ms a call, and its top label for each sample (for the agreement)."""
+    code = """
+import json, statistics, sys, time
+from pathlib import Path
+def rss():
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+texts = json.loads(sys.stdin.read())
+before = rss()
+import heliport
+ident = heliport.Identifier()
+labels, ms = [], []
+for t in texts:
+    started = time.perf_counter()
+    labels.append(ident.identify_topk_with_score(t.replace("\\n", " "), 1)[0][0])
+    ms.append((time.perf_counter() - started) * 1000)
+print(json.dumps({"rss_mb": rss() - before, "ms": statistics.median(ms), "labels": labels}))
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", code], input=json.dumps(texts), capture_output=True, text=True, check=True
+    )
+    return json.loads(out.stdout)
+
+
 def _timing(
     samples: _Samples, routes: dict[str, routing.Route], max_chars: int, min_chars: int, n: int
 ) -> tuple[float, float]:
@@ -221,7 +257,8 @@ def main() -> None:
     rss_before = _rss_mb()
     for det in offline_detectors():
         det.predict("warm up")
-    extra_rss_mb = _rss_mb() - rss_before
+    extra_rss_loaded = _rss_mb() - rss_before
+    wheel = _heliport_wheel(samples.prose)
 
     figures, baseline, extra, knows = measure(samples, args.hub_model)
     model = fasttext_hub.chosen_model() or fasttext_hub.HUB_MODELS["glotlid"]
@@ -258,6 +295,10 @@ def main() -> None:
     ms_short, ms_short_langid = _timing(samples, routes, 80, 10, args.timing_n)
     ms_long, ms_long_langid = _timing(samples, routes, 320, 250, args.timing_n)
     low = sorted((r.figures.recall, c) for c, r in routes.items() if r.figures is not None)[:3]
+    extra_rss_mb = _rss_mb() - rss_before  # after every sample and the timing: the pages the checks touched
+    helidet = heliport_detector.DETECTOR
+    ours = [helidet.load()(p.replace("\n", " "), 1)[0][0] for p in samples.prose]
+    agreement = sum(a == b for a, b in zip(ours, wheel["labels"], strict=True)) / len(ours)
     result = {
         "bench": "langcheck",
         "samples": len(rows),
@@ -279,6 +320,12 @@ def main() -> None:
         "baseline_ms_short": round(ms_short_langid, 4),
         "baseline_ms_long": round(ms_long_langid, 4),
         "extra_rss_mb": round(extra_rss_mb, 1),
+        "extra_rss_mb_loaded": round(extra_rss_loaded, 1),
+        "heliport_engine": helidet.engine(),
+        "compact_model_mb": round(_dir_mb(heli_model.default_dir()), 1),  # the most it can hold: every page touched
+        "heliport_agreement": round(agreement, 5),
+        "baseline_heliport_wheel_rss_mb": round(wheel["rss_mb"], 1),
+        "baseline_heliport_wheel_ms": round(wheel["ms"], 4),
         "baseline_aya_checked": len([c for c in codes.AYA_LANGUAGES if "langid" in knows[c]]),
         "baseline_mean_recall": round(statistics.mean(f.recall for f in base), 4),
         "baseline_min_recall": round(min(f.recall for f in base), 4),
@@ -292,6 +339,17 @@ def main() -> None:
         "goal_ms_long": 1.0,
         "goal_extra_rss_mb": 300,
     }
+    result["goal_met"] = (
+        result["aya_checked_offline"] >= 99
+        and result["aya_checked_hub"] == len(codes.AYA_LANGUAGES)
+        and result["aya_script_checked"] == len(codes.AYA_LANGUAGES)
+        and result["mean_recall"] >= 0.95
+        and result["min_recall"] >= 0.8
+        and result["mean_false_match"] <= 0.005
+        and result["ms_short"] <= 0.25
+        and result["ms_long"] <= 1.0
+        and result["extra_rss_mb"] <= 300
+    )
     print(f"per-language table: {args.table}", file=sys.stderr)
     print(json.dumps(result))
 

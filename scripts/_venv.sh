@@ -19,3 +19,5 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "$want" > "$stamp"
 fi
 export PATH="$VENV/bin:$PATH"
+# heliport's language models as compact memory-mapped arrays (once; downloads heliport's sdist from PyPI)
+(cd "$ROOT" && "$VENV/bin/python" -c "import sys; from pipeline.langcheck.heli_model import main; sys.exit(main([]))")

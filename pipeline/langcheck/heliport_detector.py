@@ -1,21 +1,27 @@
-"""The heliport detector: the one module that uses ``heliport`` (HeLI-OTS in Rust, about 220 languages; the
-model ships inside the wheel, so it works offline).
+"""The heliport detector: the one module that runs heliport's language models (HeLI-OTS, about 220 languages).
 
-Owns and promises: one ``heliport.Identifier`` per process, loaded on first use (about 4 s, about 850 MB of memory:
-it is only loaded when a chosen language is routed to it), thread-safe; labels (``msa``, ``hbs``, ``msaind``,
-``cmn``...) mapped to canonical keys with ``codes.canonical``; ``und``/``zxx`` are "no language". Its label list is
-read from the package's threshold file, so routing and coverage never load the model. Licence: GPL-3.0 (a
-dependency, not vendored).
+Owns and promises: one model per process, loaded on first use, thread-safe, from one of two engines:
+
+- the compact model (``heli_model.py``: heliport's published models as memory-mapped arrays, about 130 MB on disk,
+  only touched pages resident; built once by ``python -m pipeline.langcheck.heli_model``, which ``scripts/app`` and
+  ``scripts/test`` run, and in the background on a Space). Its verdicts are heliport's (measured: same top label on
+  every sample of the evaluation set, ``bench/langcheck.py``);
+- else the ``heliport`` wheel's ``Identifier`` (about 4 s and about 860 MB of memory to load).
+
+Labels (``msa``, ``hbs``, ``cmn``...) are mapped to canonical keys with ``codes.canonical``; ``und``/``zxx`` are "no
+language". The label list is read from the compact model's metadata or the wheel's threshold file, so routing and
+coverage never load a model. Licence: heliport and its models are GPL-3.0 (downloaded at install, not vendored).
 """
 
 from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Callable
 from functools import lru_cache
 from importlib import metadata, resources
-from typing import Any
 
+from pipeline.langcheck import heli_model
 from pipeline.langcheck.codes import canonical
 from pipeline.langcheck.detectors import Prediction
 
@@ -32,7 +38,12 @@ def label_key(label: str) -> str | None:
 
 @lru_cache(maxsize=1)
 def labels() -> tuple[str, ...]:
-    """heliport's labels, read from its package data (no model load). Empty if heliport is not installed."""
+    """heliport's labels, from the compact model's metadata or the wheel's package data (no model load). Empty if
+    neither is there."""
+    try:
+        return tuple(heli_model.read_meta(heli_model.default_dir())["thresholds"])
+    except (heli_model.HeliModelError, OSError, ValueError, KeyError):
+        pass
     try:
         text = resources.files("heliport").joinpath("confidenceThresholds").read_text(encoding="utf-8")
     except (ModuleNotFoundError, FileNotFoundError, OSError):
@@ -46,14 +57,22 @@ class HeliportDetector:
     offline = True
 
     def __init__(self) -> None:
-        self._ident: Any = None
+        self._topk: Callable[[str, int], list[tuple[str, float]]] | None = None
+        self._engine = ""
         self._lock = threading.Lock()
 
     def version(self) -> str:
+        engine = self._engine or ("compact model" if heli_model.is_built() else "")
+        if engine == "compact model":
+            return f"{heli_model.HELIPORT_VERSION} (compact model)"
         try:
             return metadata.version("heliport")
         except metadata.PackageNotFoundError:
             return "not installed"
+
+    def engine(self) -> str:
+        """``compact model`` or ``heliport wheel`` once loaded; ``""`` before."""
+        return self._engine
 
     def keys(self) -> frozenset[str]:
         return frozenset(k for k in (label_key(label) for label in labels()) if k)
@@ -62,19 +81,24 @@ class HeliportDetector:
         return bool(labels())
 
     def loaded(self) -> bool:
-        return self._ident is not None
+        return self._topk is not None
 
-    def load(self) -> Any:
-        if self._ident is None:
+    def load(self) -> Callable[[str, int], list[tuple[str, float]]]:
+        if self._topk is None:
             with self._lock:
-                if self._ident is None:
-                    import heliport
+                if self._topk is None:
+                    try:
+                        model = heli_model.HeliModel(heli_model.default_dir())
+                        self._engine, self._topk = "compact model", model.topk
+                    except heli_model.HeliModelError:
+                        import heliport
 
-                    self._ident = heliport.Identifier()
-        return self._ident
+                        ident = heliport.Identifier()
+                        self._engine, self._topk = "heliport wheel", ident.identify_topk_with_score
+        return self._topk
 
     def predict(self, text: str) -> Prediction:
-        top = self.load().identify_topk_with_score(text.replace("\n", " "), 2)
+        top = self.load()(text.replace("\n", " "), 2)
         if not top:
             return Prediction("und", None, None)
         label, score = top[0]
