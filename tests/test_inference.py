@@ -71,6 +71,8 @@ def test_serverless_without_sign_in_says_sign_in_and_sends_nothing():
         run(achat(Backend("serverless", "Qwen/Qwen2.5-72B-Instruct"), MESSAGES, GenParams(), None))
     assert info.value.kind == "auth"
     assert "sign in" in info.value.message.lower()
+    assert "HF_TOKEN for the CLI" in info.value.message  # right in the app and the CLI alike
+    assert "button" not in info.value.message  # where a button is depends on the app (sign-in may be off)
     assert "Qwen/Qwen2.5-72B-Instruct" in info.value.message
     with pytest.raises(InferenceError) as info:
         list(stream_chat(Backend("serverless", "Qwen/Qwen2.5-72B-Instruct"), MESSAGES, GenParams(), None))
@@ -206,7 +208,8 @@ def test_serverless_messages_say_what_to_do():
     assert "Check the model id" in missing.message
     expired = inference.http_error(401, backend, signed_in=True)
     assert "sign out and in again" in expired.message
-    assert inference.http_error(401, backend, signed_in=False).message.count("Sign in") == 1
+    signed_out = inference.http_error(401, backend, signed_in=False).message
+    assert signed_out.count("Sign in") == 1 and "button" not in signed_out and "HF_TOKEN" in signed_out
 
 
 # --- streaming ---------------------------------------------------------------------------------------------------

@@ -55,8 +55,8 @@ def client_kwargs(backend: Backend, token: str | None, timeout: float) -> dict[s
     spec = backend.spec
     if spec.needs_token and not token:
         raise InferenceError(
-            f"{backend.label}: sign in with Hugging Face (button at the top) to use serverless inference: it "
-            "runs on your account. Or use a local OpenAI-compatible server.",
+            f"{backend.label}: serverless inference runs on your Hugging Face account and needs its token: sign "
+            "in with Hugging Face in the app, or set HF_TOKEN for the CLI. Or use a local OpenAI-compatible server.",
             kind="auth",
         )
     if not spec.needs_url:

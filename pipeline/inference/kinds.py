@@ -116,7 +116,7 @@ _SPECS = (
         # OpenAI's form; huggingface_hub translates it into each provider's own.
         dialects=("json_schema",),
         unauthorized="Your sign-in may have expired: sign out and in again.",
-        signed_out="Sign in with Hugging Face (button at the top).",
+        signed_out="Sign in with Hugging Face in the app, or set HF_TOKEN for the CLI.",
         forbidden=(
             "If {model} is gated, request access on https://huggingface.co/{model} and try again; check that "
             "your account may use Inference Providers (and has credits)."
