@@ -143,6 +143,7 @@ def test_leaderboard_per_source_with_human_first():
     assert board.loc["m/a", "responses"] == 2 and board.loc["m/a", "rated"] == 2  # the failed one is not counted
     assert board.loc["human", "best_rated_share"] == 0.5 and board.loc["m/b", "best_rated_share"] == 0.5
     assert board.loc["m/a", "best_rated_share"] == 0.5
+    assert set(board["judged_rows"]) == {2}  # the denominator the UI shows beside each share ("1/2 (50%)")
     assert board.loc["human", "language_match_rate"] == 1.0
     assert board.loc["m/b", "language_match_rate"] == pytest.approx(1 / 3, abs=1e-3)
     assert board.loc["m/a", "language_checked"] == 1

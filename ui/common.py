@@ -100,6 +100,7 @@ COLUMN_LABELS: dict[str, str] = {
     "responses": "Answers",
     "rated": "Rated",
     "mean_rating": "Mean rating",
+    "judged_rows": "Rows judged",
     "best_rated_share": "Best rated (share)",
     "language_checked": "Language checked",
     "language_match_rate": "Right language (share)",

@@ -185,7 +185,7 @@ class RunView:
 
 
 # Shares shown with their counts ("11/11 (100%)"): {share column: its denominator's column}
-LEADERBOARD_SHARES = {"best_rated_share": None, "language_match_rate": "language_checked"}
+LEADERBOARD_SHARES = {"best_rated_share": "judged_rows", "language_match_rate": "language_checked"}
 
 
 JUDGE_SHARES = {"parse_rate": "judged", "structured_share": "judged", "flip_rate": "both_orders"}

@@ -20,6 +20,7 @@ LEADERBOARD_COLUMNS = (
     "responses",
     "rated",
     "mean_rating",
+    "judged_rows",
     "best_rated_share",
     "language_checked",
     "language_match_rate",
@@ -77,7 +78,8 @@ def leaderboard(raw: pa.Table) -> pd.DataFrame:
 
     - ``responses``: non-empty responses of that source
     - ``rated`` / ``mean_rating``: responses with a judge rating, and their mean (1-5)
-    - ``best_rated_share``: share of judged rows where this source got the highest rating (ties count for all)
+    - ``judged_rows``: rows where every answer was rated; ``best_rated_share``: share of those where this source
+      got the highest rating (ties count for all)
     - ``language_checked`` / ``language_match_rate``: responses whose language the detector could check (the
       language is supported), and the share of those in the target language
     """
@@ -124,6 +126,7 @@ def leaderboard(raw: pa.Table) -> pd.DataFrame:
                 "responses": int(st["responses"]),
                 "rated": int(st["rated"]),
                 "mean_rating": round(st["rating_sum"] / st["rated"], 3) if st["rated"] else None,
+                "judged_rows": int(st["judged_rows"]),
                 "best_rated_share": round(st["best"] / st["judged_rows"], 3) if st["judged_rows"] else None,
                 "language_checked": int(st["checked"]),
                 "language_match_rate": round(st["matched"] / st["checked"], 3) if st["checked"] else None,
