@@ -341,3 +341,13 @@ def test_resuming_a_finished_run_keeps_showing_its_results(session):
     assert "latest" in shown and len(shown["latest"]["value"]) == 6  # the table people see is not emptied
     final = tab.poll(session)
     assert final["leaderboard"]["visible"] is True and len(final["latest"]["value"]) == 6
+
+
+def test_runs_on_info_names_each_kind_apart():
+    """The "Runs on" info line spells out the long kind labels the dropdown shortens, one clause each."""
+    from pipeline import inference
+    from ui.backend_picker import KIND_CHOICES, KIND_INFO
+
+    shortened = [spec.label for name, spec in inference.KINDS.items() if dict(KIND_CHOICES).get(spec.label) != name]
+    assert shortened and KIND_INFO.split("; ") == shortened
+    assert all(len(label) <= 32 for label, _ in KIND_CHOICES)

@@ -34,7 +34,7 @@ def _short(label: str) -> str:
 
 
 KIND_CHOICES = [(_short(spec.label), name) for name, spec in inference.KINDS.items()]
-KIND_INFO = " ".join(spec.label for spec in inference.KINDS.values() if _short(spec.label) != spec.label)
+KIND_INFO = "; ".join(spec.label for spec in inference.KINDS.values() if _short(spec.label) != spec.label)
 
 
 def _spec(kind: str) -> inference.KindSpec:
