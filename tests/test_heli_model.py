@@ -267,6 +267,7 @@ def test_the_detector_uses_the_compact_model_when_built(compact: heli_model.Heli
 
 class _Index(http.server.BaseHTTPRequestHandler):
     payload = b""
+    then: bytes | None = None
     digest = ""
 
     def do_GET(self) -> None:
@@ -278,6 +279,8 @@ class _Index(http.server.BaseHTTPRequestHandler):
             data, kind = body.encode(), "application/vnd.pypi.simple.v1+json"
         else:
             data, kind = self.payload, "application/gzip"
+            if _Index.then is not None:  # the next download gets other bytes (a bad download, then a good one)
+                _Index.payload, _Index.then = _Index.then, None
         self.send_response(200)
         self.send_header("Content-Type", kind)
         self.send_header("Content-Length", str(len(data)))
@@ -332,3 +335,24 @@ def test_a_space_builds_the_model_in_the_background_and_an_offline_one_says_why(
     heli_model.build_in_background().join(timeout=120)
     assert heli_model.is_built() and heli_model.HeliModel(heli_model.default_dir()).topk("ọmọ", 1)[0][0] == "yor"
     assert (tmp_path / "cache" / "heliport-sdist" / f"heliport-{heli_model.HELIPORT_VERSION}.tar.gz").is_file()
+
+
+def test_a_bad_download_is_tried_once_more_and_a_failed_install_step_says_why(
+    index: str, tiny_source: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    tar_path = tmp_path / "release.tar.gz"
+    with tarfile.open(tar_path, "w:gz") as tar:
+        tar.add(tiny_source, arcname=tiny_source.name)
+    good = tar_path.read_bytes()
+    _Index.digest = hashlib.sha256(good).hexdigest()
+    monkeypatch.setattr(heli_model, "SDIST_SHA256", _Index.digest)
+    monkeypatch.setenv("PIP_INDEX_URL", index)
+    _Index.payload, _Index.then = good[: len(good) // 2], good  # cut off the first time
+    assert heli_model.main([str(tmp_path / "a" / "compact")]) == 0
+    assert heli_model.is_built(tmp_path / "a" / "compact")
+    assert "building the compact heliport model" in capsys.readouterr().out
+    _Index.payload, _Index.then = b"broken", b"still broken"
+    assert heli_model.main([str(tmp_path / "b" / "compact")]) == 0  # the app still runs, on the wheel
+    out = capsys.readouterr().out
+    assert "NOT built" in out and "does not match its sha256" in out and "Run the same command again" in out
+    assert not heli_model.is_built(tmp_path / "b" / "compact")

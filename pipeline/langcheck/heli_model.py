@@ -20,8 +20,9 @@ Owns and promises:
   in float64 (heliport: float32), and a text with a character outside every Unicode block (unassigned code points)
   is scored rather than answered ``zxx``.
 - ``fetch_sdist(dest)``: downloads the pinned sdist from PyPI's simple index (``PIP_INDEX_URL`` if set) and checks
-  its sha256. ``ensure_built()`` fetches and builds unless a finished build is there; ``main()`` is the install
-  step (``scripts/_venv.sh`` runs it); ``build_in_background()`` does it in a daemon thread (``app.py`` starts it on
+  its sha256. ``ensure_built()`` fetches (a failed download is tried once more) and builds unless a finished build
+  is there; ``main()`` is the install step (``scripts/_venv.sh`` runs it; a failure is printed, not fatal: the app
+  then uses the wheel); ``build_in_background()`` does it in a daemon thread (``app.py`` starts it on
   a Space, where the wheel is used until it is done). Nothing is downloaded at import or by a check.
 - ``default_dir()``: ``DPO_STUDIO_HELI_DIR``, else ``~/.cache/dpo-studio/heliport-<version>-compact``.
 
@@ -430,7 +431,10 @@ def ensure_built(directory: Path | None = None) -> Path:
     directory = directory or default_dir()
     if is_built(directory):
         return directory
-    sdist = fetch_sdist(directory.parent / "heliport-sdist")
+    try:
+        sdist = fetch_sdist(directory.parent / "heliport-sdist")
+    except Exception:  # noqa: BLE001 - once more (a dropped connection, a download that fails its sha256)
+        sdist = fetch_sdist(directory.parent / "heliport-sdist")
     return build(sdist, directory)
 
 
@@ -455,5 +459,9 @@ def main(argv: list[str]) -> int:
         print(f"[setup] compact heliport model ready in {directory}")
         return 0
     print(f"[setup] building the compact heliport model in {directory} (once; about a minute)")
-    ensure_built(directory)
+    try:
+        ensure_built(directory)
+    except Exception as exc:  # noqa: BLE001 - the app works without it (the wheel's model): say why, go on
+        print(f"[setup] compact heliport model NOT built ({type(exc).__name__}: {exc}); the app uses the heliport")
+        print("[setup] wheel instead (about 860 MB of memory). Run the same command again when PyPI can be reached.")
     return 0
