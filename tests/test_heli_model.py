@@ -103,6 +103,13 @@ def tiny_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+def _tarball(source: Path, path: Path) -> Path:
+    """``source`` packed as an sdist is (``heliport-x.y.z/...`` inside a ``.tar.gz``)."""
+    with tarfile.open(path, "w:gz") as tar:
+        tar.add(source, arcname=source.name)
+    return path
+
+
 def _reference_scores(source: Path, text: str) -> dict[str, float]:
     """heliport's scoring loop (identifier.rs ``score_langs``), transcribed with dicts and loops."""
     enum = ["afr", "cmn", "msa", "msaind", "msazsm", "nld", "und", "yor", "zxx"]
@@ -192,9 +199,7 @@ def test_a_tiny_release_builds_and_scores_as_heliports_loop(tiny_source: Path, t
 
 
 def test_a_tarball_release_builds_the_same_arrays(tiny_source: Path, tmp_path: Path) -> None:
-    tar_path = tmp_path / "heliport-9.9.9.tar.gz"
-    with tarfile.open(tar_path, "w:gz") as tar:
-        tar.add(tiny_source, arcname=tiny_source.name)
+    tar_path = _tarball(tiny_source, tmp_path / "heliport-9.9.9.tar.gz")
     a = heli_model.build(tiny_source, tmp_path / "from-dir")
     b = heli_model.build(tar_path, tmp_path / "from-tar")
     for order in ORDERS:
@@ -320,10 +325,7 @@ def test_the_sdist_download_checks_the_pinned_sha256(
 def test_a_space_builds_the_model_in_the_background_and_an_offline_one_says_why(
     index: str, tiny_source: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
-    tar_path = tmp_path / "release.tar.gz"
-    with tarfile.open(tar_path, "w:gz") as tar:
-        tar.add(tiny_source, arcname=tiny_source.name)
-    _Index.payload = tar_path.read_bytes()
+    _Index.payload = _tarball(tiny_source, tmp_path / "release.tar.gz").read_bytes()
     _Index.digest = hashlib.sha256(_Index.payload).hexdigest()
     monkeypatch.setattr(heli_model, "SDIST_SHA256", _Index.digest)
     monkeypatch.setenv("DPO_STUDIO_HELI_DIR", str(tmp_path / "cache" / "compact"))
@@ -340,10 +342,7 @@ def test_a_space_builds_the_model_in_the_background_and_an_offline_one_says_why(
 def test_a_bad_download_is_tried_once_more_and_a_failed_install_step_says_why(
     index: str, tiny_source: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
-    tar_path = tmp_path / "release.tar.gz"
-    with tarfile.open(tar_path, "w:gz") as tar:
-        tar.add(tiny_source, arcname=tiny_source.name)
-    good = tar_path.read_bytes()
+    good = _tarball(tiny_source, tmp_path / "release.tar.gz").read_bytes()
     _Index.digest = hashlib.sha256(good).hexdigest()
     monkeypatch.setattr(heli_model, "SDIST_SHA256", _Index.digest)
     monkeypatch.setenv("PIP_INDEX_URL", index)
