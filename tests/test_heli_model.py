@@ -18,6 +18,7 @@ import math
 import re
 import tarfile
 import threading
+import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -274,6 +275,7 @@ class _Index(http.server.BaseHTTPRequestHandler):
     payload = b""
     then: bytes | None = None
     digest = ""
+    delay = 0.0
 
     def do_GET(self) -> None:
         if self.path.endswith("/heliport/"):
@@ -283,6 +285,7 @@ class _Index(http.server.BaseHTTPRequestHandler):
             )
             data, kind = body.encode(), "application/vnd.pypi.simple.v1+json"
         else:
+            time.sleep(self.delay)
             data, kind = self.payload, "application/gzip"
             if _Index.then is not None:  # the next download gets other bytes (a bad download, then a good one)
                 _Index.payload, _Index.then = _Index.then, None
@@ -334,7 +337,12 @@ def test_a_space_builds_the_model_in_the_background_and_an_offline_one_says_why(
     assert "compact heliport model not built" in capsys.readouterr().out
     assert not heli_model.is_built()
     monkeypatch.setenv("PIP_INDEX_URL", index)
-    heli_model.build_in_background().join(timeout=120)
+    monkeypatch.setattr(_Index, "delay", 1.0)  # a slow download: the first check comes while the build runs
+    thread = heli_model.build_in_background()
+    det = heliport_detector.HeliportDetector()
+    assert det.predict("Ọmọ náà ń ka ìwé rẹ̀ ní ilé-ìwé.").label == "yor"
+    assert det.engine() == "compact model"  # it waited for the build instead of loading the wheel
+    thread.join(timeout=120)
     assert heli_model.is_built() and heli_model.HeliModel(heli_model.default_dir()).topk("ọmọ", 1)[0][0] == "yor"
     assert (tmp_path / "cache" / "heliport-sdist" / f"heliport-{heli_model.HELIPORT_VERSION}.tar.gz").is_file()
 

@@ -23,7 +23,7 @@ Owns and promises:
   its sha256. ``ensure_built()`` fetches (a failed download is tried once more) and builds unless a finished build
   is there; ``main()`` is the install step (``scripts/_venv.sh`` runs it; a failure is printed, not fatal: the app
   then uses the wheel); ``build_in_background()`` does it in a daemon thread (``app.py`` starts it on
-  a Space, where the wheel is used until it is done). Nothing is downloaded at import or by a check.
+  a Space; ``wait_for_build`` lets the first check wait for it rather than load the wheel). Nothing is downloaded at import or by a check.
 - ``default_dir()``: ``DPO_STUDIO_HELI_DIR``, else ``~/.cache/dpo-studio/heliport-<version>-compact``.
 
 Licence: heliport and its models are GPL-3.0; they are downloaded at install, not vendored.
@@ -448,9 +448,21 @@ def build_in_background() -> threading.Thread:
         except Exception as exc:  # noqa: BLE001 - offline or PyPI unreachable: the wheel's model stays in use
             print(f"compact heliport model not built ({type(exc).__name__}: {exc}); using the heliport wheel")
 
+    global _building
     thread = threading.Thread(target=run, name="heli-model-build", daemon=True)
+    _building = thread
     thread.start()
     return thread
+
+
+_building: threading.Thread | None = None
+
+
+def wait_for_build(timeout: float) -> None:
+    """Wait (at most ``timeout`` s) for a build ``build_in_background`` started; return at once if none runs."""
+    thread = _building
+    if thread is not None and thread.is_alive():
+        thread.join(timeout)
 
 
 def main(argv: list[str]) -> int:

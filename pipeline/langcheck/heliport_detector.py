@@ -3,9 +3,9 @@
 Owns and promises: one model per process, loaded on first use, thread-safe, from one of two engines:
 
 - the compact model (``heli_model.py``: heliport's published models as memory-mapped arrays, about 130 MB on disk,
-  only touched pages resident; built once by ``python -m pipeline.langcheck.heli_model``, which ``scripts/app`` and
-  ``scripts/test`` run, and in the background on a Space). Its verdicts are heliport's (measured: same top label on
-  every sample of the evaluation set, ``bench/langcheck.py``);
+  only touched pages resident; built once by ``heli_model.main``, the install step of ``scripts/app`` and
+  ``scripts/test``, and in the background on a Space, which a first check waits for). Its verdicts are heliport's
+  (measured: same top label on every sample of the evaluation set, ``bench/langcheck.py``);
 - else the ``heliport`` wheel's ``Identifier`` (about 4 s and about 860 MB of memory to load).
 
 Labels (``msa``, ``hbs``, ``cmn``...) are mapped to canonical keys with ``codes.canonical``; ``und``/``zxx`` are "no
@@ -26,6 +26,7 @@ from pipeline.langcheck.codes import canonical
 from pipeline.langcheck.detectors import Prediction
 
 _NO_LANGUAGE = frozenset({"und", "zxx", "undhtml"})
+BUILD_WAIT_S = 180.0  # a first check during a Space's background build waits for it (about 40 s) before the wheel
 
 
 @lru_cache(maxsize=512)
@@ -87,6 +88,7 @@ class HeliportDetector:
         if self._topk is None:
             with self._lock:
                 if self._topk is None:
+                    heli_model.wait_for_build(BUILD_WAIT_S)
                     try:
                         model = heli_model.HeliModel(heli_model.default_dir())
                         self._engine, self._topk = "compact model", model.topk
