@@ -36,6 +36,7 @@ import json
 import os
 import re
 import shutil
+import ssl
 import tarfile
 import tempfile
 import threading
@@ -379,19 +380,22 @@ def fetch_sdist(dest_dir: Path) -> Path:
     if path.is_file() and _sha256(path) == SDIST_SHA256:
         return path
     index = os.environ.get("PIP_INDEX_URL", "https://pypi.org/simple").rstrip("/")
-    listing = httpx.get(
-        f"{index}/heliport/", headers={"Accept": "application/vnd.pypi.simple.v1+json"}, timeout=60
-    ).json()  # PEP 691, as pip reads it
-    name = f"heliport-{HELIPORT_VERSION}.tar.gz"
-    entry = next((f for f in listing["files"] if f["filename"] == name), None)
-    if entry is None or entry["hashes"].get("sha256") != SDIST_SHA256:
-        raise HeliModelError(f"{index} has no {name} with the sha256 pinned in heli_model.py")
-    url = str(httpx.URL(f"{index}/heliport/").join(entry["url"]))
-    tmp = path.with_suffix(".part")
-    with httpx.stream("GET", url, timeout=120, follow_redirects=True) as r, tmp.open("wb") as f:
-        r.raise_for_status()
-        for chunk in r.iter_bytes():
-            f.write(chunk)
+    # the CA bundle pip is told to trust (PIP_CERT; a proxy's own CA), else httpx's default
+    cafile = os.environ.get("PIP_CERT")
+    verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=cafile) if cafile else True
+    client = httpx.Client(timeout=120, follow_redirects=True, verify=verify)
+    with client:
+        listing = client.get(f"{index}/heliport/", headers={"Accept": "application/vnd.pypi.simple.v1+json"})
+        name = f"heliport-{HELIPORT_VERSION}.tar.gz"
+        entry = next((f for f in listing.json()["files"] if f["filename"] == name), None)  # PEP 691, as pip reads it
+        if entry is None or entry["hashes"].get("sha256") != SDIST_SHA256:
+            raise HeliModelError(f"{index} has no {name} with the sha256 pinned in heli_model.py")
+        url = str(httpx.URL(f"{index}/heliport/").join(entry["url"]))
+        tmp = path.with_suffix(".part")
+        with client.stream("GET", url) as r, tmp.open("wb") as f:
+            r.raise_for_status()
+            for chunk in r.iter_bytes():
+                f.write(chunk)
     if _sha256(tmp) != SDIST_SHA256:
         tmp.unlink()
         raise HeliModelError("the downloaded heliport sdist does not match its sha256; run the install again")
